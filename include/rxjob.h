@@ -1,0 +1,436 @@
+/*
+ * rxjob.h - the public API of rxjob: run work as jobs of tasks on a compute context.
+ *
+ * rxjob re-creates, in C, the remote-job model of Microsoft's revoscalepy: rx_exec submits a
+ * piece of work (a C function or a command) as a job of one or more tasks, runs at most
+ * num_tasks of them at once on a compute context, and hands back one result slot per task, in
+ * task order. The words (job, task, work, compute context, artifacts) and the status rules are
+ * those of DESIGN.md sections 1 and 2.
+ *
+ * Conventions, for every function below unless its comment says otherwise:
+ * - Fallible functions return rx_err: RX_OK (0) or a negative code (rx_strerror explains it).
+ * - Output parameters are named out_*, come last, and are written only on success.
+ * - Inputs are copied; the caller may free them when the call returns.
+ * - A returned `const char *` is borrowed; its comment says what invalidates it.
+ * - Destructors (`*_free`) accept NULL.
+ * - Times are in seconds (double or int64_t, as named); sizes are in bytes.
+ */
+#ifndef RXJOB_H
+#define RXJOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RX_API __attribute__((visibility("default")))
+#define RX_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define RX_API
+#define RX_PRINTF(fmt, args)
+#endif
+
+#define RX_VERSION_MAJOR 0
+#define RX_VERSION_MINOR 1
+#define RX_VERSION_PATCH 0
+
+/** The library's version as "MAJOR.MINOR.PATCH". Static storage; never NULL. Thread-safe. */
+RX_API const char *rx_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------------- */
+
+/*
+ * One list gives the enum, rx_strerror and rx_errname. Numbers are stable: a retired code keeps
+ * its slot. Codes are negative; RX_OK is 0.
+ */
+#define RX_ERR_MAP(X)                                                                         \
+    X(OK, 0, "success")                                                                       \
+    X(EINVAL, -1, "invalid argument")                                                         \
+    X(ENOMEM, -2, "out of memory")                                                            \
+    X(ENOENT, -3, "no such job")                                                              \
+    X(EIO, -4, "input/output error")                                                          \
+    X(ESTORE, -5, "job store error")                                                          \
+    X(ETIMEDOUT, -6, "operation timed out")                                                   \
+    X(ECONTEXT, -7, "compute context failure")                                                \
+    X(ECOUNT, -8, "inconsistent task count: times_to_run disagrees with elem_args")           \
+    X(EJOBFAILED, -9, "job failed: at least one task failed")                                 \
+    X(ENOTFINISHED, -10, "job has not finished")                                              \
+    X(ECANCELED, -11, "job was canceled")                                                     \
+    X(ENORESULTS, -12, "job results are gone: collected or cleaned up")                       \
+    X(ESYSTEM, -13, "system call failed")                                                     \
+    X(ETOOBIG, -14, "size limit exceeded")                                                    \
+    X(ENOTSUP, -15, "operation not supported by this compute context")
+
+typedef enum rx_err {
+#define RX_ERR_ENUM(name, code, msg) RX_##name = (code),
+    RX_ERR_MAP(RX_ERR_ENUM)
+#undef RX_ERR_ENUM
+} rx_err;
+
+/** Human-readable text of err ("out of memory"). Static storage; never NULL. Thread-safe. */
+RX_API const char *rx_strerror(rx_err err);
+
+/** Name of err as written in code ("RX_ENOMEM"). Static storage; never NULL. Thread-safe. */
+RX_API const char *rx_errname(rx_err err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Job status (DESIGN.md section 2; revoscalepy RxRemoteJobStatus)
+ * ------------------------------------------------------------------------------------------- */
+
+/** A job's status. Exactly one at any time; the numbers are stable (ABI). */
+typedef enum rx_job_status {
+    RX_JOB_QUEUED = 0,       /* accepted, no task started yet */
+    RX_JOB_RUNNING = 1,      /* a task has started and the job is not over (also while canceling) */
+    RX_JOB_FINISHED = 2,     /* every task ran to successful completion */
+    RX_JOB_FAILED = 3,       /* at least one task failed */
+    RX_JOB_CANCELED = 4,     /* canceled, and every task process is gone */
+    RX_JOB_UNDETERMINED = 5, /* cannot be determined: cleaned up, unknown, or unreachable */
+    RX_JOB_STATUS_COUNT
+} rx_job_status;
+
+/**
+ * The status's name as revoscalepy's enum spells it: "QUEUED", "RUNNING", "FINISHED", "FAILED",
+ * "CANCELED", "UNDETERMINED"; "INVALID" for a value outside the enum. Static; never NULL.
+ * Thread-safe.
+ */
+RX_API const char *rx_job_status_name(rx_job_status status);
+
+/**
+ * Parse a status name, case-insensitively ("finished", "FINISHED").
+ * @param name        NUL-terminated name. Borrowed.
+ * @param out_status  On success, the status.
+ * @return RX_OK; RX_EINVAL if name is NULL or names no status. Thread-safe.
+ */
+RX_API rx_err rx_job_status_parse(const char *name, rx_job_status *out_status);
+
+/**
+ * 1 if nothing but cleanup can follow status (FINISHED, FAILED, CANCELED, UNDETERMINED),
+ * 0 for QUEUED and RUNNING and for values outside the enum. Thread-safe.
+ */
+RX_API int rx_job_status_is_terminal(rx_job_status status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Work: what each task runs (DESIGN.md section 3)
+ * ------------------------------------------------------------------------------------------- */
+
+/** A running task, as a C function sees it. Owned by the library; valid during the call only. */
+typedef struct rx_task rx_task;
+
+/**
+ * A C function run by each task. Read the task's argument with rx_task_arg, set its result with
+ * rx_task_set_result, and return 0; or return non-zero (after rx_task_fail, to say why) to fail
+ * the task. Whatever it writes to stdout and stderr (file descriptors 1 and 2) is the task's
+ * console output. It may run in a forked worker process (local-parallel, or any time limit), so
+ * changes it makes to the caller's memory are not seen by the caller there.
+ */
+typedef int rx_function(rx_task *task);
+
+/**
+ * The task's argument: element rx_task_index(task) of elem_args, or an empty buffer when the
+ * job has no elem_args.
+ * @param task     The running task.
+ * @param out_len  If not NULL, receives the argument's length in bytes.
+ * @return The argument's bytes, borrowed until the function returns; always followed by a NUL
+ *         byte that is not counted in *out_len, so a text argument can be used as a C string.
+ */
+RX_API const void *rx_task_arg(const rx_task *task, size_t *out_len);
+
+/** The task's index in the job, 0-based: its slot in the results. */
+RX_API size_t rx_task_index(const rx_task *task);
+
+/**
+ * Set the task's result: a copy of len bytes at data (data may be NULL when len is 0). A later
+ * call replaces an earlier one.
+ * @return RX_OK; RX_ENOMEM; RX_ETOOBIG if len exceeds RX_RESULT_MAX_BYTES; RX_EINVAL if task is
+ *         NULL or data is NULL with len > 0.
+ */
+RX_API rx_err rx_task_set_result(rx_task *task, const void *data, size_t len);
+
+/** Set the result to a NUL-terminated string (without its NUL). Returns as rx_task_set_result. */
+RX_API rx_err rx_task_set_result_str(rx_task *task, const char *str);
+
+/**
+ * Say why the task failed: the message becomes the task's error in its result slot. The
+ * function must still return non-zero. printf-style; the message is cut at 4 096 bytes.
+ * @return Always -1, so a function can end with `return rx_task_fail(task, "...")`.
+ */
+RX_API int rx_task_fail(rx_task *task, const char *fmt, ...) RX_PRINTF(2, 3);
+
+/** The largest result one task may set, in bytes (256 MiB). */
+#define RX_RESULT_MAX_BYTES ((size_t)256 * 1024 * 1024)
+
+/** What kind of work a job runs. */
+typedef enum rx_work_kind {
+    RX_WORK_FUNCTION = 1, /* a C function (rx_function) */
+    RX_WORK_COMMAND = 2   /* a program, run with argv */
+} rx_work_kind;
+
+/**
+ * The work every task of a job runs. Build it with rx_work_function or rx_work_command, then set
+ * the optional command fields. Every pointer is borrowed for the duration of rx_exec only.
+ */
+typedef struct rx_work {
+    rx_work_kind kind;
+    /* RX_WORK_FUNCTION */
+    rx_function *function; /* the function; required */
+    const char *name;      /* its registered name, for contexts in other processes; may be NULL */
+    /* RX_WORK_COMMAND */
+    const char *const *argv;  /* NULL-terminated; argv[0] is looked up in PATH when it has no
+                                 '/'. Every "{}" inside an element is replaced by the task's
+                                 argument (as GNU parallel does); no shell is involved. */
+    const char *const *env;   /* NULL-terminated "NAME=value" entries added to (and overriding)
+                                 the caller's environment; NULL = none */
+    const char *cwd;          /* working directory of the task; NULL = the caller's */
+    const void *stdin_data;   /* bytes every task reads on its standard input; NULL = /dev/null */
+    size_t stdin_len;         /* length of stdin_data in bytes */
+} rx_work;
+
+/** Work that calls fn in each task. Never fails; fn must not be NULL for rx_exec to accept it. */
+RX_API rx_work rx_work_function(rx_function *fn);
+
+/**
+ * Work that runs a command in each task. argv is borrowed (NULL-terminated). The task's
+ * environment also gets RXJOB_TASK_INDEX (0-based), RXJOB_TASK_COUNT, and RXJOB_RESULT: the path
+ * of a file whose contents, if the command writes it, become the task's result. A non-zero exit
+ * status or a signal fails the task.
+ */
+RX_API rx_work rx_work_command(const char *const *argv);
+
+/* ---------------------------------------------------------------------------------------------
+ * Compute contexts (revoscalepy RxLocalSeq, RxLocalParallel)
+ * ------------------------------------------------------------------------------------------- */
+
+/** Where jobs run. Opaque; create with a constructor below, free with rx_context_free. */
+typedef struct rx_context rx_context;
+
+/**
+ * The local context: tasks run one after the other, in the caller (revoscalepy RxLocalSeq).
+ * Function tasks are called in the calling process, with its stdout and stderr redirected to the
+ * task's output file during the call (so do not write to them from other threads meanwhile);
+ * when the job has a time limit they run in a forked child instead, which the limit can stop.
+ * Command tasks run as child processes, one at a time. rx_exec always waits.
+ * @param out_ctx  On success, the new context; free it with rx_context_free.
+ * @return RX_OK; RX_EINVAL if out_ctx is NULL; RX_ENOMEM.
+ */
+RX_API rx_err rx_local_context(rx_context **out_ctx);
+
+/**
+ * The local-parallel context: tasks run in n_workers processes at once on this host (revoscalepy
+ * RxLocalParallel). Function tasks run in forked worker processes, each running up to
+ * task_chunk_size tasks in a row; command tasks are spawned directly. rx_exec always waits.
+ * Forking copies the caller: call rx_exec from a thread that holds no lock other threads need.
+ * @param n_workers  The most task processes at once; 0 = the number of online CPUs.
+ * @param out_ctx    On success, the new context; free it with rx_context_free.
+ * @return RX_OK; RX_EINVAL if out_ctx is NULL or n_workers > RX_MAX_WORKERS; RX_ENOMEM.
+ */
+RX_API rx_err rx_local_parallel_context(unsigned n_workers, rx_context **out_ctx);
+
+/** The most workers a local-parallel context may have. */
+#define RX_MAX_WORKERS 4096u
+
+/** The context's kind: "local" or "local-parallel". Static; never NULL. */
+RX_API const char *rx_context_name(const rx_context *ctx);
+
+/** How many tasks the context runs at once by default (1 for local). */
+RX_API unsigned rx_context_workers(const rx_context *ctx);
+
+/**
+ * Detail of the last failure of a call on ctx (for example "spawn 'x' failed: ..."), or "" if
+ * none. Borrowed until the next call on ctx. Not thread-safe with other calls on ctx.
+ */
+RX_API const char *rx_context_errmsg(const rx_context *ctx);
+
+/** Free a context. NULL is a no-op. No call on ctx may be running. */
+RX_API void rx_context_free(rx_context *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * rx_exec (revoscalepy rx_exec)
+ * ------------------------------------------------------------------------------------------- */
+
+/** A per-call override of a context setting: inherit it, or force it on or off. */
+typedef enum rx_tristate {
+    RX_INHERIT = 0, /* use the context's setting (the default) */
+    RX_FALSE = 1,
+    RX_TRUE = 2
+} rx_tristate;
+
+/** A byte buffer: one task's argument. data may be NULL when len is 0. Borrowed. */
+typedef struct rx_buf {
+    const void *data;
+    size_t len;
+} rx_buf;
+
+/** Called for each task's result, in task order, from the thread that called rx_exec. */
+typedef struct rx_results rx_results;
+typedef void rx_task_callback(const rx_results *results, size_t index, void *user);
+
+/**
+ * Options of one rx_exec call. Zero-initialised fields mean the documented defaults, except
+ * times_to_run, whose default is -1: start from RX_EXEC_OPTS_INIT or rx_exec_opts_init.
+ */
+typedef struct rx_exec_opts {
+    size_t struct_size;            /* sizeof(rx_exec_opts); lets the struct grow */
+    int64_t times_to_run;          /* number of tasks; -1 = derive it (DESIGN.md section 2) */
+    const rx_buf *elem_args;       /* one argument per task; NULL = none. Borrowed. */
+    size_t n_elem_args;            /* number of elements in elem_args */
+    unsigned num_tasks;            /* the most tasks of this job at once; 0 = the context's */
+    unsigned task_chunk_size;      /* tasks one worker runs in a row; 0 = chosen by the library */
+    rx_tristate continue_on_failure; /* RX_INHERIT = true, as in revoscalepy */
+    double execution_timeout_s;    /* time limit of each task, seconds; 0 = none */
+    rx_tristate console_output;    /* RX_TRUE: write each task's output, with a header, to the
+                                      caller's stdout as soon as it and all earlier tasks are
+                                      done; RX_INHERIT = false for local contexts */
+    rx_task_callback *callback;    /* called with each task's result, in task order; may be NULL */
+    void *callback_user;           /* passed to callback; never read or freed by the library */
+} rx_exec_opts;
+
+#define RX_EXEC_OPTS_INIT {sizeof(rx_exec_opts), -1, NULL, 0, 0, 0, RX_INHERIT, 0.0, RX_INHERIT, NULL, NULL}
+
+/** Set *opts to RX_EXEC_OPTS_INIT. opts must not be NULL. */
+RX_API void rx_exec_opts_init(rx_exec_opts *opts);
+
+/** The most tasks one job may have (10 000 000). */
+#define RX_MAX_TASKS ((int64_t)10000000)
+
+/** The longest time limit, in seconds (one year). */
+#define RX_MAX_TIMEOUT_S (366.0 * 24 * 3600)
+
+/**
+ * Run work as a job of tasks on ctx, and (on local contexts, which always wait) return its
+ * results: one slot per task, in task order.
+ *
+ * Task count (DESIGN.md section 2): with elem_args, one task per element, and times_to_run must
+ * be -1 or equal to n_elem_args; without, times_to_run tasks; with neither, 1 task on a local
+ * context. With continue_on_failure (the default) every task runs even when some fail; without
+ * it, the first failure stops the job at once: running tasks are stopped and no task starts
+ * after it (their slots say so).
+ *
+ * @param ctx          The compute context. Borrowed.
+ * @param work         The work each task runs. Borrowed for the call; see rx_work.
+ * @param opts         Options; NULL = RX_EXEC_OPTS_INIT.
+ * @param out_results  On RX_OK and RX_EJOBFAILED, the results; free with rx_results_free.
+ * @return RX_OK: every task succeeded (job FINISHED).
+ *         RX_EJOBFAILED: the job ran and at least one task failed (job FAILED); *out_results is
+ *           set all the same, with each failed slot's error (revoscalepy's warning on collect).
+ *         RX_EINVAL: NULL ctx, work or out_results; a function work without a function; a
+ *           command with an empty argv; times_to_run < -1 or 0, over RX_MAX_TASKS; a negative,
+ *           NaN or too large execution_timeout_s; a tristate out of range; a struct_size smaller
+ *           than the first release's. Nothing runs.
+ *         RX_ECOUNT: times_to_run disagrees with n_elem_args. Nothing runs.
+ *         RX_ENOMEM; RX_ESYSTEM: the job could not be set up (temporary directory, fork, pipe);
+ *           rx_context_errmsg(ctx) says which call failed and why. Tasks already started have
+ *           been stopped.
+ * Thread safety: calls on different contexts may run concurrently; calls on one context must
+ * not overlap.
+ */
+RX_API rx_err rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
+                      rx_results **out_results);
+
+/* ---------------------------------------------------------------------------------------------
+ * Results: one slot per task, in task order (revoscalepy's results list)
+ * ------------------------------------------------------------------------------------------- */
+
+/** How one task ended. */
+typedef enum rx_task_state {
+    RX_TASK_OK = 0,         /* ran to successful completion; the slot holds its value */
+    RX_TASK_ERROR = 1,      /* the function returned non-zero; the slot holds its message */
+    RX_TASK_EXIT = 2,       /* the command exited with a non-zero status */
+    RX_TASK_SIGNALED = 3,   /* the process was killed by a signal */
+    RX_TASK_TIMEOUT = 4,    /* it hit its time limit and was stopped */
+    RX_TASK_START_FAILED = 5, /* could not start: no such program, cwd, ... */
+    RX_TASK_LOST = 6,       /* its process vanished without an exit record */
+    RX_TASK_NOT_RUN = 7,    /* never started: the job stopped first (continue_on_failure off) */
+    RX_TASK_STOPPED = 8,    /* started, then stopped because the job stopped */
+    RX_TASK_STATE_COUNT
+} rx_task_state;
+
+/** The state's name: "OK", "ERROR", "EXIT", "SIGNALED", "TIMEOUT", ... Static; never NULL. */
+RX_API const char *rx_task_state_name(rx_task_state state);
+
+/** Number of slots (= tasks of the job). 0 for NULL. */
+RX_API size_t rx_results_count(const rx_results *res);
+
+/** The job's final status: RX_JOB_FINISHED or RX_JOB_FAILED. RX_JOB_UNDETERMINED for NULL. */
+RX_API rx_job_status rx_results_status(const rx_results *res);
+
+/** Number of slots whose task failed (state other than RX_TASK_OK). */
+RX_API size_t rx_results_failed(const rx_results *res);
+
+/** How task index ended. RX_TASK_NOT_RUN for NULL res or an index out of range. */
+RX_API rx_task_state rx_results_state(const rx_results *res, size_t index);
+
+/**
+ * The task's value (what it set with rx_task_set_result, or wrote to $RXJOB_RESULT).
+ * @param out_len  If not NULL, receives the length in bytes (0 when the slot holds an error).
+ * @return The bytes, followed by a NUL not counted in *out_len; borrowed until rx_results_free.
+ *         NULL when the slot holds an error or the index is out of range.
+ */
+RX_API const void *rx_results_value(const rx_results *res, size_t index, size_t *out_len);
+
+/**
+ * The task's error message, for example "exit status 2", "killed by signal 9 (SIGKILL)",
+ * "time limit of 2 s exceeded", "command not found: 'nosuch'", or the function's rx_task_fail
+ * text. NULL when the task succeeded or the index is out of range. Borrowed until
+ * rx_results_free.
+ */
+RX_API const char *rx_results_error(const rx_results *res, size_t index);
+
+/** The command's exit status (0..255), or -1 if it did not exit normally or is no command. */
+RX_API int rx_results_exit_status(const rx_results *res, size_t index);
+
+/** The signal that killed the task's process, or 0. */
+RX_API int rx_results_signal(const rx_results *res, size_t index);
+
+/** Seconds the task ran (CLOCK_MONOTONIC), or 0 if it never started. */
+RX_API double rx_results_elapsed_s(const rx_results *res, size_t index);
+
+/** Size of the task's captured console output (stdout and stderr together), in bytes. */
+RX_API uint64_t rx_results_output_size(const rx_results *res, size_t index);
+
+/**
+ * Copy the task's console output to out, in 64 KiB pieces (never whole in memory).
+ * @return RX_OK; RX_EINVAL for NULL arguments or an index out of range; RX_EIO if reading the
+ *         captured output or writing to out failed.
+ */
+RX_API rx_err rx_results_write_output(const rx_results *res, size_t index, FILE *out);
+
+/**
+ * Copy the console output of every task to out, in task order, each preceded by a header line
+ * "==> task N <==" (as tail(1) heads several files). Returns as rx_results_write_output.
+ */
+RX_API rx_err rx_results_write_all_output(const rx_results *res, FILE *out);
+
+/** Free the results and their captured output. NULL is a no-op. */
+RX_API void rx_results_free(rx_results *res);
+
+/* ---------------------------------------------------------------------------------------------
+ * Memory and logging
+ * ------------------------------------------------------------------------------------------- */
+
+/** Free memory the library returned as `char *` or `void *` to the caller. NULL is a no-op. */
+RX_API void rx_free(void *ptr);
+
+typedef enum rx_log_level { RX_LOG_ERROR = 0, RX_LOG_WARN = 1, RX_LOG_INFO = 2, RX_LOG_DEBUG = 3 }
+    rx_log_level;
+
+/** A log sink: msg is one line without its newline, borrowed for the call. */
+typedef void rx_log_fn(rx_log_level level, const char *msg, void *user);
+
+/**
+ * Install the log sink (NULL = none, the default: the library prints nothing). Warnings, such as
+ * "collecting results of a job with 3 failed tasks", go there. Not thread-safe with running
+ * library calls: install it once, at start.
+ */
+RX_API void rx_set_log(rx_log_fn *fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RXJOB_H */

@@ -1,0 +1,48 @@
+/*
+ * ctx_local.c - the local context (revoscalepy RxLocalSeq): one task at a time, in the caller.
+ *
+ * A C function is called in the calling process, as RxLocalSeq calls the function in the R or
+ * Python session. A function cannot be stopped safely inside the caller, so a job with a time
+ * limit runs its tasks in a forked child instead; commands always run as child processes.
+ */
+#include <stdio.h>
+
+#include "client/context.h"
+#include "core/internal.h"
+
+static size_t
+local_default_count(const rx_context *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+static rx_err
+local_exec(rx_context *ctx, rx__pool_job *job, rx_results **out_results)
+{
+    job->slots = 1;
+    if (job->work->kind == RX_WORK_FUNCTION && job->timeout_ms == 0)
+        return rx__run_in_process(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+    return rx__pool_run(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+}
+
+static const rx__context_ops local_ops = {
+    .name = "local",
+    .default_count = local_default_count,
+    .exec = local_exec,
+    .destroy = NULL,
+};
+
+rx_err
+rx_local_context(rx_context **out_ctx)
+{
+    rx_context *ctx;
+
+    if (out_ctx == NULL)
+        return RX_EINVAL;
+    ctx = rx__context_new(&local_ops, 1);
+    if (ctx == NULL)
+        return RX_ENOMEM;
+    *out_ctx = ctx;
+    return RX_OK;
+}

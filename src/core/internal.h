@@ -1,0 +1,38 @@
+/*
+ * internal.h - helpers shared across the library's files (rx__ prefix, never in rxjob.h).
+ *
+ * All allocation goes through rx__malloc and friends, so tests can fail the Nth allocation on
+ * purpose (rx__alloc_fail_after) and check that every failure path returns RX_ENOMEM and leaks
+ * nothing.
+ */
+#ifndef RX_CORE_INTERNAL_H
+#define RX_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rxjob.h"
+
+#define RX__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void *rx__malloc(size_t size);
+void *rx__calloc(size_t n, size_t size);
+void *rx__realloc(void *ptr, size_t size);
+void rx__free(void *ptr);
+char *rx__strdup(const char *s);
+void *rx__memdup(const void *data, size_t len); /* adds a NUL after the copy */
+
+/* Test seam: the next n allocations succeed, then every one fails; n < 0 turns failing off. */
+RX_API void rx__alloc_fail_after(long n);
+
+/* Milliseconds of CLOCK_MONOTONIC: for timers and time limits, never for timestamps. */
+int64_t rx__now_ms(void);
+
+/* Log through the sink installed with rx_set_log; a no-op when there is none. */
+void rx__log(rx_log_level level, const char *fmt, ...) RX_PRINTF(2, 3);
+
+/* Checked number parser: the whole string must be a decimal integer in [min, max]. */
+rx_err rx__parse_i64(const char *s, int64_t min, int64_t max, int64_t *out_value);
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * spawn.c - start, watch, signal and reap task processes (see spawn.h).
+ *
+ * Commands start with posix_spawn (glibc's uses clone(CLONE_VM|CLONE_VFORK), so a caller with a
+ * large heap pays no page-table copy), and the exec error comes back as the return value, so
+ * "no such program" is known at once. Workers for C functions must run the caller's code, so they
+ * are forked.
+ */
+#define _GNU_SOURCE
+#include "exec/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+static int
+pidfd_open_checked(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+
+    if (fd >= 0) {
+        (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* pidfds are close-on-exec already */
+        return (int)fd;
+    }
+#else
+    (void)pid;
+#endif
+    return -1;
+}
+
+rx_err
+rx__spawn(const rx__spawn_req *req, rx__proc *out_proc, int *out_errno)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t all, none;
+    pid_t pid = 0;
+    int rc;
+
+    *out_errno = 0;
+    rc = posix_spawn_file_actions_init(&fa);
+    if (rc != 0) {
+        *out_errno = rc;
+        return RX_ESYSTEM;
+    }
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        *out_errno = rc;
+        return RX_ESYSTEM;
+    }
+    sigfillset(&all);
+    sigemptyset(&none);
+    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                             POSIX_SPAWN_SETSIGMASK);
+    if (rc == 0)
+        rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addopen(&fa, 0, req->stdin_path ? req->stdin_path
+                                                                      : "/dev/null",
+                                              O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, req->out_fd, 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, req->out_fd, 2);
+    if (rc == 0 && req->cwd != NULL)
+        rc = posix_spawn_file_actions_addchdir_np(&fa, req->cwd);
+    if (rc == 0)
+        rc = posix_spawnp(&pid, req->argv[0], &fa, &attr, (char *const *)req->argv, req->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        *out_errno = rc;
+        return RX_ESYSTEM;
+    }
+    out_proc->pid = pid;
+    out_proc->pidfd = pidfd_open_checked(pid);
+    return RX_OK;
+}
+
+pid_t
+rx__fork_worker(rx__proc *out_proc)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        (void)setpgid(0, 0);
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the parent died before prctl: nobody waits for us */
+            _exit(127);
+        return 0;
+    }
+    /* Both sides set the group, so it exists before either goes on (the classic shell race). */
+    if (setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
+        rx__log(RX_LOG_DEBUG, "spawn: setpgid %d failed: %s, ignoring", (int)pid, strerror(errno));
+    out_proc->pid = pid;
+    out_proc->pidfd = pidfd_open_checked(pid);
+    return pid;
+}
+
+int
+rx__proc_signal_group(const rx__proc *p, int sig)
+{
+    if (p->pid <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    return kill(-p->pid, sig);
+}
+
+int
+rx__proc_exited(const rx__proc *p)
+{
+    siginfo_t info;
+
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD; /* nothing to wait for: treat as gone */
+    return info.si_pid == p->pid;
+}
+
+rx_err
+rx__proc_reap(rx__proc *p, int *out_wstatus)
+{
+    int wstatus = 0;
+    pid_t got;
+
+    if (p->pid <= 0)
+        return RX_EINVAL;
+    /* The leader is a zombie or alive, so its pid (the group id) is still ours to signal. */
+    (void)kill(-p->pid, SIGKILL);
+    do {
+        got = waitpid(p->pid, &wstatus, 0);
+    } while (got < 0 && errno == EINTR);
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    p->pidfd = -1;
+    p->pid = 0;
+    if (got < 0)
+        return RX_ESYSTEM;
+    *out_wstatus = wstatus;
+    return RX_OK;
+}
+
+const char *
+rx__signal_name(int sig)
+{
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",   [SIGQUIT] = "SIGQUIT", [SIGILL] = "SIGILL",
+        [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT", [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",
+        [SIGKILL] = "SIGKILL", [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM", [SIGCHLD] = "SIGCHLD",
+        [SIGCONT] = "SIGCONT", [SIGSTOP] = "SIGSTOP", [SIGTSTP] = "SIGTSTP", [SIGTTIN] = "SIGTTIN",
+        [SIGTTOU] = "SIGTTOU", [SIGURG] = "SIGURG",   [SIGXCPU] = "SIGXCPU", [SIGXFSZ] = "SIGXFSZ",
+        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF", [SIGWINCH] = "SIGWINCH",
+        [SIGIO] = "SIGIO",     [SIGPWR] = "SIGPWR",   [SIGSYS] = "SIGSYS",
+    };
+
+    if (sig > 0 && (size_t)sig < RX__ARRAY_LEN(names) && names[sig] != NULL)
+        return names[sig];
+    return "SIG?";
+}
+
+void
+rx__wait_status_text(int wstatus, char *buf, size_t len)
+{
+    if (WIFEXITED(wstatus))
+        (void)snprintf(buf, len, "exit status %d", WEXITSTATUS(wstatus));
+    else if (WIFSIGNALED(wstatus))
+        (void)snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(wstatus),
+                       rx__signal_name(WTERMSIG(wstatus)),
+                       WCOREDUMP(wstatus) ? ", core dumped" : "");
+    else
+        (void)snprintf(buf, len, "wait status 0x%x", (unsigned)wstatus);
+}

@@ -1,0 +1,63 @@
+/*
+ * spawn.h - task processes: start a command or fork a worker, each in a process group of its
+ * own, watch it through a pidfd, signal its whole group, and reap it.
+ *
+ * The process group is the unit of a task: a time limit or a cancel signals the group, so the
+ * task's own children go too. The group is killed before the leader is reaped, while the
+ * leader's pid (which is the group's id) cannot yet be reused by an unrelated process.
+ */
+#ifndef RX_EXEC_SPAWN_H
+#define RX_EXEC_SPAWN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "rxjob.h"
+
+typedef struct rx__proc {
+    pid_t pid; /* also its process group id; 0 = none */
+    int pidfd; /* readable once the process has exited; -1 = none */
+} rx__proc;
+
+typedef struct rx__spawn_req {
+    const char *const *argv; /* NULL-terminated; argv[0] searched in PATH if it has no '/' */
+    char *const *envp;       /* full environment, NULL-terminated */
+    const char *cwd;         /* NULL = inherit */
+    const char *stdin_path;  /* NULL = /dev/null */
+    int out_fd;              /* becomes fds 1 and 2 */
+} rx__spawn_req;
+
+/*
+ * Start argv with posix_spawn in a new process group, signals reset to their defaults and an
+ * empty signal mask. RX_OK; RX_ESYSTEM with *out_errno set when it could not start (ENOENT:
+ * no such program; EACCES: not executable; ...). A pidfd that cannot be opened is not an error
+ * (pidfd = -1; the caller then polls).
+ */
+rx_err rx__spawn(const rx__spawn_req *req, rx__proc *out_proc, int *out_errno);
+
+/*
+ * fork() a worker in a new process group that dies with its parent (PR_SET_PDEATHSIG). Returns
+ * the child's pid in the parent (with *out_proc filled), 0 in the child, -1 with errno on
+ * failure. The caller flushes stdio before, so the child does not write the parent's buffers.
+ */
+pid_t rx__fork_worker(rx__proc *out_proc);
+
+/* Send sig to the process's whole group. 0, or -1 with errno (ESRCH when it is gone). */
+int rx__proc_signal_group(const rx__proc *p, int sig);
+
+/* 1 if the process has exited (its pidfd is readable, or waitid says so), 0 if not. */
+int rx__proc_exited(const rx__proc *p);
+
+/*
+ * Kill what is left of the process's group with SIGKILL, then reap the process (blocking) and
+ * close its pidfd. *out_wstatus gets the waitpid status. RX_OK; RX_ESYSTEM if waitpid failed.
+ */
+rx_err rx__proc_reap(rx__proc *p, int *out_wstatus);
+
+/* Describe a waitpid status: "exit status 2", "killed by signal 9 (SIGKILL)". */
+void rx__wait_status_text(int wstatus, char *buf, size_t len);
+
+/* Name of a signal: "SIGKILL"; "SIG?" for an unknown number. Static storage. */
+const char *rx__signal_name(int sig);
+
+#endif
