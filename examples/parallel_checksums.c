@@ -354,14 +354,13 @@ main(int argc, char **argv)
                 strerror(walk.err ? walk.err : errno));
         goto done;
     }
-    qsort(walk.paths, walk.n_paths, sizeof(*walk.paths), compare_paths);
-
     if (walk.n_paths == 0) {
         /* rx_exec without elem_args would run one task with an empty argument: do not call it. */
         fprintf(stderr, "parallel_checksums: 0 files, 0 failed, 0 bytes, 0.000 s, 0 files/s\n");
         status = 0;
         goto done;
     }
+    qsort(walk.paths, walk.n_paths, sizeof(*walk.paths), compare_paths); /* base must not be NULL */
 
     args = calloc(walk.n_paths, sizeof(*args));
     if (args == NULL) {

@@ -262,8 +262,6 @@ main(int argc, char **argv)
                 strerror(walk.err ? walk.err : errno));
         goto done;
     }
-    qsort(walk.files, walk.n_files, sizeof(*walk.files), compare_files);
-
     if (walk.n_files == 0) {
         /* rx_exec without elem_args would run one task with an empty argument: do not call it. */
         fprintf(stderr, "parallel_gzip: 0 files, 0 failed, 0/0 bytes (ratio 0.000), 0.000 s, "
@@ -271,6 +269,7 @@ main(int argc, char **argv)
         status = 0;
         goto done;
     }
+    qsort(walk.files, walk.n_files, sizeof(*walk.files), compare_files); /* base must not be NULL */
 
     args = calloc(walk.n_files, sizeof(*args));
     if (args == NULL) {

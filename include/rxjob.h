@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define RX_API __attribute__((visibility("default")))
+#define RX_API               __attribute__((visibility("default")))
 #define RX_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define RX_API
@@ -49,22 +49,22 @@ RX_API const char *rx_version(void);
  * One list gives the enum, rx_strerror and rx_errname. Numbers are stable: a retired code keeps
  * its slot. Codes are negative; RX_OK is 0.
  */
-#define RX_ERR_MAP(X)                                                                         \
-    X(OK, 0, "success")                                                                       \
-    X(EINVAL, -1, "invalid argument")                                                         \
-    X(ENOMEM, -2, "out of memory")                                                            \
-    X(ENOENT, -3, "no such job")                                                              \
-    X(EIO, -4, "input/output error")                                                          \
-    X(ESTORE, -5, "job store error")                                                          \
-    X(ETIMEDOUT, -6, "operation timed out")                                                   \
-    X(ECONTEXT, -7, "compute context failure")                                                \
-    X(ECOUNT, -8, "inconsistent task count: times_to_run disagrees with elem_args")           \
-    X(EJOBFAILED, -9, "job failed: at least one task failed")                                 \
-    X(ENOTFINISHED, -10, "job has not finished")                                              \
-    X(ECANCELED, -11, "job was canceled")                                                     \
-    X(ENORESULTS, -12, "job results are gone: collected or cleaned up")                       \
-    X(ESYSTEM, -13, "system call failed")                                                     \
-    X(ETOOBIG, -14, "size limit exceeded")                                                    \
+#define RX_ERR_MAP(X)                                                               \
+    X(OK, 0, "success")                                                             \
+    X(EINVAL, -1, "invalid argument")                                               \
+    X(ENOMEM, -2, "out of memory")                                                  \
+    X(ENOENT, -3, "no such job")                                                    \
+    X(EIO, -4, "input/output error")                                                \
+    X(ESTORE, -5, "job store error")                                                \
+    X(ETIMEDOUT, -6, "operation timed out")                                         \
+    X(ECONTEXT, -7, "compute context failure")                                      \
+    X(ECOUNT, -8, "inconsistent task count: times_to_run disagrees with elem_args") \
+    X(EJOBFAILED, -9, "job failed: at least one task failed")                       \
+    X(ENOTFINISHED, -10, "job has not finished")                                    \
+    X(ECANCELED, -11, "job was canceled")                                           \
+    X(ENORESULTS, -12, "job results are gone: collected or cleaned up")             \
+    X(ESYSTEM, -13, "system call failed")                                           \
+    X(ETOOBIG, -14, "size limit exceeded")                                          \
     X(ENOTSUP, -15, "operation not supported by this compute context")
 
 typedef enum rx_err {
@@ -181,14 +181,18 @@ typedef struct rx_work {
     rx_function *function; /* the function; required */
     const char *name;      /* its registered name, for contexts in other processes; may be NULL */
     /* RX_WORK_COMMAND */
-    const char *const *argv;  /* NULL-terminated; argv[0] is looked up in PATH when it has no
-                                 '/'. Every "{}" inside an element is replaced by the task's
-                                 argument (as GNU parallel does); no shell is involved. */
-    const char *const *env;   /* NULL-terminated "NAME=value" entries added to (and overriding)
-                                 the caller's environment; NULL = none */
-    const char *cwd;          /* working directory of the task; NULL = the caller's */
-    const void *stdin_data;   /* bytes every task reads on its standard input; NULL = /dev/null */
-    size_t stdin_len;         /* length of stdin_data in bytes */
+    const char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH when it has no
+                                '/'. Every "{}" inside an element is replaced by the task's
+                                argument; when no element has "{}" and the job has elem_args,
+                                the argument is appended as a last element (both as GNU
+                                parallel does). No shell is involved, so the bytes arrive
+                                as they are; an argument with a NUL byte is refused. */
+    const char *const *env;  /* NULL-terminated "NAME=value" entries added to (and overriding)
+                                the caller's environment; NULL = none */
+    const char *cwd;         /* working directory of the task (must exist at submit);
+                                NULL = the caller's */
+    const void *stdin_data;  /* bytes every task reads on its standard input; NULL = /dev/null */
+    size_t stdin_len;        /* length of stdin_data in bytes */
 } rx_work;
 
 /** Work that calls fn in each task. Never fails; fn must not be NULL for rx_exec to accept it. */
@@ -275,22 +279,25 @@ typedef void rx_task_callback(const rx_results *results, size_t index, void *use
  * times_to_run, whose default is -1: start from RX_EXEC_OPTS_INIT or rx_exec_opts_init.
  */
 typedef struct rx_exec_opts {
-    size_t struct_size;            /* sizeof(rx_exec_opts); lets the struct grow */
-    int64_t times_to_run;          /* number of tasks; -1 = derive it (DESIGN.md section 2) */
-    const rx_buf *elem_args;       /* one argument per task; NULL = none. Borrowed. */
-    size_t n_elem_args;            /* number of elements in elem_args */
-    unsigned num_tasks;            /* the most tasks of this job at once; 0 = the context's */
-    unsigned task_chunk_size;      /* tasks one worker runs in a row; 0 = chosen by the library */
+    size_t struct_size;              /* sizeof(rx_exec_opts); lets the struct grow */
+    int64_t times_to_run;            /* number of tasks; -1 = derive it (DESIGN.md section 2) */
+    const rx_buf *elem_args;         /* one argument per task; NULL = none. Borrowed. */
+    size_t n_elem_args;              /* number of elements in elem_args */
+    unsigned num_tasks;              /* the most tasks of this job at once; 0 = the context's */
+    unsigned task_chunk_size;        /* tasks one worker runs in a row; 0 = chosen by the library */
     rx_tristate continue_on_failure; /* RX_INHERIT = true, as in revoscalepy */
-    double execution_timeout_s;    /* time limit of each task, seconds; 0 = none */
-    rx_tristate console_output;    /* RX_TRUE: write each task's output, with a header, to the
-                                      caller's stdout as soon as it and all earlier tasks are
-                                      done; RX_INHERIT = false for local contexts */
-    rx_task_callback *callback;    /* called with each task's result, in task order; may be NULL */
-    void *callback_user;           /* passed to callback; never read or freed by the library */
+    double execution_timeout_s;      /* time limit of each task, seconds; 0 = none */
+    rx_tristate console_output;      /* RX_TRUE: write each task's output, with a header, to the
+                                        caller's stdout as soon as it and all earlier tasks are
+                                        done; RX_INHERIT = false for local contexts */
+    rx_task_callback *callback; /* called with each task's result, in task order; may be NULL */
+    void *callback_user;        /* passed to callback; never read or freed by the library */
 } rx_exec_opts;
 
-#define RX_EXEC_OPTS_INIT {sizeof(rx_exec_opts), -1, NULL, 0, 0, 0, RX_INHERIT, 0.0, RX_INHERIT, NULL, NULL}
+#define RX_EXEC_OPTS_INIT                                        \
+    {                                                            \
+        .struct_size = sizeof(rx_exec_opts), .times_to_run = -1, \
+    }
 
 /** Set *opts to RX_EXEC_OPTS_INIT. opts must not be NULL. */
 RX_API void rx_exec_opts_init(rx_exec_opts *opts);
@@ -338,15 +345,15 @@ RX_API rx_err rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *
 
 /** How one task ended. */
 typedef enum rx_task_state {
-    RX_TASK_OK = 0,         /* ran to successful completion; the slot holds its value */
-    RX_TASK_ERROR = 1,      /* the function returned non-zero; the slot holds its message */
-    RX_TASK_EXIT = 2,       /* the command exited with a non-zero status */
-    RX_TASK_SIGNALED = 3,   /* the process was killed by a signal */
-    RX_TASK_TIMEOUT = 4,    /* it hit its time limit and was stopped */
+    RX_TASK_OK = 0,           /* ran to successful completion; the slot holds its value */
+    RX_TASK_ERROR = 1,        /* the function returned non-zero; the slot holds its message */
+    RX_TASK_EXIT = 2,         /* the command exited with a non-zero status */
+    RX_TASK_SIGNALED = 3,     /* the process was killed by a signal */
+    RX_TASK_TIMEOUT = 4,      /* it hit its time limit and was stopped */
     RX_TASK_START_FAILED = 5, /* could not start: no such program, cwd, ... */
-    RX_TASK_LOST = 6,       /* its process vanished without an exit record */
-    RX_TASK_NOT_RUN = 7,    /* never started: the job stopped first (continue_on_failure off) */
-    RX_TASK_STOPPED = 8,    /* started, then stopped because the job stopped */
+    RX_TASK_LOST = 6,         /* its process vanished without an exit record */
+    RX_TASK_NOT_RUN = 7,      /* never started: the job stopped first (continue_on_failure off) */
+    RX_TASK_STOPPED = 8,      /* started, then stopped because the job stopped */
     RX_TASK_STATE_COUNT
 } rx_task_state;
 
@@ -416,8 +423,12 @@ RX_API void rx_results_free(rx_results *res);
 /** Free memory the library returned as `char *` or `void *` to the caller. NULL is a no-op. */
 RX_API void rx_free(void *ptr);
 
-typedef enum rx_log_level { RX_LOG_ERROR = 0, RX_LOG_WARN = 1, RX_LOG_INFO = 2, RX_LOG_DEBUG = 3 }
-    rx_log_level;
+typedef enum rx_log_level {
+    RX_LOG_ERROR = 0,
+    RX_LOG_WARN = 1,
+    RX_LOG_INFO = 2,
+    RX_LOG_DEBUG = 3
+} rx_log_level;
 
 /** A log sink: msg is one line without its newline, borrowed for the call. */
 typedef void rx_log_fn(rx_log_level level, const char *msg, void *user);

@@ -267,10 +267,11 @@ static const struct check_case check_cases[] = {
      OPTS(.elem_args = args_nul, .n_elem_args = 2), RX_EINVAL, "elem_args[1] holds a NUL byte"},
     {"NUL byte with \"{}\" inside an element", 0, COMMAND_WORK(argv_echo_embedded),
      OPTS(.elem_args = args_nul, .n_elem_args = 2), RX_EINVAL, "NUL byte"},
+    /* Without "{}" the argument is appended to argv (GNU parallel), so it must be text too. */
     {"NUL byte, command without \"{}\"", 0, COMMAND_WORK(argv_echo),
-     OPTS(.elem_args = args_nul, .n_elem_args = 2), RX_OK, NULL},
+     OPTS(.elem_args = args_nul, .n_elem_args = 2), RX_EINVAL, "NUL byte"},
     {"NUL byte, \"{\" and \"}\" apart", 0, COMMAND_WORK(argv_braces_apart),
-     OPTS(.elem_args = args_nul, .n_elem_args = 2), RX_OK, NULL},
+     OPTS(.elem_args = args_nul, .n_elem_args = 2), RX_EINVAL, "NUL byte"},
     {"NUL byte, function work", 0, FUNCTION_WORK, OPTS(.elem_args = args_nul, .n_elem_args = 2),
      RX_OK, NULL},
     {"text args with \"{}\"", 0, COMMAND_WORK(argv_echo_arg),

@@ -4,12 +4,13 @@
  */
 #include "client/context.h"
 
+#include "core/internal.h"
+#include "core/spec.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "core/internal.h"
-#include "core/spec.h"
+#include <sys/stat.h>
 
 rx_context *
 rx__context_new(const rx__context_ops *ops, unsigned workers)
@@ -82,8 +83,7 @@ rx_work_command(const char *const *argv)
 }
 
 rx_err
-rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
-        rx_results **out_results)
+rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts, rx_results **out_results)
 {
     const rx_exec_opts defaults = RX_EXEC_OPTS_INIT;
     rx__pool_job job;
@@ -103,9 +103,18 @@ rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
     err = rx__exec_check(work, opts, ctx->errmsg, sizeof(ctx->errmsg));
     if (err != RX_OK)
         return err;
+    if (work->kind == RX_WORK_COMMAND && work->cwd != NULL) {
+        struct stat st;
+
+        if (stat(work->cwd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            (void)snprintf(ctx->errmsg, sizeof(ctx->errmsg),
+                           "rx_exec: working directory '%s' is not a directory", work->cwd);
+            return RX_EINVAL;
+        }
+    }
     err = rx__task_count(opts->times_to_run, opts->elem_args != NULL || opts->n_elem_args > 0,
-                         opts->n_elem_args, ctx->ops->default_count(ctx), &n_tasks,
-                         ctx->errmsg, sizeof(ctx->errmsg));
+                         opts->n_elem_args, ctx->ops->default_count(ctx), &n_tasks, ctx->errmsg,
+                         sizeof(ctx->errmsg));
     if (err != RX_OK)
         return err;
 
@@ -118,9 +127,8 @@ rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
         job.slots = opts->num_tasks;
     job.chunk = opts->task_chunk_size;
     job.continue_on_failure = opts->continue_on_failure != RX_FALSE;
-    job.timeout_ms = opts->execution_timeout_s > 0
-                         ? (int64_t)ceil(opts->execution_timeout_s * 1000.0)
-                         : 0;
+    job.timeout_ms =
+        opts->execution_timeout_s > 0 ? (int64_t)ceil(opts->execution_timeout_s * 1000.0) : 0;
     job.grace_ms = RX__KILL_GRACE_MS;
     job.console_output = opts->console_output == RX_TRUE;
     job.callback = opts->callback;

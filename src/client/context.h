@@ -6,10 +6,10 @@
 #ifndef RX_CLIENT_CONTEXT_H
 #define RX_CLIENT_CONTEXT_H
 
-#include <stddef.h>
-
 #include "exec/pool.h"
 #include "rxjob.h"
+
+#include <stddef.h>
 
 typedef struct rx__context_ops {
     const char *name; /* "local", "local-parallel", ... */

@@ -5,10 +5,10 @@
  * Python session. A function cannot be stopped safely inside the caller, so a job with a time
  * limit runs its tasks in a forked child instead; commands always run as child processes.
  */
-#include <stdio.h>
-
 #include "client/context.h"
 #include "core/internal.h"
+
+#include <stdio.h>
 
 static size_t
 local_default_count(const rx_context *ctx)

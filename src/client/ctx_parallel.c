@@ -2,10 +2,10 @@
  * ctx_parallel.c - the local-parallel context (revoscalepy RxLocalParallel): up to n worker
  * processes at once on this host, through the engine in src/exec/pool.c.
  */
-#include <unistd.h>
-
 #include "client/context.h"
 #include "core/internal.h"
+
+#include <unistd.h>
 
 static size_t
 parallel_default_count(const rx_context *ctx)

@@ -75,9 +75,9 @@ rx__parse_i64(const char *s, int64_t min, int64_t max, int64_t *out_value)
 
     errno = 0;
     value = strtoll(s, &end, 10);
-    if (errno == ERANGE)
-        return RX_EINVAL; /* overflow: strtoll clamped the value */
-    if (errno != 0 || end == s || *end != '\0')
+    if (errno != 0)
+        return RX_EINVAL; /* ERANGE: out of int64_t, and strtoll clamped the value */
+    if (end == s || *end != '\0')
         return RX_EINVAL; /* trailing junk, such as "5x" or "5 " */
     if (value < min || value > max)
         return RX_EINVAL;

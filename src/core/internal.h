@@ -8,11 +8,11 @@
 #ifndef RX_CORE_INTERNAL_H
 #define RX_CORE_INTERNAL_H
 
+#include "rxjob.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "rxjob.h"
 
 #define RX__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

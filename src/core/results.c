@@ -83,13 +83,16 @@ rx__slot_set_error(rx__slot *slot, const char *fmt, ...)
 void
 rx__results_settle(rx_results *res)
 {
-    res->status = RX_JOB_FINISHED;
+    rx__task_counts c = {0};
+
+    c.total = res->n;
     for (size_t i = 0; i < res->n; i++) {
-        if (rx__task_state_is_failure(res->slots[i].state)) {
-            res->status = RX_JOB_FAILED;
-            break;
-        }
+        if (rx__task_state_is_failure(res->slots[i].state))
+            c.failed++;
+        else
+            c.ok++;
     }
+    res->status = rx__job_status_from_counts(&c); /* status.c owns the rule */
 }
 
 static const rx__slot *

@@ -9,10 +9,10 @@
 #ifndef RX_CORE_RESULTS_H
 #define RX_CORE_RESULTS_H
 
+#include "rxjob.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "rxjob.h"
 
 typedef struct rx__slot {
     rx_task_state state; /* RX_TASK_NOT_RUN until the task ends */
@@ -22,10 +22,10 @@ typedef struct rx__slot {
     int64_t end_ms;      /* CLOCK_MONOTONIC ms when it ended */
     void *value;         /* result bytes + NUL, or NULL */
     size_t value_len;
-    char *error;         /* failure message, or NULL */
-    int32_t out_file;    /* index in files, or -1 for none */
-    uint64_t out_off;    /* first byte of this task's output in that file */
-    uint64_t out_len;    /* its length in bytes */
+    char *error;      /* failure message, or NULL */
+    int32_t out_file; /* index in files, or -1 for none */
+    uint64_t out_off; /* first byte of this task's output in that file */
+    uint64_t out_len; /* its length in bytes */
 } rx__slot;
 
 struct rx_results {

@@ -97,17 +97,6 @@ tristate_is_valid(rx_tristate t)
     return t == RX_INHERIT || t == RX_FALSE || t == RX_TRUE;
 }
 
-/* 1 if any argv element contains "{}", the place of the task's argument. */
-static int
-argv_has_placeholder(const char *const *argv)
-{
-    for (size_t i = 0; argv[i] != NULL; i++) {
-        if (strstr(argv[i], "{}") != NULL)
-            return 1;
-    }
-    return 0;
-}
-
 static rx_err
 check_work(const rx_work *work, char *why, size_t why_len)
 {
@@ -147,8 +136,9 @@ check_elem_args(const rx_work *work, const rx_exec_opts *opts, char *why, size_t
         return RX_OK;
     }
 
-    /* A NUL byte cannot reach a command's argv, where "{}" would put the argument. */
-    needs_text = work->kind == RX_WORK_COMMAND && argv_has_placeholder(work->argv);
+    /* A NUL byte cannot reach a command's argv, where "{}" puts the argument (or where it is
+     * appended, when no element has "{}"). */
+    needs_text = work->kind == RX_WORK_COMMAND;
 
     for (size_t i = 0; i < opts->n_elem_args; i++) {
         const rx_buf *arg = &opts->elem_args[i];
@@ -158,7 +148,7 @@ check_elem_args(const rx_work *work, const rx_exec_opts *opts, char *why, size_t
                         i, arg->len);
         if (needs_text && arg->len > 0 && memchr(arg->data, '\0', arg->len) != NULL)
             return fail(why, why_len, RX_EINVAL,
-                        "elem_args[%zu] holds a NUL byte, which cannot be put in argv for \"{}\"",
+                        "elem_args[%zu] holds a NUL byte, which cannot be put in a command's argv",
                         i);
     }
     return RX_OK;

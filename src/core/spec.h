@@ -5,10 +5,10 @@
 #ifndef RX_CORE_SPEC_H
 #define RX_CORE_SPEC_H
 
+#include "rxjob.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "rxjob.h"
 
 /*
  * The number of tasks of a job (DESIGN.md section 2, "Run-count rules"):
@@ -25,8 +25,8 @@ rx_err rx__task_count(int64_t times_to_run, int has_elem_args, size_t n_elem_arg
 /*
  * Check the parts of rx_exec's input that do not depend on the context: work (kind, function,
  * argv non-empty with non-NULL elements), opts (struct_size, tristates in range,
- * execution_timeout_s finite, >= 0 and <= RX_MAX_TIMEOUT_S), and, for a command whose argv uses
- * "{}", that no elem_arg holds a NUL byte (it could not reach argv). Returns RX_OK, RX_EINVAL or
+ * execution_timeout_s finite, >= 0 and <= RX_MAX_TIMEOUT_S), and, for a command, that no elem_arg
+ * holds a NUL byte (it could not reach argv). Returns RX_OK, RX_EINVAL or
  * RX_ECOUNT, with a reason in why as rx__task_count does. opts must not be NULL.
  */
 rx_err rx__exec_check(const rx_work *work, const rx_exec_opts *opts, char *why, size_t why_len);

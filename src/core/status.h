@@ -8,9 +8,9 @@
 #ifndef RX_CORE_STATUS_H
 #define RX_CORE_STATUS_H
 
-#include <stddef.h>
-
 #include "rxjob.h"
+
+#include <stddef.h>
 
 /* 1 if a job may move from `from` to `to` (DESIGN.md section 2: QUEUED->RUNNING|CANCELED|FAILED,
  * RUNNING->FINISHED|FAILED|CANCELED, FINISHED|FAILED|CANCELED->UNDETERMINED); 0 otherwise,
@@ -22,11 +22,11 @@ int rx__task_state_is_failure(rx_task_state state);
 
 /* What is known of a job's tasks, counted by phase. */
 typedef struct rx__task_counts {
-    size_t total;    /* tasks of the job */
-    size_t pending;  /* not started (and not marked NOT_RUN) */
-    size_t running;  /* started, not ended (including those being stopped) */
-    size_t ok;       /* ended RX_TASK_OK */
-    size_t failed;   /* ended in any failure state, including NOT_RUN and STOPPED */
+    size_t total;         /* tasks of the job */
+    size_t pending;       /* not started (and not marked NOT_RUN) */
+    size_t running;       /* started, not ended (including those being stopped) */
+    size_t ok;            /* ended RX_TASK_OK */
+    size_t failed;        /* ended in any failure state, including NOT_RUN and STOPPED */
     int cancel_requested; /* rx_cancel_job was accepted for this job */
 } rx__task_counts;
 

@@ -5,9 +5,9 @@
 #ifndef RX_CORE_TASK_H
 #define RX_CORE_TASK_H
 
-#include <stddef.h>
-
 #include "rxjob.h"
+
+#include <stddef.h>
 
 struct rx_task {
     const void *arg; /* NUL-terminated copy or borrowed buffer with a NUL after arg_len */

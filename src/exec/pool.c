@@ -15,6 +15,11 @@
 #define _GNU_SOURCE
 #include "exec/pool.h"
 
+#include "core/internal.h"
+#include "core/results.h"
+#include "core/task.h"
+#include "exec/spawn.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,17 +35,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "core/internal.h"
-#include "core/results.h"
-#include "core/task.h"
-#include "exec/spawn.h"
-
 extern char **environ;
 
-#define CHUNK_AUTO_MAX 1024u
-#define READ_PIECE_BYTES (64 * 1024)
-#define POLL_TIMELIMIT_MS 50  /* how often worker time limits are checked */
-#define POLL_NO_PIDFD_MS 10   /* how often exits are checked without pidfds */
+#define CHUNK_AUTO_MAX    1024u
+#define READ_PIECE_BYTES  (64 * 1024)
+#define POLL_TIMELIMIT_MS 50 /* how often worker time limits are checked */
+#define POLL_NO_PIDFD_MS  10 /* how often exits are checked without pidfds */
 
 enum kill_reason { KILL_NONE = 0, KILL_TIMEOUT, KILL_STOP };
 
@@ -394,8 +394,7 @@ nomem:
     return RX_ENOMEM;
 }
 
-static char *
-env_entry(const char *name, const char *fmt, ...) RX_PRINTF(2, 3);
+static char *env_entry(const char *name, const char *fmt, ...) RX_PRINTF(2, 3);
 
 static char *
 env_entry(const char *name, const char *fmt, ...)
@@ -614,6 +613,32 @@ write_all_v(int fd, struct iovec *iov, int iovcnt)
     return 0;
 }
 
+/*
+ * Signals in a worker are as after exec: handlers back to the default, ignored ones stay
+ * ignored, nothing blocked. A handler inherited from the caller (a test framework's SIGSEGV
+ * handler that longjmps, say) would otherwise run the caller's code in the worker after a crash.
+ * SIGTERM is always the default, so a time limit or a stop can end the worker.
+ */
+static void
+reset_signals(void)
+{
+    sigset_t none;
+
+    for (int sig = 1; sig < SIGRTMIN; sig++) {
+        struct sigaction sa;
+
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (sa.sa_handler != SIG_IGN || sig == SIGTERM) {
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_handler = SIG_DFL;
+            (void)sigaction(sig, &sa, NULL);
+        }
+    }
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* The worker process: run the chunk's tasks in a row, report each, exit. Never returns. */
 static void
 worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int wfd, int out_fd)
@@ -629,8 +654,7 @@ worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int 
     if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         _exit(126);
     close(out_fd);
-    (void)signal(SIGPIPE, SIG_DFL);
-    (void)signal(SIGTERM, SIG_DFL);
+    reset_signals();
 
     for (size_t k = 0; k < chunk_n; k++) {
         size_t i = chunk[k];
@@ -887,8 +911,9 @@ finish_worker(pool *p, unit *u, unsigned w)
             err = rx__slot_set_error(s, "%s", text);
         } else {
             s->state = RX_TASK_LOST;
-            err = rx__slot_set_error(s, "the worker process ended (%s) before the function "
-                                        "returned",
+            err = rx__slot_set_error(s,
+                                     "the worker process ended (%s) before the function "
+                                     "returned",
                                      text);
         }
         if (err != RX_OK)
@@ -1313,8 +1338,7 @@ restore:
 }
 
 rx_err
-rx__run_in_process(const rx__pool_job *job, rx_results **out_results, char *errbuf,
-                   size_t errlen)
+rx__run_in_process(const rx__pool_job *job, rx_results **out_results, char *errbuf, size_t errlen)
 {
     rx_results *res = NULL;
     char out_path[PATH_MAX];

@@ -10,10 +10,10 @@
 #ifndef RX_EXEC_POOL_H
 #define RX_EXEC_POOL_H
 
+#include "rxjob.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "rxjob.h"
 
 typedef struct rx__pool_job {
     const rx_work *work;
@@ -37,8 +37,7 @@ typedef struct rx__pool_job {
  * both with *out_results set; RX_ENOMEM or RX_ESYSTEM (detail in errbuf) when the job could not
  * be run, after stopping and reaping every process it started.
  */
-rx_err rx__pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf,
-                    size_t errlen);
+rx_err rx__pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf, size_t errlen);
 
 /*
  * Run a function job's tasks one after the other in the calling process, with fds 1 and 2

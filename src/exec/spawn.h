@@ -9,10 +9,10 @@
 #ifndef RX_EXEC_SPAWN_H
 #define RX_EXEC_SPAWN_H
 
+#include "rxjob.h"
+
 #include <stddef.h>
 #include <sys/types.h>
-
-#include "rxjob.h"
 
 typedef struct rx__proc {
     pid_t pid; /* also its process group id; 0 = none */

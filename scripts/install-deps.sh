@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install every Debian 12 package that building and testing rxjob needs. Idempotent; run as
+# root (or through sudo). Packages already present are left alone, and apt's lists are only
+# refreshed when something is missing.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
+libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    SUDO=sudo
+fi
+echo "install-deps: installing:$missing"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
