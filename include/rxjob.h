@@ -417,6 +417,199 @@ RX_API rx_err rx_results_write_all_output(const rx_results *res, FILE *out);
 RX_API void rx_results_free(rx_results *res);
 
 /* ---------------------------------------------------------------------------------------------
+ * The server compute context and jobs (revoscalepy RxRemoteJob and the job functions)
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * The server context: jobs run in rxjobd and outlive the caller (DESIGN.md section 4).
+ *
+ * @param url      NULL = the per-user daemon: the socket $RXJOB_SOCKET, else
+ *                 $XDG_RUNTIME_DIR/rxjob/rxjobd.sock, else /tmp/rxjob-$UID/rxjobd.sock; when
+ *                 nothing answers there, the library starts rxjobd (found as $RXJOB_DAEMON,
+ *                 else next to the running program, else the build tree's, else in PATH) with
+ *                 its store in $RXJOB_STATE_DIR (else $XDG_STATE_HOME/rxjob, else
+ *                 ~/.local/state/rxjob) and waits until it answers, as task-spooler does.
+ *                 "unix:/path/to/socket" = that daemon, never started by the library.
+ * @param out_ctx  On success, the context; free with rx_context_free.
+ * Defaults: wait false (rx_exec returns a job at once), console_output false, auto_cleanup true,
+ * as revoscalepy's remote contexts.
+ * @return RX_OK; RX_EINVAL for a malformed url or NULL out_ctx; RX_ENOMEM. No connection is
+ *         made here: the first call that needs the daemon connects (and starts it).
+ */
+RX_API rx_err rx_server_context(const char *url, rx_context **out_ctx);
+
+/**
+ * Context settings (revoscalepy's compute context parameters). wait: rx_exec blocks until the
+ * job is over and returns its results (local contexts always wait: setting 0 on them is
+ * RX_ENOTSUP). console_output: print each task's output when results are collected.
+ * auto_cleanup: remove the job's artifacts once its results are collected.
+ * @return RX_OK; RX_EINVAL for a NULL ctx; RX_ENOTSUP as said.
+ */
+RX_API rx_err rx_context_set_wait(rx_context *ctx, int wait);
+RX_API rx_err rx_context_set_console_output(rx_context *ctx, int on);
+RX_API rx_err rx_context_set_auto_cleanup(rx_context *ctx, int on);
+
+/** A handle on a job of a server context. Freeing it does not touch the job itself. */
+typedef struct rx_job rx_job;
+
+/**
+ * Submit work without waiting: the non-waiting form of rx_exec (revoscalepy rx_exec on a context
+ * with wait=False). Same checks and task-count rules as rx_exec.
+ * @param out_job  On RX_OK, a handle on the new job, which is durably queued; free with
+ *                 rx_job_free.
+ * @return RX_OK; RX_EINVAL / RX_ECOUNT (nothing created); RX_ENOTSUP on local contexts (they
+ *         have no jobs to hand back, as in revoscalepy); RX_ECONTEXT when the daemon cannot be
+ *         reached or started (rx_context_errmsg says why); RX_ENOMEM.
+ * Thread safety: as rx_exec.
+ */
+RX_API rx_err rx_submit(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
+                        rx_job **out_job);
+
+/** The job's id: a positive integer, unique in its daemon's state directory. */
+RX_API int64_t rx_job_id(const rx_job *job);
+
+/**
+ * A handle on job id of ctx (revoscalepy RxRemoteJob.deserialize_job). Makes no request: an id
+ * the daemon does not know reads UNDETERMINED.
+ * @param ctx  Borrowed: must outlive the handle. A server context.
+ * @return RX_OK; RX_EINVAL for id <= 0 or NULL arguments; RX_ENOTSUP on local contexts;
+ *         RX_ENOMEM.
+ */
+RX_API rx_err rx_job_open(rx_context *ctx, int64_t id, rx_job **out_job);
+
+/** Free a handle (the job is untouched). NULL is a no-op. */
+RX_API void rx_job_free(rx_job *job);
+
+/**
+ * The job's status now (revoscalepy rx_get_job_status). A pure query. UNDETERMINED for a job
+ * whose artifacts are gone (collected with auto-cleanup, cleaned up), an id the daemon does not
+ * know, or a daemon that cannot be reached. Never starts a daemon. Thread-safe for distinct jobs.
+ */
+RX_API rx_job_status rx_get_job_status(rx_job *job);
+
+/** How far the job is: tasks by phase. */
+typedef struct rx_job_progress {
+    size_t n_tasks;
+    size_t pending;
+    size_t running;
+    size_t ok;
+    size_t failed;
+} rx_job_progress;
+
+/**
+ * The job's status and task counts in one request.
+ * @return RX_OK; RX_ENOENT (status UNDETERMINED); RX_ECONTEXT (unreachable).
+ */
+RX_API rx_err rx_job_get_progress(rx_job *job, rx_job_status *out_status,
+                                  rx_job_progress *out_progress);
+
+/**
+ * Block until the job is not QUEUED or RUNNING (revoscalepy rx_wait_for_job). Returns at once for
+ * a job that is over or unknown.
+ * @param timeout_s  Seconds to wait at most; < 0 = forever.
+ * @return RX_OK (the job is over, or UNDETERMINED); RX_ETIMEDOUT; RX_ECONTEXT (unreachable).
+ */
+RX_API rx_err rx_wait_for_job(rx_job *job, double timeout_s);
+
+/**
+ * Cancel the job (revoscalepy rx_cancel_job). Running tasks get SIGTERM on their process group,
+ * SIGKILL after the grace period; queued tasks never start. The job reads RUNNING until every
+ * task process is gone, then CANCELED. Its results and output are removed.
+ * @param out_canceled  1 if the job was QUEUED or RUNNING and is now being canceled; 0 if it was
+ *                      already over or unknown (nothing changed). May be NULL.
+ * @return RX_OK; RX_ECONTEXT (unreachable).
+ */
+RX_API rx_err rx_cancel_job(rx_job *job, int *out_canceled);
+
+/**
+ * Collect the job's results (revoscalepy rx_get_job_results). Never waits.
+ * @param console_output  RX_TRUE: write every task's output (with headers) to stdout first;
+ *                        RX_INHERIT: the job's setting.
+ * @param auto_cleanup    RX_TRUE: remove the job's artifacts (the job becomes UNDETERMINED);
+ *                        RX_INHERIT: the job's setting. Of two racing collectors exactly one
+ *                        gets the results.
+ * @param out_results     On RX_OK and RX_EJOBFAILED, one slot per task in task order (no
+ *                        console output inside: rx_results_write_output writes nothing).
+ * @return RX_OK (FINISHED); RX_EJOBFAILED (FAILED: results set, failed slots hold their errors;
+ *         a warning is logged); RX_ENOTFINISHED (QUEUED or RUNNING); RX_ECANCELED; RX_ENORESULTS
+ *         (collected, cleaned up or unknown); RX_ECONTEXT. Nothing is deleted on failure.
+ */
+RX_API rx_err rx_get_job_results(rx_job *job, rx_tristate console_output, rx_tristate auto_cleanup,
+                                 rx_results **out_results);
+
+/**
+ * Write the console output of every task to out, in task order, each preceded by
+ * "==> task N <==" (revoscalepy rx_get_job_output). Partial while the job runs; nothing for a job
+ * whose artifacts are gone. Never consumes; streamed, never whole in memory.
+ * @return RX_OK; RX_EIO (writing to out failed); RX_ECONTEXT.
+ */
+RX_API rx_err rx_get_job_output(rx_job *job, FILE *out);
+
+/**
+ * Clean up jobs (revoscalepy rx_cleanup_jobs): FAILED and CANCELED jobs are removed; a FINISHED
+ * one only with force (else a warning naming force and rx_get_job_results); QUEUED and RUNNING
+ * ones are skipped with a warning, or with force canceled then removed; UNDETERMINED ones are a
+ * silent no-op. Warnings go to the log sink (rx_set_log).
+ * @param out_cleaned  If not NULL, how many jobs were removed.
+ * @return RX_OK (even when some were kept); RX_EINVAL for NULL jobs with n > 0; RX_ECONTEXT.
+ */
+RX_API rx_err rx_cleanup_jobs(rx_job *const *jobs, size_t n, int force, size_t *out_cleaned);
+
+/** Which jobs rx_get_jobs lists. Zero-initialise, then set what matters. */
+typedef struct rx_job_filter {
+    unsigned states; /* bit (1u << status) per wanted status; 0 = every status */
+    double since_s;  /* created at or after, UTC seconds since the epoch; 0 = no bound */
+    double until_s;  /* created at or before, UTC seconds; 0 = no bound */
+} rx_job_filter;
+
+/**
+ * The caller's jobs on ctx whose artifacts still exist, oldest first (revoscalepy rx_get_jobs).
+ * @param filter    NULL = all.
+ * @param out_jobs  On RX_OK, an array of *out_n handles (NULL when 0); free with rx_jobs_free.
+ * @return RX_OK; RX_EINVAL; RX_ENOTSUP on local contexts; RX_ECONTEXT; RX_ENOMEM.
+ */
+RX_API rx_err rx_get_jobs(rx_context *ctx, const rx_job_filter *filter, rx_job ***out_jobs,
+                          size_t *out_n);
+
+/** Free an array from rx_get_jobs and its handles. NULL is a no-op. */
+RX_API void rx_jobs_free(rx_job **jobs, size_t n);
+
+/* ---------------------------------------------------------------------------------------------
+ * C functions in other processes (DESIGN.md section 3)
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Register fn under name, so that a server or Slurm context can run it: the daemon runs this
+ * same program again with the task handed over, and rx_init runs it. Usually called through
+ * RX_FUNCTION, before main. A later registration of the same name replaces the earlier one.
+ * @param name  1..128 bytes of [A-Za-z0-9_.-]; copied.
+ * @return RX_OK; RX_EINVAL; RX_ENOMEM. Not thread-safe: register before starting threads.
+ */
+RX_API rx_err rx_register_function(const char *name, rx_function *fn);
+
+/**
+ * Define and register a task function in one go:
+ *     RX_FUNCTION(greet) { return rx_task_set_result_str(task, "hi") == RX_OK ? 0 : -1; }
+ * defines `static int greet(rx_task *task)` and registers it as "greet" before main runs.
+ */
+#define RX_FUNCTION(fname)                                              \
+    static int fname(rx_task *task);                                    \
+    __attribute__((constructor)) static void rx__register_##fname(void) \
+    {                                                                   \
+        (void)rx_register_function(#fname, fname);                      \
+    }                                                                   \
+    static int fname(rx_task *task)
+
+/**
+ * Call first thing in main, as an MPI program calls MPI_Init. In a normal run it returns at once
+ * and changes nothing. When the program was started by rxjobd to run a task ($RXJOB_FUNCTION
+ * set), it runs the registered function on the task's argument, writes its result or error
+ * where the daemon reads them, and exits: 0 if the function returned 0, 1 if it failed, 127 if
+ * no function has that name. Never returns in that case.
+ */
+RX_API void rx_init(int *argc, char ***argv);
+
+/* ---------------------------------------------------------------------------------------------
  * Memory and logging
  * ------------------------------------------------------------------------------------------- */
 
