@@ -232,7 +232,7 @@ rxjob_run_function(rx_context *ctx, const char *what, size_t n, unsigned chunk,
     }
     opts.task_chunk_size = chunk;
     t0 = monotonic_s();
-    err = rx_exec(ctx, &work, &opts, &res);
+    err = rx_exec(ctx, &work, &opts, &res, NULL);
     t1 = monotonic_s();
     if (err != RX_OK) {
         report_exec_error(what, ctx, err, res);
@@ -263,7 +263,7 @@ rxjob_run_command(rx_context *ctx, size_t n, double *out_rate)
 
     opts.times_to_run = (int64_t)n;
     t0 = monotonic_s();
-    err = rx_exec(ctx, &work, &opts, &res);
+    err = rx_exec(ctx, &work, &opts, &res, NULL);
     t1 = monotonic_s();
     if (err != RX_OK) {
         report_exec_error("command tasks", ctx, err, res);

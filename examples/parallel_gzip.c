@@ -288,7 +288,7 @@ main(int argc, char **argv)
     opts.elem_args = args;
     opts.n_elem_args = walk.n_files;
     t0 = monotonic_s();
-    err = rx_exec(ctx, &work, &opts, &res);
+    err = rx_exec(ctx, &work, &opts, &res, NULL);
     seconds = monotonic_s() - t0;
     if (err != RX_OK && err != RX_EJOBFAILED) {
         fprintf(stderr, "parallel_gzip: rx_exec: %s (%s)\n", rx_strerror(err),

@@ -34,7 +34,7 @@ main(void)
     opts.elem_args = words;             /* one task per element */
     opts.n_elem_args = 3;
     opts.execution_timeout_s = 10;                 /* per task, as Slurm's --time */
-    rx_err err = rx_exec(ctx, &work, &opts, &res); /* local contexts always wait */
+    rx_err err = rx_exec(ctx, &work, &opts, &res, NULL); /* local contexts always wait */
     if (err != RX_OK && err != RX_EJOBFAILED) { /* EJOBFAILED: a task failed, results still here */
         fprintf(stderr, "rx_exec: %s: %s\n", rx_strerror(err), rx_context_errmsg(ctx));
         return 1;

@@ -270,8 +270,13 @@ typedef struct rx_buf {
     size_t len;
 } rx_buf;
 
-/** Called for each task's result, in task order, from the thread that called rx_exec. */
+/** The results of a job: one slot per task. Opaque; free with rx_results_free. */
 typedef struct rx_results rx_results;
+
+/** A handle on a job of a server context. Freeing it does not touch the job itself. */
+typedef struct rx_job rx_job;
+
+/** Called for each task's result, in task order, from the thread that called rx_exec. */
 typedef void rx_task_callback(const rx_results *results, size_t index, void *user);
 
 /**
@@ -309,35 +314,42 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
 #define RX_MAX_TIMEOUT_S (366.0 * 24 * 3600)
 
 /**
- * Run work as a job of tasks on ctx, and (on local contexts, which always wait) return its
- * results: one slot per task, in task order.
+ * Run work as a job of tasks on ctx (revoscalepy rx_exec). A context that waits (local ones
+ * always; a server context with rx_context_set_wait(ctx, 1)) runs the job to its end and hands
+ * back its results: one slot per task, in task order. A context that does not wait (a server
+ * context, by default) hands back a job at once, durably queued, as revoscalepy returns an
+ * RxRemoteJob on a context with wait=False.
  *
  * Task count (DESIGN.md section 2): with elem_args, one task per element, and times_to_run must
  * be -1 or equal to n_elem_args; without, times_to_run tasks; with neither, 1 task on a local
- * context. With continue_on_failure (the default) every task runs even when some fail; without
- * it, the first failure stops the job at once: running tasks are stopped and no task starts
- * after it (their slots say so).
+ * context and num_tasks tasks (at least 1) on a server context. With continue_on_failure (the
+ * default) every task runs even when some fail; without it, the first failure stops the job at
+ * once: running tasks are stopped and no task starts after it (their slots say so).
  *
  * @param ctx          The compute context. Borrowed.
  * @param work         The work each task runs. Borrowed for the call; see rx_work.
  * @param opts         Options; NULL = RX_EXEC_OPTS_INIT.
- * @param out_results  On RX_OK and RX_EJOBFAILED, the results; free with rx_results_free.
- * @return RX_OK: every task succeeded (job FINISHED).
+ * @param out_results  Waiting context: on RX_OK and RX_EJOBFAILED, the results; free with
+ *                     rx_results_free. Required there; ignored (may be NULL) otherwise.
+ * @param out_job      Non-waiting context: on RX_OK, the new job; free with rx_job_free.
+ *                     Required there; ignored (may be NULL) otherwise.
+ * @return RX_OK: every task succeeded (job FINISHED), or the job was queued (non-waiting).
  *         RX_EJOBFAILED: the job ran and at least one task failed (job FAILED); *out_results is
  *           set all the same, with each failed slot's error (revoscalepy's warning on collect).
- *         RX_EINVAL: NULL ctx, work or out_results; a function work without a function; a
+ *         RX_EINVAL: NULL ctx or work, or the out parameter the context needs; a function work
+ *           without a function (or, on a server context, not registered with RX_FUNCTION); a
  *           command with an empty argv; times_to_run < -1 or 0, over RX_MAX_TASKS; a negative,
  *           NaN or too large execution_timeout_s; a tristate out of range; a struct_size smaller
- *           than the first release's. Nothing runs.
+ *           than the first release's; a cwd that is not a directory. Nothing runs.
  *         RX_ECOUNT: times_to_run disagrees with n_elem_args. Nothing runs.
  *         RX_ENOMEM; RX_ESYSTEM: the job could not be set up (temporary directory, fork, pipe);
- *           rx_context_errmsg(ctx) says which call failed and why. Tasks already started have
- *           been stopped.
+ *           tasks already started have been stopped. RX_ECONTEXT: the daemon could not be
+ *           reached or started. rx_context_errmsg(ctx) says which call failed and why.
  * Thread safety: calls on different contexts may run concurrently; calls on one context must
  * not overlap.
  */
 RX_API rx_err rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
-                      rx_results **out_results);
+                      rx_results **out_results, rx_job **out_job);
 
 /* ---------------------------------------------------------------------------------------------
  * Results: one slot per task, in task order (revoscalepy's results list)
@@ -448,22 +460,6 @@ RX_API rx_err rx_server_context(const char *url, rx_context **out_ctx);
 RX_API rx_err rx_context_set_wait(rx_context *ctx, int wait);
 RX_API rx_err rx_context_set_console_output(rx_context *ctx, int on);
 RX_API rx_err rx_context_set_auto_cleanup(rx_context *ctx, int on);
-
-/** A handle on a job of a server context. Freeing it does not touch the job itself. */
-typedef struct rx_job rx_job;
-
-/**
- * Submit work without waiting: the non-waiting form of rx_exec (revoscalepy rx_exec on a context
- * with wait=False). Same checks and task-count rules as rx_exec.
- * @param out_job  On RX_OK, a handle on the new job, which is durably queued; free with
- *                 rx_job_free.
- * @return RX_OK; RX_EINVAL / RX_ECOUNT (nothing created); RX_ENOTSUP on local contexts (they
- *         have no jobs to hand back, as in revoscalepy); RX_ECONTEXT when the daemon cannot be
- *         reached or started (rx_context_errmsg says why); RX_ENOMEM.
- * Thread safety: as rx_exec.
- */
-RX_API rx_err rx_submit(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts,
-                        rx_job **out_job);
 
 /** The job's id: a positive integer, unique in its daemon's state directory. */
 RX_API int64_t rx_job_id(const rx_job *job);

@@ -313,7 +313,7 @@ test_exec_continue_on_failure(void **state)
 
         o.times_to_run = 20;
         o.task_chunk_size = 1;
-        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res), RX_EJOBFAILED);
+        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res, NULL), RX_EJOBFAILED);
         check_20_with_13_failed(res);
         rx_results_free(res);
         rx_context_free(ctxs[c]);
@@ -341,7 +341,7 @@ test_exec_stop_on_failure(void **state)
         (void)unlink(path);
         o.times_to_run = 20;
         o.continue_on_failure = RX_FALSE;
-        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res), RX_EJOBFAILED);
+        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res, NULL), RX_EJOBFAILED);
         assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
         assert_int_equal(rx_results_state(res, 13), RX_TASK_ERROR);
         for (size_t i = 0; i < 20; i++) {
@@ -402,13 +402,13 @@ test_exec_count_mismatch(void **state)
     o.elem_args = args;
     o.n_elem_args = 3;
     o.times_to_run = 5;
-    assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_ECOUNT);
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_ECOUNT);
     assert_null(res);
     assert_non_null(strstr(rx_context_errmsg(ctx), "times_to_run"));
     assert_int_equal(access(path, F_OK), -1); /* no task ran */
 
     o.times_to_run = 3; /* agreeing is fine */
-    assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_OK);
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
     assert_int_equal(rx_results_count(res), 3);
     rx_results_free(res);
     rx_context_free(ctx);
@@ -426,21 +426,21 @@ test_exec_bad_input(void **state)
     rx_results *res = NULL;
 
     (void)state;
-    assert_int_equal(rx_exec(NULL, &fw, NULL, &res), RX_EINVAL);
-    assert_int_equal(rx_exec(ctx, NULL, NULL, &res), RX_EINVAL);
-    assert_int_equal(rx_exec(ctx, &fw, NULL, NULL), RX_EINVAL);
-    assert_int_equal(rx_exec(ctx, &nofn, NULL, &res), RX_EINVAL);
-    assert_int_equal(rx_exec(ctx, &noargv, NULL, &res), RX_EINVAL);
+    assert_int_equal(rx_exec(NULL, &fw, NULL, &res, NULL), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, NULL, NULL, &res, NULL), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &fw, NULL, NULL, NULL), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &nofn, NULL, &res, NULL), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &noargv, NULL, &res, NULL), RX_EINVAL);
     o.times_to_run = 0;
-    assert_int_equal(rx_exec(ctx, &fw, &o, &res), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &fw, &o, &res, NULL), RX_EINVAL);
     o.times_to_run = -2;
-    assert_int_equal(rx_exec(ctx, &fw, &o, &res), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &fw, &o, &res, NULL), RX_EINVAL);
     o.times_to_run = 1;
     o.execution_timeout_s = -1;
-    assert_int_equal(rx_exec(ctx, &fw, &o, &res), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &fw, &o, &res, NULL), RX_EINVAL);
     o.execution_timeout_s = 0;
     o.console_output = (rx_tristate)7;
-    assert_int_equal(rx_exec(ctx, &fw, &o, &res), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &fw, &o, &res, NULL), RX_EINVAL);
     assert_null(res);
     assert_int_equal(rx_local_parallel_context(RX_MAX_WORKERS + 1, &ctx), RX_EINVAL);
     rx_context_free(ctx);
@@ -460,7 +460,7 @@ run_4_sleepers(rx_context *ctx, double *out_wall_s, int *out_overlaps)
     int64_t t0 = now_us();
 
     o.times_to_run = 4;
-    assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_OK);
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
     *out_wall_s = (double)(now_us() - t0) / 1e6;
     for (size_t i = 0; i < 4; i++)
         assert_int_equal(sscanf(rx_results_value(res, i, NULL), "%lld %lld", &s[i], &e[i]), 2);
@@ -537,7 +537,7 @@ test_exec_time_limit(void **state)
         pid_t pgid;
 
         o.execution_timeout_s = 1.0;
-        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res), RX_EJOBFAILED);
+        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res, NULL), RX_EJOBFAILED);
         check_timed_out(res, t0, 1.0);
         pgid = read_pgid();
         assert_true(pgid > 1);
@@ -556,7 +556,7 @@ test_exec_time_limit(void **state)
         pid_t pgid;
 
         o.execution_timeout_s = 0.5;
-        assert_int_equal(rx_exec(ctxs[0], &w, &o, &res), RX_EJOBFAILED);
+        assert_int_equal(rx_exec(ctxs[0], &w, &o, &res, NULL), RX_EJOBFAILED);
         /* SIGTERM is ignored, so SIGKILL ends it after the 1 s grace period. */
         assert_int_equal(rx_results_state(res, 0), RX_TASK_TIMEOUT);
         assert_true((double)(now_us() - t0) / 1e6 < 0.5 + 1.0 + 0.5);
@@ -610,7 +610,7 @@ test_exec_console_output(void **state)
             char *got;
 
             o.times_to_run = 6;
-            assert_int_equal(rx_exec(ctxs[c], &w, &o, &res), RX_OK);
+            assert_int_equal(rx_exec(ctxs[c], &w, &o, &res, NULL), RX_OK);
             got = all_output(res, &len);
             assert_int_equal(len, wlen);
             assert_memory_equal(got, want, wlen);
@@ -639,7 +639,7 @@ test_exec_big_output_bounded_memory(void **state)
         rx_results *res = NULL;
         long before = rss_kib(), after;
 
-        assert_int_equal(rx_exec(ctx, &works[k], &o, &res), RX_OK);
+        assert_int_equal(rx_exec(ctx, &works[k], &o, &res, NULL), RX_OK);
         assert_int_equal(rx_results_output_size(res, 0), 100000000);
         assert_int_equal(rx_results_write_output(res, 0, null_out), RX_OK);
         after = rss_kib();
@@ -703,7 +703,7 @@ test_exec_command_argv_exact(void **state)
 
         o.elem_args = nasty_args;
         o.n_elem_args = n;
-        assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_OK);
+        assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
         for (size_t i = 0; i < n; i++) {
             char arg[64], wrapped[80];
             const char *want[4];
@@ -735,20 +735,20 @@ test_exec_command_failures(void **state)
 
     (void)state;
     w = rx_work_command(nosuch);
-    assert_int_equal(rx_exec(ctx, &w, NULL, &res), RX_EJOBFAILED);
+    assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EJOBFAILED);
     assert_int_equal(rx_results_state(res, 0), RX_TASK_START_FAILED);
     assert_string_equal(rx_results_error(res, 0), "command not found: 'rxjob-no-such-command-xyz'");
     rx_results_free(res);
 
     w = rx_work_command(exit3);
-    assert_int_equal(rx_exec(ctx, &w, NULL, &res), RX_EJOBFAILED);
+    assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EJOBFAILED);
     assert_int_equal(rx_results_state(res, 0), RX_TASK_EXIT);
     assert_int_equal(rx_results_exit_status(res, 0), 3);
     assert_string_equal(rx_results_error(res, 0), "exit status 3");
     rx_results_free(res);
 
     w = rx_work_command(killed);
-    assert_int_equal(rx_exec(ctx, &w, NULL, &res), RX_EJOBFAILED);
+    assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EJOBFAILED);
     assert_int_equal(rx_results_state(res, 0), RX_TASK_SIGNALED);
     assert_int_equal(rx_results_signal(res, 0), SIGKILL);
     assert_string_equal(rx_results_error(res, 0), "killed by signal 9 (SIGKILL)");
@@ -772,7 +772,7 @@ test_exec_command_env_cwd_stdin(void **state)
     w.cwd = scratch;
     w.stdin_data = "from stdin\n";
     w.stdin_len = 11;
-    assert_int_equal(rx_exec(ctx, &w, NULL, &res), RX_OK);
+    assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_OK);
     (void)snprintf(want, sizeof(want), "%s\nhello there\nfrom stdin\n", scratch);
     assert_string_equal(rx_results_value(res, 0, NULL), want);
     rx_results_free(res);
@@ -794,7 +794,7 @@ test_exec_worker_crash(void **state)
     (void)state;
     o.times_to_run = 8;
     o.task_chunk_size = 8; /* one worker runs all; it dies at task 2 */
-    assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_EJOBFAILED);
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_EJOBFAILED);
     for (size_t i = 0; i < 8; i++) {
         if (i == 2) {
             assert_int_equal(rx_results_state(res, i), RX_TASK_SIGNALED);
@@ -833,7 +833,7 @@ test_exec_callback_in_task_order(void **state)
     o.task_chunk_size = 1;
     o.callback = record_order;
     o.callback_user = seen;
-    assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_EJOBFAILED);
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_EJOBFAILED);
     assert_int_equal(seen[0], 20);
     for (size_t i = 0; i < 20; i++)
         assert_int_equal(seen[i + 1], i);
@@ -855,7 +855,7 @@ test_exec_binary_args_to_functions(void **state)
 
         o.elem_args = args;
         o.n_elem_args = 3;
-        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res), RX_OK);
+        assert_int_equal(rx_exec(ctxs[c], &w, &o, &res, NULL), RX_OK);
         for (size_t i = 0; i < 3; i++) {
             size_t len;
             const void *v = rx_results_value(res, i, &len);
@@ -884,7 +884,7 @@ test_exec_no_leaks_1000(void **state)
 
         o.times_to_run = 1000;
         o.task_chunk_size = 1; /* a process per task for functions too */
-        assert_int_equal(rx_exec(ctx, &works[k], &o, &res), RX_OK);
+        assert_int_equal(rx_exec(ctx, &works[k], &o, &res, NULL), RX_OK);
         assert_int_equal(rx_results_count(res), 1000);
         assert_int_equal(rx_results_failed(res), 0);
         rx_results_free(res);
@@ -908,7 +908,7 @@ test_exec_spool_removed(void **state)
 
     (void)state;
     o.times_to_run = 10;
-    assert_int_equal(rx_exec(ctx, &w, &o, &res), RX_OK);
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
     rx_results_free(res);
     d = opendir(getenv("TMPDIR"));
     assert_non_null(d);

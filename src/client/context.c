@@ -21,6 +21,9 @@ rx__context_new(const rx__context_ops *ops, unsigned workers)
         return NULL;
     ctx->ops = ops;
     ctx->workers = workers;
+    ctx->wait = 1;
+    ctx->console_output = 0;
+    ctx->auto_cleanup = 1;
     return ctx;
 }
 
@@ -50,6 +53,41 @@ rx_context_free(rx_context *ctx)
     if (ctx->ops->destroy != NULL)
         ctx->ops->destroy(ctx);
     rx__free(ctx);
+}
+
+static int
+is_local(const rx_context *ctx)
+{
+    return ctx->ops->exec != NULL && strncmp(ctx->ops->name, "local", 5) == 0;
+}
+
+rx_err
+rx_context_set_wait(rx_context *ctx, int wait)
+{
+    if (ctx == NULL)
+        return RX_EINVAL;
+    if (!wait && is_local(ctx))
+        return RX_ENOTSUP; /* local contexts always wait, as in revoscalepy */
+    ctx->wait = wait != 0;
+    return RX_OK;
+}
+
+rx_err
+rx_context_set_console_output(rx_context *ctx, int on)
+{
+    if (ctx == NULL)
+        return RX_EINVAL;
+    ctx->console_output = on != 0;
+    return RX_OK;
+}
+
+rx_err
+rx_context_set_auto_cleanup(rx_context *ctx, int on)
+{
+    if (ctx == NULL)
+        return RX_EINVAL;
+    ctx->auto_cleanup = on != 0;
+    return RX_OK;
 }
 
 void
@@ -83,19 +121,23 @@ rx_work_command(const char *const *argv)
 }
 
 rx_err
-rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts, rx_results **out_results)
+rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts, rx_results **out_results,
+        rx_job **out_job)
 {
     const rx_exec_opts defaults = RX_EXEC_OPTS_INIT;
-    rx__pool_job job;
+    rx__exec_call call;
+    rx__pool_job *job = &call.pool;
     size_t n_tasks = 0;
     rx_err err;
 
     if (ctx == NULL)
         return RX_EINVAL;
     ctx->errmsg[0] = '\0';
-    if (work == NULL || out_results == NULL) {
+    if (work == NULL || (ctx->wait && out_results == NULL) || (!ctx->wait && out_job == NULL)) {
         (void)snprintf(ctx->errmsg, sizeof(ctx->errmsg), "rx_exec: %s is NULL",
-                       work == NULL ? "work" : "out_results");
+                       work == NULL ? "work"
+                       : ctx->wait  ? "out_results"
+                                    : "out_job");
         return RX_EINVAL;
     }
     if (opts == NULL)
@@ -112,26 +154,30 @@ rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts, rx_resul
             return RX_EINVAL;
         }
     }
-    err = rx__task_count(opts->times_to_run, opts->elem_args != NULL || opts->n_elem_args > 0,
-                         opts->n_elem_args, ctx->ops->default_count(ctx), &n_tasks, ctx->errmsg,
+    err = rx__task_count(opts->times_to_run, opts->elem_args != NULL, opts->n_elem_args,
+                         ctx->ops->default_count(ctx, opts), &n_tasks, ctx->errmsg,
                          sizeof(ctx->errmsg));
     if (err != RX_OK)
         return err;
 
-    memset(&job, 0, sizeof(job));
-    job.work = work;
-    job.args = opts->n_elem_args > 0 ? opts->elem_args : NULL;
-    job.n_tasks = n_tasks;
-    job.slots = ctx->workers;
-    if (opts->num_tasks > 0 && opts->num_tasks < job.slots)
-        job.slots = opts->num_tasks;
-    job.chunk = opts->task_chunk_size;
-    job.continue_on_failure = opts->continue_on_failure != RX_FALSE;
-    job.timeout_ms =
+    memset(&call, 0, sizeof(call));
+    call.work = work;
+    call.opts = opts;
+    call.n_tasks = n_tasks;
+    job->work = work;
+    job->args = opts->n_elem_args > 0 ? opts->elem_args : NULL;
+    job->n_tasks = n_tasks;
+    job->slots = ctx->workers;
+    if (opts->num_tasks > 0 && opts->num_tasks < job->slots)
+        job->slots = opts->num_tasks;
+    job->chunk = opts->task_chunk_size;
+    job->continue_on_failure = opts->continue_on_failure != RX_FALSE;
+    job->timeout_ms =
         opts->execution_timeout_s > 0 ? (int64_t)ceil(opts->execution_timeout_s * 1000.0) : 0;
-    job.grace_ms = RX__KILL_GRACE_MS;
-    job.console_output = opts->console_output == RX_TRUE;
-    job.callback = opts->callback;
-    job.callback_user = opts->callback_user;
-    return ctx->ops->exec(ctx, &job, out_results);
+    job->grace_ms = RX__KILL_GRACE_MS;
+    job->console_output =
+        opts->console_output == RX_INHERIT ? ctx->console_output : opts->console_output == RX_TRUE;
+    job->callback = opts->callback;
+    job->callback_user = opts->callback_user;
+    return ctx->ops->exec(ctx, &call, out_results, out_job);
 }

@@ -11,15 +11,19 @@
 #include <stdio.h>
 
 static size_t
-local_default_count(const rx_context *ctx)
+local_default_count(const rx_context *ctx, const rx_exec_opts *opts)
 {
     (void)ctx;
+    (void)opts;
     return 1;
 }
 
 static rx_err
-local_exec(rx_context *ctx, rx__pool_job *job, rx_results **out_results)
+local_exec(rx_context *ctx, rx__exec_call *call, rx_results **out_results, rx_job **out_job)
 {
+    rx__pool_job *job = &call->pool;
+
+    (void)out_job;
     job->slots = 1;
     if (job->work->kind == RX_WORK_FUNCTION && job->timeout_ms == 0)
         return rx__run_in_process(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));

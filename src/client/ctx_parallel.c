@@ -8,15 +8,19 @@
 #include <unistd.h>
 
 static size_t
-parallel_default_count(const rx_context *ctx)
+parallel_default_count(const rx_context *ctx, const rx_exec_opts *opts)
 {
     (void)ctx;
+    (void)opts;
     return 1; /* a local context runs one task unless told otherwise (DESIGN.md section 2) */
 }
 
 static rx_err
-parallel_exec(rx_context *ctx, rx__pool_job *job, rx_results **out_results)
+parallel_exec(rx_context *ctx, rx__exec_call *call, rx_results **out_results, rx_job **out_job)
 {
+    rx__pool_job *job = &call->pool;
+
+    (void)out_job;
     return rx__pool_run(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
 }
 
