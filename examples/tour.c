@@ -33,10 +33,10 @@ main(void)
     rx_local_parallel_context(0, &ctx); /* 0 = one worker per online CPU */
     opts.elem_args = words;             /* one task per element */
     opts.n_elem_args = 3;
-    opts.execution_timeout_s = 10;                 /* per task, as Slurm's --time */
+    opts.execution_timeout_s = 10;                       /* per task, as Slurm's --time */
     rx_err err = rx_exec(ctx, &work, &opts, &res, NULL); /* local contexts always wait */
     if (err != RX_OK && err != RX_EJOBFAILED) { /* EJOBFAILED: a task failed, results still here */
-        fprintf(stderr, "rx_exec: %s: %s\n", rx_strerror(err), rx_context_errmsg(ctx));
+        fprintf(stderr, "tour: %s: %s\n", rx_strerror(err), rx_context_errmsg(ctx));
         return 1;
     }
     for (size_t i = 0; i < rx_results_count(res); i++) {

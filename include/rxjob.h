@@ -5,7 +5,7 @@
  * piece of work (a C function or a command) as a job of one or more tasks, runs at most
  * num_tasks of them at once on a compute context, and hands back one result slot per task, in
  * task order. The words (job, task, work, compute context, artifacts) and the status rules are
- * those of DESIGN.md sections 1 and 2.
+ * those of docs/DESIGN.md sections 1 and 2 (the section numbers below refer to it).
  *
  * Conventions, for every function below unless its comment says otherwise:
  * - Fallible functions return rx_err: RX_OK (0) or a negative code (rx_strerror explains it).
@@ -238,10 +238,13 @@ RX_API rx_err rx_local_parallel_context(unsigned n_workers, rx_context **out_ctx
 /** The most workers a local-parallel context may have. */
 #define RX_MAX_WORKERS 4096u
 
-/** The context's kind: "local" or "local-parallel". Static; never NULL. */
+/** The context's kind: "local", "local-parallel" or "server". Static; never NULL. */
 RX_API const char *rx_context_name(const rx_context *ctx);
 
-/** How many tasks the context runs at once by default (1 for local). */
+/**
+ * How many tasks the context runs at once by default (1 for local; 0 for a server context: its
+ * daemon's slots decide).
+ */
 RX_API unsigned rx_context_workers(const rx_context *ctx);
 
 /**
@@ -288,7 +291,8 @@ typedef struct rx_exec_opts {
     int64_t times_to_run;            /* number of tasks; -1 = derive it (DESIGN.md section 2) */
     const rx_buf *elem_args;         /* one argument per task; NULL = none. Borrowed. */
     size_t n_elem_args;              /* number of elements in elem_args */
-    unsigned num_tasks;              /* the most tasks of this job at once; 0 = the context's */
+    unsigned num_tasks;              /* the most tasks of this job at once (a cap: never more
+                                        than the context's workers); 0 = the context's */
     unsigned task_chunk_size;        /* tasks one worker runs in a row; 0 = chosen by the library */
     rx_tristate continue_on_failure; /* RX_INHERIT = true, as in revoscalepy */
     double execution_timeout_s;      /* time limit of each task, seconds; 0 = none */
@@ -340,11 +344,18 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
  *           without a function (or, on a server context, not registered with RX_FUNCTION); a
  *           command with an empty argv; times_to_run < -1 or 0, over RX_MAX_TASKS; a negative,
  *           NaN or too large execution_timeout_s; a tristate out of range; a struct_size smaller
- *           than the first release's; a cwd that is not a directory. Nothing runs.
+ *           than the first release's; a cwd that is not a directory; elem_args given with
+ *           n_elem_args 0 (a job with no task), or NULL with n_elem_args > 0; for a command, an
+ *           argument with a NUL byte, or an env entry that is not NAME=value, sets an RXJOB_*
+ *           name, or repeats a name. Nothing runs.
  *         RX_ECOUNT: times_to_run disagrees with n_elem_args. Nothing runs.
  *         RX_ENOMEM; RX_ESYSTEM: the job could not be set up (temporary directory, fork, pipe);
  *           tasks already started have been stopped. RX_ECONTEXT: the daemon could not be
- *           reached or started. rx_context_errmsg(ctx) says which call failed and why.
+ *           reached or started. Server contexts also: the daemon's own refusals, RX_EINVAL
+ *           (a bad value or a limit of docs/protocol.md), RX_ETOOBIG (the request is over its
+ *           size limit), RX_ESTORE (it could not record the job); and, when waiting,
+ *           RX_ECANCELED (the job was canceled meanwhile). rx_context_errmsg(ctx) says which
+ *           call failed and why.
  * Thread safety: calls on different contexts may run concurrently; calls on one context must
  * not overlap.
  */
@@ -483,13 +494,15 @@ RX_API void rx_job_free(rx_job *job);
  */
 RX_API rx_job_status rx_get_job_status(rx_job *job);
 
-/** How far the job is: tasks by phase. */
+/** How far the job is: tasks by phase, and when it was created and ended. */
 typedef struct rx_job_progress {
     size_t n_tasks;
     size_t pending;
     size_t running;
     size_t ok;
     size_t failed;
+    double created_s; /* when the job was submitted, UTC seconds since the epoch; 0 = unknown */
+    double ended_s;   /* when it ended, UTC seconds since the epoch; 0 = not over, or unknown */
 } rx_job_progress;
 
 /**
@@ -571,6 +584,56 @@ RX_API rx_err rx_get_jobs(rx_context *ctx, const rx_job_filter *filter, rx_job *
 RX_API void rx_jobs_free(rx_job **jobs, size_t n);
 
 /* ---------------------------------------------------------------------------------------------
+ * The daemon (rxjobd) behind a server context
+ * ------------------------------------------------------------------------------------------- */
+
+/** What a daemon says about itself (protocol.md GET /v1/daemon), or that none answers. */
+typedef struct rx_daemon_info {
+    int running;      /* 1: a daemon answered; 0: none did, and only socket and why are set */
+    char *socket;     /* the socket asked (the daemon's own path when it answered) */
+    char *why;        /* running 0: why not ("connect to '...' failed: ..."); else "" */
+    char *version;    /* rxjobd's version, "0.1.0"; "" when not running */
+    int64_t pid;      /* its process id; 0 when not running */
+    char *executor;   /* "local" or "slurm"; "" when not running */
+    unsigned slots;   /* the most task processes it runs at once */
+    char *state_dir;  /* its state directory; "" when not running */
+    double started_s; /* when it started, UTC seconds since the epoch */
+    size_t jobs[RX_JOB_STATUS_COUNT]; /* its jobs by status (UNDETERMINED: always 0) */
+    size_t tasks_running;             /* task processes running now */
+    int hold;                         /* 1: it accepts jobs but starts no task (benchmarks) */
+} rx_daemon_info;
+
+/**
+ * Ask a daemon about itself. Never starts one: a daemon that does not answer is reported as not
+ * running, which is an answer, not an error.
+ * @param url       As rx_server_context's: NULL = the per-user daemon ($RXJOB_SOCKET, ...);
+ *                  "unix:/path/to/socket".
+ * @param out_info  On RX_OK, the answer; free with rx_daemon_info_free.
+ * @return RX_OK; RX_EINVAL for a malformed url or NULL out_info; RX_ECONTEXT when something
+ *         answered, but not as rxjobd does (the reason is logged at RX_LOG_ERROR); RX_ENOMEM.
+ * Thread-safe.
+ */
+RX_API rx_err rx_daemon_get_info(const char *url, rx_daemon_info **out_info);
+
+/** Free what rx_daemon_get_info returned. NULL is a no-op. */
+RX_API void rx_daemon_info_free(rx_daemon_info *info);
+
+/**
+ * Ask a daemon to stop (protocol.md POST /v1/daemon/stop) and wait until it no longer answers.
+ * Its running tasks go on under their supervisors and are adopted at its next start. Never
+ * starts a daemon.
+ * @param url              As rx_server_context's.
+ * @param timeout_s        Seconds to wait for it to be gone at most; < 0 = forever.
+ * @param out_was_running  If not NULL: 1 if a daemon answered (and is now gone), 0 if none did
+ *                         (nothing to stop: still RX_OK).
+ * @return RX_OK; RX_EINVAL for a malformed url; RX_ETIMEDOUT (it still answers);
+ *         RX_ECONTEXT when the daemon refused (another user's daemon) or answered oddly: the
+ *         reason is logged at RX_LOG_ERROR; RX_ENOMEM.
+ * Thread-safe.
+ */
+RX_API rx_err rx_daemon_stop(const char *url, double timeout_s, int *out_was_running);
+
+/* ---------------------------------------------------------------------------------------------
  * C functions in other processes (DESIGN.md section 3)
  * ------------------------------------------------------------------------------------------- */
 
@@ -624,7 +687,8 @@ typedef void rx_log_fn(rx_log_level level, const char *msg, void *user);
 
 /**
  * Install the log sink (NULL = none, the default: the library prints nothing). Warnings, such as
- * "collecting results of a job with 3 failed tasks", go there. Not thread-safe with running
+ * "job failed: 3 of 20 tasks failed; first: task 13: ..." (revoscalepy's warning when results
+ * with failed tasks are collected), go there. Not thread-safe with running
  * library calls: install it once, at start.
  */
 RX_API void rx_set_log(rx_log_fn *fn, void *user);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -919,6 +920,279 @@ test_exec_spool_removed(void **state)
     rx_context_free(ctx);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Regressions: each found by trying to break rx_exec; each failed before its fix
+ * ------------------------------------------------------------------------------------------- */
+
+/* A caller that ignores SIGCHLD (the kernel then discards exit statuses) can still run jobs. */
+static void
+test_exec_sigchld_ignored(void **state)
+{
+    rx_context *ctx = parallel(2);
+    const char *argv[] = {"sh", "-c", "exit 4", NULL};
+    rx_work works[2] = {rx_work_command(argv), rx_work_function(fn_echo_arg)};
+    struct sigaction ign, old;
+
+    (void)state;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+    for (int k = 0; k < 2; k++) {
+        rx_exec_opts o = RX_EXEC_OPTS_INIT;
+        rx_results *res = NULL;
+
+        o.times_to_run = 3;
+        assert_int_equal(rx_exec(ctx, &works[k], &o, &res, NULL), k == 0 ? RX_EJOBFAILED : RX_OK);
+        if (k == 0)
+            assert_int_equal(rx_results_exit_status(res, 2), 4);
+        rx_results_free(res);
+    }
+    assert_int_equal(sigaction(SIGCHLD, NULL, &ign), 0);
+    assert_true(ign.sa_handler == SIG_IGN); /* the caller's setting is back */
+    assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
+    rx_context_free(ctx);
+}
+
+/* $RXJOB_RESULT made a FIFO, a symlink or a directory: the task fails; nothing hangs, and the
+ * spool (with the directory in it) is still removed. */
+static void
+test_exec_result_not_a_file(void **state)
+{
+    rx_context *ctx = parallel(2);
+    const char *scripts[] = {"mkfifo \"$RXJOB_RESULT\"", "ln -s /etc/passwd \"$RXJOB_RESULT\"",
+                             "mkdir \"$RXJOB_RESULT\" && mkdir \"$RXJOB_RESULT.d\""};
+
+    (void)state;
+    for (size_t k = 0; k < 3; k++) {
+        const char *argv[] = {"sh", "-c", scripts[k], NULL};
+        rx_work w = rx_work_command(argv);
+        rx_results *res = NULL;
+
+        assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EJOBFAILED);
+        assert_int_equal(rx_results_state(res, 0), RX_TASK_ERROR);
+        assert_non_null(strstr(rx_results_error(res, 0), "not a regular file"));
+        rx_results_free(res);
+    }
+    rx_context_free(ctx);
+}
+
+/* A caller running with stdin, stdout and stderr closed still gets every task's output. */
+static void
+test_exec_caller_stdio_closed(void **state)
+{
+    const char *argv[] = {"sh", "-c", "echo cmd", NULL};
+    rx_work works[2] = {rx_work_command(argv), rx_work_function(fn_print)};
+    pid_t pid;
+    int st;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* in a child: this process's own stdio must stay */
+        rx_context *ctx = NULL;
+        int bad = 0;
+
+        close(0);
+        close(1);
+        close(2);
+        if (rx_local_parallel_context(2, &ctx) != RX_OK)
+            _exit(10);
+        for (int k = 0; k < 2; k++) {
+            rx_results *res = NULL;
+
+            if (rx_exec(ctx, &works[k], NULL, &res, NULL) != RX_OK)
+                _exit(11 + k);
+            bad |= rx_results_output_size(res, 0) != (k == 0 ? 4u : 12u);
+            rx_results_free(res);
+        }
+        rx_context_free(ctx);
+        _exit(bad ? 20 : 0);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static int
+fn_result_8mb(rx_task *t)
+{
+    static char big[8 << 20];
+
+    return rx_task_set_result(t, big, sizeof(big)) == RX_OK ? 0 : -1;
+}
+
+static void
+sleep_on_first(const rx_results *res, size_t index, void *user)
+{
+    (void)res;
+    (void)user;
+    if (index == 0)
+        sleep_ms(1500); /* the parent reads no pipe meanwhile: task 1's report is stuck */
+}
+
+/* Sending a big result back is not part of the task's time limit. */
+static void
+test_exec_result_transfer_not_timed(void **state)
+{
+    rx_context *ctx = parallel(2);
+    rx_work w = rx_work_function(fn_result_8mb);
+    rx_exec_opts o = RX_EXEC_OPTS_INIT;
+    rx_results *res = NULL;
+    size_t len = 0;
+
+    (void)state;
+    o.times_to_run = 2;
+    o.task_chunk_size = 1;
+    o.execution_timeout_s = 0.5;
+    o.callback = sleep_on_first;
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
+    assert_non_null(rx_results_value(res, 1, &len));
+    assert_int_equal(len, 8 << 20);
+    rx_results_free(res);
+    rx_context_free(ctx);
+}
+
+/* An absurd task_chunk_size is capped by the task count, not allocated. */
+static void
+test_exec_huge_chunk(void **state)
+{
+    rx_context *ctx = parallel(2);
+    rx_work w = rx_work_function(fn_echo_arg);
+    rx_exec_opts o = RX_EXEC_OPTS_INIT;
+    rx_results *res = NULL;
+
+    (void)state;
+    o.times_to_run = 3;
+    o.task_chunk_size = 4294967295u;
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
+    assert_int_equal(rx_results_count(res), 3);
+    rx_results_free(res);
+    rx_context_free(ctx);
+}
+
+/* Malformed, reserved and repeated environment entries are refused at submit. */
+static void
+test_exec_bad_env(void **state)
+{
+    rx_context *ctx = local();
+    const char *argv[] = {"true", NULL};
+    const char *bad[][3] = {{"NOEQ", NULL, NULL},
+                            {"=x", NULL, NULL},
+                            {"RXJOB_RESULT=/tmp/x", NULL, NULL},
+                            {"A=1", "A=2", NULL}};
+
+    (void)state;
+    for (size_t k = 0; k < 4; k++) {
+        rx_work w = rx_work_command(argv);
+        rx_results *res = NULL;
+
+        w.env = bad[k];
+        assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EINVAL);
+        assert_null(res);
+    }
+    rx_context_free(ctx);
+}
+
+/* A relative TMPDIR still gives tasks (with another cwd) an absolute $RXJOB_RESULT. */
+static void
+test_exec_relative_tmpdir(void **state)
+{
+    rx_context *ctx = parallel(2);
+    const char *argv[] = {"sh", "-c", "echo -n ok > \"$RXJOB_RESULT\"", NULL};
+    rx_work w = rx_work_command(argv);
+    rx_results *res = NULL;
+    char *saved = strdup(getenv("TMPDIR"));
+    char cwd[4096];
+
+    (void)state;
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(scratch), 0);
+    setenv("TMPDIR", "spool", 1);
+    w.cwd = "/";
+    assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_OK);
+    assert_string_equal(rx_results_value(res, 0, NULL), "ok");
+    assert_int_equal(chdir(cwd), 0);
+    rx_results_free(res); /* after a chdir: the spool is still found and removed */
+    setenv("TMPDIR", saved, 1);
+    free(saved);
+    rx_context_free(ctx);
+}
+
+static int
+fn_close_stdout_at_0(rx_task *t)
+{
+    size_t i = rx_task_index(t);
+
+    printf("task %zu\n", i);
+    fflush(stdout);
+    if (i == 0) {
+        close(1);
+        close(2);
+    }
+    return 0;
+}
+
+/* A task that closes stdout neither loses the next task's output nor blurs its range; and a
+ * function task has no exit status. */
+static void
+test_exec_task_closes_stdout(void **state)
+{
+    rx_context *ctx = parallel(1);
+    rx_work w = rx_work_function(fn_close_stdout_at_0);
+    rx_exec_opts o = RX_EXEC_OPTS_INIT;
+    rx_results *res = NULL;
+    size_t len;
+    char *got;
+
+    (void)state;
+    o.times_to_run = 3;
+    o.task_chunk_size = 3;
+    assert_int_equal(rx_exec(ctx, &w, &o, &res, NULL), RX_OK);
+    got = all_output(res, &len);
+    assert_string_equal(got, "==> task 0 <==\ntask 0\n==> task 1 <==\ntask 1\n"
+                             "==> task 2 <==\ntask 2\n");
+    free(got);
+    assert_int_equal(rx_results_exit_status(res, 1), -1);
+    rx_results_free(res);
+    rx_context_free(ctx);
+}
+
+/* Out of processes (RLIMIT_NPROC) while other tasks run: tasks wait for a free process, they do
+ * not fail. Needs root to switch to an unprivileged uid (the limit does not bind root). */
+static void
+test_exec_process_limit_waits(void **state)
+{
+    pid_t pid;
+    int st;
+
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[] = {"sleep", "0.2", NULL};
+        rx_work w = rx_work_command(argv);
+        rx_exec_opts o = RX_EXEC_OPTS_INIT;
+        struct rlimit lim = {3, 3};
+        rx_context *ctx = NULL;
+        rx_results *res = NULL;
+        rx_err err;
+
+        setenv("TMPDIR", "/tmp", 1); /* the test's spool directory is root's */
+        if (setgid(65534) != 0 || setuid(65534) != 0 || setrlimit(RLIMIT_NPROC, &lim) != 0)
+            _exit(10);
+        if (rx_local_parallel_context(8, &ctx) != RX_OK)
+            _exit(11);
+        o.times_to_run = 12;
+        err = rx_exec(ctx, &w, &o, &res, NULL);
+        _exit(err == RX_OK && rx_results_failed(res) == 0 ? 0 : 12);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static int
 write_argv_mode(int argc, char **argv)
 {
@@ -955,6 +1229,15 @@ main(int argc, char **argv)
         cmocka_unit_test(test_exec_binary_args_to_functions),
         cmocka_unit_test(test_exec_no_leaks_1000),
         cmocka_unit_test(test_exec_spool_removed),
+        cmocka_unit_test(test_exec_sigchld_ignored),
+        cmocka_unit_test(test_exec_result_not_a_file),
+        cmocka_unit_test(test_exec_caller_stdio_closed),
+        cmocka_unit_test(test_exec_result_transfer_not_timed),
+        cmocka_unit_test(test_exec_huge_chunk),
+        cmocka_unit_test(test_exec_bad_env),
+        cmocka_unit_test(test_exec_relative_tmpdir),
+        cmocka_unit_test(test_exec_task_closes_stdout),
+        cmocka_unit_test(test_exec_process_limit_waits),
     };
     char tmpl[] = "/tmp/rxjob-test-XXXXXX";
     char spool[4200];

@@ -12,6 +12,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+void
+rx__warn_failed(const rx_results *res)
+{
+    size_t n = rx_results_count(res), first = n;
+
+    for (size_t i = 0; i < n && first == n; i++) {
+        if (rx_results_state(res, i) != RX_TASK_OK)
+            first = i;
+    }
+    if (first < n)
+        rx__log(RX_LOG_WARN, "job failed: %zu of %zu tasks failed; first: task %zu: %s",
+                rx_results_failed(res), n, first, rx_results_error(res, first));
+}
+
 rx_context *
 rx__context_new(const rx__context_ops *ops, unsigned workers)
 {
@@ -134,7 +148,7 @@ rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts, rx_resul
         return RX_EINVAL;
     ctx->errmsg[0] = '\0';
     if (work == NULL || (ctx->wait && out_results == NULL) || (!ctx->wait && out_job == NULL)) {
-        (void)snprintf(ctx->errmsg, sizeof(ctx->errmsg), "rx_exec: %s is NULL",
+        (void)snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%s is NULL",
                        work == NULL ? "work"
                        : ctx->wait  ? "out_results"
                                     : "out_job");
@@ -150,7 +164,7 @@ rx_exec(rx_context *ctx, const rx_work *work, const rx_exec_opts *opts, rx_resul
 
         if (stat(work->cwd, &st) != 0 || !S_ISDIR(st.st_mode)) {
             (void)snprintf(ctx->errmsg, sizeof(ctx->errmsg),
-                           "rx_exec: working directory '%s' is not a directory", work->cwd);
+                           "working directory '%s' is not a directory", work->cwd);
             return RX_EINVAL;
         }
     }

@@ -43,4 +43,7 @@ struct rx_context {
  * auto_cleanup = 1. */
 rx_context *rx__context_new(const rx__context_ops *ops, unsigned workers);
 
+/* Log the warning revoscalepy gives when results with failed tasks are collected. */
+void rx__warn_failed(const rx_results *res);
+
 #endif

@@ -22,12 +22,17 @@ static rx_err
 local_exec(rx_context *ctx, rx__exec_call *call, rx_results **out_results, rx_job **out_job)
 {
     rx__pool_job *job = &call->pool;
+    rx_err err;
 
     (void)out_job;
     job->slots = 1;
     if (job->work->kind == RX_WORK_FUNCTION && job->timeout_ms == 0)
-        return rx__run_in_process(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
-    return rx__pool_run(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+        err = rx__run_in_process(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+    else
+        err = rx__pool_run(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+    if (err == RX_EJOBFAILED)
+        rx__warn_failed(*out_results);
+    return err;
 }
 
 static const rx__context_ops local_ops = {

@@ -21,7 +21,11 @@ parallel_exec(rx_context *ctx, rx__exec_call *call, rx_results **out_results, rx
     rx__pool_job *job = &call->pool;
 
     (void)out_job;
-    return rx__pool_run(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+    rx_err err = rx__pool_run(job, out_results, ctx->errmsg, sizeof(ctx->errmsg));
+
+    if (err == RX_EJOBFAILED)
+        rx__warn_failed(*out_results);
+    return err;
 }
 
 static const rx__context_ops parallel_ops = {

@@ -4,14 +4,15 @@
  * The slots are filled by whoever ran the job (src/exec/pool.c for the local contexts); this
  * file only reads them, streams captured output in bounded pieces, and frees everything.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "core/results.h"
 
 #include "core/internal.h"
 #include "core/status.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -255,23 +256,22 @@ rx_results_write_all_output(const rx_results *res, FILE *out)
     return fflush(out) == 0 ? RX_OK : RX_EIO;
 }
 
-/* Remove the spool: its files, then the directory. Anything left by a task is removed too. */
+/* Remove the spool and everything in it, whatever a task left there (directories too),
+ * without following symbolic links (FTW_PHYS): a task cannot make us delete elsewhere. */
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
+        rx__log(RX_LOG_WARN, "results: remove '%s' failed: %s, ignoring", path, strerror(errno));
+    return 0;
+}
+
 static void
 remove_spool(const char *dir)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (d != NULL) {
-        int dfd = dirfd(d);
-
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                (void)unlinkat(dfd, e->d_name, 0);
-        }
-        closedir(d);
-    }
-    if (rmdir(dir) != 0 && errno != ENOENT)
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
         rx__log(RX_LOG_WARN, "results: remove spool '%s' failed: %s, ignoring", dir,
                 strerror(errno));
 }

@@ -97,6 +97,38 @@ tristate_is_valid(rx_tristate t)
     return t == RX_INHERIT || t == RX_FALSE || t == RX_TRUE;
 }
 
+/* Length of an environment entry's name ("NAME=value"), or 0 when it has no '='. */
+static size_t
+env_name_len(const char *entry)
+{
+    const char *eq = strchr(entry, '=');
+
+    return eq == NULL ? 0 : (size_t)(eq - entry);
+}
+
+/* Each entry "NAME=value" with a non-empty NAME, none of rxjob's own RXJOB_* (the task's
+ * result path and index must be ours), and each NAME once. */
+static rx_err
+check_env(const char *const *env, char *why, size_t why_len)
+{
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        size_t n = env_name_len(env[i]);
+
+        if (n == 0)
+            return fail(why, why_len, RX_EINVAL, "env[%zu] '%.64s' is not NAME=value", i, env[i]);
+        if (strncmp(env[i], "RXJOB_", 6) == 0)
+            return fail(why, why_len, RX_EINVAL,
+                        "env[%zu] sets %.*s: RXJOB_* names are set by rxjob for each task", i,
+                        (int)n, env[i]);
+        for (size_t k = 0; k < i; k++) {
+            if (env_name_len(env[k]) == n && strncmp(env[k], env[i], n) == 0)
+                return fail(why, why_len, RX_EINVAL, "env sets %.*s twice (env[%zu], env[%zu])",
+                            (int)n, env[i], k, i);
+        }
+    }
+    return RX_OK;
+}
+
 static rx_err
 check_work(const rx_work *work, char *why, size_t why_len)
 {
@@ -118,7 +150,7 @@ check_work(const rx_work *work, char *why, size_t why_len)
         if (work->stdin_data == NULL && work->stdin_len > 0)
             return fail(why, why_len, RX_EINVAL, "stdin_data is NULL but stdin_len is %zu",
                         work->stdin_len);
-        return RX_OK;
+        return check_env(work->env, why, why_len);
     }
     return fail(why, why_len, RX_EINVAL, "work kind %d is neither function (%d) nor command (%d)",
                 (int)work->kind, (int)RX_WORK_FUNCTION, (int)RX_WORK_COMMAND);

@@ -18,6 +18,7 @@
 #include "core/internal.h"
 #include "core/results.h"
 #include "core/task.h"
+#include "exec/argv.h"
 #include "exec/spawn.h"
 
 #include <errno.h>
@@ -25,7 +26,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +37,11 @@
 
 extern char **environ;
 
-#define CHUNK_AUTO_MAX    1024u
+#define CHUNK_AUTO_MAX    65536u
 #define READ_PIECE_BYTES  (64 * 1024)
-#define POLL_TIMELIMIT_MS 50 /* how often worker time limits are checked */
-#define POLL_NO_PIDFD_MS  10 /* how often exits are checked without pidfds */
+#define POLL_TIMELIMIT_MS 50    /* how often worker time limits are checked */
+#define POLL_NO_PIDFD_MS  10    /* how often exits are checked without pidfds */
+#define POLL_MAX_MS       60000 /* the longest single poll */
 
 enum kill_reason { KILL_NONE = 0, KILL_TIMEOUT, KILL_STOP };
 
@@ -60,6 +61,7 @@ typedef struct msg_done {
 /* The page shared with workers. */
 typedef struct shm_worker {
     _Atomic int64_t task; /* the task being run, or -1 */
+    atomic_int reporting; /* its function has returned; the report is being written */
     _Atomic int64_t start_ms;
     _Atomic uint64_t out_off;
 } shm_worker;
@@ -105,6 +107,7 @@ typedef struct pool {
     shm_page *shm;
     size_t shm_len;
     int stopping;
+    int throttled;       /* a spawn or fork lacked resources: wait for a unit to end */
     int64_t failed_task; /* the task whose failure stopped the job, or -1 */
     unsigned n_worker_files;
     /* commands */
@@ -142,6 +145,21 @@ make_spool(rx_results *res, char *errbuf, size_t errlen)
                        strerror(errno));
         return RX_ESYSTEM;
     }
+    /* An absolute path: a relative TMPDIR must not break tasks with a cwd, or a caller that
+     * changes directory before reading the output. */
+    if (path[0] != '/') {
+        char *abs = realpath(path, NULL);
+
+        if (abs == NULL || strlen(abs) >= sizeof(path)) {
+            (void)snprintf(errbuf, errlen, "exec: resolve spool '%s' failed: %s", path,
+                           strerror(abs ? ENAMETOOLONG : errno));
+            free(abs);
+            (void)rmdir(path);
+            return RX_ESYSTEM;
+        }
+        memcpy(path, abs, strlen(abs) + 1);
+        free(abs);
+    }
     res->spool_dir = rx__strdup(path);
     if (res->spool_dir == NULL) {
         (void)rmdir(path);
@@ -157,7 +175,7 @@ spool_open(const rx_results *res, const char *name, char *path, size_t path_len)
         errno = ENAMETOOLONG;
         return -1;
     }
-    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    return rx__fd_above_stdio(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
 }
 
 static uint64_t
@@ -265,153 +283,42 @@ stop_job(pool *p)
  * Commands
  * ------------------------------------------------------------------------------------------- */
 
-static int
-env_name_eq(const char *a, const char *b)
-{
-    while (*a != '\0' && *a != '=' && *a == *b) {
-        a++;
-        b++;
-    }
-    return (*a == '=' || *a == '\0') && (*b == '=' || *b == '\0');
-}
-
-static int
-env_overridden(const char *entry, const char *const *extra)
-{
-    if (strncmp(entry, "RXJOB_", 6) == 0)
-        return 1;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
-        if (env_name_eq(entry, extra[i]))
-            return 1;
-    }
-    return 0;
-}
-
 /* The environment every task shares: the caller's, less what work->env overrides, plus it. */
 static rx_err
 build_base_env(pool *p)
 {
-    const char *const *extra = p->job->work->env;
-    size_t n = 0, k = 0;
-
-    for (size_t i = 0; environ != NULL && environ[i] != NULL; i++)
-        n++;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-        n++;
-    p->base_env = rx__calloc(n + 1, sizeof(*p->base_env));
-    if (p->base_env == NULL)
-        return RX_ENOMEM;
-    for (size_t i = 0; environ != NULL && environ[i] != NULL; i++) {
-        if (!env_overridden(environ[i], extra))
-            p->base_env[k++] = environ[i];
-    }
-    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-        p->base_env[k++] = (char *)extra[i];
-    p->n_base_env = k;
-    return RX_OK;
+    return rx__env_merge(environ, p->job->work->env, 0, &p->base_env, &p->n_base_env);
 }
 
-/* Replace every "{}" in s with arg; NULL on ENOMEM. */
-static char *
-substitute(const char *s, const char *arg, size_t arg_len)
-{
-    size_t n = 0, len = 0;
-    const char *q;
-    char *out, *w;
-
-    for (q = strstr(s, "{}"); q != NULL; q = strstr(q + 2, "{}"))
-        n++;
-    len = strlen(s) - 2 * n + n * arg_len;
-    out = rx__malloc(len + 1);
-    if (out == NULL)
-        return NULL;
-    w = out;
-    for (;;) {
-        q = strstr(s, "{}");
-        if (q == NULL)
-            break;
-        memcpy(w, s, (size_t)(q - s));
-        w += q - s;
-        memcpy(w, arg, arg_len);
-        w += arg_len;
-        s = q + 2;
-    }
-    memcpy(w, s, strlen(s) + 1);
-    return out;
-}
-
-static int
-argv_has_placeholder(const char *const *argv)
-{
-    for (size_t i = 0; argv[i] != NULL; i++) {
-        if (strstr(argv[i], "{}") != NULL)
-            return 1;
-    }
-    return 0;
-}
-
-static void
-free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; v != NULL && i < n; i++)
-        rx__free(v[i]);
-    rx__free(v);
-}
-
-/* The task's argv: "{}" replaced by its argument, or the argument appended when no element
- * has "{}" and the job has arguments (as GNU parallel does). */
+/* The task's argv: the rule of exec/argv.h, with the job's argument for this task. */
 static rx_err
 task_argv(const pool *p, size_t task, char ***out_argv, size_t *out_n)
 {
-    const rx_work *w = p->job->work;
-    const rx_buf *arg = p->job->args ? &p->job->args[task] : NULL;
-    int has_ph = argv_has_placeholder(w->argv);
-    size_t argc = 0, n;
-    char **v;
-
-    while (w->argv[argc] != NULL)
-        argc++;
-    n = argc + (arg != NULL && !has_ph ? 1 : 0);
-    v = rx__calloc(n + 1, sizeof(*v));
-    if (v == NULL)
-        return RX_ENOMEM;
-    for (size_t i = 0; i < argc; i++) {
-        v[i] = arg != NULL ? substitute(w->argv[i], arg->data ? arg->data : "", arg->len)
-                           : rx__strdup(w->argv[i]);
-        if (v[i] == NULL)
-            goto nomem;
-    }
-    if (n > argc) {
-        v[argc] = rx__memdup(arg->data ? arg->data : "", arg->len);
-        if (v[argc] == NULL)
-            goto nomem;
-    }
-    *out_argv = v;
-    *out_n = n;
-    return RX_OK;
-nomem:
-    free_strv(v, n);
-    return RX_ENOMEM;
+    return rx__task_argv(p->job->work->argv, p->job->args ? &p->job->args[task] : NULL, out_argv,
+                         out_n);
 }
 
-static char *env_entry(const char *name, const char *fmt, ...) RX_PRINTF(2, 3);
-
-static char *
-env_entry(const char *name, const char *fmt, ...)
+static int
+is_transient(int err)
 {
-    char value[PATH_MAX + 64];
-    char *out;
-    size_t len;
-    va_list ap;
+    return err == EAGAIN || err == ENOMEM;
+}
 
-    va_start(ap, fmt);
-    (void)vsnprintf(value, sizeof(value), fmt, ap);
-    va_end(ap);
-    len = strlen(name) + 1 + strlen(value) + 1;
-    out = rx__malloc(len);
-    if (out != NULL)
-        (void)snprintf(out, len, "%s=%s", name, value);
-    return out;
+/*
+ * A process could not be made for want of resources (the user's process limit, memory). While
+ * other units run, the task waits for one of them to end; with none running, waiting would not
+ * help, and the job fails as a whole.
+ */
+static rx_err
+throttle(pool *p, size_t task, const char *what, int err)
+{
+    if (p->n_active == 0) {
+        pool_error(p, what, err);
+        return RX_ESYSTEM;
+    }
+    p->requeue[p->n_requeue++] = task;
+    p->throttled = 1;
+    return RX_OK;
 }
 
 static rx_err
@@ -441,9 +348,9 @@ start_command(pool *p, unit *u, size_t task)
     err = rx__results_add_file(p->res, out_path, &u->out_file);
     if (err != RX_OK)
         goto done;
-    task_env[0] = env_entry("RXJOB_TASK_INDEX", "%zu", task);
-    task_env[1] = env_entry("RXJOB_TASK_COUNT", "%zu", p->res->n);
-    task_env[2] = env_entry("RXJOB_RESULT", "%s/t%zu.result", p->res->spool_dir, task);
+    task_env[0] = rx__env_entry("RXJOB_TASK_INDEX", "%zu", task);
+    task_env[1] = rx__env_entry("RXJOB_TASK_COUNT", "%zu", p->res->n);
+    task_env[2] = rx__env_entry("RXJOB_RESULT", "%s/t%zu.result", p->res->spool_dir, task);
     envp = rx__calloc(p->n_base_env + 4, sizeof(*envp));
     if (task_env[0] == NULL || task_env[1] == NULL || task_env[2] == NULL || envp == NULL) {
         err = RX_ENOMEM;
@@ -460,11 +367,22 @@ start_command(pool *p, unit *u, size_t task)
     s->start_ms = rx__now_ms();
     s->out_file = u->out_file;
     err = rx__spawn(&req, &u->proc, &spawn_errno);
+    if (err != RX_OK && is_transient(spawn_errno)) {
+        /* Out of processes or memory for now: the machine's failure, not the task's. */
+        s->start_ms = 0;
+        err = throttle(p, task, "spawn", spawn_errno);
+        goto done;
+    }
     if (err != RX_OK) {
         /* The task could not start: its failure, not the job's. */
         s->end_ms = s->start_ms;
         s->state = RX_TASK_START_FAILED;
-        if (spawn_errno == ENOENT)
+        if (spawn_errno == ENOENT && req.cwd != NULL && access(req.cwd, X_OK) != 0)
+            err = rx__slot_set_error(s, "cannot start '%s': working directory '%s': %s", argv[0],
+                                     req.cwd, strerror(errno));
+        else if (spawn_errno == ENOENT && strchr(argv[0], '/') != NULL)
+            err = rx__slot_set_error(s, "no such program: '%s'", argv[0]);
+        else if (spawn_errno == ENOENT)
             err = rx__slot_set_error(s, "command not found: '%s'", argv[0]);
         else
             err = rx__slot_set_error(s, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
@@ -483,7 +401,7 @@ start_command(pool *p, unit *u, size_t task)
 done:
     if (out_fd >= 0)
         close(out_fd);
-    free_strv(argv, argc);
+    rx__strv_free(argv, argc);
     for (size_t i = 0; i < 3; i++)
         rx__free(task_env[i]);
     rx__free(envp);
@@ -502,11 +420,13 @@ read_command_result(pool *p, size_t task)
     int fd;
 
     (void)snprintf(path, sizeof(path), "%s/t%zu.result", p->res->spool_dir, task);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    /* O_NONBLOCK: a FIFO there must not hang us; O_NOFOLLOW: nor may a symlink redirect us. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT)
         return RX_OK; /* no result written: an empty value */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
         (void)unlink(path);
         s->state = RX_TASK_ERROR;
         return rx__slot_set_error(s, "$RXJOB_RESULT is not a regular file");
@@ -553,6 +473,7 @@ finish_command(pool *p, unit *u)
     err = rx__proc_reap(&u->proc, &wstatus);
     u->active = 0;
     p->n_active--;
+    p->throttled = 0; /* a process slot is free again */
     if (err != RX_OK) {
         pool_error(p, "waitpid", errno);
         return err;
@@ -617,7 +538,8 @@ write_all_v(int fd, struct iovec *iov, int iovcnt)
  * Signals in a worker are as after exec: handlers back to the default, ignored ones stay
  * ignored, nothing blocked. A handler inherited from the caller (a test framework's SIGSEGV
  * handler that longjmps, say) would otherwise run the caller's code in the worker after a crash.
- * SIGTERM is always the default, so a time limit or a stop can end the worker.
+ * SIGTERM is always the default, so a time limit or a stop can end the worker, and so is
+ * SIGCHLD, so that a task's own children (system(3)) can be waited for.
  */
 static void
 reset_signals(void)
@@ -629,7 +551,7 @@ reset_signals(void)
 
         if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
             continue;
-        if (sa.sa_handler != SIG_IGN || sig == SIGTERM) {
+        if (sa.sa_handler != SIG_IGN || sig == SIGTERM || sig == SIGCHLD) {
             memset(&sa, 0, sizeof(sa));
             sa.sa_handler = SIG_DFL;
             (void)sigaction(sig, &sa, NULL);
@@ -646,14 +568,15 @@ worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int 
     const rx__pool_job *job = p->job;
     shm_worker *me = &p->shm->w[w];
     int null_fd = open("/dev/null", O_RDONLY);
+    uint64_t last_off = 0;
 
+    /* out_fd and wfd are >= 3 (rx__fd_above_stdio), so these dup2s clobber neither. */
     if (null_fd >= 0 && null_fd != 0) {
         (void)dup2(null_fd, 0);
         close(null_fd);
     }
-    if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        _exit(126);
-    close(out_fd);
+    /* out_fd stays open: it shares fd 1's file offset, and a task that closes fd 1 cannot make
+     * the next task's output range wrong. */
     reset_signals();
 
     for (size_t k = 0; k < chunk_n; k++) {
@@ -670,11 +593,15 @@ worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int 
             task.arg = job->args[i].data;
             task.arg_len = job->args[i].len;
         }
-        off = lseek(1, 0, SEEK_CUR);
+        /* A task may have closed or moved fds 1 and 2: each task starts with them on the
+         * worker's output file again. */
+        if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+            _exit(126);
+        off = lseek(out_fd, 0, SEEK_CUR);
         memset(&m, 0, sizeof(m));
         m.index = i;
         m.start_ms = rx__now_ms();
-        m.out_off = off < 0 ? 0 : (uint64_t)off;
+        m.out_off = off < 0 ? last_off : (uint64_t)off;
         atomic_store(&me->start_ms, m.start_ms);
         atomic_store(&me->out_off, m.out_off);
         atomic_store(&me->task, (int64_t)i);
@@ -683,9 +610,12 @@ worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int 
 
         (void)fflush(stdout);
         (void)fflush(stderr);
-        off = lseek(1, 0, SEEK_CUR);
-        m.out_end = off < 0 ? m.out_off : (uint64_t)off;
+        off = lseek(out_fd, 0, SEEK_CUR);
+        m.out_end = off < 0 || (uint64_t)off < m.out_off ? m.out_off : (uint64_t)off;
+        last_off = m.out_end;
         m.end_ms = rx__now_ms();
+        /* The function is over: moving its result is not part of its time limit. */
+        atomic_store(&me->reporting, 1);
         if (m.rc != 0 && !job->continue_on_failure)
             atomic_store(&p->shm->stop, 1); /* before the report: no task starts after this */
         if (m.rc == 0) {
@@ -702,6 +632,7 @@ worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int 
         if (write_all_v(wfd, iov, 3) != 0)
             _exit(125); /* the parent is gone */
         atomic_store(&me->task, -1);
+        atomic_store(&me->reporting, 0);
         rx__task_reset(&task);
     }
     _exit(0);
@@ -740,10 +671,23 @@ start_worker(pool *p, unit *u, unsigned w)
         err = RX_ESYSTEM;
         goto fail;
     }
+    fds[0] = rx__fd_above_stdio(fds[0]);
+    fds[1] = rx__fd_above_stdio(fds[1]);
+    if (fds[0] < 0 || fds[1] < 0) {
+        pool_error(p, "pipe", errno);
+        err = RX_ESYSTEM;
+        goto fail;
+    }
     atomic_store(&p->shm->w[w].task, -1);
+    atomic_store(&p->shm->w[w].reporting, 0);
     (void)fflush(stdout); /* or the worker would write the caller's buffered output */
     (void)fflush(stderr);
     pid = rx__fork_worker(&u->proc);
+    if (pid < 0 && is_transient(errno) && p->n_active > 0) {
+        p->throttled = 1; /* the fail path puts the chunk back */
+        err = RX_OK;
+        goto fail;
+    }
     if (pid < 0) {
         pool_error(p, "fork", errno);
         err = RX_ESYSTEM;
@@ -875,6 +819,7 @@ finish_worker(pool *p, unit *u, unsigned w)
     u->pipe_fd = -1;
     u->active = 0;
     p->n_active--;
+    p->throttled = 0; /* a process slot is free again */
     if (err != RX_OK)
         return err;
     rx__wait_status_text(wstatus, text, sizeof(text));
@@ -890,10 +835,14 @@ finish_worker(pool *p, unit *u, unsigned w)
         s->out_off = out_off;
         s->out_len = end >= out_off ? end - out_off : 0;
         if (WIFSIGNALED(wstatus))
-            s->signal = WTERMSIG(wstatus);
-        else if (WIFEXITED(wstatus))
-            s->exit_status = WEXITSTATUS(wstatus);
-        if (u->kill == KILL_TIMEOUT && u->killed_task == cur) {
+            s->signal = WTERMSIG(wstatus); /* exit_status stays -1: a function is no command */
+        if (atomic_load(&p->shm->w[w].reporting)) {
+            s->state = RX_TASK_LOST;
+            err = rx__slot_set_error(s,
+                                     "the worker process ended (%s) while sending the "
+                                     "task's result",
+                                     text);
+        } else if (u->kill == KILL_TIMEOUT && u->killed_task == cur) {
             s->state = RX_TASK_TIMEOUT;
             err = rx__slot_set_error(s, "time limit of %g s exceeded (%s)",
                                      (double)p->job->timeout_ms / 1000.0, text);
@@ -913,7 +862,7 @@ finish_worker(pool *p, unit *u, unsigned w)
             s->state = RX_TASK_LOST;
             err = rx__slot_set_error(s,
                                      "the worker process ended (%s) before the function "
-                                     "returned",
+                                     "returned (did it call exit or close the report pipe?)",
                                      text);
         }
         if (err != RX_OK)
@@ -950,7 +899,7 @@ start_units(pool *p)
 {
     int is_function = p->job->work->kind == RX_WORK_FUNCTION;
 
-    for (unsigned k = 0; k < p->n_units && has_work(p); k++) {
+    for (unsigned k = 0; k < p->n_units && has_work(p) && !p->throttled; k++) {
         unit *u = &p->units[k];
         rx_err err;
 
@@ -993,8 +942,9 @@ check_timers(pool *p)
             if (u->is_worker) {
                 int64_t cur = atomic_load(&p->shm->w[k].task);
                 int64_t start = atomic_load(&p->shm->w[k].start_ms);
+                int reporting = atomic_load(&p->shm->w[k].reporting);
 
-                if (cur >= 0 && now >= start + p->job->timeout_ms) {
+                if (cur >= 0 && !reporting && now >= start + p->job->timeout_ms) {
                     u->killed_task = cur;
                     unit_kill(p, u, KILL_TIMEOUT);
                     due = u->sigkill_at_ms;
@@ -1021,7 +971,8 @@ check_timers(pool *p)
     }
     if (next < 0)
         return -1;
-    timeout = next > now ? (int)(next - now) : 0;
+    /* Long limits are re-checked once a minute rather than overflowing poll's int. */
+    timeout = next <= now ? 0 : next - now > POLL_MAX_MS ? POLL_MAX_MS : (int)(next - now);
     return timeout;
 }
 
@@ -1100,13 +1051,19 @@ abort_units(pool *p)
     p->n_active = 0;
 }
 
+/*
+ * Tasks per worker: the caller's choice, else n / (4 x slots), so each worker gets about four
+ * chunks (balance for uneven tasks) and a fork is paid per chunk, not per task. Capped by the
+ * task count, and the automatic one by CHUNK_AUTO_MAX: each fork copies the caller's page
+ * tables, so fewer forks matter most for big jobs.
+ */
 static unsigned
 auto_chunk(const rx__pool_job *job, unsigned slots)
 {
     size_t per = job->n_tasks / ((size_t)slots * 4);
 
     if (job->chunk > 0)
-        return job->chunk;
+        return job->chunk > job->n_tasks ? (unsigned)job->n_tasks : job->chunk;
     if (per < 1)
         per = 1;
     return per > CHUNK_AUTO_MAX ? CHUNK_AUTO_MAX : (unsigned)per;
@@ -1162,8 +1119,8 @@ pool_free(pool *p)
         (void)munmap(p->shm, p->shm_len);
 }
 
-rx_err
-rx__pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf, size_t errlen)
+static rx_err
+pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf, size_t errlen)
 {
     rx__pool_job eff = *job;
     pool p;
@@ -1202,7 +1159,7 @@ rx__pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf, si
         p.units[k].pipe_fd = -1;
         p.units[k].proc.pidfd = -1;
         if (eff.work->kind == RX_WORK_FUNCTION) {
-            p.units[k].chunk = rx__calloc(eff.chunk, sizeof(size_t));
+            p.units[k].chunk = rx__calloc(eff.chunk, sizeof(size_t)); /* chunk <= n_tasks */
             if (p.units[k].chunk == NULL) {
                 err = RX_ENOMEM;
                 goto fail;
@@ -1270,9 +1227,56 @@ fail:
     return err;
 }
 
+rx_err
+rx__pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf, size_t errlen)
+{
+    rx_err err;
+
+    rx__sigchld_hold(); /* exit statuses must not be discarded while our children run */
+    err = pool_run(job, out_results, errbuf, errlen);
+    rx__sigchld_release();
+    return err;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * In the caller: the local context's functions
  * ------------------------------------------------------------------------------------------- */
+
+/* A copy of fd (>= 3) to put back after the call; -2 when fd is closed (a caller may run with
+ * stdout closed); -1 on failure. */
+static int
+save_fd(int fd)
+{
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+    if (copy < 0 && errno == EBADF)
+        return -2;
+    return copy;
+}
+
+/* Put fd back as it was. A task that closed our saved copy leaves fd on /dev/null rather than
+ * on the spool, and the call fails. */
+static int
+restore_fd(int saved, int fd)
+{
+    int rc = 0;
+
+    if (saved == -2) {
+        close(fd);
+    } else if (saved >= 0) {
+        if (dup2(saved, fd) < 0) {
+            int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+            if (null_fd >= 0 && null_fd != fd) {
+                (void)dup2(null_fd, fd);
+                close(null_fd);
+            }
+            rc = -1;
+        }
+        close(saved);
+    }
+    return rc;
+}
 
 /* Call the function for task i with fds 1 and 2 on out_fd; fill its slot. */
 static rx_err
@@ -1293,9 +1297,9 @@ call_in_process(const rx__pool_job *job, rx_results *res, size_t i, int out_fd, 
     }
     (void)fflush(stdout);
     (void)fflush(stderr);
-    saved1 = fcntl(1, F_DUPFD_CLOEXEC, 3);
-    saved2 = fcntl(2, F_DUPFD_CLOEXEC, 3);
-    if (saved1 < 0 || saved2 < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) {
+    saved1 = save_fd(1);
+    saved2 = save_fd(2);
+    if (saved1 == -1 || saved2 == -1 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) {
         (void)snprintf(errbuf, errlen, "exec: redirect output failed: %s", strerror(errno));
         err = RX_ESYSTEM;
         goto restore;
@@ -1325,13 +1329,12 @@ call_in_process(const rx__pool_job *job, rx_results *res, size_t i, int out_fd, 
             err = rx__slot_set_error(s, "function returned %d", rc);
     }
 restore:
-    if (saved1 >= 0) {
-        (void)dup2(saved1, 1);
-        close(saved1);
-    }
-    if (saved2 >= 0) {
-        (void)dup2(saved2, 2);
-        close(saved2);
+    if ((restore_fd(saved1, 1) != 0 || restore_fd(saved2, 2) != 0) && err == RX_OK) {
+        (void)snprintf(errbuf, errlen,
+                       "exec: task %zu closed the caller's saved stdout or stderr; they now go "
+                       "to /dev/null",
+                       i);
+        err = RX_ESYSTEM;
     }
     rx__task_reset(&task);
     return err;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -22,6 +23,53 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+int
+rx__fd_above_stdio(int fd)
+{
+    int moved;
+
+    if (fd < 0 || fd > 2)
+        return fd;
+    moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return moved;
+}
+
+static pthread_mutex_t sigchld_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned sigchld_holders;
+static struct sigaction sigchld_saved;
+static int sigchld_changed;
+
+void
+rx__sigchld_hold(void)
+{
+    struct sigaction now;
+
+    pthread_mutex_lock(&sigchld_lock);
+    if (sigchld_holders++ == 0 && sigaction(SIGCHLD, NULL, &now) == 0 &&
+        (now.sa_handler == SIG_IGN || (now.sa_flags & SA_NOCLDWAIT) != 0)) {
+        struct sigaction dfl;
+
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        sigchld_saved = now;
+        sigchld_changed = sigaction(SIGCHLD, &dfl, NULL) == 0;
+        rx__log(RX_LOG_DEBUG, "exec: SIGCHLD was ignored; set to the default while tasks run");
+    }
+    pthread_mutex_unlock(&sigchld_lock);
+}
+
+void
+rx__sigchld_release(void)
+{
+    pthread_mutex_lock(&sigchld_lock);
+    if (sigchld_holders > 0 && --sigchld_holders == 0 && sigchld_changed) {
+        (void)sigaction(SIGCHLD, &sigchld_saved, NULL);
+        sigchld_changed = 0;
+    }
+    pthread_mutex_unlock(&sigchld_lock);
+}
+
 static int
 pidfd_open_checked(pid_t pid)
 {
@@ -30,7 +78,7 @@ pidfd_open_checked(pid_t pid)
 
     if (fd >= 0) {
         (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* pidfds are close-on-exec already */
-        return (int)fd;
+        return rx__fd_above_stdio((int)fd);
     }
 #else
     (void)pid;

@@ -54,6 +54,22 @@ int rx__proc_exited(const rx__proc *p);
  */
 rx_err rx__proc_reap(rx__proc *p, int *out_wstatus);
 
+/*
+ * Move fd to 3 or above (close-on-exec) if it is 0, 1 or 2, and return the new fd; -1 stays -1.
+ * A caller that runs with stdin, stdout or stderr closed would otherwise get our files on those
+ * numbers, and the dup2 that wires a task's stdio would clobber them.
+ */
+int rx__fd_above_stdio(int fd);
+
+/*
+ * SIGCHLD must not be ignored while tasks run: with SIG_IGN or SA_NOCLDWAIT the kernel discards
+ * every child's exit status. hold sets it to the default for the duration if it is ignored
+ * (process-wide, counted, so concurrent jobs share one change); release restores it after the
+ * last holder.
+ */
+void rx__sigchld_hold(void);
+void rx__sigchld_release(void);
+
 /* Describe a waitpid status: "exit status 2", "killed by signal 9 (SIGKILL)". */
 void rx__wait_status_text(int wstatus, char *buf, size_t len);
 
