@@ -45,7 +45,7 @@ extern char **environ;
 #define WORKERS           2u       /* rx_local_parallel_context(WORKERS); floors use as many */
 #define FUNC_GOAL_PER_S   200000.0 /* function tasks per second, rows without a fork per task */
 #define CMD_GOAL_RATIO    0.80     /* command tasks: rxjob / floor */
-#define AUTO_CHUNK_MAX    1024u    /* see floor_auto_chunk */
+#define AUTO_CHUNK_MAX    65536u   /* see floor_auto_chunk */
 #define INDEX_TEXT_BYTES  24       /* "%zu" of any size_t, with its NUL */
 #define FLOOR_READ_BYTES  (64 * 1024)
 #define LABEL_WIDTH       40
@@ -533,8 +533,8 @@ done:
 
 /*
  * The chunk the floor uses for the library's automatic one: n / (4 * workers), at least 1, at
- * most 1024, which is what src/exec/pool.c chose when this benchmark was written. The row's label
- * prints the number, so a change in the library shows as a floor that no longer matches.
+ * most AUTO_CHUNK_MAX. This mirrors auto_chunk and CHUNK_AUTO_MAX in src/exec/pool.c (the public
+ * API does not say which chunk was chosen): change them together. The floor's label prints it.
  */
 static unsigned
 floor_auto_chunk(size_t n)

@@ -65,7 +65,8 @@ RX_API const char *rx_version(void);
     X(ENORESULTS, -12, "job results are gone: collected or cleaned up")             \
     X(ESYSTEM, -13, "system call failed")                                           \
     X(ETOOBIG, -14, "size limit exceeded")                                          \
-    X(ENOTSUP, -15, "operation not supported by this compute context")
+    X(ENOTSUP, -15, "operation not supported by this compute context")              \
+    X(EPERM, -16, "permission denied")
 
 typedef enum rx_err {
 #define RX_ERR_ENUM(name, code, msg) RX_##name = (code),
@@ -279,7 +280,10 @@ typedef struct rx_results rx_results;
 /** A handle on a job of a server context. Freeing it does not touch the job itself. */
 typedef struct rx_job rx_job;
 
-/** Called for each task's result, in task order, from the thread that called rx_exec. */
+/**
+ * Called for each task's result, in task order, from the thread that called rx_exec, by a context
+ * that waits (a non-waiting rx_exec has no results to call it with).
+ */
 typedef void rx_task_callback(const rx_results *results, size_t index, void *user);
 
 /**
@@ -311,7 +315,8 @@ typedef struct rx_exec_opts {
 /** Set *opts to RX_EXEC_OPTS_INIT. opts must not be NULL. */
 RX_API void rx_exec_opts_init(rx_exec_opts *opts);
 
-/** The most tasks one job may have (10 000 000). */
+/** The most tasks one job may have on a local context (10 000 000); rxjobd allows 1 000 000
+ * per job (docs/protocol.md, "Limits"). */
 #define RX_MAX_TASKS ((int64_t)10000000)
 
 /** The longest time limit, in seconds (one year). */
@@ -587,7 +592,10 @@ RX_API void rx_jobs_free(rx_job **jobs, size_t n);
  * The daemon (rxjobd) behind a server context
  * ------------------------------------------------------------------------------------------- */
 
-/** What a daemon says about itself (protocol.md GET /v1/daemon), or that none answers. */
+/**
+ * What a daemon says about itself (protocol.md GET /v1/daemon), or that none answers. Its strings
+ * are never NULL and belong to it: rx_daemon_info_free frees them all.
+ */
 typedef struct rx_daemon_info {
     int running;      /* 1: a daemon answered; 0: none did, and only socket and why are set */
     char *socket;     /* the socket asked (the daemon's own path when it answered) */
@@ -619,16 +627,16 @@ RX_API rx_err rx_daemon_get_info(const char *url, rx_daemon_info **out_info);
 RX_API void rx_daemon_info_free(rx_daemon_info *info);
 
 /**
- * Ask a daemon to stop (protocol.md POST /v1/daemon/stop) and wait until it no longer answers.
- * Its running tasks go on under their supervisors and are adopted at its next start. Never
- * starts a daemon.
+ * Ask a daemon to stop (protocol.md POST /v1/daemon/stop) and wait until it no longer answers
+ * and its process has exited (so a daemon started next finds its lock free). Its running tasks
+ * go on under their supervisors and are adopted at its next start. Never starts a daemon.
  * @param url              As rx_server_context's.
  * @param timeout_s        Seconds to wait for it to be gone at most; < 0 = forever.
  * @param out_was_running  If not NULL: 1 if a daemon answered (and is now gone), 0 if none did
  *                         (nothing to stop: still RX_OK).
- * @return RX_OK; RX_EINVAL for a malformed url; RX_ETIMEDOUT (it still answers);
- *         RX_ECONTEXT when the daemon refused (another user's daemon) or answered oddly: the
- *         reason is logged at RX_LOG_ERROR; RX_ENOMEM.
+ * @return RX_OK; RX_EINVAL for a malformed url; RX_ETIMEDOUT (it still runs); RX_EPERM when it
+ *         refused (only its own user or root may stop it); RX_ECONTEXT when it answered oddly
+ *         (the reason of either is logged at RX_LOG_ERROR); RX_ENOMEM.
  * Thread-safe.
  */
 RX_API rx_err rx_daemon_stop(const char *url, double timeout_s, int *out_was_running);

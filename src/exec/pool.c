@@ -79,6 +79,7 @@ typedef struct unit {
     int64_t killed_task; /* the task whose time limit was hit */
     int64_t sigkill_at_ms;
     /* a command */
+    int cmd_out_fd; /* the unit's output file, kept open across its tasks; -1 = none yet */
     size_t task;
     int64_t deadline_ms;
     int32_t out_file;
@@ -338,16 +339,27 @@ start_command(pool *p, unit *u, size_t task)
     err = task_argv(p, task, &argv, &argc);
     if (err != RX_OK)
         return err;
-    (void)snprintf(name, sizeof(name), "t%zu.out", task);
-    out_fd = spool_open(p->res, name, out_path, sizeof(out_path));
-    if (out_fd < 0) {
-        pool_error(p, "create task output", errno);
-        err = RX_ESYSTEM;
-        goto done;
+    /* One output file per unit, opened once: the tasks a unit runs one after another append to
+     * it, and each slot records its byte range (a file create costs more than a spawn on some
+     * filesystems). The child shares the descriptor's offset, so lseek tells where it ended. */
+    if (u->cmd_out_fd < 0) {
+        (void)snprintf(name, sizeof(name), "u%u.out", (unsigned)(u - p->units));
+        u->cmd_out_fd = spool_open(p->res, name, out_path, sizeof(out_path));
+        if (u->cmd_out_fd < 0) {
+            pool_error(p, "create task output", errno);
+            err = RX_ESYSTEM;
+            goto done;
+        }
+        err = rx__results_add_file(p->res, out_path, &u->out_file);
+        if (err != RX_OK)
+            goto done;
     }
-    err = rx__results_add_file(p->res, out_path, &u->out_file);
-    if (err != RX_OK)
-        goto done;
+    out_fd = u->cmd_out_fd;
+    {
+        off_t off = lseek(out_fd, 0, SEEK_END); /* SEEK_END: whatever a stray writer left */
+
+        s->out_off = off < 0 ? 0 : (uint64_t)off;
+    }
     task_env[0] = rx__env_entry("RXJOB_TASK_INDEX", "%zu", task);
     task_env[1] = rx__env_entry("RXJOB_TASK_COUNT", "%zu", p->res->n);
     task_env[2] = rx__env_entry("RXJOB_RESULT", "%s/t%zu.result", p->res->spool_dir, task);
@@ -399,8 +411,6 @@ start_command(pool *p, unit *u, size_t task)
     u->deadline_ms = p->job->timeout_ms > 0 ? s->start_ms + p->job->timeout_ms : 0;
     p->n_active++;
 done:
-    if (out_fd >= 0)
-        close(out_fd);
     rx__strv_free(argv, argc);
     for (size_t i = 0; i < 3; i++)
         rx__free(task_env[i]);
@@ -479,7 +489,11 @@ finish_command(pool *p, unit *u)
         return err;
     }
     s->end_ms = rx__now_ms();
-    s->out_len = file_size(p->res->files[u->out_file]);
+    {
+        off_t end = lseek(u->cmd_out_fd, 0, SEEK_END);
+
+        s->out_len = end < 0 || (uint64_t)end < s->out_off ? 0 : (uint64_t)end - s->out_off;
+    }
     rx__wait_status_text(wstatus, text, sizeof(text));
     if (WIFEXITED(wstatus))
         s->exit_status = WEXITSTATUS(wstatus);
@@ -597,11 +611,10 @@ worker_main(const pool *p, unsigned w, const size_t *chunk, size_t chunk_n, int 
          * worker's output file again. */
         if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
             _exit(126);
-        off = lseek(out_fd, 0, SEEK_CUR);
         memset(&m, 0, sizeof(m));
         m.index = i;
         m.start_ms = rx__now_ms();
-        m.out_off = off < 0 ? last_off : (uint64_t)off;
+        m.out_off = last_off; /* where the previous task's output ended: one lseek per task */
         atomic_store(&me->start_ms, m.start_ms);
         atomic_store(&me->out_off, m.out_off);
         atomic_store(&me->task, (int64_t)i);
@@ -1107,6 +1120,8 @@ static void
 pool_free(pool *p)
 {
     for (unsigned k = 0; p->units != NULL && k < p->n_units; k++) {
+        if (p->units[k].cmd_out_fd >= 0)
+            close(p->units[k].cmd_out_fd);
         rx__free(p->units[k].chunk);
         rx__free(p->units[k].rbuf);
     }
@@ -1157,6 +1172,7 @@ pool_run(const rx__pool_job *job, rx_results **out_results, char *errbuf, size_t
     p.n_units = eff.slots;
     for (unsigned k = 0; k < p.n_units; k++) {
         p.units[k].pipe_fd = -1;
+        p.units[k].cmd_out_fd = -1;
         p.units[k].proc.pidfd = -1;
         if (eff.work->kind == RX_WORK_FUNCTION) {
             p.units[k].chunk = rx__calloc(eff.chunk, sizeof(size_t)); /* chunk <= n_tasks */
