@@ -84,7 +84,7 @@ test_error_stable_numbers(void **state)
 static void
 test_error_unknown_code(void **state)
 {
-    static const int unknown[] = {1, 2, 100, -16, -100, -1000, INT_MIN, INT_MAX};
+    static const int unknown[] = {1, 2, 100, -17, -100, -1000, INT_MIN, INT_MAX};
 
     (void)state;
     for (size_t i = 0; i < RX__ARRAY_LEN(unknown); i++) {

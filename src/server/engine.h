@@ -10,11 +10,11 @@
 #ifndef RX_SERVER_ENGINE_H
 #define RX_SERVER_ENGINE_H
 
+#include "rxjob.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "rxjob.h"
 
 typedef struct engine engine;
 
@@ -32,7 +32,7 @@ typedef struct engine_opts {
 typedef struct engine_spec {
     uid_t uid;
     rx_work_kind kind;
-    char **argv; /* command: NULL-terminated. function: argv[0] = exe, argv[1] = NULL */
+    char **argv;         /* command: NULL-terminated. function: argv[0] = exe, argv[1] = NULL */
     char *function_name; /* function work only */
     char **env;          /* NULL-terminated "NAME=value", or NULL */
     char *cwd;           /* or NULL */
@@ -111,8 +111,8 @@ rx_err engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine
 /* Collect results (rx_get_job_results). auto_cleanup: -1 = the job's own setting, 0, 1. With
  * cleanup, the claim and the deletion are atomic: of two racing callers one gets RX_OK, the
  * other RX_ENOENT. RX_OK; RX_ENOENT; RX_ENOTFINISHED; RX_ECANCELED; RX_ENOMEM; RX_ESTORE. */
-rx_err engine_results(engine *e, uid_t uid, int64_t id, int auto_cleanup,
-                      engine_results **out_results);
+rx_err engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup,
+                          engine_results **out_results);
 
 /* The paths of the job's per-task output files, in task order (a task not started yet has a
  * path that does not exist yet). The caller streams them with "==> task N <==" headers and frees
@@ -123,8 +123,8 @@ rx_err engine_output_paths(engine *e, uid_t uid, int64_t id, char ***out_paths, 
  * says why (FINISHED without force: names force and rx_get_job_results; QUEUED/RUNNING without
  * force). With force a QUEUED/RUNNING job is canceled, then removed once its processes are
  * gone. RX_OK; RX_ENOENT. */
-rx_err engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned,
-                      char *warning, size_t warning_len);
+rx_err engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, char *warning,
+                      size_t warning_len);
 
 /* List the uid's jobs (all jobs for root), oldest first. states: bit (1 << status) set for
  * each wanted status, 0 = all. since_s / until_s: creation-time window in UTC seconds, 0 =

@@ -1,0 +1,675 @@
+/*
+ * cli.c - the pieces every rxjob subcommand uses: the option parser, the checked number
+ * parsers, the mapping from library errors and job statuses to exit statuses, error messages,
+ * waiting with a progress line, printing results, and JSON output.
+ *
+ * Options are parsed here rather than with getopt_long, which is a GNU extension: the project
+ * builds with _POSIX_C_SOURCE only, and the parser is small. It takes "--name VALUE",
+ * "--name=VALUE", "-h", operands anywhere (except for rxjob exec, whose first operand starts the
+ * COMMAND), and "--" to end the options.
+ *
+ * JSON goes through jansson, which the library already depends on: byte values are base64
+ * (docs/protocol.md "Bytes"), and text that is not UTF-8 (an error message quoting a file name,
+ * say) has its bad bytes replaced, since a JSON string must be UTF-8.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Options every subcommand takes, besides --help. */
+enum { GLOBAL_URL = 1000, GLOBAL_JSON };
+
+static const cli_opt global_opts[] = {
+    {"url", 1, GLOBAL_URL},
+    {"json", 0, GLOBAL_JSON},
+    {NULL, 0, 0},
+};
+
+/* How long one slice of a waiting loop may block, in seconds: the progress line's refresh. */
+#define PROGRESS_SLICE_S 1.0
+
+void
+cli_parser_init(cli_parser *p, const char *cmd, int argc, char **argv, int stop_at_operand)
+{
+    memset(p, 0, sizeof(*p));
+    p->argc = argc;
+    p->argv = argv;
+    p->next = 1; /* argv[0] is the subcommand (or the program) */
+    p->cmd = cmd;
+    p->stop_at_operand = stop_at_operand;
+}
+
+static const cli_opt *
+find_opt(const cli_opt *opts, const char *name, size_t name_len)
+{
+    for (; opts != NULL && opts->name != NULL; opts++) {
+        if (strlen(opts->name) == name_len && memcmp(opts->name, name, name_len) == 0)
+            return opts;
+    }
+    return NULL;
+}
+
+int
+cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
+{
+    *out_arg = NULL;
+    for (;;) {
+        const char *a;
+        const char *name;
+        const char *eq;
+        const char *value = NULL;
+        const cli_opt *o;
+        size_t name_len;
+
+        if (p->next >= p->argc)
+            return CLI_OPT_END;
+        a = p->argv[p->next];
+        if (p->after_dashes || a[0] != '-' || a[1] == '\0') { /* "-" alone is an operand */
+            if (p->stop_at_operand)
+                return CLI_OPT_END;
+            p->next++;
+            *out_arg = a;
+            return CLI_OPT_OPERAND;
+        }
+        p->next++;
+        if (strcmp(a, "--") == 0) {
+            if (p->stop_at_operand)
+                return CLI_OPT_END;
+            p->after_dashes = 1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return CLI_OPT_HELP;
+        if (a[1] != '-') {
+            (void)cli_usage_error(p->cmd, "unknown option '%s'", a);
+            return CLI_OPT_BAD;
+        }
+        name = a + 2;
+        eq = strchr(name, '=');
+        name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        o = find_opt(opts, name, name_len);
+        if (o == NULL)
+            o = find_opt(global_opts, name, name_len);
+        if (o == NULL) {
+            (void)cli_usage_error(p->cmd, "unknown option '--%.*s'", (int)name_len, name);
+            return CLI_OPT_BAD;
+        }
+        if (o->has_arg) {
+            if (eq != NULL) {
+                value = eq + 1;
+            } else if (p->next < p->argc) {
+                value = p->argv[p->next++];
+            } else {
+                (void)cli_usage_error(p->cmd, "option '--%s' needs a value", o->name);
+                return CLI_OPT_BAD;
+            }
+        } else if (eq != NULL) {
+            (void)cli_usage_error(p->cmd, "option '--%s' takes no value", o->name);
+            return CLI_OPT_BAD;
+        }
+        if (o->id == GLOBAL_URL) {
+            c->url = value;
+            continue;
+        }
+        if (o->id == GLOBAL_JSON) {
+            c->json = 1;
+            continue;
+        }
+        *out_arg = value;
+        return o->id;
+    }
+}
+
+int
+cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)fflush(stdout);
+    if (cmd != NULL)
+        (void)fprintf(stderr, "rxjob: %s: ", cmd);
+    else
+        (void)fputs("rxjob: ", stderr);
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd != NULL)
+        (void)fprintf(stderr, "\nTry 'rxjob %s --help'.\n", cmd);
+    else
+        (void)fputs("\nTry 'rxjob --help'.\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+void
+cli_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)fflush(stdout);
+    (void)fputs("rxjob: ", stderr);
+    va_start(ap, fmt);
+    (void)vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    (void)fputc('\n', stderr);
+}
+
+static int
+is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+int
+cli_parse_i64(const char *cmd, const char *what, const char *s, int64_t min, int64_t max,
+              int64_t *out_value)
+{
+    const char *digits = s;
+    char *end = NULL;
+    long long value;
+
+    /* The shape first: an optional '-', then digits only (strtoll alone would take " 12",
+     * "+12" and "0x12" in base 0). */
+    if (*digits == '-' && min < 0)
+        digits++;
+    if (*digits == '\0')
+        goto bad;
+    for (const char *q = digits; *q != '\0'; q++) {
+        if (!is_digit(*q))
+            goto bad;
+    }
+    errno = 0;
+    value = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || value < min || value > max)
+        goto bad;
+    *out_value = value;
+    return 0;
+
+bad:
+    (void)cli_usage_error(cmd, "%s: '%s' is not an integer from %lld to %lld", what, s,
+                          (long long)min, (long long)max);
+    return -1;
+}
+
+int
+cli_parse_seconds(const char *cmd, const char *what, const char *s, double min, double max,
+                  double *out_value)
+{
+    const char *q = s;
+    char *end = NULL;
+    double value;
+
+    /* Digits, then optionally '.' and digits: no sign, exponent, "inf" or "nan". */
+    if (!is_digit(*q))
+        goto bad;
+    while (is_digit(*q))
+        q++;
+    if (*q == '.') {
+        q++;
+        if (!is_digit(*q))
+            goto bad;
+        while (is_digit(*q))
+            q++;
+    }
+    if (*q != '\0')
+        goto bad;
+    errno = 0;
+    value = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(value) || value < min || value > max)
+        goto bad;
+    *out_value = value;
+    return 0;
+
+bad:
+    (void)cli_usage_error(cmd, "%s: '%s' is not a number of seconds from %.10g to %.10g", what, s,
+                          min, max);
+    return -1;
+}
+
+int
+cli_context(cli *c, const char *cmd, rx_context **out_ctx)
+{
+    rx_err err;
+
+    if (c->ctx == NULL) {
+        err = rx_server_context(c->url, &c->ctx);
+        if (err == RX_EINVAL) {
+            return cli_usage_error(cmd, "--url '%s': not a daemon address (unix:/path/to/socket)",
+                                   c->url != NULL ? c->url : "");
+        }
+        if (err != RX_OK) {
+            cli_error("%s: %s", cmd, rx_strerror(err));
+            return cli_exit_for_err(err);
+        }
+    }
+    *out_ctx = c->ctx;
+    return CLI_EXIT_OK;
+}
+
+int
+cli_job_open(cli *c, const char *cmd, const char *id_arg, rx_job **out_job)
+{
+    rx_context *ctx = NULL;
+    int64_t id = 0;
+    rx_err err;
+    int rc;
+
+    if (cli_parse_i64(cmd, "job id", id_arg, 1, INT64_MAX, &id) != 0)
+        return CLI_EXIT_USAGE;
+    rc = cli_context(c, cmd, &ctx);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    err = rx_job_open(ctx, id, out_job);
+    if (err != RX_OK)
+        return cli_fail(c, cmd, err);
+    return CLI_EXIT_OK;
+}
+
+int
+cli_exit_for_err(rx_err err)
+{
+    switch (err) {
+    case RX_OK:
+        return CLI_EXIT_OK;
+    case RX_EJOBFAILED:
+        return CLI_EXIT_FAILED;
+    case RX_EINVAL:
+    case RX_ECOUNT:
+    case RX_ETOOBIG:
+        return CLI_EXIT_USAGE;
+    case RX_ECONTEXT:
+        return CLI_EXIT_UNREACHABLE;
+    case RX_ECANCELED:
+        return CLI_EXIT_CANCELED;
+    case RX_ENOENT:
+    case RX_ENORESULTS:
+        return CLI_EXIT_UNDETERMINED;
+    case RX_ETIMEDOUT:
+        return CLI_EXIT_TIMEOUT;
+    case RX_ENOTFINISHED:
+        return CLI_EXIT_NOTFINISHED;
+    default:
+        return CLI_EXIT_ERROR;
+    }
+}
+
+int
+cli_exit_for_status(rx_job_status status)
+{
+    switch (status) {
+    case RX_JOB_QUEUED:
+    case RX_JOB_RUNNING:
+    case RX_JOB_FINISHED:
+        return CLI_EXIT_OK;
+    case RX_JOB_FAILED:
+        return CLI_EXIT_FAILED;
+    case RX_JOB_CANCELED:
+        return CLI_EXIT_CANCELED;
+    default:
+        return CLI_EXIT_UNDETERMINED;
+    }
+}
+
+int
+cli_fail(cli *c, const char *what, rx_err err)
+{
+    const char *detail = c->ctx != NULL ? rx_context_errmsg(c->ctx) : "";
+
+    if (detail != NULL && detail[0] != '\0')
+        cli_error("%s: %s: %s", what, rx_strerror(err), detail);
+    else
+        cli_error("%s: %s", what, rx_strerror(err));
+    return cli_exit_for_err(err);
+}
+
+int
+cli_stderr_is_tty(void)
+{
+    return isatty(STDERR_FILENO);
+}
+
+rx_err
+cli_job_poll(rx_job *job, rx_job_status *out_status, rx_job_progress *out_progress)
+{
+    rx_job_progress progress;
+    rx_job_status status = RX_JOB_UNDETERMINED;
+    rx_err err;
+
+    memset(&progress, 0, sizeof(progress));
+    err = rx_job_get_progress(job, &status, &progress);
+    if (err == RX_ENOENT) {
+        status = RX_JOB_UNDETERMINED;
+        memset(&progress, 0, sizeof(progress));
+        err = RX_OK;
+    }
+    if (err != RX_OK)
+        return err;
+    *out_status = status;
+    if (out_progress != NULL)
+        *out_progress = progress;
+    return RX_OK;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+draw_progress(rx_job *job, rx_job_status status, const rx_job_progress *pr)
+{
+    /* \r and "erase to end of line" redraw one line in place; only ever sent to a terminal. */
+    (void)fprintf(stderr, "\r\033[Kjob %lld: %zu/%zu tasks done (%s)", (long long)rx_job_id(job),
+                  pr->ok + pr->failed, pr->n_tasks, rx_job_status_name(status));
+}
+
+rx_err
+cli_wait_job(rx_job *job, double timeout_s, rx_job_status *out_status,
+             rx_job_progress *out_progress)
+{
+    rx_job_progress progress;
+    rx_job_status status = RX_JOB_UNDETERMINED;
+    double deadline = timeout_s >= 0 ? now_s() + timeout_s : 0;
+    rx_err wait_err = RX_OK;
+    rx_err err;
+
+    memset(&progress, 0, sizeof(progress));
+    if (!cli_stderr_is_tty()) {
+        wait_err = rx_wait_for_job(job, timeout_s);
+        if (wait_err != RX_OK && wait_err != RX_ETIMEDOUT)
+            return wait_err;
+        err = cli_job_poll(job, &status, &progress);
+        if (err != RX_OK)
+            return err;
+    } else {
+        for (;;) {
+            double slice = PROGRESS_SLICE_S;
+
+            err = cli_job_poll(job, &status, &progress);
+            if (err != RX_OK)
+                break;
+            if (rx_job_status_is_terminal(status))
+                break;
+            draw_progress(job, status, &progress);
+            if (timeout_s >= 0) {
+                double left = deadline - now_s();
+
+                if (left <= 0) {
+                    wait_err = RX_ETIMEDOUT;
+                    break;
+                }
+                if (left < slice)
+                    slice = left;
+            }
+            err = rx_wait_for_job(job, slice);
+            if (err != RX_OK && err != RX_ETIMEDOUT)
+                break;
+        }
+        (void)fputs("\r\033[K", stderr);
+        if (err != RX_OK && err != RX_ETIMEDOUT)
+            return err;
+    }
+    *out_status = status;
+    if (out_progress != NULL)
+        *out_progress = progress;
+    /* A job that ended at the very deadline is over, not timed out. */
+    if (wait_err == RX_ETIMEDOUT && !rx_job_status_is_terminal(status))
+        return RX_ETIMEDOUT;
+    return RX_OK;
+}
+
+static json_t *
+results_json(int64_t id, const rx_results *res)
+{
+    rx_job_progress progress;
+    json_t *slots = json_array();
+    json_t *obj = json_object();
+    size_t n = rx_results_count(res);
+
+    memset(&progress, 0, sizeof(progress));
+    progress.n_tasks = n;
+    progress.failed = rx_results_failed(res);
+    progress.ok = n - progress.failed;
+    if (slots == NULL || obj == NULL)
+        goto fail;
+    if (json_object_set_new(obj, "job", cli_json_job(id, rx_results_status(res), &progress)) != 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        rx_task_state state = rx_results_state(res, i);
+        json_t *slot = json_object();
+        int bad = slot == NULL;
+
+        bad = bad || json_object_set_new(slot, "index", json_integer((json_int_t)i)) != 0;
+        bad =
+            bad || json_object_set_new(slot, "state", json_string(rx_task_state_name(state))) != 0;
+        if (state == RX_TASK_OK) {
+            size_t len = 0;
+            const void *value = rx_results_value(res, i, &len);
+
+            bad = bad || json_object_set_new(slot, "value_b64", cli_json_base64(value, len)) != 0;
+        } else {
+            const char *error = rx_results_error(res, i);
+
+            bad = bad || json_object_set_new(slot, "error",
+                                             cli_json_string(error != NULL ? error : "")) != 0;
+            bad = bad || json_object_set_new(slot, "exit_status",
+                                             json_integer(rx_results_exit_status(res, i))) != 0;
+            bad = bad ||
+                  json_object_set_new(slot, "signal", json_integer(rx_results_signal(res, i))) != 0;
+        }
+        bad = bad ||
+              json_object_set_new(slot, "elapsed_s", json_real(rx_results_elapsed_s(res, i))) != 0;
+        if (bad || json_array_append_new(slots, slot) != 0) {
+            json_decref(slot);
+            goto fail;
+        }
+    }
+    if (json_object_set_new(obj, "slots", slots) != 0) {
+        slots = NULL;
+        goto fail;
+    }
+    return obj;
+
+fail:
+    json_decref(slots);
+    json_decref(obj);
+    return NULL;
+}
+
+static int
+print_value(const void *value, size_t len)
+{
+    if (len > 0 && fwrite(value, 1, len, stdout) != len)
+        return -1;
+    if (len == 0 || ((const char *)value)[len - 1] != '\n')
+        return fputc('\n', stdout) == EOF ? -1 : 0;
+    return 0;
+}
+
+int
+cli_print_results(cli *c, const char *what, rx_job *job, int keep)
+{
+    rx_results *res = NULL;
+    rx_tristate console = c->json ? RX_FALSE : RX_INHERIT; /* output would break the JSON */
+    rx_err err;
+    int rc = CLI_EXIT_OK;
+
+    err = rx_get_job_results(job, console, keep ? RX_FALSE : RX_INHERIT, &res);
+    if (err != RX_OK && err != RX_EJOBFAILED)
+        return cli_fail(c, what, err);
+
+    if (c->json) {
+        rc = cli_json_print(results_json(rx_job_id(job), res));
+    } else {
+        for (size_t i = 0; i < rx_results_count(res); i++) {
+            size_t len = 0;
+            const void *value = rx_results_value(res, i, &len);
+
+            if (rx_results_state(res, i) == RX_TASK_OK) {
+                if (print_value(value != NULL ? value : "", value != NULL ? len : 0) != 0)
+                    break; /* main reports the write error */
+            } else {
+                const char *error = rx_results_error(res, i);
+
+                (void)fflush(stdout); /* keep stdout and stderr in task order on a terminal */
+                (void)fprintf(stderr, "task %zu: ERROR: %s\n", i,
+                              error != NULL ? error : rx_task_state_name(rx_results_state(res, i)));
+            }
+        }
+    }
+    if (rc == CLI_EXIT_OK && (err == RX_EJOBFAILED || rx_results_status(res) == RX_JOB_FAILED))
+        rc = CLI_EXIT_FAILED;
+    rx_results_free(res);
+    return rc;
+}
+
+json_t *
+cli_json_job(int64_t id, rx_job_status status, const rx_job_progress *pr)
+{
+    json_t *obj = json_object();
+    json_t *tasks = json_object();
+    int bad = obj == NULL || tasks == NULL;
+
+    bad = bad || json_object_set_new(obj, "id", json_integer((json_int_t)id)) != 0;
+    bad = bad || json_object_set_new(obj, "status", json_string(rx_job_status_name(status))) != 0;
+    if (pr != NULL && !bad) {
+        bad =
+            bad || json_object_set_new(obj, "n_tasks", json_integer((json_int_t)pr->n_tasks)) != 0;
+        bad = bad ||
+              json_object_set_new(tasks, "pending", json_integer((json_int_t)pr->pending)) != 0;
+        bad = bad ||
+              json_object_set_new(tasks, "running", json_integer((json_int_t)pr->running)) != 0;
+        bad = bad || json_object_set_new(tasks, "ok", json_integer((json_int_t)pr->ok)) != 0;
+        bad =
+            bad || json_object_set_new(tasks, "failed", json_integer((json_int_t)pr->failed)) != 0;
+        bad = bad || json_object_set(obj, "tasks", tasks) != 0;
+        if (pr->created_s > 0)
+            bad = bad || json_object_set_new(obj, "created_s", json_real(pr->created_s)) != 0;
+        if (pr->ended_s > 0)
+            bad = bad || json_object_set_new(obj, "ended_s", json_real(pr->ended_s)) != 0;
+    }
+    json_decref(tasks);
+    if (bad) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2, min = 0x80, cp = s[0] & 0x1Fu;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3, min = 0x800, cp = s[0] & 0x0Fu;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4, min = 0x10000, cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0u) != 0x80u) /* also stops at the NUL */
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+json_t *
+cli_json_string(const char *s)
+{
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)s;
+    json_t *str = json_string(s);
+    char *copy;
+    size_t len = 0;
+
+    if (str != NULL)
+        return str;
+    /* Not UTF-8 (or out of memory): replace each bad byte, at most 3 bytes for 1. */
+    copy = malloc(strlen(s) * 3 + 1);
+    if (copy == NULL)
+        return NULL;
+    while (*p != '\0') {
+        size_t n = utf8_len(p);
+
+        if (n == 0) {
+            memcpy(copy + len, replacement, 3);
+            len += 3;
+            p++;
+        } else {
+            memcpy(copy + len, p, n);
+            len += n;
+            p += n;
+        }
+    }
+    copy[len] = '\0';
+    str = json_string(copy);
+    free(copy);
+    return str;
+}
+
+json_t *
+cli_json_base64(const void *data, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = data;
+    size_t out_len = (len + 2) / 3 * 4;
+    char *out = malloc(out_len + 1);
+    size_t o = 0;
+    json_t *str;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = alphabet[(v >> 18) & 63u];
+        out[o++] = alphabet[(v >> 12) & 63u];
+        out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63u] : '=';
+        out[o++] = i + 2 < len ? alphabet[v & 63u] : '=';
+    }
+    out[o] = '\0';
+    str = json_stringn(out, o);
+    free(out);
+    return str;
+}
+
+int
+cli_json_print(json_t *value)
+{
+    int rc = CLI_EXIT_OK;
+
+    if (value == NULL) {
+        cli_error("JSON output: %s", rx_strerror(RX_ENOMEM));
+        return CLI_EXIT_ERROR;
+    }
+    if (json_dumpf(value, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
+        rc = CLI_EXIT_ERROR; /* main reports the write error when it flushes */
+    json_decref(value);
+    return rc;
+}

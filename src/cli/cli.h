@@ -1,0 +1,154 @@
+/*
+ * cli.h - what the rxjob command line's files share: exit statuses, global options, the option
+ * parser, the checked number parsers, error reporting and JSON output.
+ *
+ * The CLI is built on the public API only (rxjob.h), as curl's tool is built on libcurl: it never
+ * touches the store or speaks HTTP itself. main.c parses the global options and hands the rest of
+ * the command line to one cmd_<verb> function (cmd_<verb>.c); each returns the process's exit
+ * status, one of cli_exit below, which docs/rxjob.1 documents.
+ */
+#ifndef RX_CLI_CLI_H
+#define RX_CLI_CLI_H
+
+#include "rxjob.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit statuses: stable, documented in docs/rxjob.1 (EXIT STATUS). */
+enum cli_exit {
+    CLI_EXIT_OK = 0,           /* success; the job FINISHED */
+    CLI_EXIT_FAILED = 1,       /* the job FAILED (some task failed); a refused cancel */
+    CLI_EXIT_USAGE = 2,        /* bad command line or input (RX_EINVAL, RX_ECOUNT, RX_ETOOBIG) */
+    CLI_EXIT_UNREACHABLE = 3,  /* the daemon cannot be reached (RX_ECONTEXT) */
+    CLI_EXIT_CANCELED = 4,     /* the job was CANCELED */
+    CLI_EXIT_UNDETERMINED = 5, /* the job is UNDETERMINED: unknown, cleaned up, results gone */
+    CLI_EXIT_TIMEOUT = 6,      /* the wait timed out */
+    CLI_EXIT_NOTFINISHED = 7,  /* results asked for before the job was over */
+    CLI_EXIT_ERROR = 8         /* anything else: out of memory, I/O, store or system error */
+};
+
+/* The global options and the context they select; one per process. */
+typedef struct cli {
+    const char *url; /* --url; NULL = the per-user daemon (the library honours $RXJOB_SOCKET) */
+    int json;        /* --json: machine-readable output */
+    rx_context *ctx; /* opened by cli_context on first use; freed by main */
+    int warned;      /* the library logged a warning (set by the log sink) */
+} cli;
+
+/* One option a subcommand takes ("--name" or "--name VALUE"). Tables end with {NULL, 0, 0}. */
+typedef struct cli_opt {
+    const char *name; /* the long name, without "--" */
+    int has_arg;      /* 1: takes a value ("--name VALUE" or "--name=VALUE") */
+    int id;           /* what cli_next_opt returns for it; > 0 */
+} cli_opt;
+
+/* What cli_next_opt returns besides an option's id. */
+enum {
+    CLI_OPT_END = 0,      /* no more arguments, or options stop (see stop_at_operand) */
+    CLI_OPT_OPERAND = -1, /* *out_arg is an operand (not an option) */
+    CLI_OPT_HELP = -2,    /* --help or -h */
+    CLI_OPT_BAD = -3      /* bad option; the message is printed: exit CLI_EXIT_USAGE */
+};
+
+/* Walks a subcommand's arguments. Global options (--url, --json) are accepted anywhere. */
+typedef struct cli_parser {
+    int argc;
+    char **argv;
+    int next;            /* index of the next argument to look at */
+    const char *cmd;     /* the subcommand, for messages */
+    int stop_at_operand; /* 1: the first operand ends the options (rxjob exec's COMMAND) */
+    int after_dashes;    /* "--" was seen: everything else is an operand */
+} cli_parser;
+
+void cli_parser_init(cli_parser *p, const char *cmd, int argc, char **argv, int stop_at_operand);
+
+/*
+ * The next option: its id, with *out_arg its value (or NULL); CLI_OPT_OPERAND with *out_arg the
+ * operand; CLI_OPT_HELP; CLI_OPT_END; or CLI_OPT_BAD after printing why. With stop_at_operand,
+ * CLI_OPT_END leaves p->next at the first operand (after a "--", if any).
+ */
+int cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg);
+
+/* Print "rxjob: CMD: <printf message>" on stderr, then "Try 'rxjob CMD --help'"; returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) RX_PRINTF(2, 3);
+
+/*
+ * The checked number parsers (atoi and friends are banned): the whole string must be a decimal
+ * number within [min, max]. cli_parse_i64 takes integers only; cli_parse_seconds also takes a
+ * fraction ("1.5"). On failure they print "rxjob: CMD: WHAT: 'S' is not ..." and return -1;
+ * 0 on success.
+ */
+int cli_parse_i64(const char *cmd, const char *what, const char *s, int64_t min, int64_t max,
+                  int64_t *out_value);
+int cli_parse_seconds(const char *cmd, const char *what, const char *s, double min, double max,
+                      double *out_value);
+
+/* The server context of --url (opened once). On failure prints why and returns the exit status;
+ * 0 on success. */
+int cli_context(cli *c, const char *cmd, rx_context **out_ctx);
+
+/* Parse a job id operand and open a handle on it. Returns 0, or an exit status after printing. */
+int cli_job_open(cli *c, const char *cmd, const char *id_arg, rx_job **out_job);
+
+/* The exit status for a library error, and for a job's status (FINISHED and the live ones: 0). */
+int cli_exit_for_err(rx_err err);
+int cli_exit_for_status(rx_job_status status);
+
+/*
+ * Report a failed library call: "rxjob: WHAT: <rx_strerror>[: <rx_context_errmsg>]" on stderr.
+ * Returns cli_exit_for_err(err).
+ */
+int cli_fail(cli *c, const char *what, rx_err err);
+
+/* Report an error that is not the library's: "rxjob: <printf message>" on stderr. */
+void cli_error(const char *fmt, ...) RX_PRINTF(1, 2);
+
+/* 1 if stderr is a terminal (progress lines are drawn only there). */
+int cli_stderr_is_tty(void);
+
+/*
+ * The job's status and task counts now (one request). An unknown or cleaned-up job reads
+ * UNDETERMINED with zero counts and RX_OK; other failures return their code.
+ */
+rx_err cli_job_poll(rx_job *job, rx_job_status *out_status, rx_job_progress *out_progress);
+
+/*
+ * Wait for the job to be over, at most timeout_s seconds (< 0 = forever), redrawing the progress
+ * line "job ID: DONE/TOTAL tasks done" on stderr when stderr is a terminal. On RX_OK and
+ * RX_ETIMEDOUT *out_status and *out_progress hold the status and counts at the end.
+ */
+rx_err cli_wait_job(rx_job *job, double timeout_s, rx_job_status *out_status,
+                    rx_job_progress *out_progress);
+
+/*
+ * Collect the job's results and print them: on stdout each task's value in task order, raw, each
+ * followed by a newline unless it ends with one; on stderr "task N: ERROR: message" for each
+ * failed task. With --json, one object {"job": ..., "slots": [...]} instead. keep: leave the
+ * artifacts (auto_cleanup off for this call). Returns the exit status.
+ */
+int cli_print_results(cli *c, const char *what, rx_job *job, int keep);
+
+/* JSON output (jansson). Every builder returns NULL only when out of memory. */
+json_t *cli_json_job(int64_t id, rx_job_status status, const rx_job_progress *progress);
+json_t *cli_json_string(const char *s);                /* invalid UTF-8 bytes become U+FFFD */
+json_t *cli_json_base64(const void *data, size_t len); /* standard base64 with padding */
+/* Print value on stdout, one document followed by a newline, and drop the reference. Returns 0,
+ * or CLI_EXIT_ERROR (with a message) if value is NULL or writing failed. */
+int cli_json_print(json_t *value);
+
+/* The subcommands: argv[0] is the subcommand's name. Each returns the exit status. */
+int cmd_exec(cli *c, int argc, char **argv);
+int cmd_status(cli *c, int argc, char **argv);
+int cmd_wait(cli *c, int argc, char **argv);
+int cmd_results(cli *c, int argc, char **argv);
+int cmd_output(cli *c, int argc, char **argv);
+int cmd_cancel(cli *c, int argc, char **argv);
+int cmd_cleanup(cli *c, int argc, char **argv);
+int cmd_jobs(cli *c, int argc, char **argv);
+int cmd_daemon(cli *c, int argc, char **argv);
+
+#endif

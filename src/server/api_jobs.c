@@ -1,0 +1,1020 @@
+/*
+ * api_jobs.c - JSON in and out of rxjobd's job API (docs/protocol.md), as pure functions.
+ *
+ * A submission is decoded in one pass over a table of the fields protocol.md allows: anything
+ * else is refused by name before a single value is looked at, so a misspelt option never passes
+ * silently for its default. Each value is then checked for its JSON type, its range, and, for
+ * `_b64` fields, strict base64 (b64.c) and the limits of protocol.md, counted on the decoded
+ * bytes. Byte strings that must become C strings (argv, env, cwd, exe, and a command's
+ * elem_args, which end up in argv) may not hold a NUL byte. The first problem found is the one
+ * reported, in the shape of the core's reasons: "times_to_run is 0: ...".
+ *
+ * Query strings arrive as (key, value) pairs, already split and unescaped by the HTTP layer.
+ *
+ * Results go out through a writer that produces the body piece by piece, so the base64 text of
+ * a large result exists only one buffer at a time.
+ */
+#include "server/api_jobs.h"
+
+#include "core/internal.h"
+#include "core/spec.h"
+#include "server/b64.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest user string (a field name, a state name) quoted in a reason, in bytes. */
+#define QUOTE_MAX 64
+
+static rx_err fail(char *why, size_t why_len, rx_err err, const char *fmt, ...) RX_PRINTF(4, 5);
+
+/* Write a reason to why (when the caller wants one) and return err. */
+static rx_err
+fail(char *why, size_t why_len, rx_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why == NULL || why_len == 0)
+        return err;
+    va_start(ap, fmt);
+    if (vsnprintf(why, why_len, fmt, ap) < 0)
+        why[0] = '\0';
+    va_end(ap);
+    return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Submissions                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Refuse any key of obj not in allowed (NULL-terminated); where names obj in the reason. */
+static rx_err
+check_fields(json_t *obj, const char *const *allowed, const char *where, char *why, size_t why_len)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(obj, key, value)
+    {
+        int known = 0;
+
+        (void)value;
+        for (size_t i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (!known)
+            return fail(why, why_len, RX_EINVAL, "unknown field '%.*s'%s%s", QUOTE_MAX, key,
+                        where[0] != '\0' ? " in " : "", where);
+    }
+    return RX_OK;
+}
+
+static const char *
+json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "a JSON value";
+}
+
+static rx_err
+wrong_type(const char *field, const json_t *v, const char *want, char *why, size_t why_len)
+{
+    return fail(why, why_len, RX_EINVAL, "%s is %s: it must be %s", field, json_type_name(v), want);
+}
+
+/*
+ * Decode the base64 string v (named field) into *out_data / *out_len. max_len caps the decoded
+ * length (checked before decoding); with no_nul the bytes may not hold a NUL.
+ */
+static rx_err
+decode_b64_field(const json_t *v, const char *field, size_t max_len, int no_nul,
+                 unsigned char **out_data, size_t *out_len, char *why, size_t why_len)
+{
+    const char *text;
+    size_t text_len;
+    size_t len;
+    unsigned char *data = NULL;
+    rx_err err;
+
+    if (!json_is_string(v))
+        return wrong_type(field, v, "a base64 string", why, why_len);
+    text = json_string_value(v);
+    text_len = json_string_length(v);
+    if (!b64_check(text, text_len, &len))
+        return fail(why, why_len, RX_EINVAL, "%s is not valid base64 (RFC 4648, with padding)",
+                    field);
+    if (len > max_len)
+        return fail(why, why_len, RX_EINVAL, "%s has %zu bytes, more than the limit of %zu", field,
+                    len, max_len);
+    err = b64_decode(text, text_len, &data, &len);
+    if (err != RX_OK)
+        return fail(why, why_len, err, "%s: %s", field, rx_strerror(err));
+    if (no_nul && memchr(data, '\0', len) != NULL) {
+        rx__free(data);
+        return fail(why, why_len, RX_EINVAL, "%s holds a NUL byte, which a C string cannot carry",
+                    field);
+    }
+    *out_data = data;
+    *out_len = len;
+    return RX_OK;
+}
+
+static void
+free_strv(char **v)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; v[i] != NULL; i++)
+        rx__free(v[i]);
+    rx__free(v);
+}
+
+/*
+ * Decode an array of base64 strings into a NULL-terminated vector of C strings: at least min_n
+ * and at most max_n elements, at most max_bytes decoded bytes in all. with_eq: each must look
+ * like "NAME=value" (an environment entry).
+ */
+static rx_err
+decode_strv_field(const json_t *v, const char *field, size_t min_n, size_t max_n, size_t max_bytes,
+                  int with_eq, char ***out_v, char *why, size_t why_len)
+{
+    char **strv = NULL;
+    size_t n;
+    size_t total = 0;
+    char name[64];
+    rx_err err;
+
+    if (!json_is_array(v))
+        return wrong_type(field, v, "an array of base64 strings", why, why_len);
+    n = json_array_size(v);
+    if (n < min_n)
+        return fail(why, why_len, RX_EINVAL, "%s is empty", field);
+    if (n > max_n)
+        return fail(why, why_len, RX_EINVAL, "%s has %zu elements, more than the limit of %zu",
+                    field, n, max_n);
+    strv = rx__calloc(n + 1, sizeof(*strv));
+    if (strv == NULL)
+        return fail(why, why_len, RX_ENOMEM, "out of memory");
+
+    for (size_t i = 0; i < n; i++) {
+        const json_t *elem = json_array_get(v, i);
+        unsigned char *data = NULL;
+        size_t len = 0;
+
+        (void)snprintf(name, sizeof(name), "%s[%zu]", field, i);
+        /* The total is checked on the decoded lengths before anything is decoded. */
+        if (json_is_string(elem) &&
+            b64_check(json_string_value(elem), json_string_length(elem), &len) &&
+            len > max_bytes - total) {
+            err = fail(why, why_len, RX_EINVAL, "%s holds more than the limit of %zu bytes", field,
+                       max_bytes);
+            goto fail;
+        }
+        err = decode_b64_field(elem, name, max_bytes - total, 1, &data, &len, why, why_len);
+        if (err != RX_OK)
+            goto fail;
+        strv[i] = (char *)data;
+        total += len;
+        if (with_eq && (len == 0 || data[0] == '=' || memchr(data, '=', len) == NULL)) {
+            err = fail(why, why_len, RX_EINVAL, "%s is not of the form NAME=value", name);
+            goto fail;
+        }
+    }
+    *out_v = strv;
+    return RX_OK;
+
+fail:
+    free_strv(strv);
+    return err;
+}
+
+/* An optional boolean field. */
+static rx_err
+get_bool(json_t *obj, const char *field, int *io_value, char *why, size_t why_len)
+{
+    json_t *v = json_object_get(obj, field);
+
+    if (v == NULL)
+        return RX_OK;
+    if (!json_is_boolean(v))
+        return wrong_type(field, v, "true or false", why, why_len);
+    *io_value = json_is_true(v);
+    return RX_OK;
+}
+
+/* An optional integer field in [min, max]; a reason that names the range otherwise. */
+static rx_err
+get_int(json_t *obj, const char *field, int64_t min, int64_t max, const char *range,
+        int64_t *io_value, char *why, size_t why_len)
+{
+    json_t *v = json_object_get(obj, field);
+    json_int_t x;
+
+    if (v == NULL)
+        return RX_OK;
+    if (!json_is_integer(v))
+        return wrong_type(field, v, "an integer", why, why_len);
+    x = json_integer_value(v);
+    if (x < min || x > max)
+        return fail(why, why_len, RX_EINVAL, "%s is %" PRId64 ": it must be %s", field, (int64_t)x,
+                    range);
+    *io_value = (int64_t)x;
+    return RX_OK;
+}
+
+/* A function name as rx_register_function takes it: 1..128 bytes of [A-Za-z0-9_.-]. */
+static int
+is_function_name(const char *s, size_t len)
+{
+    if (len == 0 || len > API_JOBS_MAX_NAME_BYTES)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static const char *const submit_fields[] = {
+    "work",           "elem_args_b64",       "times_to_run",
+    "num_tasks",      "continue_on_failure", "execution_timeout_s",
+    "console_output", "auto_cleanup",        NULL,
+};
+static const char *const command_fields[] = {"kind",    "argv_b64",  "env_b64",
+                                             "cwd_b64", "stdin_b64", NULL};
+static const char *const function_fields[] = {"kind",    "exe_b64", "name",
+                                              "env_b64", "cwd_b64", NULL};
+
+/* work.env_b64 and work.cwd_b64, which both kinds of work share. */
+static rx_err
+decode_env_cwd(json_t *work, engine_spec *spec, char *why, size_t why_len)
+{
+    json_t *v;
+    rx_err err;
+
+    v = json_object_get(work, "env_b64");
+    if (v != NULL) {
+        err = decode_strv_field(v, "work.env_b64", 0, API_JOBS_MAX_ENV, API_JOBS_MAX_ENV_BYTES, 1,
+                                &spec->env, why, why_len);
+        if (err != RX_OK)
+            return err;
+    }
+    v = json_object_get(work, "cwd_b64");
+    if (v != NULL) {
+        unsigned char *data = NULL;
+        size_t len = 0;
+
+        err = decode_b64_field(v, "work.cwd_b64", API_JOBS_MAX_PATH_BYTES, 1, &data, &len, why,
+                               why_len);
+        if (err != RX_OK)
+            return err;
+        spec->cwd = (char *)data;
+        if (len == 0)
+            return fail(why, why_len, RX_EINVAL, "work.cwd_b64 is empty");
+    }
+    return RX_OK;
+}
+
+static rx_err
+decode_work(json_t *work, engine_spec *spec, char *why, size_t why_len)
+{
+    json_t *kind;
+    json_t *v;
+    const char *kind_name;
+    rx_err err;
+
+    if (!json_is_object(work))
+        return wrong_type("work", work, "an object", why, why_len);
+    kind = json_object_get(work, "kind");
+    if (kind == NULL)
+        return fail(why, why_len, RX_EINVAL, "work.kind is missing");
+    if (!json_is_string(kind))
+        return wrong_type("work.kind", kind, "\"command\" or \"function\"", why, why_len);
+    kind_name = json_string_value(kind);
+
+    if (strcmp(kind_name, "command") == 0 && json_string_length(kind) == strlen("command")) {
+        spec->kind = RX_WORK_COMMAND;
+        err = check_fields(work, command_fields, "work (kind command)", why, why_len);
+        if (err != RX_OK)
+            return err;
+        v = json_object_get(work, "argv_b64");
+        if (v == NULL)
+            return fail(why, why_len, RX_EINVAL, "work.argv_b64 is missing");
+        err = decode_strv_field(v, "work.argv_b64", 1, API_JOBS_MAX_ARGV, API_JOBS_MAX_ARGV_BYTES,
+                                0, &spec->argv, why, why_len);
+        if (err != RX_OK)
+            return err;
+        if (spec->argv[0][0] == '\0')
+            return fail(why, why_len, RX_EINVAL, "work.argv_b64[0] is empty: no program to run");
+        v = json_object_get(work, "stdin_b64");
+        if (v != NULL) {
+            unsigned char *data = NULL;
+            size_t len = 0;
+
+            err = decode_b64_field(v, "work.stdin_b64", API_JOBS_MAX_STDIN_BYTES, 0, &data, &len,
+                                   why, why_len);
+            if (err != RX_OK)
+                return err;
+            spec->stdin_data = data;
+            spec->stdin_len = len;
+        }
+    } else if (strcmp(kind_name, "function") == 0 &&
+               json_string_length(kind) == strlen("function")) {
+        unsigned char *exe = NULL;
+        size_t len = 0;
+
+        spec->kind = RX_WORK_FUNCTION;
+        err = check_fields(work, function_fields, "work (kind function)", why, why_len);
+        if (err != RX_OK)
+            return err;
+        v = json_object_get(work, "exe_b64");
+        if (v == NULL)
+            return fail(why, why_len, RX_EINVAL, "work.exe_b64 is missing");
+        spec->argv = rx__calloc(2, sizeof(*spec->argv));
+        if (spec->argv == NULL)
+            return fail(why, why_len, RX_ENOMEM, "out of memory");
+        err = decode_b64_field(v, "work.exe_b64", API_JOBS_MAX_PATH_BYTES, 1, &exe, &len, why,
+                               why_len);
+        if (err != RX_OK)
+            return err;
+        spec->argv[0] = (char *)exe;
+        if (len == 0)
+            return fail(why, why_len, RX_EINVAL, "work.exe_b64 is empty: no program to run");
+        v = json_object_get(work, "name");
+        if (v == NULL)
+            return fail(why, why_len, RX_EINVAL, "work.name is missing");
+        if (!json_is_string(v))
+            return wrong_type("work.name", v, "a string", why, why_len);
+        if (!is_function_name(json_string_value(v), json_string_length(v)))
+            return fail(why, why_len, RX_EINVAL,
+                        "work.name must be 1 to %zu characters of A-Z a-z 0-9 _ . -",
+                        API_JOBS_MAX_NAME_BYTES);
+        spec->function_name = rx__strdup(json_string_value(v));
+        if (spec->function_name == NULL)
+            return fail(why, why_len, RX_ENOMEM, "out of memory");
+    } else {
+        return fail(why, why_len, RX_EINVAL,
+                    "work.kind is '%.*s': it must be \"command\" or \"function\"", QUOTE_MAX,
+                    kind_name);
+    }
+    return decode_env_cwd(work, spec, why, why_len);
+}
+
+static rx_err
+decode_elem_args(json_t *v, engine_spec *spec, char *why, size_t why_len)
+{
+    size_t n;
+    char name[64];
+    rx_err err;
+
+    if (!json_is_array(v))
+        return wrong_type("elem_args_b64", v, "an array of base64 strings", why, why_len);
+    n = json_array_size(v);
+    spec->has_args = 1;
+    if (n == 0)
+        return fail(why, why_len, RX_EINVAL, "elem_args_b64 has no elements: a job needs a task");
+    if ((int64_t)n > API_JOBS_MAX_TASKS)
+        return fail(why, why_len, RX_EINVAL,
+                    "elem_args_b64 has %zu elements, more than the limit of %" PRId64 " tasks", n,
+                    API_JOBS_MAX_TASKS);
+    spec->args = rx__calloc(n, sizeof(*spec->args));
+    if (spec->args == NULL)
+        return fail(why, why_len, RX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *data = NULL;
+        size_t len = 0;
+
+        (void)snprintf(name, sizeof(name), "elem_args_b64[%zu]", i);
+        /* A command's argument goes into argv, which cannot hold a NUL (rx__exec_check). */
+        err = decode_b64_field(json_array_get(v, i), name, API_JOBS_MAX_BODY_BYTES,
+                               spec->kind == RX_WORK_COMMAND, &data, &len, why, why_len);
+        if (err != RX_OK)
+            return err;
+        spec->args[i].data = data;
+        spec->args[i].len = len;
+        spec->n_args = i + 1;
+    }
+    return RX_OK;
+}
+
+static rx_err
+decode_submit_object(json_t *root, engine_spec *spec, char *why, size_t why_len)
+{
+    json_t *v;
+    int64_t num_tasks = 0;
+    size_t count;
+    rx_err err;
+
+    if (!json_is_object(root))
+        return fail(why, why_len, RX_EINVAL, "the body is %s: it must be a JSON object",
+                    json_type_name(root));
+    err = check_fields(root, submit_fields, "", why, why_len);
+    if (err != RX_OK)
+        return err;
+
+    v = json_object_get(root, "work");
+    if (v == NULL)
+        return fail(why, why_len, RX_EINVAL, "work is missing");
+    err = decode_work(v, spec, why, why_len);
+    if (err != RX_OK)
+        return err;
+
+    err = get_int(root, "times_to_run", -1, API_JOBS_MAX_TASKS, "-1 (derive it) or 1 to 1000000",
+                  &spec->times_to_run, why, why_len);
+    if (err != RX_OK)
+        return err;
+    if (spec->times_to_run == 0)
+        return fail(why, why_len, RX_EINVAL, "times_to_run is 0: a job needs at least one task");
+    err = get_int(root, "num_tasks", 0, API_JOBS_MAX_TASKS, "0 (the daemon's slots) to 1000000",
+                  &num_tasks, why, why_len);
+    if (err != RX_OK)
+        return err;
+    spec->num_tasks = (unsigned)num_tasks;
+
+    v = json_object_get(root, "execution_timeout_s");
+    if (v != NULL) {
+        double t;
+
+        if (!json_is_number(v))
+            return wrong_type("execution_timeout_s", v, "a number of seconds", why, why_len);
+        t = json_number_value(v);
+        if (!isfinite(t) || t < 0 || t > RX_MAX_TIMEOUT_S)
+            return fail(why, why_len, RX_EINVAL,
+                        "execution_timeout_s is %g: it must be 0 (none) to %.0f seconds", t,
+                        RX_MAX_TIMEOUT_S);
+        spec->execution_timeout_s = t;
+    }
+    err = get_bool(root, "continue_on_failure", &spec->continue_on_failure, why, why_len);
+    if (err == RX_OK)
+        err = get_bool(root, "console_output", &spec->console_output, why, why_len);
+    if (err == RX_OK)
+        err = get_bool(root, "auto_cleanup", &spec->auto_cleanup, why, why_len);
+    if (err != RX_OK)
+        return err;
+
+    v = json_object_get(root, "elem_args_b64");
+    if (v != NULL) {
+        err = decode_elem_args(v, spec, why, why_len);
+        if (err != RX_OK)
+            return err;
+    }
+
+    /* The run-count rule between times_to_run and elem_args (the default count is the
+     * engine's: it depends on the daemon's slots). */
+    return rx__task_count(spec->times_to_run, spec->has_args, spec->n_args, 1, &count, why,
+                          why_len);
+}
+
+rx_err
+api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, engine_spec **out_spec,
+                       char *why, size_t why_len)
+{
+    engine_spec *spec = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    rx_err err;
+
+    if (why != NULL && why_len > 0)
+        why[0] = '\0';
+    if (out_spec == NULL || (body == NULL && body_len > 0))
+        return fail(why, why_len, RX_EINVAL, "no body");
+    if (body_len > API_JOBS_MAX_BODY_BYTES)
+        return fail(why, why_len, RX_ETOOBIG, "the body has %zu bytes, more than the limit of %zu",
+                    body_len, API_JOBS_MAX_BODY_BYTES);
+
+    root = json_loadb(body != NULL ? body : "", body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return fail(why, why_len, RX_EINVAL, "malformed JSON: %s (line %d, column %d)", jerr.text,
+                    jerr.line, jerr.column);
+
+    spec = rx__calloc(1, sizeof(*spec));
+    if (spec == NULL) {
+        err = fail(why, why_len, RX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    spec->uid = uid;
+    spec->times_to_run = -1;
+    spec->continue_on_failure = 1;
+    spec->auto_cleanup = 1;
+
+    err = decode_submit_object(root, spec, why, why_len);
+    if (err != RX_OK)
+        goto fail;
+    json_decref(root);
+    *out_spec = spec;
+    return RX_OK;
+
+fail:
+    json_decref(root);
+    api_jobs_spec_free(spec);
+    return err;
+}
+
+void
+api_jobs_spec_free(engine_spec *spec)
+{
+    if (spec == NULL)
+        return;
+    free_strv(spec->argv);
+    free_strv(spec->env);
+    rx__free(spec->function_name);
+    rx__free(spec->cwd);
+    rx__free(spec->stdin_data);
+    if (spec->args != NULL) {
+        for (size_t i = 0; i < spec->n_args; i++)
+            rx__free((void *)spec->args[i].data);
+        rx__free(spec->args);
+    }
+    rx__free(spec);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Query strings                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Refuse keys not in allowed (NULL-terminated), and repeated keys. */
+static rx_err
+check_args(const api_jobs_arg *args, size_t n_args, const char *const *allowed, char *why,
+           size_t why_len)
+{
+    for (size_t i = 0; i < n_args; i++) {
+        int known = 0;
+        const char *key = args[i].key != NULL ? args[i].key : "";
+
+        for (size_t k = 0; allowed[k] != NULL && !known; k++)
+            known = strcmp(key, allowed[k]) == 0;
+        if (!known)
+            return fail(why, why_len, RX_EINVAL, "unknown query parameter '%.*s'", QUOTE_MAX, key);
+        for (size_t j = 0; j < i; j++) {
+            if (args[j].key != NULL && strcmp(args[j].key, key) == 0)
+                return fail(why, why_len, RX_EINVAL, "query parameter '%s' is given twice", key);
+        }
+        if (args[i].value == NULL)
+            return fail(why, why_len, RX_EINVAL, "query parameter '%s' has no value", key);
+    }
+    return RX_OK;
+}
+
+static const char *
+find_arg(const api_jobs_arg *args, size_t n_args, const char *key)
+{
+    for (size_t i = 0; i < n_args; i++) {
+        if (args[i].key != NULL && strcmp(args[i].key, key) == 0)
+            return args[i].value;
+    }
+    return NULL;
+}
+
+/* A plain non-negative decimal: digits with at most one '.', at least one digit, nothing else
+ * (no sign, exponent, hex, "inf" or "nan", which strtod would take). */
+static rx_err
+parse_seconds(const char *s, const char *key, double *out_value, char *why, size_t why_len)
+{
+    size_t digits = 0;
+    size_t dots = 0;
+    char *end = NULL;
+    double x;
+
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits++;
+        else if (*p == '.')
+            dots++;
+        else
+            digits = dots = SIZE_MAX / 2; /* not a number: fall through to the refusal */
+    }
+    if (digits == 0 || dots > 1 || digits >= SIZE_MAX / 2)
+        return fail(why, why_len, RX_EINVAL, "%s is '%.*s': it must be a number of seconds", key,
+                    QUOTE_MAX, s);
+    x = strtod(s, &end);
+    if (end == NULL || *end != '\0' || !isfinite(x))
+        return fail(why, why_len, RX_EINVAL, "%s is '%.*s': it must be a number of seconds", key,
+                    QUOTE_MAX, s);
+    *out_value = x;
+    return RX_OK;
+}
+
+rx_err
+api_jobs_decode_filter(const api_jobs_arg *args, size_t n_args, api_jobs_filter *out_filter,
+                       char *why, size_t why_len)
+{
+    static const char *const allowed[] = {"state", "since_s", "until_s", NULL};
+    api_jobs_filter f = {0};
+    const char *s;
+    rx_err err;
+
+    if (out_filter == NULL || (args == NULL && n_args > 0))
+        return fail(why, why_len, RX_EINVAL, "no place for the filter");
+    err = check_args(args, n_args, allowed, why, why_len);
+    if (err != RX_OK)
+        return err;
+
+    s = find_arg(args, n_args, "state");
+    if (s != NULL) {
+        const char *p = s;
+
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+            char name[32];
+            rx_job_status status;
+
+            if (len == 0 || len >= sizeof(name))
+                return fail(why, why_len, RX_EINVAL, "state '%.*s' is not a job status",
+                            (int)(len < QUOTE_MAX ? len : QUOTE_MAX), p);
+            memcpy(name, p, len);
+            name[len] = '\0';
+            if (rx_job_status_parse(name, &status) != RX_OK)
+                return fail(why, why_len, RX_EINVAL, "state '%s' is not a job status", name);
+            f.states |= 1u << (unsigned)status;
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+    }
+    s = find_arg(args, n_args, "since_s");
+    if (s != NULL) {
+        err = parse_seconds(s, "since_s", &f.since_s, why, why_len);
+        if (err != RX_OK)
+            return err;
+    }
+    s = find_arg(args, n_args, "until_s");
+    if (s != NULL) {
+        err = parse_seconds(s, "until_s", &f.until_s, why, why_len);
+        if (err != RX_OK)
+            return err;
+    }
+    *out_filter = f;
+    return RX_OK;
+}
+
+rx_err
+api_jobs_decode_wait(const api_jobs_arg *args, size_t n_args, int64_t *out_timeout_ms, char *why,
+                     size_t why_len)
+{
+    static const char *const allowed[] = {"timeout_s", NULL};
+    double timeout_s = API_JOBS_WAIT_DEFAULT_S;
+    const char *s;
+    rx_err err;
+
+    if (out_timeout_ms == NULL || (args == NULL && n_args > 0))
+        return fail(why, why_len, RX_EINVAL, "no place for the timeout");
+    err = check_args(args, n_args, allowed, why, why_len);
+    if (err != RX_OK)
+        return err;
+    s = find_arg(args, n_args, "timeout_s");
+    if (s != NULL) {
+        err = parse_seconds(s, "timeout_s", &timeout_s, why, why_len);
+        if (err != RX_OK)
+            return err;
+        if (timeout_s > API_JOBS_WAIT_MAX_S)
+            return fail(why, why_len, RX_EINVAL, "timeout_s is %s: it must be 0 to %.0f", s,
+                        API_JOBS_WAIT_MAX_S);
+    }
+    *out_timeout_ms = (int64_t)llround(timeout_s * 1000.0);
+    return RX_OK;
+}
+
+rx_err
+api_jobs_decode_flag(const api_jobs_arg *args, size_t n_args, const char *key, int absent_value,
+                     int *out_value, char *why, size_t why_len)
+{
+    const char *allowed[] = {key, NULL};
+    const char *s;
+    rx_err err;
+
+    if (key == NULL || out_value == NULL || (args == NULL && n_args > 0))
+        return fail(why, why_len, RX_EINVAL, "no place for the flag");
+    err = check_args(args, n_args, allowed, why, why_len);
+    if (err != RX_OK)
+        return err;
+    s = find_arg(args, n_args, key);
+    if (s == NULL) {
+        *out_value = absent_value;
+        return RX_OK;
+    }
+    if (strcmp(s, "0") != 0 && strcmp(s, "1") != 0)
+        return fail(why, why_len, RX_EINVAL, "%s is '%.*s': it must be 0 or 1", key, QUOTE_MAX, s);
+    *out_value = s[0] == '1';
+    return RX_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Responses                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+json_t *
+api_jobs_job_json(const engine_job *job)
+{
+    json_t *tasks;
+
+    if (job == NULL)
+        return NULL;
+    tasks = json_pack("{s:I, s:I, s:I, s:I}", "pending", (json_int_t)job->pending, "running",
+                      (json_int_t)job->running, "ok", (json_int_t)job->ok, "failed",
+                      (json_int_t)job->failed);
+    if (tasks == NULL)
+        return NULL;
+    /* "o" steals tasks, even when packing fails. */
+    return json_pack("{s:I, s:s, s:I, s:o, s:f, s:o, s:b, s:b, s:b, s:s}", "id",
+                     (json_int_t)job->id, "status", rx_job_status_name(job->status), "n_tasks",
+                     (json_int_t)job->n_tasks, "tasks", tasks, "created_s", job->created_s,
+                     "ended_s", job->ended_s > 0 ? json_real(job->ended_s) : json_null(),
+                     "console_output", job->console_output != 0, "auto_cleanup",
+                     job->auto_cleanup != 0, "cancel_requested", job->cancel_requested != 0, "work",
+                     job->kind == RX_WORK_FUNCTION ? "function" : "command");
+}
+
+/* An OK slot carries its value; any other carries its error (protocol.md). */
+static int
+slot_has_value(const engine_slot *slot)
+{
+    return slot->state == RX_TASK_OK;
+}
+
+static size_t
+slot_value_len(const engine_slot *slot)
+{
+    return slot->value != NULL ? slot->value_len : 0;
+}
+
+json_t *
+api_jobs_slot_json(const engine_slot *slot)
+{
+    json_t *obj;
+    char *text;
+    int rc;
+
+    if (slot == NULL)
+        return NULL;
+    if (!slot_has_value(slot))
+        return json_pack("{s:s, s:s, s:i, s:i}", "state", rx_task_state_name(slot->state), "error",
+                         slot->error != NULL ? slot->error : rx_task_state_name(slot->state),
+                         "exit_status", slot->exit_status, "signal", slot->signal);
+
+    text = rx__malloc(b64_encoded_len(slot_value_len(slot)) + 1);
+    if (text == NULL)
+        return NULL;
+    b64_encode(slot->value, slot_value_len(slot), text);
+    obj = json_object();
+    rc = obj == NULL;
+    if (!rc)
+        rc = json_object_set_new(obj, "state", json_string(rx_task_state_name(slot->state)));
+    if (!rc)
+        rc = json_object_set_new(obj, "value_b64", json_string(text));
+    rx__free(text);
+    if (rc) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+json_t *
+api_jobs_error_json(const char *error_name, const char *message)
+{
+    return json_pack("{s:s, s:s}", "error", error_name != NULL ? error_name : "RX_ESYSTEM",
+                     "message", message != NULL ? message : "");
+}
+
+unsigned
+api_jobs_http_status(rx_err err)
+{
+    switch (err) {
+    case RX_OK:
+        return 200;
+    case RX_EINVAL:
+    case RX_ECOUNT:
+        return 400;
+    case RX_ENOENT:
+    case RX_ENORESULTS:
+        return 404;
+    case RX_ENOTFINISHED:
+    case RX_ECANCELED:
+        return 409;
+    case RX_ETOOBIG:
+        return 413;
+    case RX_EPERM:
+        return 403;
+    case RX_ECONTEXT:
+        return 503;
+    case RX_ENOMEM:
+    case RX_EIO:
+    case RX_ESTORE:
+    case RX_ETIMEDOUT:
+    case RX_EJOBFAILED:
+    case RX_ESYSTEM:
+    case RX_ENOTSUP:
+        return 500;
+    }
+    return 500;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The results body, piece by piece                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Bytes of a value encoded per step: a multiple of 3, so the pieces concatenate. */
+#define VALUE_STEP_BYTES ((size_t)3 * 16 * 1024)
+
+struct api_jobs_results_writer {
+    const engine_results *res;
+    char *text;       /* pending text (rx__malloc'd or from json_dumps: freed with free) */
+    int text_is_json; /* 1: text came from jansson (free()), 0: rx__free */
+    size_t text_len;  /* its length */
+    size_t text_off;  /* bytes of it already written */
+    size_t next_slot; /* the slot whose text comes next */
+    const engine_slot *value_slot; /* the OK slot whose value is being encoded, or NULL */
+    size_t value_off;              /* bytes of its value already encoded */
+    int done;                      /* the closing "]}" was queued */
+};
+
+static void
+writer_drop_text(api_jobs_results_writer *w)
+{
+    if (w->text_is_json)
+        free(w->text);
+    else
+        rx__free(w->text);
+    w->text = NULL;
+    w->text_len = w->text_off = 0;
+    w->text_is_json = 0;
+}
+
+/* Queue a copy of the small string s as the pending text. */
+static rx_err
+writer_set_text(api_jobs_results_writer *w, const char *s)
+{
+    writer_drop_text(w);
+    w->text = rx__strdup(s);
+    if (w->text == NULL)
+        return RX_ENOMEM;
+    w->text_len = strlen(s);
+    return RX_OK;
+}
+
+api_jobs_results_writer *
+api_jobs_results_writer_new(const engine_results *res)
+{
+    api_jobs_results_writer *w;
+    json_t *job;
+    char *job_text;
+    size_t len;
+
+    if (res == NULL)
+        return NULL;
+    w = rx__calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->res = res;
+
+    job = api_jobs_job_json(&res->job);
+    job_text = job != NULL ? json_dumps(job, JSON_COMPACT) : NULL;
+    json_decref(job);
+    if (job_text == NULL) {
+        rx__free(w);
+        return NULL;
+    }
+    len = strlen("{\"job\":") + strlen(job_text) + strlen(",\"slots\":[") + 1;
+    w->text = rx__malloc(len);
+    if (w->text != NULL)
+        w->text_len = (size_t)snprintf(w->text, len, "{\"job\":%s,\"slots\":[", job_text);
+    free(job_text);
+    if (w->text == NULL) {
+        rx__free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Queue what follows the pending text: the next slot's opening, a value's end, or "]}". */
+static rx_err
+writer_advance(api_jobs_results_writer *w)
+{
+    const engine_results *res = w->res;
+    const engine_slot *slot;
+    char head[128];
+
+    if (w->value_slot != NULL) {
+        /* The value is fully encoded: close its string and its object. */
+        w->value_slot = NULL;
+        return writer_set_text(w, "\"}");
+    }
+    if (w->next_slot >= res->n) {
+        w->done = 1;
+        return writer_set_text(w, "]}");
+    }
+    slot = &res->slots[w->next_slot];
+    if (slot_has_value(slot)) {
+        (void)snprintf(head, sizeof(head), "%s{\"state\":\"%s\",\"value_b64\":\"",
+                       w->next_slot > 0 ? "," : "", rx_task_state_name(slot->state));
+        w->value_slot = slot;
+        w->value_off = 0;
+        w->next_slot++;
+        return writer_set_text(w, head);
+    } else {
+        json_t *obj = api_jobs_slot_json(slot);
+        char *obj_text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+        size_t len;
+
+        json_decref(obj);
+        if (obj_text == NULL)
+            return RX_ENOMEM;
+        writer_drop_text(w);
+        len = strlen(obj_text) + 2;
+        w->text = rx__malloc(len);
+        if (w->text == NULL) {
+            free(obj_text);
+            return RX_ENOMEM;
+        }
+        w->text_len = (size_t)snprintf(w->text, len, "%s%s", w->next_slot > 0 ? "," : "", obj_text);
+        free(obj_text);
+        w->next_slot++;
+        return RX_OK;
+    }
+}
+
+rx_err
+api_jobs_results_writer_read(api_jobs_results_writer *w, char *buf, size_t cap, size_t *out_n)
+{
+    size_t n = 0;
+    rx_err err;
+
+    if (w == NULL || buf == NULL || cap == 0 || out_n == NULL)
+        return RX_EINVAL;
+
+    while (n < cap) {
+        if (w->text_off < w->text_len) {
+            size_t k = w->text_len - w->text_off;
+
+            if (k > cap - n)
+                k = cap - n;
+            memcpy(buf + n, w->text + w->text_off, k);
+            w->text_off += k;
+            n += k;
+            continue;
+        }
+        if (w->value_slot != NULL && w->value_off < slot_value_len(w->value_slot)) {
+            const unsigned char *value = w->value_slot->value;
+            size_t left = slot_value_len(w->value_slot) - w->value_off;
+            size_t room = cap - n;
+            size_t k = left < VALUE_STEP_BYTES ? left : VALUE_STEP_BYTES;
+            char small[5];
+
+            if (room > 4 && b64_encoded_len(k) + 1 > room)
+                k = (room - 1) / 4 * 3; /* what fits, in whole groups */
+            if (room > 4) {
+                b64_encode(value + w->value_off, k, buf + n);
+                n += b64_encoded_len(k);
+                w->value_off += k;
+                continue;
+            }
+            /* Too little room for a group and a NUL: encode one group as pending text. */
+            k = left < 3 ? left : 3;
+            b64_encode(value + w->value_off, k, small);
+            w->value_off += k;
+            err = writer_set_text(w, small);
+            if (err != RX_OK)
+                return err;
+            continue;
+        }
+        if (w->done)
+            break;
+        err = writer_advance(w);
+        if (err != RX_OK)
+            return err;
+    }
+    *out_n = n;
+    return RX_OK;
+}
+
+void
+api_jobs_results_writer_free(api_jobs_results_writer *w)
+{
+    if (w == NULL)
+        return;
+    writer_drop_text(w);
+    rx__free(w);
+}

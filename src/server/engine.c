@@ -1,0 +1,1416 @@
+/*
+ * engine.c - rxjobd's job engine: the API of engine.h, the group commit of submissions, and
+ * recovery at start. The scheduler thread and the rules that move jobs are in sched.c; the
+ * task supervisors in exec_local.c; the store and spool in src/store/.
+ *
+ * Group commit: engine_submit validates and encodes the job in the caller's thread, then queues
+ * it for the committer thread and waits. The committer takes every queued submission at once,
+ * inserts them all in one transaction (a savepoint each, so one bad row fails only its own
+ * submission), commits (one fsync), adds them to memory and wakes their callers. Under load, the
+ * submissions that arrive during one fsync share the next one.
+ *
+ * Recovery (engine_open): every task the store records as running is reconciled with reality,
+ * in this order for each: its supervisor still alive (pid and /proc start time match) ->
+ * adopted and watched through a pidfd like any other; else its exit record present -> the task
+ * ends as the record says (a go-0 record: it never started, and is put back); else -> LOST, and
+ * a task process it may have left behind is killed. Queued tasks then run as usual, and a cancel
+ * requested before the crash is carried out (the adopted supervisors are signaled again).
+ */
+#define _GNU_SOURCE
+#include "server/engine.h"
+
+#include "core/internal.h"
+#include "core/spec.h"
+#include "server/sched.h"
+#include "store/work.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Client-controlled quantities (docs/protocol.md "Limits"). */
+#define MAX_ARGV_ELEMS    4096
+#define MAX_ARGV_BYTES    ((size_t)1024 * 1024)
+#define MAX_ENV_ENTRIES   4096
+#define MAX_ENV_BYTES     ((size_t)1024 * 1024)
+#define MAX_STDIN_BYTES   ((size_t)16 * 1024 * 1024)
+#define MAX_FUNCTION_NAME 128
+#define DEFAULT_GRACE_MS  1000
+#define RESULT_NOT_RUN_TEXT                                   \
+    "not run: the job stopped after task %" PRId64 " failed " \
+    "(continue_on_failure is false)"
+
+static rx_err why_fail(char *why, size_t why_len, rx_err err, const char *fmt, ...) RX_PRINTF(4, 5);
+
+static rx_err
+why_fail(char *why, size_t why_len, rx_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why != NULL && why_len > 0) {
+        va_start(ap, fmt);
+        (void)vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Jobs in memory
+ * ------------------------------------------------------------------------------------------- */
+
+static ejob *
+job_from_row(const store_job_row *row)
+{
+    ejob *j = rx__calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return NULL;
+    j->id = row->id;
+    j->uid = row->uid;
+    j->kind = row->kind;
+    j->n_tasks = row->n_tasks;
+    j->num_tasks = row->num_tasks;
+    j->continue_on_failure = row->continue_on_failure;
+    j->console_output = row->console_output;
+    j->auto_cleanup = row->auto_cleanup;
+    j->has_args = row->has_args;
+    j->timeout_ms = row->timeout_ms;
+    j->created_s = row->created_s;
+    j->ended_s = row->ended_s;
+    j->status = row->status;
+    j->cancel_requested = row->cancel_requested;
+    j->cleanup_requested = row->cleanup_requested;
+    j->stop_task = row->stop_task;
+    return j;
+}
+
+static void
+job_free(ejob *j)
+{
+    if (j == NULL)
+        return;
+    rx__free(j->requeue);
+    rx__free(j->saved.requeue);
+    rx__free(j);
+}
+
+static size_t
+job_pos(const engine *e, int64_t id)
+{
+    size_t lo = 0, hi = e->n_jobs;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (e->jobs[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+ejob *
+engine_find(engine *e, int64_t id)
+{
+    size_t pos = job_pos(e, id);
+
+    return pos < e->n_jobs && e->jobs[pos]->id == id ? e->jobs[pos] : NULL;
+}
+
+/* A job the caller may see: its own (root sees all), and not being removed. */
+static ejob *
+find_visible(engine *e, uid_t uid, int64_t id)
+{
+    ejob *j = engine_find(e, id);
+
+    if (j == NULL || j->cleanup_requested || j->claimed || (uid != 0 && j->uid != uid))
+        return NULL;
+    return j;
+}
+
+static rx_err
+jobs_reserve(engine *e, size_t more)
+{
+    size_t cap;
+    ejob **p;
+
+    if (e->cap_jobs - e->n_jobs >= more)
+        return RX_OK;
+    cap = e->cap_jobs ? e->cap_jobs : 64;
+    while (cap - e->n_jobs < more)
+        cap *= 2;
+    p = rx__realloc(e->jobs, cap * sizeof(*p));
+    if (p == NULL)
+        return RX_ENOMEM;
+    e->jobs = p;
+    e->cap_jobs = cap;
+    return RX_OK;
+}
+
+/* Append a job with an id above every other (new ids only grow). Capacity reserved. */
+static void
+jobs_append(engine *e, ejob *j)
+{
+    e->jobs[e->n_jobs++] = j;
+    if (!rx_job_status_is_terminal(j->status)) {
+        j->active = 1;
+        j->a_prev = e->a_tail;
+        j->a_next = NULL;
+        if (e->a_tail != NULL)
+            e->a_tail->a_next = j;
+        else
+            e->a_head = j;
+        e->a_tail = j;
+    }
+}
+
+void
+engine_active_remove(engine *e, ejob *j)
+{
+    if (!j->active)
+        return;
+    if (j->a_prev != NULL)
+        j->a_prev->a_next = j->a_next;
+    else
+        e->a_head = j->a_next;
+    if (j->a_next != NULL)
+        j->a_next->a_prev = j->a_prev;
+    else
+        e->a_tail = j->a_prev;
+    j->a_prev = j->a_next = NULL;
+    j->active = 0;
+}
+
+void
+engine_queue_gone(engine *e, int64_t id)
+{
+    if (e->n_gone == e->cap_gone) {
+        size_t cap = e->cap_gone ? e->cap_gone * 2 : 16;
+        int64_t *p = rx__realloc(e->gone, cap * sizeof(*p));
+
+        if (p == NULL) {
+            /* Left behind, not lost: the next engine_open removes spools without a job. */
+            rx__log(RX_LOG_WARN,
+                    "engine: out of memory queueing the spool of job %" PRId64
+                    " for removal, ignoring",
+                    id);
+            return;
+        }
+        e->gone = p;
+        e->cap_gone = cap;
+    }
+    e->gone[e->n_gone++] = id;
+}
+
+void
+engine_remove_gone(engine *e)
+{
+    int64_t *gone;
+    size_t n;
+
+    pthread_mutex_lock(&e->mu);
+    gone = e->gone;
+    n = e->n_gone;
+    e->gone = NULL;
+    e->n_gone = e->cap_gone = 0;
+    pthread_mutex_unlock(&e->mu);
+    for (size_t i = 0; i < n; i++) {
+        char dir[PATH_MAX];
+
+        if (spool_job_dir(e->state_dir, gone[i], dir, sizeof(dir)) == 0 &&
+            spool_remove_dir(dir) != RX_OK)
+            rx__log(RX_LOG_WARN, "engine: remove '%s' failed: %s, ignoring", dir, strerror(errno));
+    }
+    rx__free(gone);
+}
+
+void
+engine_detach(engine *e, ejob *j)
+{
+    size_t pos = job_pos(e, j->id);
+
+    if (pos < e->n_jobs && e->jobs[pos] == j) {
+        memmove(e->jobs + pos, e->jobs + pos + 1, (e->n_jobs - pos - 1) * sizeof(*e->jobs));
+        e->n_jobs--;
+    }
+    engine_active_remove(e, j);
+    j->detached = 1;
+    if (j->pins == 0) {
+        engine_queue_gone(e, j->id);
+        job_free(j);
+    }
+}
+
+/* A reader is done with j's spool; the last one after a detach removes it. Caller holds mu. */
+static void
+job_unpin(engine *e, ejob *j)
+{
+    if (--j->pins == 0 && j->detached) {
+        engine_queue_gone(e, j->id);
+        job_free(j);
+    }
+}
+
+static void
+job_fill(const ejob *j, engine_job *out)
+{
+    rx__task_counts c;
+
+    engine_job_counts(j, &c);
+    memset(out, 0, sizeof(*out));
+    out->id = j->id;
+    out->uid = j->uid;
+    out->status = j->status;
+    out->kind = j->kind;
+    out->n_tasks = (size_t)j->n_tasks;
+    out->pending = c.pending;
+    out->running = c.running;
+    out->ok = c.ok;
+    out->failed = c.failed;
+    out->created_s = j->created_s;
+    out->ended_s = j->ended_s;
+    out->console_output = j->console_output;
+    out->auto_cleanup = j->auto_cleanup;
+    out->cancel_requested = j->cancel_requested;
+}
+
+/* Delete a job now (rows, memory, spool). Caller holds mu. RX_OK; RX_ESTORE. */
+static rx_err
+job_delete(engine *e, ejob *j)
+{
+    rx_err err = store_begin(e->st);
+
+    if (err == RX_OK)
+        err = store_job_delete(e->st, j->id);
+    if (err == RX_OK)
+        err = store_commit(e->st);
+    if (err != RX_OK) {
+        rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+        store_rollback(e->st);
+        return RX_ESTORE;
+    }
+    engine_detach(e, j);
+    pthread_cond_broadcast(&e->changed);
+    return RX_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Submission: validation and the group commit
+ * ------------------------------------------------------------------------------------------- */
+
+static int
+function_name_ok(const char *name)
+{
+    size_t n = 0;
+
+    for (const char *p = name; *p != '\0'; p++, n++) {
+        char c = *p;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return n >= 1 && n <= MAX_FUNCTION_NAME;
+}
+
+static rx_err
+check_strv(char *const *v, size_t max_n, size_t max_bytes, const char *what, char *why,
+           size_t why_len, size_t *out_n)
+{
+    size_t n = 0, bytes = 0;
+
+    for (; v != NULL && v[n] != NULL; n++) {
+        bytes += strlen(v[n]) + 1;
+        if (n + 1 > max_n)
+            return why_fail(why, why_len, RX_EINVAL, "%s has more than %zu elements", what, max_n);
+        if (bytes > max_bytes)
+            return why_fail(why, why_len, RX_EINVAL, "%s is over the limit of %zu bytes", what,
+                            max_bytes);
+    }
+    *out_n = n;
+    return RX_OK;
+}
+
+/* Validate a submission and work out its task count (DESIGN.md section 2, protocol limits). */
+static rx_err
+check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_len)
+{
+    size_t argc = 0, n_env = 0, count = 0;
+    rx_err err;
+
+    if (s == NULL)
+        return why_fail(why, why_len, RX_EINVAL, "no job");
+    if (s->kind != RX_WORK_COMMAND && s->kind != RX_WORK_FUNCTION)
+        return why_fail(why, why_len, RX_EINVAL, "work.kind must be command or function");
+    if (s->argv == NULL || s->argv[0] == NULL || s->argv[0][0] == '\0')
+        return why_fail(why, why_len, RX_EINVAL,
+                        s->kind == RX_WORK_COMMAND ? "the command's argv is empty"
+                                                   : "function work needs the program (exe)");
+    err = check_strv(s->argv, MAX_ARGV_ELEMS, MAX_ARGV_BYTES, "argv", why, why_len, &argc);
+    if (err != RX_OK)
+        return err;
+    if (s->kind == RX_WORK_FUNCTION &&
+        (s->function_name == NULL || !function_name_ok(s->function_name)))
+        return why_fail(why, why_len, RX_EINVAL,
+                        "function name must be 1 to %d characters of [A-Za-z0-9_.-]",
+                        MAX_FUNCTION_NAME);
+    err = check_strv(s->env, MAX_ENV_ENTRIES, MAX_ENV_BYTES, "env", why, why_len, &n_env);
+    if (err != RX_OK)
+        return err;
+    for (size_t i = 0; i < n_env; i++) {
+        const char *eq = strchr(s->env[i], '=');
+
+        if (eq == NULL || eq == s->env[i])
+            return why_fail(why, why_len, RX_EINVAL, "env entry %zu is not NAME=value", i);
+    }
+    if (s->cwd != NULL) {
+        struct stat st;
+
+        /* Relative to what? The daemon's directory means nothing to the client. */
+        if (s->cwd[0] != '/')
+            return why_fail(why, why_len, RX_EINVAL, "cwd '%s' is not an absolute path", s->cwd);
+        if (stat(s->cwd, &st) != 0 || !S_ISDIR(st.st_mode))
+            return why_fail(why, why_len, RX_EINVAL, "cwd '%s' is not a directory", s->cwd);
+    }
+    if (s->stdin_data == NULL && s->stdin_len > 0)
+        return why_fail(why, why_len, RX_EINVAL, "stdin has a length but no bytes");
+    if (s->stdin_len > MAX_STDIN_BYTES)
+        return why_fail(why, why_len, RX_EINVAL, "stdin is over the limit of %zu bytes",
+                        MAX_STDIN_BYTES);
+    if (s->n_args > 0 && s->args == NULL)
+        return why_fail(why, why_len, RX_EINVAL, "elem_args has a count but no elements");
+    if (!isfinite(s->execution_timeout_s) || s->execution_timeout_s < 0 ||
+        s->execution_timeout_s > RX_MAX_TIMEOUT_S)
+        return why_fail(why, why_len, RX_EINVAL,
+                        "execution_timeout_s must be a number from 0 to %.0f",
+                        (double)RX_MAX_TIMEOUT_S);
+    /* With neither elem_args nor times_to_run, a server job has num_tasks tasks, or one. */
+    err = rx__task_count(s->times_to_run, s->has_args, s->n_args,
+                         s->num_tasks > 0 ? s->num_tasks : 1, &count, why, why_len);
+    if (err != RX_OK)
+        return err;
+    if ((uint64_t)count > ENGINE_MAX_TASKS)
+        return why_fail(why, why_len, RX_EINVAL,
+                        "the job has %zu tasks, more than the limit of %" PRIu64 " per job", count,
+                        ENGINE_MAX_TASKS);
+    if (s->kind == RX_WORK_COMMAND) {
+        for (size_t i = 0; s->has_args && i < s->n_args; i++) {
+            if (s->args[i].len > 0 && s->args[i].data == NULL)
+                return why_fail(why, why_len, RX_EINVAL, "elem_args[%zu] has no bytes", i);
+            if (s->args[i].len > 0 && memchr(s->args[i].data, '\0', s->args[i].len) != NULL)
+                return why_fail(why, why_len, RX_EINVAL,
+                                "elem_args[%zu] holds a NUL byte: it cannot reach argv", i);
+        }
+    }
+    *out_n_tasks = count;
+    return RX_OK;
+}
+
+/* Insert a batch of submissions in one transaction and wake their callers' job objects. */
+static void
+commit_batch(engine *e, esub *batch)
+{
+    size_t n_ok = 0;
+    rx_err err;
+
+    pthread_mutex_lock(&e->mu);
+    err = store_begin(e->st);
+    for (esub *s = batch; s != NULL; s = s->next) {
+        s->err = err;
+        if (err != RX_OK)
+            continue;
+        s->err = store_savepoint(e->st);
+        if (s->err != RX_OK)
+            continue;
+        s->err = store_job_insert(e->st, &s->row, s->spec, s->spec_len, s->args, s->args_len,
+                                  &s->row.id);
+        if (s->err != RX_OK) {
+            rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+            store_savepoint_rollback(e->st);
+        } else {
+            store_savepoint_release(e->st);
+            n_ok++;
+        }
+    }
+    /* Room in memory first: once committed, a job must be visible. */
+    if (err == RX_OK)
+        err = jobs_reserve(e, n_ok);
+    if (err == RX_OK)
+        err = store_commit(e->st);
+    if (err != RX_OK) {
+        rx__log(RX_LOG_ERROR, "engine: commit of %zu submissions failed: %s", n_ok,
+                err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
+        store_rollback(e->st);
+        for (esub *s = batch; s != NULL; s = s->next)
+            s->err = err == RX_ENOMEM ? RX_ENOMEM : RX_ESTORE;
+        pthread_mutex_unlock(&e->mu);
+        return;
+    }
+    for (esub *s = batch; s != NULL; s = s->next) {
+        ejob *j;
+
+        if (s->err != RX_OK)
+            continue;
+        j = s->job_mem;
+        s->job_mem = NULL;
+        j->id = s->row.id;
+        jobs_append(e, j);
+        job_fill(j, &s->job);
+        e->submissions_total++;
+    }
+    pthread_cond_broadcast(&e->changed);
+    pthread_mutex_unlock(&e->mu);
+    sched_wake(e);
+}
+
+static void *
+commit_main(void *arg)
+{
+    engine *e = arg;
+
+    pthread_mutex_lock(&e->q_mu);
+    for (;;) {
+        esub *batch;
+
+        while (e->q_head == NULL && !e->q_stop)
+            pthread_cond_wait(&e->q_cond, &e->q_mu);
+        if (e->q_head == NULL)
+            break;
+        batch = e->q_head;
+        e->q_head = e->q_tail = NULL;
+        pthread_mutex_unlock(&e->q_mu);
+        commit_batch(e, batch);
+        pthread_mutex_lock(&e->q_mu);
+        /* The callers wait on q_mu, so none frees its submission before this loop ends. */
+        for (esub *s = batch; s != NULL; s = s->next)
+            s->done = 1;
+        pthread_cond_broadcast(&e->q_done);
+    }
+    pthread_mutex_unlock(&e->q_mu);
+    return NULL;
+}
+
+rx_err
+engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why, size_t why_len)
+{
+    esub sub;
+    store_work w;
+    uint64_t n_tasks = 0;
+    char *fn_argv[2] = {NULL, NULL};
+    rx_err err;
+
+    if (why != NULL && why_len > 0)
+        why[0] = '\0';
+    if (e == NULL || out_job == NULL)
+        return why_fail(why, why_len, RX_EINVAL, "no engine or no place for the job");
+    err = check_spec(spec, &n_tasks, why, why_len);
+    if (err != RX_OK)
+        return err;
+
+    memset(&sub, 0, sizeof(sub));
+    memset(&w, 0, sizeof(w));
+    w.kind = spec->kind;
+    if (spec->kind == RX_WORK_FUNCTION) {
+        fn_argv[0] = spec->argv[0]; /* the program; the function name says what it runs */
+        w.argv = fn_argv;
+        w.function = spec->function_name;
+    } else {
+        w.argv = spec->argv;
+    }
+    w.env = spec->env;
+    w.cwd = spec->cwd;
+    w.stdin_data = spec->stdin_data;
+    w.stdin_len = spec->stdin_len;
+    err = store_work_encode(&w, &sub.spec, &sub.spec_len);
+    if (err == RX_OK && spec->has_args)
+        err = store_args_encode(spec->args, spec->n_args, &sub.args, &sub.args_len);
+    if (err != RX_OK)
+        goto done;
+    sub.row.uid = spec->uid;
+    sub.row.created_s = engine_now_s();
+    sub.row.status = RX_JOB_QUEUED;
+    sub.row.kind = spec->kind;
+    sub.row.n_tasks = n_tasks;
+    sub.row.num_tasks = spec->num_tasks;
+    sub.row.continue_on_failure = spec->continue_on_failure ? 1 : 0;
+    sub.row.timeout_ms = (int64_t)ceil(spec->execution_timeout_s * 1000.0);
+    sub.row.console_output = spec->console_output ? 1 : 0;
+    sub.row.auto_cleanup = spec->auto_cleanup ? 1 : 0;
+    sub.row.stop_task = -1;
+    sub.row.has_args = spec->has_args ? 1 : 0;
+    sub.job_mem = job_from_row(&sub.row);
+    if (sub.job_mem == NULL) {
+        err = RX_ENOMEM;
+        goto done;
+    }
+
+    pthread_mutex_lock(&e->q_mu);
+    if (e->q_stop) {
+        pthread_mutex_unlock(&e->q_mu);
+        err = why_fail(why, why_len, RX_ECONTEXT, "the daemon is shutting down");
+        goto done;
+    }
+    if (e->q_tail != NULL)
+        e->q_tail->next = &sub;
+    else
+        e->q_head = &sub;
+    e->q_tail = &sub;
+    pthread_cond_signal(&e->q_cond);
+    while (!sub.done)
+        pthread_cond_wait(&e->q_done, &e->q_mu);
+    pthread_mutex_unlock(&e->q_mu);
+    err = sub.err;
+    if (err == RX_OK)
+        *out_job = sub.job;
+    else
+        (void)why_fail(why, why_len, err, "the job could not be recorded: %s", rx_strerror(err));
+done:
+    if (err == RX_ENOMEM && why != NULL && why_len > 0 && why[0] == '\0')
+        (void)why_fail(why, why_len, err, "out of memory");
+    job_free(sub.job_mem);
+    rx__free(sub.spec);
+    rx__free(sub.args);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Open, recovery, close
+ * ------------------------------------------------------------------------------------------- */
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static rx_err
+load_job(const store_job_row *row, void *user)
+{
+    engine *e = user;
+    ejob *j;
+
+    if (jobs_reserve(e, 1) != RX_OK)
+        return RX_ENOMEM;
+    j = job_from_row(row);
+    if (j == NULL)
+        return RX_ENOMEM;
+    jobs_append(e, j);
+    return RX_OK;
+}
+
+typedef struct load_ctx {
+    engine *e;
+    int64_t *holes; /* jobs whose rows are not 0..max: a task was put back */
+    size_t n_holes;
+    size_t cap_holes;
+    store_task_row *running; /* copies (error NULL) */
+    size_t n_running;
+    size_t cap_running;
+    ejob *hole_job;
+    uint64_t expect;
+} load_ctx;
+
+static rx_err
+load_totals(const store_task_totals *t, void *user)
+{
+    load_ctx *c = user;
+    ejob *j = engine_find(c->e, t->job_id);
+
+    if (j == NULL)
+        return RX_OK;
+    j->running = t->running;
+    j->ok = t->ok;
+    j->failed = t->failed;
+    j->next_task = t->max_idx < 0 ? 0 : (uint64_t)t->max_idx + 1;
+    if (t->rows != j->next_task) {
+        if (c->n_holes == c->cap_holes) {
+            size_t cap = c->cap_holes ? c->cap_holes * 2 : 8;
+            int64_t *p = rx__realloc(c->holes, cap * sizeof(*p));
+
+            if (p == NULL)
+                return RX_ENOMEM;
+            c->holes = p;
+            c->cap_holes = cap;
+        }
+        c->holes[c->n_holes++] = j->id;
+    }
+    return RX_OK;
+}
+
+static rx_err
+load_hole(const store_task_row *row, void *user)
+{
+    load_ctx *c = user;
+
+    while (c->expect < row->idx) {
+        rx_err err = engine_requeue(c->hole_job, c->expect++);
+
+        if (err != RX_OK)
+            return err;
+    }
+    c->expect = row->idx + 1;
+    return RX_OK;
+}
+
+static rx_err
+load_running(const store_task_row *row, void *user)
+{
+    load_ctx *c = user;
+
+    if (c->n_running == c->cap_running) {
+        size_t cap = c->cap_running ? c->cap_running * 2 : 16;
+        store_task_row *p = rx__realloc(c->running, cap * sizeof(*p));
+
+        if (p == NULL)
+            return RX_ENOMEM;
+        c->running = p;
+        c->cap_running = cap;
+    }
+    c->running[c->n_running] = *row;
+    c->running[c->n_running++].error = NULL;
+    return RX_OK;
+}
+
+/* Spool directories whose job is gone (removal interrupted by a crash) are removed. */
+static void
+queue_orphan_spools(engine *e)
+{
+    char path[PATH_MAX];
+    DIR *d;
+
+    if (snprintf(path, sizeof(path), "%s/spool", e->state_dir) >= (int)sizeof(path))
+        return;
+    d = opendir(path);
+    if (d == NULL)
+        return;
+    for (;;) {
+        struct dirent *ent = readdir(d);
+        int64_t id;
+
+        if (ent == NULL)
+            break;
+        if (rx__parse_i64(ent->d_name, 1, INT64_MAX, &id) != RX_OK)
+            continue;
+        if (engine_find(e, id) == NULL)
+            engine_queue_gone(e, id);
+    }
+    closedir(d);
+}
+
+/* Reconcile the store with reality (the design note at the top of this file). */
+static rx_err
+recover(engine *e, char *errbuf, size_t errlen)
+{
+    load_ctx c;
+    rx_err err;
+
+    memset(&c, 0, sizeof(c));
+    c.e = e;
+    err = store_jobs_each(e->st, load_job, e);
+    if (err == RX_OK)
+        err = store_task_totals_each(e->st, load_totals, &c);
+    for (size_t i = 0; err == RX_OK && i < c.n_holes; i++) {
+        c.hole_job = engine_find(e, c.holes[i]);
+        c.expect = 0;
+        err = store_tasks_of_job_each(e->st, c.holes[i], load_hole, &c);
+    }
+    if (err == RX_OK)
+        err = store_tasks_running_each(e->st, load_running, &c);
+    if (err != RX_OK) {
+        (void)snprintf(errbuf, errlen, "engine: load jobs failed: %s",
+                       err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
+        goto done;
+    }
+
+    err = store_begin(e->st);
+    if (err != RX_OK) {
+        (void)snprintf(errbuf, errlen, "%s", store_errmsg(e->st));
+        goto done;
+    }
+    for (size_t i = 0; i < c.n_running; i++) {
+        const store_task_row *row = &c.running[i];
+        ejob *j = engine_find(e, row->job_id);
+        exec_shim sh = {
+            .pid = row->shim_pid, .pidfd = -1, .start_time = row->shim_start, .go_fd = -1};
+        char dir[PATH_MAX];
+        spool_exit rec;
+        rx_err rec_err = RX_EIO;
+
+        if (j == NULL)
+            continue;
+        err = engine_touch(e, j);
+        if (err != RX_OK)
+            break;
+        if (exec_local_adopt(row->shim_pid, row->shim_start, &sh)) {
+            erun *r;
+
+            if (e->n_runs == e->cap_runs) {
+                size_t cap = e->cap_runs ? e->cap_runs * 2 : 16;
+                erun *p = rx__realloc(e->runs, cap * sizeof(*p));
+
+                if (p == NULL) {
+                    close(sh.pidfd);
+                    err = RX_ENOMEM;
+                    break;
+                }
+                e->runs = p;
+                e->cap_runs = cap;
+            }
+            r = &e->runs[e->n_runs++];
+            memset(r, 0, sizeof(*r));
+            r->job = j;
+            r->idx = row->idx;
+            r->shim = sh;
+            r->started_s = row->started_s;
+            rx__log(RX_LOG_INFO,
+                    "engine: adopted task %" PRIu64 " of job %" PRId64 " (supervisor %ld)",
+                    row->idx, j->id, (long)sh.pid);
+            continue;
+        }
+        /* Gone: its record, read only now, is complete if it exists (written before exit). */
+        memset(&rec, 0, sizeof(rec));
+        if (spool_job_dir(e->state_dir, j->id, dir, sizeof(dir)) == 0)
+            rec_err = spool_exit_read(dir, row->idx, &rec);
+        err = engine_task_ended(e, j, row->idx, &sh, row->started_s, &rec, rec_err);
+        spool_exit_free(&rec);
+        if (err != RX_OK)
+            break;
+    }
+    /* Every job not over is looked at again: counts may have moved, a cancel may be pending. */
+    for (size_t i = 0; err == RX_OK && i < e->n_jobs; i++) {
+        ejob *j = e->jobs[i];
+
+        if (!rx_job_status_is_terminal(j->status) || j->cleanup_requested)
+            err = engine_touch(e, j);
+        if (j->status == RX_JOB_CANCELED)
+            engine_queue_gone(e, j->id); /* removal may have been cut short */
+    }
+    if (err == RX_OK)
+        err = engine_commit_touched(e);
+    else
+        store_rollback(e->st);
+    if (err != RX_OK) {
+        (void)snprintf(errbuf, errlen, "engine: recovery failed: %s",
+                       err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
+        goto done;
+    }
+    engine_after_commit(e);
+    queue_orphan_spools(e);
+done:
+    rx__free(c.holes);
+    rx__free(c.running);
+    return err;
+}
+
+rx_err
+engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t errlen)
+{
+    engine *e = NULL;
+    pthread_condattr_t ca;
+    char path[PATH_MAX];
+    rx_err err = RX_EINVAL;
+
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+    if (opts == NULL || out_engine == NULL || opts->state_dir == NULL ||
+        opts->state_dir[0] == '\0' || opts->self_exe == NULL || opts->slots < 1 ||
+        opts->grace_ms < 0) {
+        (void)snprintf(errbuf, errlen, "engine: state_dir, self_exe and slots >= 1 are required");
+        return RX_EINVAL;
+    }
+    if (access(opts->self_exe, X_OK) != 0) {
+        (void)snprintf(errbuf, errlen, "engine: '%s' is not executable: %s", opts->self_exe,
+                       strerror(errno));
+        return RX_EINVAL;
+    }
+    e = rx__calloc(1, sizeof(*e));
+    if (e == NULL)
+        return RX_ENOMEM;
+    e->wake_fd = -1;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&e->q_mu, NULL);
+    pthread_cond_init(&e->q_cond, NULL);
+    pthread_cond_init(&e->q_done, NULL);
+    e->state_dir = rx__strdup(opts->state_dir);
+    e->self_exe = rx__strdup(opts->self_exe);
+    e->slots = opts->slots;
+    e->hold = opts->hold;
+    e->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
+    if (e->state_dir == NULL || e->self_exe == NULL) {
+        err = RX_ENOMEM;
+        goto fail;
+    }
+    if (snprintf(path, sizeof(path), "%s/spool", e->state_dir) >= (int)sizeof(path)) {
+        (void)snprintf(errbuf, errlen, "engine: state_dir is too long");
+        goto fail;
+    }
+    if (mkdir_p(path, 0700) != 0) {
+        (void)snprintf(errbuf, errlen, "engine: create '%s' failed: %s", path, strerror(errno));
+        err = RX_ESYSTEM;
+        goto fail;
+    }
+    err = store_open(e->state_dir, &e->st, errbuf, errlen);
+    if (err != RX_OK)
+        goto fail;
+    e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (e->wake_fd < 0) {
+        (void)snprintf(errbuf, errlen, "engine: eventfd failed: %s", strerror(errno));
+        err = RX_ESYSTEM;
+        goto fail;
+    }
+    pthread_mutex_lock(&e->mu);
+    err = recover(e, errbuf, errlen);
+    pthread_mutex_unlock(&e->mu);
+    if (err != RX_OK)
+        goto fail;
+    engine_remove_gone(e);
+    if (pthread_create(&e->commit_thread, NULL, commit_main, e) != 0) {
+        (void)snprintf(errbuf, errlen, "engine: start the committer thread failed");
+        err = RX_ESYSTEM;
+        goto fail;
+    }
+    e->commit_started = 1;
+    if (pthread_create(&e->sched_thread, NULL, sched_main, e) != 0) {
+        (void)snprintf(errbuf, errlen, "engine: start the scheduler thread failed");
+        err = RX_ESYSTEM;
+        goto fail;
+    }
+    e->sched_started = 1;
+    *out_engine = e;
+    return RX_OK;
+
+fail:
+    if (err == RX_ENOMEM && errbuf != NULL && errlen > 0 && errbuf[0] == '\0')
+        (void)snprintf(errbuf, errlen, "engine: out of memory");
+    engine_close(e);
+    return err;
+}
+
+void
+engine_close(engine *e)
+{
+    if (e == NULL)
+        return;
+    if (e->commit_started) {
+        /* Submissions already queued are committed first: their callers are waiting. */
+        pthread_mutex_lock(&e->q_mu);
+        e->q_stop = 1;
+        pthread_cond_signal(&e->q_cond);
+        pthread_mutex_unlock(&e->q_mu);
+        pthread_join(e->commit_thread, NULL);
+    }
+    if (e->sched_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stopping = 1;
+        pthread_mutex_unlock(&e->mu);
+        sched_wake(e);
+        pthread_join(e->sched_thread, NULL);
+    }
+    /* The supervisors go on; the next engine_open adopts them. */
+    for (size_t i = 0; i < e->n_runs; i++) {
+        if (e->runs[i].shim.pidfd >= 0)
+            close(e->runs[i].shim.pidfd);
+        exec_local_abandon(&e->runs[i].shim);
+        spool_exit_free(&e->runs[i].rec);
+    }
+    engine_remove_gone(e);
+    for (size_t i = 0; i < e->n_jobs; i++)
+        job_free(e->jobs[i]);
+    store_close(e->st);
+    if (e->wake_fd >= 0)
+        close(e->wake_fd);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->changed);
+    pthread_mutex_destroy(&e->q_mu);
+    pthread_cond_destroy(&e->q_cond);
+    pthread_cond_destroy(&e->q_done);
+    rx__free(e->jobs);
+    rx__free(e->runs);
+    rx__free(e->gone);
+    rx__free(e->state_dir);
+    rx__free(e->self_exe);
+    rx__free(e);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Queries and operations
+ * ------------------------------------------------------------------------------------------- */
+
+rx_err
+engine_get(engine *e, uid_t uid, int64_t id, engine_job *out_job)
+{
+    ejob *j;
+    rx_err err = RX_ENOENT;
+
+    if (e == NULL || out_job == NULL)
+        return RX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    j = find_visible(e, uid, id);
+    if (j != NULL) {
+        job_fill(j, out_job);
+        err = RX_OK;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return err;
+}
+
+rx_err
+engine_wait(engine *e, uid_t uid, int64_t id, int64_t timeout_ms, engine_job *out_job)
+{
+    struct timespec deadline;
+    rx_err err;
+
+    if (e == NULL || out_job == NULL)
+        return RX_EINVAL;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms >= 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        ejob *j = find_visible(e, uid, id);
+        int rc = 0;
+
+        if (j == NULL) {
+            err = RX_ENOENT;
+            break;
+        }
+        if (rx_job_status_is_terminal(j->status)) {
+            job_fill(j, out_job);
+            err = RX_OK;
+            break;
+        }
+        if (timeout_ms >= 0)
+            rc = pthread_cond_timedwait(&e->changed, &e->mu, &deadline);
+        else
+            pthread_cond_wait(&e->changed, &e->mu);
+        if (rc == ETIMEDOUT) {
+            j = find_visible(e, uid, id);
+            if (j == NULL) {
+                err = RX_ENOENT;
+            } else {
+                job_fill(j, out_job);
+                err = rx_job_status_is_terminal(j->status) ? RX_OK : RX_ETIMEDOUT;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return err;
+}
+
+/* Cancel j (QUEUED or RUNNING). Caller holds mu. RX_OK; RX_ESTORE; RX_ENOMEM. */
+static rx_err
+job_cancel(engine *e, ejob *j, int and_cleanup)
+{
+    rx_err err;
+
+    if (j->cancel_requested && (!and_cleanup || j->cleanup_requested))
+        return RX_OK;
+    err = store_begin(e->st);
+    if (err != RX_OK)
+        return err;
+    err = engine_touch(e, j);
+    if (err != RX_OK) {
+        store_rollback(e->st);
+        return err;
+    }
+    j->cancel_requested = 1;
+    if (and_cleanup)
+        j->cleanup_requested = 1;
+    err = engine_commit_touched(e);
+    if (err != RX_OK)
+        return err;
+    engine_after_commit(e); /* signals its supervisors; CANCELED at once if none ran */
+    return RX_OK;
+}
+
+rx_err
+engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine_job *out_job)
+{
+    ejob *j;
+    rx_err err = RX_OK;
+    int canceled = 0;
+
+    if (e == NULL)
+        return RX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    j = find_visible(e, uid, id);
+    if (j == NULL) {
+        pthread_mutex_unlock(&e->mu);
+        return RX_ENOENT;
+    }
+    if (j->status == RX_JOB_QUEUED || j->status == RX_JOB_RUNNING) {
+        err = job_cancel(e, j, 0);
+        canceled = err == RX_OK;
+    }
+    if (err == RX_OK && out_job != NULL)
+        job_fill(j, out_job);
+    pthread_mutex_unlock(&e->mu);
+    engine_remove_gone(e);
+    if (err == RX_OK && out_canceled != NULL)
+        *out_canceled = canceled;
+    return err;
+}
+
+typedef struct slots_ctx {
+    engine_results *res;
+    rx_err err;
+} slots_ctx;
+
+static rx_err
+fill_slot(const store_task_row *row, void *user)
+{
+    slots_ctx *c = user;
+    engine_slot *s;
+
+    if (row->idx >= c->res->n || row->running)
+        return RX_OK;
+    s = &c->res->slots[row->idx];
+    s->state = row->task_state;
+    s->exit_status = row->exit_status;
+    s->signal = row->signal;
+    if (row->task_state != RX_TASK_OK) {
+        s->error = rx__strdup(row->error ? row->error : rx_task_state_name(row->task_state));
+        if (s->error == NULL)
+            return RX_ENOMEM;
+    }
+    return RX_OK;
+}
+
+/* Read the OK slots' values from t<i>.result (outside the mutex; the job is pinned). */
+static void
+read_values(engine *e, int64_t id, engine_results *res)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+
+    (void)spool_job_dir(e->state_dir, id, dir, sizeof(dir));
+    for (size_t i = 0; i < res->n; i++) {
+        engine_slot *s = &res->slots[i];
+        void *data = NULL;
+        size_t len = 0;
+        rx_err err;
+
+        if (s->state != RX_TASK_OK)
+            continue;
+        if (spool_task_path(dir, i, ".result", path, sizeof(path)) != 0) {
+            err = RX_EIO;
+        } else {
+            err = spool_read_file(path, RX_RESULT_MAX_BYTES, &data, &len);
+            if (err == RX_ENOENT) { /* the task wrote no result: an empty value */
+                data = rx__memdup("", 0);
+                err = data ? RX_OK : RX_ENOMEM;
+            }
+        }
+        if (err == RX_OK) {
+            s->value = data;
+            s->value_len = len;
+        } else {
+            s->state = RX_TASK_ERROR;
+            s->exit_status = -1;
+            s->error = rx__strdup("its result could not be read");
+        }
+    }
+}
+
+void
+engine_results_free(engine_results *res)
+{
+    if (res == NULL)
+        return;
+    for (size_t i = 0; res->slots != NULL && i < res->n; i++) {
+        rx__free(res->slots[i].error);
+        rx__free(res->slots[i].value);
+    }
+    rx__free(res->slots);
+    rx__free(res);
+}
+
+rx_err
+engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup, engine_results **out_results)
+{
+    engine_results *res = NULL;
+    slots_ctx c;
+    ejob *j;
+    int cleanup;
+    rx_err err;
+
+    if (e == NULL || out_results == NULL)
+        return RX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    j = find_visible(e, uid, id);
+    if (j == NULL) {
+        err = RX_ENOENT;
+        goto unlock;
+    }
+    if (j->status == RX_JOB_QUEUED || j->status == RX_JOB_RUNNING) {
+        err = RX_ENOTFINISHED;
+        goto unlock;
+    }
+    if (j->status == RX_JOB_CANCELED) {
+        err = RX_ECANCELED;
+        goto unlock;
+    }
+    cleanup = auto_cleanup < 0 ? j->auto_cleanup : auto_cleanup != 0;
+    res = rx__calloc(1, sizeof(*res));
+    if (res != NULL) {
+        res->n = (size_t)j->n_tasks;
+        res->slots = rx__calloc(res->n, sizeof(*res->slots));
+    }
+    if (res == NULL || res->slots == NULL) {
+        err = RX_ENOMEM;
+        goto unlock;
+    }
+    for (size_t i = 0; i < res->n; i++) {
+        res->slots[i].state = RX_TASK_NOT_RUN;
+        res->slots[i].exit_status = -1;
+    }
+    c.res = res;
+    c.err = RX_OK;
+    err = store_tasks_of_job_each(e->st, j->id, fill_slot, &c);
+    for (size_t i = 0; err == RX_OK && i < res->n; i++) {
+        engine_slot *s = &res->slots[i];
+        char msg[160];
+
+        if (s->state != RX_TASK_NOT_RUN || s->error != NULL)
+            continue;
+        (void)snprintf(msg, sizeof(msg), RESULT_NOT_RUN_TEXT, j->stop_task);
+        s->error = rx__strdup(msg);
+        if (s->error == NULL)
+            err = RX_ENOMEM;
+    }
+    if (err != RX_OK)
+        goto unlock;
+    job_fill(j, &res->job);
+    /* Claimed: hidden from everyone else at once, so of two racing collectors the second finds
+     * no job; deleted only after the values are read, so a failure deletes nothing. */
+    if (cleanup)
+        j->claimed = 1;
+    j->pins++;
+    pthread_mutex_unlock(&e->mu);
+
+    read_values(e, id, res);
+
+    pthread_mutex_lock(&e->mu);
+    if (cleanup) {
+        err = store_begin(e->st);
+        if (err == RX_OK)
+            err = store_job_delete(e->st, j->id);
+        if (err == RX_OK)
+            err = store_commit(e->st);
+        if (err != RX_OK) {
+            rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+            store_rollback(e->st);
+            j->claimed = 0;
+            job_unpin(e, j);
+            goto unlock;
+        }
+        engine_detach(e, j); /* still pinned: freed by the unpin below */
+        pthread_cond_broadcast(&e->changed);
+    }
+    job_unpin(e, j);
+    pthread_mutex_unlock(&e->mu);
+    engine_remove_gone(e);
+    *out_results = res;
+    return RX_OK;
+
+unlock:
+    pthread_mutex_unlock(&e->mu);
+    engine_results_free(res);
+    return err;
+}
+
+rx_err
+engine_output_paths(engine *e, uid_t uid, int64_t id, char ***out_paths, size_t *out_n)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    char **paths;
+    size_t n;
+    ejob *j;
+
+    if (e == NULL || out_paths == NULL || out_n == NULL)
+        return RX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    j = find_visible(e, uid, id);
+    n = j != NULL ? (size_t)j->n_tasks : 0;
+    pthread_mutex_unlock(&e->mu);
+    if (j == NULL)
+        return RX_ENOENT;
+    /* Plain malloc'd (rx__malloc is malloc underneath): the caller frees with free(). */
+    paths = rx__calloc(n, sizeof(*paths));
+    if (paths == NULL)
+        return RX_ENOMEM;
+    (void)spool_job_dir(e->state_dir, id, dir, sizeof(dir));
+    for (size_t i = 0; i < n; i++) {
+        (void)spool_task_path(dir, i, ".out", path, sizeof(path));
+        paths[i] = rx__strdup(path);
+        if (paths[i] == NULL) {
+            for (size_t k = 0; k < i; k++)
+                rx__free(paths[k]);
+            rx__free(paths);
+            return RX_ENOMEM;
+        }
+    }
+    *out_paths = paths;
+    *out_n = n;
+    return RX_OK;
+}
+
+rx_err
+engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, char *warning,
+               size_t warning_len)
+{
+    ejob *j;
+    rx_err err = RX_OK;
+    int cleaned = 0;
+
+    if (e == NULL)
+        return RX_EINVAL;
+    if (warning != NULL && warning_len > 0)
+        warning[0] = '\0';
+    pthread_mutex_lock(&e->mu);
+    j = find_visible(e, uid, id);
+    if (j == NULL) {
+        pthread_mutex_unlock(&e->mu);
+        return RX_ENOENT;
+    }
+    switch (j->status) {
+    case RX_JOB_FAILED:
+    case RX_JOB_CANCELED:
+        err = job_delete(e, j);
+        cleaned = err == RX_OK;
+        break;
+    case RX_JOB_FINISHED:
+        if (force) {
+            err = job_delete(e, j);
+            cleaned = err == RX_OK;
+        } else {
+            (void)why_fail(warning, warning_len, RX_OK,
+                           "job %" PRId64 " is FINISHED and its results were not collected: use "
+                           "force, or rx_get_job_results",
+                           id);
+        }
+        break;
+    case RX_JOB_QUEUED:
+    case RX_JOB_RUNNING:
+        if (force) {
+            /* Canceled, then removed once its processes are gone (at once if none ran). */
+            err = job_cancel(e, j, 1);
+            cleaned = err == RX_OK;
+        } else {
+            (void)why_fail(warning, warning_len, RX_OK,
+                           "job %" PRId64 " is %s: use force to cancel and remove it", id,
+                           rx_job_status_name(j->status));
+        }
+        break;
+    case RX_JOB_UNDETERMINED:
+    case RX_JOB_STATUS_COUNT:
+        break;
+    }
+    pthread_mutex_unlock(&e->mu);
+    engine_remove_gone(e);
+    if (err == RX_OK && out_cleaned != NULL)
+        *out_cleaned = cleaned;
+    return err;
+}
+
+static int
+list_match(const ejob *j, uid_t uid, unsigned states, double since_s, double until_s)
+{
+    if (j->cleanup_requested || j->claimed || (uid != 0 && j->uid != uid))
+        return 0;
+    if (states != 0 && !(states & (1u << j->status)))
+        return 0;
+    if (since_s > 0 && j->created_s < since_s)
+        return 0;
+    if (until_s > 0 && j->created_s > until_s)
+        return 0;
+    return 1;
+}
+
+rx_err
+engine_list(engine *e, uid_t uid, unsigned states, double since_s, double until_s,
+            engine_job **out_jobs, size_t *out_n)
+{
+    engine_job *jobs = NULL;
+    size_t n = 0, k = 0;
+
+    if (e == NULL || out_jobs == NULL || out_n == NULL)
+        return RX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_jobs; i++)
+        n += (size_t)list_match(e->jobs[i], uid, states, since_s, until_s);
+    if (n > 0) {
+        jobs = rx__calloc(n, sizeof(*jobs)); /* free()able: rx__malloc is malloc */
+        if (jobs == NULL) {
+            pthread_mutex_unlock(&e->mu);
+            return RX_ENOMEM;
+        }
+        for (size_t i = 0; i < e->n_jobs; i++)
+            if (list_match(e->jobs[i], uid, states, since_s, until_s))
+                job_fill(e->jobs[i], &jobs[k++]);
+    }
+    pthread_mutex_unlock(&e->mu);
+    *out_jobs = jobs;
+    *out_n = n;
+    return RX_OK;
+}
+
+void
+engine_get_stats(engine *e, engine_stats *out_stats)
+{
+    memset(out_stats, 0, sizeof(*out_stats));
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i < e->n_jobs; i++)
+        if (!e->jobs[i]->cleanup_requested && !e->jobs[i]->claimed &&
+            (unsigned)e->jobs[i]->status < RX_JOB_STATUS_COUNT)
+            out_stats->jobs_by_status[e->jobs[i]->status]++;
+    for (size_t i = 0; i < e->n_runs; i++)
+        out_stats->tasks_running += !e->runs[i].exited;
+    out_stats->submissions_total = e->submissions_total;
+    out_stats->tasks_started_total = e->tasks_started_total;
+    out_stats->slots = e->slots;
+    out_stats->hold = e->hold;
+    pthread_mutex_unlock(&e->mu);
+}

@@ -1,0 +1,73 @@
+/*
+ * exec_local.h - rxjobd's local executor: one supervisor process ("shim") per task, so that
+ * tasks outlive the daemon (docs/engine.md "Shim protocol").
+ *
+ * The daemon side spawns `self_exe --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS`
+ * in a session of its own with the cancel signals blocked and a socket on fd 3; the shim waits
+ * on fd 3 for "go" (sent once the task's start is committed to the store), runs the task,
+ * enforces its time limit, stops it on SIGTERM/SIGINT/SIGUSR1, writes the exit record and exits.
+ * When fd 3 reaches end-of-file without "go" (the daemon died, or could not record the start),
+ * the shim writes a record with go 0 and exits without starting anything, so the task may be
+ * started again without running twice.
+ *
+ * The daemon watches shims through pidfds, which work for processes that are not its children
+ * too: that is how a restarted daemon adopts the shims of its predecessor.
+ */
+#ifndef RX_SERVER_EXEC_LOCAL_H
+#define RX_SERVER_EXEC_LOCAL_H
+
+#include "rxjob.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct exec_shim {
+    pid_t pid;
+    int pidfd;           /* readable once the shim has exited; -1 = none */
+    uint64_t start_time; /* /proc/PID/stat field 22, to tell the shim from a reused pid */
+    int go_fd;           /* the daemon's end of fd 3 until "go" is sent; -1 after */
+} exec_shim;
+
+typedef struct exec_shim_req {
+    const char *self_exe;
+    const char *job_dir; /* STATE_DIR/spool/<id> */
+    uint64_t idx;
+    uint64_t n_tasks;
+    int64_t timeout_ms; /* 0 = none */
+    int64_t grace_ms;   /* SIGTERM -> SIGKILL */
+    int has_args;
+} exec_shim_req;
+
+/* Spawn a shim for one task; it waits for exec_local_go. RX_OK; RX_ESYSTEM with *out_errno. */
+rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
+
+/* Tell the shim to start its task, and close go_fd. A shim that died meanwhile is not an error
+ * here: its pidfd says so. */
+void exec_local_go(exec_shim *sh);
+
+/* Close go_fd without "go": the shim writes a go-0 exit record and exits. */
+void exec_local_abandon(exec_shim *sh);
+
+/* Send sig to the shim (not to the task: the shim stops the task its own way). 0 or -1. */
+int exec_local_signal(const exec_shim *sh, int sig);
+
+/* The shim has exited (its pidfd was readable): reap it if it is this process's child, close
+ * its pidfd. */
+void exec_local_release(exec_shim *sh);
+
+/* Wait for an abandoned shim to exit and release it (it exits at once). */
+void exec_local_wait_abandoned(exec_shim *sh);
+
+/* Adopt a shim recorded as (pid, start_time): 1 with *out_shim filled if that very process is
+ * alive (or an unreaped zombie), 0 if it is gone. */
+int exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim);
+
+/* /proc/PID/stat field 22 (start time in clock ticks since boot). 0, or -1 if no such process. */
+int exec_local_proc_start(pid_t pid, uint64_t *out_start);
+
+/* A shim vanished without an exit record: kill what is left of its task's process group, if the
+ * task recorded in t<idx>.pid is still that process (or its group outlived it). */
+void exec_local_kill_orphan(const char *job_dir, uint64_t idx);
+
+#endif

@@ -1,0 +1,1248 @@
+/*
+ * http.c - rxjobd's routes (docs/protocol.md) on libmicrohttpd.
+ *
+ * Threading: one thread per connection (MHD_USE_THREAD_PER_CONNECTION), because a long poll
+ * (wait) or a followed output blocks its thread; every engine call is thread-safe. Shutdown must
+ * not wait for those, so they poll in slices of HTTP_POLL_SLICE_MS and give up when the server
+ * is stopping.
+ *
+ * A request goes through the access handler several times: once with the headers (we note the
+ * caller's uid and refuse an announced body over the limit at once, with 413, before reading
+ * it), once per piece of body (accumulated, up to API_JOBS_MAX_BODY_BYTES; a chunked body that
+ * grows past it is refused the same way), and once at the end, when the route runs.
+ *
+ * Responses are JSON built with jansson, except output and results, which are streamed with
+ * MHD_create_response_from_callback: output copies the spool's per-task files in 64 KiB reads,
+ * results base64-encode each value into the send buffer (api_jobs_results_writer), so neither is
+ * ever whole in memory here.
+ */
+#define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
+
+#include "server/http.h"
+
+#include "core/internal.h"
+#include "server/api_jobs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HTTP_POLL_SLICE_MS        500                 /* longest a long poll sleeps unchecked */
+#define HTTP_FOLLOW_POLL_MS       200                 /* followed output: wait between looks */
+#define HTTP_STREAM_BLOCK_BYTES   ((size_t)64 * 1024) /* output and results: one send buffer */
+#define HTTP_MAX_QUERY_ARGS       16                  /* query parameters per request */
+#define HTTP_MAX_CONNECTIONS      1024u               /* open connections at once */
+#define HTTP_CONNECTION_TIMEOUT_S 300u                /* idle connection closed after */
+#define HTTP_BACKLOG              128                 /* listen(2) backlog */
+#define HTTP_WHY_LEN              512                 /* reasons in error bodies, bytes */
+#define HTTP_DRAIN_MS             3000                /* stop: longest wait for requests */
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    engine *engine;
+    char *socket_path;
+    char *state_dir;
+    double started_s;
+    uid_t uid; /* the daemon's own uid: may stop it */
+    http_stop_fn *on_stop;
+    void *stop_user;
+    atomic_int stopping;
+    atomic_int quiesced;
+    atomic_uint_fast64_t requests_total;
+    atomic_int active; /* requests between their first call and their completion */
+};
+
+/* One request, from its headers to its completion. */
+typedef struct http_request {
+    uid_t uid;       /* the peer's uid (SO_PEERCRED) */
+    int have_uid;    /* 0: SO_PEERCRED failed; the request is refused */
+    char *body;      /* accumulated body, NUL-terminated; rx__malloc'd */
+    size_t body_len; /* bytes in body */
+    size_t body_cap; /* bytes allocated */
+    int too_big;     /* the body went past the limit: answer 413 at the end */
+    int responded;   /* a response was queued early (413 on Content-Length) */
+    int stop_after;  /* POST /v1/daemon/stop answered: call on_stop on completion */
+} http_request;
+
+/* The query parameters of a request, collected from MHD. */
+typedef struct http_args {
+    api_jobs_arg args[HTTP_MAX_QUERY_ARGS];
+    size_t n;
+    int too_many;
+} http_args;
+
+static void http_log(const char *fmt, ...) RX_PRINTF(1, 2);
+
+static void
+http_log(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+        line[0] = '\0';
+    va_end(ap);
+    (void)fprintf(stderr, "rxjobd: http: %s\n", line);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* libmicrohttpd's own messages, as our log lines (they end with a newline we drop). */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char line[1024];
+    size_t len;
+
+    (void)cls;
+    if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+        return;
+    len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    (void)fprintf(stderr, "rxjobd: http: libmicrohttpd: %s\n", line);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The socket                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+static int
+fill_sockaddr(const char *path, struct sockaddr_un *sa)
+{
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(sa->sun_path))
+        return -1;
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    memcpy(sa->sun_path, path, len + 1);
+    return 0;
+}
+
+rx_err
+http_listen_unix(const char *path, int *out_fd, char *errbuf, size_t errlen)
+{
+    struct sockaddr_un sa;
+    mode_t old_mask;
+    int fd;
+    int saved;
+
+    if (path == NULL || out_fd == NULL || fill_sockaddr(path, &sa) != 0) {
+        (void)snprintf(errbuf, errlen, "socket path '%s' is empty or longer than %zu bytes",
+                       path != NULL ? path : "", sizeof(sa.sun_path) - 1);
+        return RX_EINVAL;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        saved = errno;
+        (void)snprintf(errbuf, errlen, "socket failed: %s", strerror(saved));
+        errno = saved;
+        return RX_ESYSTEM;
+    }
+    /* The socket file is born 0600: nobody else may connect even before the chmod. */
+    old_mask = umask(077);
+    if (bind(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        saved = errno;
+        umask(old_mask);
+        (void)snprintf(errbuf, errlen, "bind '%s' failed: %s", path, strerror(saved));
+        goto fail;
+    }
+    umask(old_mask);
+    if (chmod(path, 0600) != 0) {
+        saved = errno;
+        (void)snprintf(errbuf, errlen, "chmod '%s' failed: %s", path, strerror(saved));
+        (void)unlink(path);
+        goto fail;
+    }
+    if (listen(fd, HTTP_BACKLOG) != 0) {
+        saved = errno;
+        (void)snprintf(errbuf, errlen, "listen '%s' failed: %s", path, strerror(saved));
+        (void)unlink(path);
+        goto fail;
+    }
+    *out_fd = fd;
+    return RX_OK;
+
+fail:
+    (void)close(fd);
+    errno = saved;
+    return RX_ESYSTEM;
+}
+
+int
+http_probe_unix(const char *path, pid_t *out_pid)
+{
+    struct sockaddr_un sa;
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+    int fd;
+    int rc;
+    int saved;
+
+    if (path == NULL || fill_sockaddr(path, &sa) != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    rc = connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
+    saved = errno;
+    if (rc == 0) {
+        if (out_pid != NULL) {
+            memset(&cred, 0, sizeof(cred));
+            *out_pid =
+                getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 ? cred.pid : 0;
+        }
+        (void)close(fd);
+        return 1;
+    }
+    (void)close(fd);
+    errno = saved;
+    return (saved == ENOENT || saved == ECONNREFUSED) ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Responses                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Queue text (malloc'd, taken over) with status and content type. */
+static enum MHD_Result
+queue_text(struct MHD_Connection *conn, unsigned status, char *text, size_t len,
+           const char *content_type)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (text == NULL)
+        return MHD_NO; /* out of memory: MHD closes the connection */
+    resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Queue the JSON value v (reference taken over) with status. */
+static enum MHD_Result
+queue_json(struct MHD_Connection *conn, unsigned status, json_t *v)
+{
+    char *text;
+
+    if (v == NULL)
+        return MHD_NO;
+    text = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (text == NULL)
+        return MHD_NO;
+    return queue_text(conn, status, text, strlen(text), "application/json");
+}
+
+/* Queue an error body with the status protocol.md gives err. */
+static enum MHD_Result
+queue_error(struct MHD_Connection *conn, rx_err err, const char *message)
+{
+    return queue_json(conn, api_jobs_http_status(err),
+                      api_jobs_error_json(rx_errname(err), message != NULL && message[0] != '\0'
+                                                               ? message
+                                                               : rx_strerror(err)));
+}
+
+static enum MHD_Result queue_errorf(struct MHD_Connection *conn, rx_err err, const char *fmt, ...)
+    RX_PRINTF(3, 4);
+
+static enum MHD_Result
+queue_errorf(struct MHD_Connection *conn, rx_err err, const char *fmt, ...)
+{
+    char message[HTTP_WHY_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vsnprintf(message, sizeof(message), fmt, ap) < 0)
+        message[0] = '\0';
+    va_end(ap);
+    return queue_error(conn, err, message);
+}
+
+static enum MHD_Result
+queue_not_found(struct MHD_Connection *conn, int64_t id)
+{
+    return queue_errorf(conn, RX_ENOENT, "no job %" PRId64, id);
+}
+
+/* An engine error for job id: 404 says "no job N", the others their text. */
+static enum MHD_Result
+queue_engine_error(struct MHD_Connection *conn, rx_err err, int64_t id)
+{
+    if (err == RX_ENOENT)
+        return queue_not_found(conn, id);
+    return queue_errorf(conn, err, "job %" PRId64 ": %s", id, rx_strerror(err));
+}
+
+static enum MHD_Result
+queue_job(struct MHD_Connection *conn, unsigned status, const engine_job *job)
+{
+    return queue_json(conn, status, api_jobs_job_json(job));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Query strings                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+static enum MHD_Result
+collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    http_args *a = cls;
+
+    (void)kind;
+    if (a->n >= HTTP_MAX_QUERY_ARGS) {
+        a->too_many = 1;
+        return MHD_NO;
+    }
+    a->args[a->n].key = key;
+    a->args[a->n].value = value;
+    a->n++;
+    return MHD_YES;
+}
+
+/* 0 on success; else an error response is queued and *ret holds what to return. */
+static int
+get_args(struct MHD_Connection *conn, http_args *a, enum MHD_Result *ret)
+{
+    memset(a, 0, sizeof(*a));
+    (void)MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, a);
+    if (a->too_many) {
+        *ret = queue_errorf(conn, RX_EINVAL, "more than %d query parameters", HTTP_MAX_QUERY_ARGS);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Jobs                                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+static enum MHD_Result
+route_submit(http_server *s, struct MHD_Connection *conn, http_request *req)
+{
+    char why[HTTP_WHY_LEN] = "";
+    engine_spec *spec = NULL;
+    engine_job job;
+    rx_err err;
+
+    err = api_jobs_decode_submit(req->body, req->body_len, req->uid, &spec, why, sizeof(why));
+    if (err != RX_OK)
+        return queue_error(conn, err, why);
+    memset(&job, 0, sizeof(job));
+    why[0] = '\0';
+    err = engine_submit(s->engine, spec, &job, why, sizeof(why));
+    api_jobs_spec_free(spec);
+    if (err != RX_OK) {
+        if (err != RX_EINVAL && err != RX_ECOUNT)
+            http_log("submit failed: %s: %s", rx_errname(err), why[0] != '\0' ? why : "-");
+        return queue_error(conn, err, why);
+    }
+    return queue_job(conn, MHD_HTTP_CREATED, &job);
+}
+
+static enum MHD_Result
+route_list(http_server *s, struct MHD_Connection *conn, http_request *req)
+{
+    char why[HTTP_WHY_LEN] = "";
+    api_jobs_filter filter;
+    engine_job *jobs = NULL;
+    size_t n = 0;
+    json_t *arr;
+    http_args a;
+    enum MHD_Result ret;
+    rx_err err;
+
+    if (get_args(conn, &a, &ret) != 0)
+        return ret;
+    err = api_jobs_decode_filter(a.args, a.n, &filter, why, sizeof(why));
+    if (err != RX_OK)
+        return queue_error(conn, err, why);
+    err =
+        engine_list(s->engine, req->uid, filter.states, filter.since_s, filter.until_s, &jobs, &n);
+    if (err != RX_OK)
+        return queue_errorf(conn, err, "listing jobs failed: %s", rx_strerror(err));
+    arr = json_array();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        if (json_array_append_new(arr, api_jobs_job_json(&jobs[i])) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(jobs);
+    if (arr == NULL)
+        return MHD_NO;
+    return queue_json(conn, MHD_HTTP_OK, json_pack("{s:o}", "jobs", arr));
+}
+
+static enum MHD_Result
+route_get(http_server *s, struct MHD_Connection *conn, http_request *req, int64_t id)
+{
+    engine_job job;
+    http_args a;
+    enum MHD_Result ret;
+    rx_err err;
+
+    if (get_args(conn, &a, &ret) != 0)
+        return ret;
+    if (a.n > 0)
+        return queue_errorf(conn, RX_EINVAL, "unknown query parameter '%.64s'", a.args[0].key);
+    err = engine_get(s->engine, req->uid, id, &job);
+    if (err != RX_OK)
+        return queue_engine_error(conn, err, id);
+    return queue_job(conn, MHD_HTTP_OK, &job);
+}
+
+static enum MHD_Result
+route_wait(http_server *s, struct MHD_Connection *conn, http_request *req, int64_t id)
+{
+    char why[HTTP_WHY_LEN] = "";
+    int64_t timeout_ms;
+    int64_t deadline_ms;
+    engine_job job;
+    json_t *obj;
+    http_args a;
+    enum MHD_Result ret;
+    rx_err err;
+
+    if (get_args(conn, &a, &ret) != 0)
+        return ret;
+    err = api_jobs_decode_wait(a.args, a.n, &timeout_ms, why, sizeof(why));
+    if (err != RX_OK)
+        return queue_error(conn, err, why);
+
+    /* In slices, so a stopping daemon need not wait for the longest poll. */
+    deadline_ms = rx__now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left_ms = deadline_ms - rx__now_ms();
+        int64_t slice_ms = left_ms < HTTP_POLL_SLICE_MS ? left_ms : HTTP_POLL_SLICE_MS;
+
+        memset(&job, 0, sizeof(job));
+        err = engine_wait(s->engine, req->uid, id, slice_ms > 0 ? slice_ms : 0, &job);
+        if (err != RX_ETIMEDOUT)
+            break;
+        if (left_ms <= slice_ms)
+            break;
+        if (atomic_load(&s->stopping))
+            return queue_error(conn, RX_ECONTEXT, "the daemon is shutting down");
+    }
+    if (err != RX_OK && err != RX_ETIMEDOUT)
+        return queue_engine_error(conn, err, id);
+    obj = api_jobs_job_json(&job);
+    if (obj == NULL || json_object_set_new(obj, "timed_out", json_boolean(err == RX_ETIMEDOUT))) {
+        json_decref(obj);
+        return MHD_NO;
+    }
+    return queue_json(conn, MHD_HTTP_OK, obj);
+}
+
+static enum MHD_Result
+route_cancel(http_server *s, struct MHD_Connection *conn, http_request *req, int64_t id)
+{
+    engine_job job;
+    int canceled = 0;
+    json_t *obj;
+    rx_err err;
+
+    memset(&job, 0, sizeof(job));
+    err = engine_cancel(s->engine, req->uid, id, &canceled, &job);
+    if (err != RX_OK)
+        return queue_engine_error(conn, err, id);
+    obj = api_jobs_job_json(&job);
+    if (obj == NULL)
+        return MHD_NO;
+    return queue_json(conn, MHD_HTTP_OK, json_pack("{s:b, s:o}", "canceled", canceled, "job", obj));
+}
+
+static enum MHD_Result
+route_cleanup(http_server *s, struct MHD_Connection *conn, http_request *req, int64_t id)
+{
+    char why[HTTP_WHY_LEN] = "";
+    char warning[HTTP_WHY_LEN] = "";
+    int force = 0;
+    int cleaned = 0;
+    http_args a;
+    enum MHD_Result ret;
+    rx_err err;
+
+    if (get_args(conn, &a, &ret) != 0)
+        return ret;
+    err = api_jobs_decode_flag(a.args, a.n, "force", 0, &force, why, sizeof(why));
+    if (err != RX_OK)
+        return queue_error(conn, err, why);
+    err = engine_cleanup(s->engine, req->uid, id, force, &cleaned, warning, sizeof(warning));
+    if (err != RX_OK)
+        return queue_engine_error(conn, err, id);
+    if (cleaned)
+        return queue_json(conn, MHD_HTTP_OK, json_pack("{s:b}", "cleaned", 1));
+    return queue_json(conn, MHD_HTTP_OK,
+                      json_pack("{s:b, s:s}", "cleaned", 0, "warning",
+                                warning[0] != '\0' ? warning : "the job was kept"));
+}
+
+/* GET /v1/jobs/{id}/results: the body is produced by api_jobs_results_writer as it is sent. */
+typedef struct results_stream {
+    engine_results *res;
+    api_jobs_results_writer *w;
+} results_stream;
+
+static ssize_t
+results_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    results_stream *rs = cls;
+    size_t n = 0;
+
+    (void)pos;
+    if (max == 0)
+        return 0;
+    if (api_jobs_results_writer_read(rs->w, buf, max, &n) != RX_OK)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void
+results_free(void *cls)
+{
+    results_stream *rs = cls;
+
+    api_jobs_results_writer_free(rs->w);
+    engine_results_free(rs->res);
+    rx__free(rs);
+}
+
+static enum MHD_Result
+route_results(http_server *s, struct MHD_Connection *conn, http_request *req, int64_t id)
+{
+    char why[HTTP_WHY_LEN] = "";
+    int auto_cleanup = -1;
+    engine_results *res = NULL;
+    results_stream *rs;
+    struct MHD_Response *resp;
+    http_args a;
+    enum MHD_Result ret;
+    rx_err err;
+
+    if (get_args(conn, &a, &ret) != 0)
+        return ret;
+    err = api_jobs_decode_flag(a.args, a.n, "auto_cleanup", -1, &auto_cleanup, why, sizeof(why));
+    if (err != RX_OK)
+        return queue_error(conn, err, why);
+    err = engine_get_results(s->engine, req->uid, id, auto_cleanup, &res);
+    if (err == RX_ENOTFINISHED)
+        return queue_errorf(conn, err, "job %" PRId64 " has not finished: it is QUEUED or RUNNING",
+                            id);
+    if (err == RX_ECANCELED)
+        return queue_errorf(conn, err, "job %" PRId64 " was canceled: it has no results", id);
+    if (err != RX_OK)
+        return queue_engine_error(conn, err, id);
+
+    rs = rx__calloc(1, sizeof(*rs));
+    if (rs == NULL) {
+        engine_results_free(res);
+        return MHD_NO;
+    }
+    rs->res = res;
+    rs->w = api_jobs_results_writer_new(res);
+    if (rs->w == NULL) {
+        results_free(rs);
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK_BYTES,
+                                             results_read, rs, results_free);
+    if (resp == NULL) {
+        results_free(rs);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/*
+ * GET /v1/jobs/{id}/output: the per-task files in task order, each after "==> task N <==".
+ * With follow, after that first pass the files are looked at again and again, as tail -f looks
+ * at several files: new output of a task is sent after its header again (when another task's
+ * output came in between), until the job is over and a last pass found nothing new.
+ */
+typedef struct output_stream {
+    http_server *srv;
+    uid_t uid;
+    int64_t id;
+    int follow;
+    char **paths;      /* engine_output_paths's, freed with free() */
+    size_t n;          /* tasks */
+    off_t *sent;       /* follow: bytes sent of each task's file */
+    size_t task;       /* the task being looked at in this pass */
+    int first_pass;    /* 1 until every task has had its header */
+    int fd;            /* the file being read, or -1 */
+    off_t off;         /* where the next read of fd starts */
+    size_t shown;      /* task whose header was sent last; SIZE_MAX = none */
+    int found;         /* this pass sent something */
+    int final;         /* the job is over: this pass is the last unless it finds output */
+    int aborted;       /* the daemon is stopping: end the stream as cut short */
+    char header[64];   /* pending header text */
+    size_t header_len; /* its length */
+    size_t header_off; /* bytes of it sent */
+} output_stream;
+
+static void
+output_free(void *cls)
+{
+    output_stream *os = cls;
+
+    if (os->fd >= 0)
+        (void)close(os->fd);
+    for (size_t i = 0; i < os->n; i++)
+        free(os->paths[i]);
+    free(os->paths);
+    rx__free(os->sent);
+    rx__free(os);
+}
+
+static void
+output_queue_header(output_stream *os, size_t task)
+{
+    int len = snprintf(os->header, sizeof(os->header), "==> task %zu <==\n", task);
+
+    os->header_len = len > 0 ? (size_t)len : 0;
+    os->header_off = 0;
+    os->shown = task;
+}
+
+/* Sleep ms milliseconds (EINTR ends it early, which is harmless here). */
+static void
+sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    (void)nanosleep(&ts, NULL);
+}
+
+/* Open the current task's file for the next read, or leave fd at -1 when there is nothing to
+ * send from it now (not started yet, or no new bytes). */
+static void
+output_open_task(output_stream *os)
+{
+    struct stat st;
+    off_t from = os->sent != NULL ? os->sent[os->task] : 0;
+    int fd = open(os->paths[os->task], O_RDONLY | O_CLOEXEC);
+
+    os->fd = -1;
+    if (fd < 0)
+        return;
+    if (!os->first_pass && (fstat(fd, &st) != 0 || st.st_size <= from)) {
+        (void)close(fd);
+        return;
+    }
+    os->fd = fd;
+    os->off = from;
+}
+
+static ssize_t
+output_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    output_stream *os = cls;
+    size_t n = 0;
+
+    (void)pos;
+    while (n < max) {
+        /* 1. A pending header. */
+        if (os->header_off < os->header_len) {
+            size_t k = os->header_len - os->header_off;
+
+            if (k > max - n)
+                k = max - n;
+            memcpy(buf + n, os->header + os->header_off, k);
+            os->header_off += k;
+            n += k;
+            continue;
+        }
+        /* 2. Bytes of the open file. */
+        if (os->fd >= 0) {
+            ssize_t got = pread(os->fd, buf + n, max - n, os->off);
+
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got > 0) {
+                os->off += got;
+                if (os->sent != NULL)
+                    os->sent[os->task] = os->off;
+                n += (size_t)got;
+                os->found = 1;
+                continue;
+            }
+            (void)close(os->fd); /* end of what is there now, or a read error */
+            os->fd = -1;
+            os->task++;
+            continue;
+        }
+        /* 3. The next task of this pass. */
+        if (os->task < os->n) {
+            output_open_task(os);
+            /* Every task's header in the first pass; later, only before new output of a task
+             * other than the one shown last. */
+            if (os->first_pass || (os->fd >= 0 && os->shown != os->task))
+                output_queue_header(os, os->task);
+            if (os->fd < 0)
+                os->task++; /* nothing to read from it now */
+            continue;
+        }
+        /* 4. The pass is over. */
+        os->first_pass = 0;
+        if (!os->follow)
+            break;
+        if (os->found) {
+            os->found = 0;
+            os->task = 0;
+            continue;
+        }
+        if (os->final)
+            break;
+        if (n > 0)
+            return (ssize_t)n; /* send what we have before waiting */
+        {
+            engine_job job;
+            rx_err err = engine_get(os->srv->engine, os->uid, os->id, &job);
+
+            if (err != RX_OK || rx_job_status_is_terminal(job.status))
+                os->final = 1; /* one more pass collects the last bytes */
+            else if (atomic_load(&os->srv->stopping)) {
+                os->aborted = 1;
+                break;
+            } else
+                sleep_ms(HTTP_FOLLOW_POLL_MS);
+        }
+        os->task = 0;
+    }
+    if (n == 0)
+        return os->aborted ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+    return (ssize_t)n;
+}
+
+static enum MHD_Result
+route_output(http_server *s, struct MHD_Connection *conn, http_request *req, int64_t id)
+{
+    char why[HTTP_WHY_LEN] = "";
+    output_stream *os;
+    struct MHD_Response *resp;
+    http_args a;
+    enum MHD_Result ret;
+    int follow = 0;
+    rx_err err;
+
+    if (get_args(conn, &a, &ret) != 0)
+        return ret;
+    err = api_jobs_decode_flag(a.args, a.n, "follow", 0, &follow, why, sizeof(why));
+    if (err != RX_OK)
+        return queue_error(conn, err, why);
+
+    os = rx__calloc(1, sizeof(*os));
+    if (os == NULL)
+        return MHD_NO;
+    os->srv = s;
+    os->uid = req->uid;
+    os->id = id;
+    os->follow = follow;
+    os->fd = -1;
+    os->first_pass = 1;
+    os->shown = SIZE_MAX;
+    err = engine_output_paths(s->engine, req->uid, id, &os->paths, &os->n);
+    if (err != RX_OK) {
+        rx__free(os);
+        return queue_engine_error(conn, err, id);
+    }
+    if (follow && os->n > 0) {
+        os->sent = rx__calloc(os->n, sizeof(*os->sent));
+        if (os->sent == NULL) {
+            output_free(os);
+            return MHD_NO;
+        }
+    }
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK_BYTES, output_read,
+                                             os, output_free);
+    if (resp == NULL) {
+        output_free(os);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The daemon                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The statuses a live job can have (a cleaned-up one is gone, never UNDETERMINED here). */
+static const rx_job_status live_statuses[] = {RX_JOB_QUEUED, RX_JOB_RUNNING, RX_JOB_FINISHED,
+                                              RX_JOB_FAILED, RX_JOB_CANCELED};
+
+static enum MHD_Result
+route_daemon(http_server *s, struct MHD_Connection *conn)
+{
+    engine_stats st;
+    json_t *jobs;
+
+    memset(&st, 0, sizeof(st));
+    engine_get_stats(s->engine, &st);
+    jobs = json_object();
+    for (size_t i = 0; jobs != NULL && i < RX__ARRAY_LEN(live_statuses); i++) {
+        if (json_object_set_new(jobs, rx_job_status_name(live_statuses[i]),
+                                json_integer((json_int_t)st.jobs_by_status[live_statuses[i]]))) {
+            json_decref(jobs);
+            jobs = NULL;
+        }
+    }
+    if (jobs == NULL)
+        return MHD_NO;
+    return queue_json(conn, MHD_HTTP_OK,
+                      json_pack("{s:s, s:I, s:s, s:I, s:s, s:s, s:f, s:o, s:I, s:b}", "version",
+                                rx_version(), "pid", (json_int_t)getpid(), "executor", "local",
+                                "slots", (json_int_t)st.slots, "socket", s->socket_path,
+                                "state_dir", s->state_dir, "started_s", s->started_s, "jobs", jobs,
+                                "tasks_running", (json_int_t)st.tasks_running, "hold",
+                                st.hold != 0));
+}
+
+static enum MHD_Result
+route_stop(http_server *s, struct MHD_Connection *conn, http_request *req)
+{
+    if (req->uid != 0 && req->uid != s->uid)
+        return queue_json(conn, MHD_HTTP_FORBIDDEN,
+                          api_jobs_error_json("RX_EPERM", "only the daemon's own user or root "
+                                                          "may stop it"));
+    if (s->on_stop == NULL)
+        return queue_error(conn, RX_ECONTEXT, "this daemon cannot be stopped over HTTP");
+    req->stop_after = 1;
+    return queue_json(conn, MHD_HTTP_OK, json_pack("{s:b}", "stopping", 1));
+}
+
+/* Append printf output to a growing buffer; -1 when out of memory. */
+static int buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) RX_PRINTF(4, 5);
+
+static int
+buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -1;
+        if ((size_t)n < *cap - *len) {
+            *len += (size_t)n;
+            return 0;
+        }
+        {
+            size_t new_cap = *cap * 2 + (size_t)n;
+            char *p = realloc(*buf, new_cap); /* handed to MHD, which frees with free() */
+
+            if (p == NULL)
+                return -1;
+            *buf = p;
+            *cap = new_cap;
+        }
+    }
+}
+
+static enum MHD_Result
+route_metrics(http_server *s, struct MHD_Connection *conn)
+{
+    engine_stats st;
+    size_t len = 0;
+    size_t cap = 2048;
+    char *text = malloc(cap);
+    int rc = text == NULL ? -1 : 0;
+
+    memset(&st, 0, sizeof(st));
+    engine_get_stats(s->engine, &st);
+    if (rc == 0)
+        rc = buf_printf(&text, &len, &cap,
+                        "# HELP rxjobd_jobs Jobs in the store, by status.\n"
+                        "# TYPE rxjobd_jobs gauge\n");
+    for (size_t i = 0; rc == 0 && i < RX__ARRAY_LEN(live_statuses); i++)
+        rc = buf_printf(&text, &len, &cap, "rxjobd_jobs{status=\"%s\"} %zu\n",
+                        rx_job_status_name(live_statuses[i]), st.jobs_by_status[live_statuses[i]]);
+    if (rc == 0)
+        rc =
+            buf_printf(&text, &len, &cap,
+                       "# HELP rxjobd_tasks_running Task processes running now.\n"
+                       "# TYPE rxjobd_tasks_running gauge\n"
+                       "rxjobd_tasks_running %zu\n"
+                       "# HELP rxjobd_submissions_total Jobs submitted since the daemon started.\n"
+                       "# TYPE rxjobd_submissions_total counter\n"
+                       "rxjobd_submissions_total %" PRIu64 "\n"
+                       "# HELP rxjobd_tasks_started_total Tasks started since the daemon started.\n"
+                       "# TYPE rxjobd_tasks_started_total counter\n"
+                       "rxjobd_tasks_started_total %" PRIu64 "\n"
+                       "# HELP rxjobd_http_requests_total HTTP requests since the daemon started.\n"
+                       "# TYPE rxjobd_http_requests_total counter\n"
+                       "rxjobd_http_requests_total %" PRIu64 "\n",
+                       st.tasks_running, st.submissions_total, st.tasks_started_total,
+                       (uint64_t)atomic_load(&s->requests_total));
+    if (rc != 0) {
+        free(text);
+        return MHD_NO;
+    }
+    return queue_text(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Routing                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static enum MHD_Result
+method_not_allowed(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    char message[HTTP_WHY_LEN];
+
+    (void)snprintf(message, sizeof(message), "method %.16s is not allowed on %.128s", method, url);
+    return queue_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                      api_jobs_error_json(rx_errname(RX_EINVAL), message));
+}
+
+/* The id of "/v1/jobs/{id}..." into *out_id; *out_rest = what follows it ("" or "/wait"...).
+ * 0 on success, -1 when the segment is not a positive decimal id. */
+static int
+parse_job_path(const char *path, int64_t *out_id, const char **out_rest)
+{
+    const char *start = path + strlen("/v1/jobs/");
+    const char *end = strchr(start, '/');
+    size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+    char digits[24];
+
+    if (len == 0 || len >= sizeof(digits))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (start[i] < '0' || start[i] > '9')
+            return -1;
+    }
+    memcpy(digits, start, len);
+    digits[len] = '\0';
+    if (rx__parse_i64(digits, 1, INT64_MAX, out_id) != RX_OK)
+        return -1;
+    *out_rest = start + len;
+    return 0;
+}
+
+static enum MHD_Result
+route(http_server *s, struct MHD_Connection *conn, http_request *req, const char *url,
+      const char *method)
+{
+    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+    int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    int is_delete = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
+    const char *rest;
+    int64_t id;
+
+    if (strcmp(url, "/v1/jobs") == 0) {
+        if (is_post)
+            return route_submit(s, conn, req);
+        if (is_get)
+            return route_list(s, conn, req);
+        return method_not_allowed(conn, method, url);
+    }
+    if (strncmp(url, "/v1/jobs/", strlen("/v1/jobs/")) == 0) {
+        if (parse_job_path(url, &id, &rest) != 0)
+            return queue_errorf(conn, RX_ENOENT, "no job '%.32s': ids are positive integers",
+                                url + strlen("/v1/jobs/"));
+        if (rest[0] == '\0') {
+            if (is_get)
+                return route_get(s, conn, req, id);
+            if (is_delete)
+                return route_cleanup(s, conn, req, id);
+            return method_not_allowed(conn, method, url);
+        }
+        if (strcmp(rest, "/wait") == 0)
+            return is_get ? route_wait(s, conn, req, id) : method_not_allowed(conn, method, url);
+        if (strcmp(rest, "/cancel") == 0)
+            return is_post ? route_cancel(s, conn, req, id) : method_not_allowed(conn, method, url);
+        if (strcmp(rest, "/results") == 0)
+            return is_get ? route_results(s, conn, req, id) : method_not_allowed(conn, method, url);
+        if (strcmp(rest, "/output") == 0)
+            return is_get ? route_output(s, conn, req, id) : method_not_allowed(conn, method, url);
+    } else if (strcmp(url, "/v1/daemon") == 0) {
+        return is_get ? route_daemon(s, conn) : method_not_allowed(conn, method, url);
+    } else if (strcmp(url, "/v1/daemon/stop") == 0) {
+        return is_post ? route_stop(s, conn, req) : method_not_allowed(conn, method, url);
+    } else if (strcmp(url, "/metrics") == 0) {
+        return is_get ? route_metrics(s, conn) : method_not_allowed(conn, method, url);
+    }
+    return queue_errorf(conn, RX_ENOENT, "no such path: %.128s", url);
+}
+
+/* The connection's peer uid, from SO_PEERCRED. */
+static int
+peer_uid(struct MHD_Connection *conn, uid_t *out_uid)
+{
+    const union MHD_ConnectionInfo *info;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info == NULL)
+        return -1;
+    memset(&cred, 0, sizeof(cred));
+    if (getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        len != sizeof(cred))
+        return -1;
+    *out_uid = cred.uid;
+    return 0;
+}
+
+/* Refuse a body announced over the limit, before reading it. */
+static int
+announced_too_big(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t len;
+
+    if (cl == NULL)
+        return 0;
+    /* A malformed Content-Length is MHD's to refuse; only a well-formed big one is ours. */
+    if (rx__parse_i64(cl, 0, INT64_MAX, &len) != RX_OK)
+        return 0;
+    return (uint64_t)len > API_JOBS_MAX_BODY_BYTES;
+}
+
+/* Append a piece of body; -1 past the limit, -2 out of memory. */
+static int
+append_body(http_request *req, const char *data, size_t len)
+{
+    if (len > API_JOBS_MAX_BODY_BYTES - req->body_len)
+        return -1;
+    if (req->body_len + len + 1 > req->body_cap) {
+        size_t cap = req->body_cap > 0 ? req->body_cap : 4096;
+        char *p;
+
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        if (cap > API_JOBS_MAX_BODY_BYTES + 1)
+            cap = API_JOBS_MAX_BODY_BYTES + 1;
+        p = rx__realloc(req->body, cap);
+        if (p == NULL)
+            return -2;
+        req->body = p;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+static void
+drop_body(http_request *req)
+{
+    rx__free(req->body);
+    req->body = NULL;
+    req->body_len = req->body_cap = 0;
+}
+
+static enum MHD_Result
+access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+               const char *version, const char *upload_data, size_t *upload_data_size,
+               void **con_cls)
+{
+    http_server *s = cls;
+    http_request *req = *con_cls;
+
+    (void)version;
+    if (req == NULL) {
+        /* First call: the headers are in. */
+        req = rx__calloc(1, sizeof(*req));
+        if (req == NULL)
+            return MHD_NO;
+        *con_cls = req;
+        atomic_fetch_add(&s->requests_total, 1);
+        atomic_fetch_add(&s->active, 1);
+        req->have_uid = peer_uid(conn, &req->uid) == 0;
+        if (announced_too_big(conn)) {
+            req->responded = 1;
+            return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
+                                API_JOBS_MAX_BODY_BYTES);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        /* A piece of body: keep it, or drop it past the limit. */
+        size_t len = *upload_data_size;
+
+        *upload_data_size = 0;
+        if (req->responded || req->too_big)
+            return MHD_YES;
+        switch (append_body(req, upload_data, len)) {
+        case 0:
+            return MHD_YES;
+        case -1:
+            /* Answer at once; MHD then reads no more of the body and closes the connection.
+             * Should it refuse the early answer, the rest is read and dropped, and the 413
+             * goes out at the end. */
+            req->too_big = 1;
+            drop_body(req);
+            if (queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
+                             API_JOBS_MAX_BODY_BYTES) == MHD_YES)
+                req->responded = 1;
+            return MHD_YES;
+        default:
+            return MHD_NO;
+        }
+    }
+    if (req->responded)
+        return MHD_YES;
+
+    /* The whole request is in. */
+    if (req->too_big)
+        return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
+                            API_JOBS_MAX_BODY_BYTES);
+    if (!req->have_uid)
+        return queue_error(conn, RX_ESYSTEM, "cannot tell who is calling (SO_PEERCRED failed)");
+    if (atomic_load(&s->stopping))
+        return queue_error(conn, RX_ECONTEXT, "the daemon is shutting down");
+    return route(s, conn, req, url, method);
+}
+
+static void
+request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                  enum MHD_RequestTerminationCode toe)
+{
+    http_server *s = cls;
+    http_request *req = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (req == NULL)
+        return;
+    *con_cls = NULL;
+    if (req->stop_after && s->on_stop != NULL)
+        s->on_stop(s->stop_user);
+    drop_body(req);
+    rx__free(req);
+    atomic_fetch_sub(&s->active, 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start and stop                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+rx_err
+http_start(const http_opts *opts, engine *e, http_server **out_server, char *errbuf, size_t errlen)
+{
+    http_server *s = NULL;
+    int listen_fd = opts != NULL ? opts->listen_fd : -1;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    rx_err err;
+
+    if (opts == NULL || e == NULL || out_server == NULL || listen_fd < 0) {
+        (void)snprintf(errbuf, errlen, "http_start: missing argument");
+        err = RX_EINVAL;
+        goto fail;
+    }
+    s = rx__calloc(1, sizeof(*s));
+    if (s == NULL) {
+        (void)snprintf(errbuf, errlen, "out of memory");
+        err = RX_ENOMEM;
+        goto fail;
+    }
+    s->engine = e;
+    s->socket_path = rx__strdup(opts->socket_path != NULL ? opts->socket_path : "");
+    s->state_dir = rx__strdup(opts->state_dir != NULL ? opts->state_dir : "");
+    if (s->socket_path == NULL || s->state_dir == NULL) {
+        (void)snprintf(errbuf, errlen, "out of memory");
+        err = RX_ENOMEM;
+        goto fail;
+    }
+    s->started_s = opts->started_s;
+    s->uid = getuid();
+    s->on_stop = opts->on_stop;
+    s->stop_user = opts->stop_user;
+    atomic_init(&s->stopping, 0);
+    atomic_init(&s->quiesced, 0);
+    atomic_init(&s->requests_total, 0);
+    atomic_init(&s->active, 0);
+
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        request_completed, s, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        (void)snprintf(errbuf, errlen, "libmicrohttpd did not start (see its message above)");
+        err = RX_ESYSTEM;
+        goto fail;
+    }
+    *out_server = s;
+    return RX_OK;
+
+fail:
+    if (listen_fd >= 0)
+        (void)close(listen_fd);
+    if (s != NULL) {
+        rx__free(s->socket_path);
+        rx__free(s->state_dir);
+        rx__free(s);
+    }
+    return err;
+}
+
+void
+http_quiesce(http_server *s)
+{
+    MHD_socket fd;
+
+    if (s == NULL)
+        return;
+    atomic_store(&s->stopping, 1);
+    if (atomic_exchange(&s->quiesced, 1))
+        return;
+    fd = MHD_quiesce_daemon(s->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        (void)close(fd);
+}
+
+void
+http_stop(http_server *s)
+{
+    if (s == NULL)
+        return;
+    http_quiesce(s);
+    /* Let the requests in progress answer (long polls and followed output give up within a
+     * poll interval once stopping is set) before MHD closes their connections. */
+    for (int64_t waited_ms = 0; atomic_load(&s->active) > 0 && waited_ms < HTTP_DRAIN_MS;
+         waited_ms += 10)
+        sleep_ms(10);
+    MHD_stop_daemon(s->mhd);
+    rx__free(s->socket_path);
+    rx__free(s->state_dir);
+    rx__free(s);
+}

@@ -1,0 +1,785 @@
+/*
+ * sched.c - the scheduler thread and the rules that move jobs and tasks (see sched.h).
+ *
+ * One thread does all of a task's life on the daemon side, in a loop:
+ *
+ *   1. poll the pidfds of the running supervisors and an eventfd (new jobs, shutdown);
+ *   2. for each supervisor that exited: reap it (if it is our child) and read its exit record;
+ *   3. in ONE transaction: record every ended task, then start tasks while slots are free
+ *      (oldest job first, task index order, at most num_tasks per job and `slots` in all) by
+ *      spawning their supervisors and recording them as running; COMMIT;
+ *   4. only then send "go" to the new supervisors, so a task never runs unless its start is
+ *      durable (a supervisor that never gets "go" exits without starting anything).
+ *
+ * Grouping ends and starts in one transaction means one fsync per loop turn however many tasks
+ * ended or started in it. The mutex is held during step 3: readers wait at most one commit.
+ *
+ * A failed commit undoes everything in memory (engine_touch saved it) and abandons the new
+ * supervisors; ended tasks stay marked exited and are recorded at the next turn.
+ */
+#define _GNU_SOURCE
+#include "server/sched.h"
+
+#include "core/internal.h"
+#include "store/work.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RETRY_AFTER_FAILURE_MS 200
+#define POLL_NO_PIDFD_MS       50
+
+double
+engine_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+engine_job_counts(const ejob *j, rx__task_counts *c)
+{
+    uint64_t unstarted = j->n_tasks - j->running - j->ok - j->failed;
+
+    c->total = (size_t)j->n_tasks;
+    c->running = (size_t)j->running;
+    c->ok = (size_t)j->ok;
+    /* Once the job stopped after a failure, tasks that never started never will: NOT_RUN,
+     * which is a failure (core/status.h counts it as failed). */
+    if (j->stop_task >= 0) {
+        c->pending = 0;
+        c->failed = (size_t)(j->failed + unstarted);
+    } else {
+        c->pending = (size_t)unstarted;
+        c->failed = (size_t)j->failed;
+    }
+    c->cancel_requested = j->cancel_requested;
+}
+
+rx_err
+engine_touch(engine *e, ejob *j)
+{
+    ejob_saved *s = &j->saved;
+
+    if (j->touched)
+        return RX_OK;
+    s->status = j->status;
+    s->ended_s = j->ended_s;
+    s->stop_task = j->stop_task;
+    s->cancel_requested = j->cancel_requested;
+    s->cleanup_requested = j->cleanup_requested;
+    s->next_task = j->next_task;
+    s->running = j->running;
+    s->ok = j->ok;
+    s->failed = j->failed;
+    s->n_requeue = j->n_requeue;
+    s->requeue = NULL;
+    if (j->n_requeue > 0) {
+        s->requeue = rx__malloc(j->n_requeue * sizeof(*s->requeue));
+        if (s->requeue == NULL)
+            return RX_ENOMEM;
+        memcpy(s->requeue, j->requeue, j->n_requeue * sizeof(*s->requeue));
+    }
+    j->touched = 1;
+    j->deleting = 0;
+    j->t_next = e->t_head;
+    e->t_head = j;
+    return RX_OK;
+}
+
+static void
+untouch(ejob *j, int undo)
+{
+    ejob_saved *s = &j->saved;
+
+    if (undo) {
+        j->status = s->status;
+        j->ended_s = s->ended_s;
+        j->stop_task = s->stop_task;
+        j->cancel_requested = s->cancel_requested;
+        j->cleanup_requested = s->cleanup_requested;
+        j->next_task = s->next_task;
+        j->running = s->running;
+        j->ok = s->ok;
+        j->failed = s->failed;
+        /* The array only grows, so the saved entries fit. */
+        if (s->n_requeue > 0)
+            memcpy(j->requeue, s->requeue, s->n_requeue * sizeof(*s->requeue));
+        j->n_requeue = s->n_requeue;
+        j->deleting = 0;
+    }
+    rx__free(s->requeue);
+    s->requeue = NULL;
+    j->touched = 0;
+}
+
+int
+engine_job_settle(ejob *j)
+{
+    rx__task_counts c;
+    rx_job_status s;
+
+    engine_job_counts(j, &c);
+    s = rx__job_status_from_counts(&c);
+    if (s == j->status || s == RX_JOB_UNDETERMINED)
+        return 0;
+    /* Within one transaction a job may start and end (QUEUED -> RUNNING -> FINISHED); any other
+     * move the rules forbid (RUNNING back to QUEUED when a task that never ran is put back)
+     * leaves the status as it was. */
+    if (!rx__status_can_move(j->status, s) &&
+        !(rx__status_can_move(j->status, RX_JOB_RUNNING) && rx__status_can_move(RX_JOB_RUNNING, s)))
+        return 0;
+    j->status = s;
+    if (rx_job_status_is_terminal(s))
+        j->ended_s = engine_now_s();
+    return 1;
+}
+
+static rx_err
+job_write(engine *e, const ejob *j)
+{
+    store_job_row row;
+
+    memset(&row, 0, sizeof(row));
+    row.id = j->id;
+    row.status = j->status;
+    row.ended_s = j->ended_s;
+    row.cancel_requested = j->cancel_requested;
+    row.cleanup_requested = j->cleanup_requested;
+    row.stop_task = j->stop_task;
+    return store_job_update(e->st, &row);
+}
+
+rx_err
+engine_commit_touched(engine *e)
+{
+    rx_err err = RX_OK;
+
+    for (ejob *j = e->t_head; j != NULL && err == RX_OK; j = j->t_next) {
+        (void)engine_job_settle(j);
+        if (j->cleanup_requested && j->running == 0) {
+            j->deleting = 1;
+            err = store_job_delete(e->st, j->id);
+        } else {
+            err = job_write(e, j);
+        }
+    }
+    if (err == RX_OK)
+        err = store_commit(e->st);
+    if (err != RX_OK) {
+        rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+        store_rollback(e->st);
+        while (e->t_head != NULL) {
+            ejob *j = e->t_head;
+
+            e->t_head = j->t_next;
+            untouch(j, 1);
+        }
+        return err;
+    }
+    return RX_OK;
+}
+
+static void
+signal_runs(engine *e, const ejob *j)
+{
+    for (size_t i = 0; i < e->n_runs; i++) {
+        erun *r = &e->runs[i];
+
+        if (r->job != j || r->signaled || r->exited)
+            continue;
+        r->signaled = 1;
+        if (exec_local_signal(&r->shim, SIGTERM) != 0 && errno != ESRCH)
+            rx__log(RX_LOG_WARN, "engine: signal supervisor %ld of job %" PRId64 " failed: %s",
+                    (long)r->shim.pid, j->id, strerror(errno));
+    }
+}
+
+void
+engine_after_commit(engine *e)
+{
+    while (e->t_head != NULL) {
+        ejob *j = e->t_head;
+        rx_job_status was = j->saved.status;
+        int deleting = j->deleting;
+
+        e->t_head = j->t_next;
+        untouch(j, 0);
+        j->deleting = 0;
+        if (deleting) {
+            engine_detach(e, j);
+            continue;
+        }
+        if (rx_job_status_is_terminal(j->status) && j->active)
+            engine_active_remove(e, j);
+        /* Cancel removes results and output; the record stays until cleanup. */
+        if (j->status == RX_JOB_CANCELED && was != RX_JOB_CANCELED)
+            engine_queue_gone(e, j->id);
+        if ((j->cancel_requested || j->stop_task >= 0) && j->running > 0)
+            signal_runs(e, j);
+    }
+    pthread_cond_broadcast(&e->changed);
+}
+
+rx_err
+engine_requeue(ejob *j, uint64_t idx)
+{
+    size_t pos = j->n_requeue;
+
+    if (j->n_requeue == j->cap_requeue) {
+        size_t cap = j->cap_requeue ? j->cap_requeue * 2 : 8;
+        uint64_t *p = rx__realloc(j->requeue, cap * sizeof(*p));
+
+        if (p == NULL)
+            return RX_ENOMEM;
+        j->requeue = p;
+        j->cap_requeue = cap;
+    }
+    while (pos > 0 && j->requeue[pos - 1] > idx)
+        pos--;
+    memmove(j->requeue + pos + 1, j->requeue + pos, (j->n_requeue - pos) * sizeof(*j->requeue));
+    j->requeue[pos] = idx;
+    j->n_requeue++;
+    return RX_OK;
+}
+
+int64_t
+engine_next_task(const ejob *j)
+{
+    if (j->cancel_requested || j->cleanup_requested || j->stop_task >= 0 ||
+        rx_job_status_is_terminal(j->status))
+        return -1;
+    if (j->n_requeue > 0)
+        return (int64_t)j->requeue[0];
+    if (j->next_task < j->n_tasks)
+        return (int64_t)j->next_task;
+    return -1;
+}
+
+void
+engine_take_task(ejob *j, uint64_t idx)
+{
+    if (j->n_requeue > 0 && j->requeue[0] == idx) {
+        j->n_requeue--;
+        memmove(j->requeue, j->requeue + 1, j->n_requeue * sizeof(*j->requeue));
+    } else if (idx == j->next_task) {
+        j->next_task++;
+    }
+}
+
+/* The message of a task the job stopped (or canceled) while it ran or before it started. */
+static void
+stop_message(const ejob *j, rx_task_state state, const char *detail, char *buf, size_t len)
+{
+    const char *what = state == RX_TASK_NOT_RUN ? "not run" : "stopped";
+
+    if (j->cancel_requested)
+        (void)snprintf(buf, len, "%s: the job was canceled%s%s%s", what, detail ? " (" : "",
+                       detail ? detail : "", detail ? ")" : "");
+    else if (j->stop_task >= 0)
+        (void)snprintf(buf, len, "%s: the job stopped after task %" PRId64 " failed%s%s%s", what,
+                       j->stop_task, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+    else
+        (void)snprintf(buf, len, "%s: its supervisor was signaled%s%s%s", what, detail ? " (" : "",
+                       detail ? detail : "", detail ? ")" : "");
+}
+
+rx_err
+engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, double started_s,
+                  const spool_exit *rec, rx_err rec_err)
+{
+    store_task_row row;
+    char msg[4200];
+    rx_err err;
+
+    if (rec_err == RX_OK && !rec->go) {
+        /* Its supervisor was never told to start it: it did not run. Start it again later. */
+        err = store_task_delete(e->st, j->id, idx);
+        if (err != RX_OK)
+            return err;
+        j->running--;
+        return engine_requeue(j, idx);
+    }
+    memset(&row, 0, sizeof(row));
+    row.job_id = j->id;
+    row.idx = idx;
+    row.running = 0;
+    row.shim_pid = shim ? shim->pid : 0;
+    row.shim_start = shim ? shim->start_time : 0;
+    row.started_s = started_s;
+    row.ended_s = engine_now_s();
+    row.exit_status = -1;
+    if (rec_err == RX_OK) {
+        row.task_state = rec->state;
+        row.exit_status = rec->exit_status;
+        row.signal = rec->signal;
+        row.pgid = rec->task_pid;
+        if (rec->started_s > 0)
+            row.started_s = rec->started_s;
+        if (rec->ended_s > 0)
+            row.ended_s = rec->ended_s;
+        row.error = rec->error;
+        if (rec->state == RX_TASK_STOPPED || rec->state == RX_TASK_NOT_RUN) {
+            stop_message(j, rec->state, rec->state == RX_TASK_STOPPED ? rec->error : NULL, msg,
+                         sizeof(msg));
+            row.error = msg;
+        }
+    } else {
+        char job_dir[PATH_MAX];
+
+        row.task_state = RX_TASK_LOST;
+        if (rec_err == RX_ENOENT)
+            (void)snprintf(msg, sizeof(msg),
+                           "lost: its supervisor vanished without an exit record");
+        else
+            (void)snprintf(msg, sizeof(msg), "lost: its exit record is unreadable (%s)",
+                           rx_strerror(rec_err));
+        row.error = msg;
+        /* The task may still run, orphaned: nothing may run on unwatched. */
+        if (spool_job_dir(e->state_dir, j->id, job_dir, sizeof(job_dir)) == 0)
+            exec_local_kill_orphan(job_dir, idx);
+    }
+    if (row.task_state == RX_TASK_OK)
+        row.error = NULL;
+    err = store_task_put(e->st, &row);
+    if (err != RX_OK)
+        return err;
+    j->running--;
+    if (row.task_state == RX_TASK_OK) {
+        j->ok++;
+    } else {
+        j->failed++;
+        if (!j->continue_on_failure && j->stop_task < 0 && !j->cancel_requested)
+            j->stop_task = (int64_t)idx;
+    }
+    return RX_OK;
+}
+
+rx_err
+engine_prepare_spool(engine *e, ejob *j, char *why, size_t why_len)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX];
+    void *blob = NULL;
+    size_t len = 0;
+    store_work w;
+    rx_err err;
+    int fd;
+
+    if (j->prepared)
+        return RX_OK;
+    memset(&w, 0, sizeof(w));
+    if (spool_job_dir(e->state_dir, j->id, dir, sizeof(dir)) != 0) {
+        (void)snprintf(why, why_len, "spool path is too long");
+        return RX_EIO;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        (void)snprintf(why, why_len, "create '%s' failed: %s", dir, strerror(errno));
+        return RX_EIO;
+    }
+    err = store_job_spec(e->st, j->id, &blob, &len);
+    if (err != RX_OK) {
+        (void)snprintf(why, why_len, "read the job's work failed: %s", store_errmsg(e->st));
+        return err;
+    }
+    if (spool_write_atomic(dir, "work", blob, len, 0) != RX_OK) {
+        (void)snprintf(why, why_len, "write '%s/work' failed: %s", dir, strerror(errno));
+        err = RX_EIO;
+        goto done;
+    }
+    err = store_work_decode(blob, len, &w);
+    if (err != RX_OK) {
+        (void)snprintf(why, why_len, "the job's stored work is malformed");
+        goto done;
+    }
+    if (w.stdin_data != NULL &&
+        spool_write_atomic(dir, "stdin", w.stdin_data, w.stdin_len, 0) != RX_OK) {
+        (void)snprintf(why, why_len, "write '%s/stdin' failed: %s", dir, strerror(errno));
+        err = RX_EIO;
+        goto done;
+    }
+    if (j->has_args) {
+        fd = spool_tmp_open(dir, "args", tmp, sizeof(tmp));
+        if (fd < 0) {
+            (void)snprintf(why, why_len, "create '%s/args' failed: %s", dir, strerror(errno));
+            err = RX_EIO;
+            goto done;
+        }
+        err = store_job_args_write(e->st, j->id, fd);
+        if (err != RX_OK) {
+            (void)snprintf(why, why_len, "%s", store_errmsg(e->st));
+            close(fd);
+            (void)unlink(tmp);
+            goto done;
+        }
+        if (spool_tmp_commit(fd, tmp, dir, "args", 0) != RX_OK) {
+            (void)snprintf(why, why_len, "write '%s/args' failed: %s", dir, strerror(errno));
+            err = RX_EIO;
+            goto done;
+        }
+    }
+    j->prepared = 1;
+done:
+    store_work_free(&w);
+    rx__free(blob);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------------------------- */
+
+static rx_err
+runs_reserve(engine *e, size_t more)
+{
+    size_t cap;
+    erun *p;
+
+    if (e->cap_runs - e->n_runs >= more)
+        return RX_OK;
+    cap = e->cap_runs ? e->cap_runs : 16;
+    while (cap - e->n_runs < more)
+        cap *= 2;
+    p = rx__realloc(e->runs, cap * sizeof(*p));
+    if (p == NULL)
+        return RX_ENOMEM;
+    e->runs = p;
+    e->cap_runs = cap;
+    return RX_OK;
+}
+
+/* A task that could not be started: recorded as START_FAILED at once. */
+static rx_err
+start_failed(engine *e, ejob *j, uint64_t idx, const char *msg)
+{
+    spool_exit rec;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.go = 1;
+    rec.state = RX_TASK_START_FAILED;
+    rec.exit_status = -1;
+    rec.started_s = engine_now_s();
+    rec.ended_s = rec.started_s;
+    rec.error = (char *)msg;
+    engine_take_task(j, idx);
+    j->running++; /* engine_task_ended counts it out again */
+    return engine_task_ended(e, j, idx, NULL, rec.started_s, &rec, RX_OK);
+}
+
+/* Start one task: its supervisor waits for "go" until the transaction commits. */
+static rx_err
+start_task(engine *e, ejob *j, uint64_t idx)
+{
+    char dir[PATH_MAX], why[512];
+    exec_shim_req req;
+    store_task_row row;
+    erun *r;
+    int spawn_errno = 0;
+    rx_err err;
+
+    err = engine_prepare_spool(e, j, why, sizeof(why));
+    if (err == RX_ENOMEM || err == RX_ESTORE)
+        return err;
+    if (err != RX_OK) {
+        char msg[600];
+
+        (void)snprintf(msg, sizeof(msg), "cannot start: %s", why);
+        return start_failed(e, j, idx, msg);
+    }
+    err = runs_reserve(e, 1);
+    if (err != RX_OK)
+        return err;
+    (void)spool_job_dir(e->state_dir, j->id, dir, sizeof(dir));
+    req.self_exe = e->self_exe;
+    req.job_dir = dir;
+    req.idx = idx;
+    req.n_tasks = j->n_tasks;
+    req.timeout_ms = j->timeout_ms;
+    req.grace_ms = e->grace_ms;
+    req.has_args = j->has_args;
+    r = &e->runs[e->n_runs];
+    memset(r, 0, sizeof(*r));
+    r->shim.pidfd = -1;
+    r->shim.go_fd = -1;
+    if (exec_local_spawn(&req, &r->shim, &spawn_errno) != RX_OK) {
+        char msg[PATH_MAX + 128];
+
+        /* Out of processes or memory for now: the task waits, it has not failed. */
+        if (spawn_errno == EAGAIN || spawn_errno == ENOMEM) {
+            rx__log(RX_LOG_DEBUG, "engine: cannot start a supervisor now (%s), retrying",
+                    strerror(spawn_errno));
+            e->start_later = 1;
+            return RX_OK;
+        }
+
+        (void)snprintf(msg, sizeof(msg), "cannot start its supervisor '%s': %s", e->self_exe,
+                       strerror(spawn_errno));
+        return start_failed(e, j, idx, msg);
+    }
+    r->job = j;
+    r->idx = idx;
+    r->started_s = engine_now_s();
+    memset(&row, 0, sizeof(row));
+    row.job_id = j->id;
+    row.idx = idx;
+    row.running = 1;
+    row.shim_pid = r->shim.pid;
+    row.shim_start = r->shim.start_time;
+    row.started_s = r->started_s;
+    row.exit_status = -1;
+    e->n_runs++; /* before the write, so a failure abandons this supervisor too */
+    err = store_task_put(e->st, &row);
+    if (err != RX_OK)
+        return err;
+    engine_take_task(j, idx);
+    j->running++;
+    return RX_OK;
+}
+
+static int
+has_work(engine *e)
+{
+    if (!e->hold && e->n_runs < e->slots) {
+        for (ejob *j = e->a_head; j != NULL; j = j->a_next) {
+            unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
+
+            if (j->running < cap && engine_next_task(j) >= 0)
+                return 1;
+        }
+    }
+    for (size_t i = 0; i < e->n_runs; i++)
+        if (e->runs[i].exited)
+            return 1;
+    return 0;
+}
+
+/* Give up the supervisors started in a transaction that did not commit: they get end-of-file
+ * instead of "go", write a go-0 record and exit; the record is removed so it cannot be
+ * mistaken for the next attempt's. */
+static void
+abandon_fresh(engine *e, size_t first_fresh)
+{
+    for (size_t i = first_fresh; i < e->n_runs; i++) {
+        erun *r = &e->runs[i];
+        char dir[PATH_MAX], path[PATH_MAX];
+
+        exec_local_abandon(&r->shim);
+        exec_local_wait_abandoned(&r->shim);
+        if (r->job != NULL && spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) == 0 &&
+            spool_task_path(dir, r->idx, ".exit", path, sizeof(path)) == 0)
+            (void)unlink(path);
+    }
+    e->n_runs = first_fresh;
+}
+
+/* One transaction: record ended tasks, start new ones. Caller holds mu. */
+static rx_err
+sched_step(engine *e)
+{
+    size_t first_fresh = e->n_runs, n_exited = 0, k;
+    uint64_t running_now;
+    rx_err err;
+
+    e->start_later = 0;
+    if (!has_work(e))
+        return RX_OK;
+    err = store_begin(e->st);
+    if (err != RX_OK) {
+        rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+        return err;
+    }
+    for (size_t i = 0; i < first_fresh; i++) {
+        erun *r = &e->runs[i];
+
+        if (!r->exited)
+            continue;
+        n_exited++;
+        err = engine_touch(e, r->job);
+        if (err == RX_OK)
+            err = engine_task_ended(e, r->job, r->idx, &r->shim, r->started_s, &r->rec,
+                                    r->have_rec ? r->rec_err : RX_ENOENT);
+        if (err != RX_OK)
+            goto fail;
+    }
+    running_now = first_fresh - n_exited;
+    for (ejob *j = e->a_head; !e->hold && !e->start_later && j != NULL && running_now < e->slots;
+         j = j->a_next) {
+        unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
+
+        while (running_now < e->slots && j->running < cap) {
+            int64_t idx = engine_next_task(j);
+            uint64_t before = j->running;
+
+            if (idx < 0 || e->start_later)
+                break;
+            err = engine_touch(e, j);
+            if (err == RX_OK)
+                err = start_task(e, j, (uint64_t)idx);
+            if (err != RX_OK)
+                goto fail;
+            running_now += j->running - before;
+        }
+    }
+    err = engine_commit_touched(e);
+    if (err != RX_OK) {
+        abandon_fresh(e, first_fresh);
+        return err;
+    }
+    /* Durable now: let the new tasks run, forget the ended ones. */
+    for (size_t i = first_fresh; i < e->n_runs; i++)
+        exec_local_go(&e->runs[i].shim);
+    e->tasks_started_total += e->n_runs - first_fresh;
+    k = 0;
+    for (size_t i = 0; i < e->n_runs; i++) {
+        if (e->runs[i].exited) {
+            spool_exit_free(&e->runs[i].rec);
+            continue;
+        }
+        e->runs[k++] = e->runs[i];
+    }
+    e->n_runs = k;
+    engine_after_commit(e);
+    return RX_OK;
+
+fail:
+    rx__log(RX_LOG_ERROR, "engine: scheduling failed: %s", rx_strerror(err));
+    store_rollback(e->st);
+    while (e->t_head != NULL) {
+        ejob *j = e->t_head;
+
+        e->t_head = j->t_next;
+        untouch(j, 1);
+    }
+    abandon_fresh(e, first_fresh);
+    return err;
+}
+
+void
+sched_wake(engine *e)
+{
+    uint64_t one = 1;
+
+    if (write(e->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        rx__log(RX_LOG_WARN, "engine: wake the scheduler failed: %s", strerror(errno));
+}
+
+/* Note which supervisors exited and read their exit records. Caller holds mu. */
+static void
+collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t n)
+{
+    for (size_t k = 1; k < n; k++) {
+        erun *r;
+        char dir[PATH_MAX];
+
+        if (pfds[k].revents == 0)
+            continue;
+        r = &e->runs[owner[k]];
+        exec_local_release(&r->shim);
+        r->exited = 1;
+        r->have_rec = 1;
+        if (spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) != 0)
+            r->rec_err = RX_EIO;
+        else
+            r->rec_err = spool_exit_read(dir, r->idx, &r->rec);
+    }
+    /* Without a pidfd (old kernels, or none could be opened) the pid is checked instead. */
+    for (size_t i = 0; i < e->n_runs; i++) {
+        erun *r = &e->runs[i];
+        uint64_t start;
+        char dir[PATH_MAX];
+
+        if (r->exited || r->shim.pidfd >= 0)
+            continue;
+        if (exec_local_proc_start(r->shim.pid, &start) == 0 && start == r->shim.start_time) {
+            int status;
+
+            if (waitpid(r->shim.pid, &status, WNOHANG) != r->shim.pid)
+                continue;
+        }
+        r->shim.pid = 0;
+        r->exited = 1;
+        r->have_rec = 1;
+        if (spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) != 0)
+            r->rec_err = RX_EIO;
+        else
+            r->rec_err = spool_exit_read(dir, r->idx, &r->rec);
+    }
+}
+
+void *
+sched_main(void *arg)
+{
+    engine *e = arg;
+    struct pollfd *pfds = NULL;
+    size_t *owner = NULL;
+    size_t cap = 0;
+
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        size_t n = 0;
+        int timeout = -1;
+        uint64_t drained;
+
+        if (e->stopping)
+            break;
+        if (sched_step(e) != RX_OK || e->start_later)
+            timeout = RETRY_AFTER_FAILURE_MS;
+        if (cap < e->n_runs + 1) {
+            size_t ncap = (e->n_runs + 1) * 2;
+            struct pollfd *p = rx__realloc(pfds, ncap * sizeof(*p));
+            size_t *o = p ? rx__realloc(owner, ncap * sizeof(*o)) : NULL;
+
+            if (p != NULL)
+                pfds = p;
+            if (o != NULL) {
+                owner = o;
+                cap = ncap;
+            }
+        }
+        if (cap > 0) {
+            pfds[n].fd = e->wake_fd;
+            pfds[n].events = POLLIN;
+            pfds[n++].revents = 0;
+        }
+        for (size_t i = 0; i < e->n_runs; i++) {
+            erun *r = &e->runs[i];
+
+            if (r->exited)
+                continue;
+            if (r->shim.pidfd < 0 || n >= cap) {
+                timeout = POLL_NO_PIDFD_MS;
+                continue;
+            }
+            pfds[n].fd = r->shim.pidfd;
+            pfds[n].events = POLLIN;
+            pfds[n].revents = 0;
+            owner[n++] = i;
+        }
+        pthread_mutex_unlock(&e->mu);
+
+        engine_remove_gone(e);
+        if (poll(pfds, (nfds_t)n, n == 0 ? RETRY_AFTER_FAILURE_MS : timeout) < 0 && errno != EINTR)
+            rx__log(RX_LOG_WARN, "engine: poll failed: %s", strerror(errno));
+        if (n > 0 && pfds[0].revents != 0 && read(e->wake_fd, &drained, sizeof(drained)) < 0)
+            drained = 0;
+
+        pthread_mutex_lock(&e->mu);
+        if (n > 0)
+            collect_exits(e, pfds, owner, n);
+    }
+    pthread_mutex_unlock(&e->mu);
+    rx__free(pfds);
+    rx__free(owner);
+    return NULL;
+}

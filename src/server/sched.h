@@ -1,0 +1,213 @@
+/*
+ * sched.h - the engine's inside, shared by engine.c (the API, group commit, recovery) and
+ * sched.c (the scheduler thread): the in-memory jobs, the running supervisors, and the rules
+ * that move them.
+ *
+ * Memory mirrors the store. Every change is written to the store first, in a transaction, and
+ * applied to memory only once that transaction committed, all under the engine's mutex; so a
+ * reader holding the mutex never sees a state the store could lose. Jobs whose status is
+ * QUEUED or RUNNING are also on the active list, oldest first, which is what the scheduler walks.
+ */
+#ifndef RX_SERVER_SCHED_H
+#define RX_SERVER_SCHED_H
+
+#include "core/status.h"
+#include "server/engine.h"
+#include "server/exec_local.h"
+#include "store/spool.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define ENGINE_MAX_TASKS ((uint64_t)1000000) /* tasks per job (docs/protocol.md limits) */
+
+/* What a job looked like before this iteration touched it, to undo a failed commit. */
+typedef struct ejob_saved {
+    rx_job_status status;
+    double ended_s;
+    int64_t stop_task;
+    int cancel_requested;
+    int cleanup_requested;
+    uint64_t next_task;
+    uint64_t running, ok, failed;
+    uint64_t *requeue; /* copy, or NULL */
+    size_t n_requeue;
+} ejob_saved;
+
+typedef struct ejob {
+    int64_t id;
+    uid_t uid;
+    rx_work_kind kind;
+    uint64_t n_tasks;
+    unsigned num_tasks; /* 0 = the daemon's slots */
+    int continue_on_failure;
+    int console_output;
+    int auto_cleanup;
+    int has_args;
+    int64_t timeout_ms;
+    double created_s;
+    double ended_s;
+    rx_job_status status;
+    int cancel_requested;
+    int cleanup_requested; /* forced cleanup waits for the tasks to be gone; hidden meanwhile */
+    int64_t stop_task;     /* the failed task that stopped the job, or -1 */
+
+    uint64_t next_task; /* every index >= next_task has never started */
+    uint64_t *requeue;  /* indices below next_task to start again (never ran), ascending */
+    size_t n_requeue;
+    size_t cap_requeue;
+    uint64_t running; /* tasks with a running row */
+    uint64_t ok;      /* tasks ended ok */
+    uint64_t failed;  /* tasks ended in any failure (rows); NOT_RUN without row not counted */
+
+    int prepared; /* its spool's work/args/stdin were written by this engine */
+    int claimed;  /* its results are being collected with cleanup: gone to everyone else */
+    int pins;     /* readers of its spool without the mutex */
+    int detached; /* no longer in the engine: freed (and its spool removed) at the last unpin */
+    int active;   /* on the active list */
+    struct ejob *a_prev, *a_next;
+
+    int deleting; /* the current transaction deletes its rows */
+    int touched;  /* by the current transaction */
+    ejob_saved saved;
+    struct ejob *t_next;
+} ejob;
+
+/* A supervisor being watched. */
+typedef struct erun {
+    ejob *job;
+    uint64_t idx;
+    exec_shim shim;
+    double started_s;
+    int signaled; /* SIGTERM sent (cancel, or the job stopped) */
+    int exited;   /* its pidfd was readable; released */
+    int have_rec; /* rec_err holds the outcome of reading its exit record */
+    rx_err rec_err;
+    spool_exit rec;
+} erun;
+
+/* One submission waiting for the group commit. */
+typedef struct esub {
+    store_job_row row;
+    void *spec;
+    size_t spec_len;
+    void *args; /* or NULL */
+    size_t args_len;
+    ejob *job_mem; /* allocated by the submitter, so a committed job always fits in memory */
+    int done;
+    rx_err err;
+    engine_job job;
+    struct esub *next;
+} esub;
+
+struct engine {
+    char *state_dir;
+    char *self_exe;
+    unsigned slots;
+    int hold;
+    int64_t grace_ms;
+
+    store *st;
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* broadcast on any job change; CLOCK_MONOTONIC */
+
+    ejob **jobs; /* every job not removed, by id */
+    size_t n_jobs;
+    size_t cap_jobs;
+    ejob *a_head, *a_tail; /* the active list */
+    ejob *t_head;          /* jobs touched by the current transaction */
+
+    erun *runs;
+    size_t n_runs;
+    size_t cap_runs;
+
+    uint64_t submissions_total;
+    uint64_t tasks_started_total;
+    int stopping;
+    int start_later; /* a supervisor could not be spawned for now (EAGAIN): try again soon */
+    int wake_fd;     /* eventfd: wakes the scheduler */
+    pthread_t sched_thread;
+    int sched_started;
+
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cond; /* the committer waits for submissions */
+    pthread_cond_t q_done; /* submitters wait for their commit */
+    esub *q_head, *q_tail;
+    int q_stop;
+    pthread_t commit_thread;
+    int commit_started;
+
+    /* Spool directories to remove once the mutex is released (jobs canceled or removed). */
+    int64_t *gone;
+    size_t n_gone;
+    size_t cap_gone;
+};
+
+/* UTC seconds now. */
+double engine_now_s(void);
+
+/* The job's task counts (core/status.h) and its status by the rules, from memory. */
+void engine_job_counts(const ejob *j, rx__task_counts *out);
+
+/* Save j's state before a change (once per transaction). RX_OK; RX_ENOMEM. */
+rx_err engine_touch(engine *e, ejob *j);
+
+/* Recompute j's status from its counts (rx__job_status_from_counts), moving only as
+ * DESIGN.md section 2 allows; sets ended_s when it becomes terminal. 1 if it changed. */
+int engine_job_settle(ejob *j);
+
+/*
+ * End a transaction that changed the touched jobs: settle each one's status, write its row (or
+ * delete it, when a forced cleanup can now finish), COMMIT. Then, on success: take jobs that
+ * reached a final status off the active list, queue the spools of canceled and removed jobs for
+ * removal, signal the supervisors of jobs being canceled or stopped, wake engine_wait callers.
+ * On failure: ROLLBACK and restore every touched job as it was. Caller holds mu and began the
+ * transaction. RX_OK; RX_ESTORE; RX_ENOMEM.
+ */
+rx_err engine_commit_touched(engine *e);
+void engine_after_commit(engine *e);
+
+/* Find a job by id (any uid, including hidden ones), or NULL. Caller holds mu. */
+ejob *engine_find(engine *e, int64_t id);
+
+/* Push a task index to start again (never ran). RX_OK; RX_ENOMEM. */
+rx_err engine_requeue(ejob *j, uint64_t idx);
+
+/* The next task of j to start, or -1 when none may start now. Does not take it. */
+int64_t engine_next_task(const ejob *j);
+
+/* Take that task (after a successful start or a failure to start). */
+void engine_take_task(ejob *j, uint64_t idx);
+
+/* Record how task idx of j ended, from its exit record (rec with rec_err RX_OK; otherwise the
+ * task is lost), in the store and in memory. Caller touched j, holds mu and the transaction.
+ * A go-0 record puts the task back to be started again. A failure stops the job when
+ * continue_on_failure is off. RX_OK; RX_ESTORE; RX_ENOMEM. */
+rx_err engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, double started_s,
+                         const spool_exit *rec, rx_err rec_err);
+
+/* Make j's spool ready for its first task in this engine: the directory, `work`, `args`,
+ * `stdin`. Caller holds mu. RX_OK; RX_EIO / RX_ESTORE / RX_ENOMEM with why. */
+rx_err engine_prepare_spool(engine *e, ejob *j, char *why, size_t why_len);
+
+/* Take a job out of the engine (memory only: its rows are deleted). Its spool is queued for
+ * removal and the job freed, or, while readers pin it, at the last unpin. Caller holds mu. */
+void engine_detach(engine *e, ejob *j);
+
+/* Take j off the active list. Caller holds mu. */
+void engine_active_remove(engine *e, ejob *j);
+
+/* Queue a job's spool directory for removal once mu is released. Caller holds mu. */
+void engine_queue_gone(engine *e, int64_t id);
+
+/* Remove queued spool directories. Call without mu; takes it briefly. */
+void engine_remove_gone(engine *e);
+
+/* The scheduler thread (sched.c). */
+void *sched_main(void *arg);
+
+/* Wake the scheduler (after a submission, or to stop it). */
+void sched_wake(engine *e);
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * spool.c - job directories, atomic file writes and the exit record (see spool.h).
+ *
+ * The exit record is text, so a person can read it with cat while debugging:
+ *
+ *   rxjob-exit 1
+ *   go 1
+ *   state EXIT
+ *   exit_status 2
+ *   signal 0
+ *   task_pid 4242
+ *   started_s 1764460800.125000
+ *   ended_s 1764460801.500000
+ *   error 13
+ *   exit status 2
+ *
+ * Fields come in this order, one per line; `error N` is followed by exactly N bytes of message
+ * (N = 0: none), so the message may hold any byte, newlines included. The supervisor writes it
+ * to t<i>.exit.tmp, fsyncs it, renames it over t<i>.exit and fsyncs the directory: a reader sees
+ * a whole record or none, even after a power loss.
+ */
+#define _GNU_SOURCE
+#include "store/spool.h"
+
+#include "core/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_RECORD_MAX (64 * 1024) /* bytes; an error message is cut well below this */
+#define ERROR_MAX_BYTES 4096
+
+int
+spool_job_dir(const char *state_dir, int64_t id, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/spool/%" PRId64, state_dir, id);
+
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+spool_task_path(const char *job_dir, uint64_t idx, const char *suffix, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/t%" PRIu64 "%s", job_dir, idx, suffix);
+
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int
+spool_tmp_open(const char *dir, const char *name, char *tmp, size_t tmp_len)
+{
+    int n = snprintf(tmp, tmp_len, "%s/%s.tmp", dir, name);
+
+    if (n < 0 || (size_t)n >= tmp_len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+rx_err
+spool_tmp_commit(int fd, const char *tmp, const char *dir, const char *name, int durable)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int rc, saved;
+
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        close(fd);
+        (void)unlink(tmp);
+        errno = ENAMETOOLONG;
+        return RX_EIO;
+    }
+    rc = durable ? fsync(fd) : 0;
+    saved = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc != 0) {
+        (void)unlink(tmp);
+        errno = saved;
+        return RX_EIO;
+    }
+    if (rename(tmp, path) != 0) {
+        saved = errno;
+        (void)unlink(tmp);
+        errno = saved;
+        return RX_EIO;
+    }
+    if (durable && fsync_dir(dir) != 0)
+        return RX_EIO;
+    return RX_OK;
+}
+
+rx_err
+spool_write_atomic(const char *dir, const char *name, const void *data, size_t len, int durable)
+{
+    char tmp[PATH_MAX];
+    int fd = spool_tmp_open(dir, name, tmp, sizeof(tmp));
+
+    if (fd < 0)
+        return RX_EIO;
+    if (write_all(fd, data, len) != 0) {
+        int saved = errno;
+
+        close(fd);
+        (void)unlink(tmp);
+        errno = saved;
+        return RX_EIO;
+    }
+    return spool_tmp_commit(fd, tmp, dir, name, durable);
+}
+
+rx_err
+spool_remove_dir(const char *path)
+{
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    DIR *d;
+    rx_err err = RX_OK;
+
+    if (dfd < 0)
+        return errno == ENOENT ? RX_OK : RX_EIO;
+    d = fdopendir(dfd);
+    if (d == NULL) {
+        close(dfd);
+        return RX_EIO;
+    }
+    for (;;) {
+        struct dirent *e;
+
+        errno = 0;
+        e = readdir(d);
+        if (e == NULL) {
+            if (errno != 0)
+                err = RX_EIO;
+            break;
+        }
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dfd, e->d_name, 0) != 0 && errno != ENOENT)
+            err = RX_EIO;
+    }
+    closedir(d);
+    if (rmdir(path) != 0 && errno != ENOENT)
+        err = RX_EIO;
+    return err;
+}
+
+rx_err
+spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len)
+{
+    struct stat st;
+    size_t got = 0, size;
+    char *buf;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0)
+        return errno == ENOENT ? RX_ENOENT : errno == ELOOP ? RX_EINVAL : RX_EIO;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return RX_EIO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return RX_EINVAL;
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+        close(fd);
+        *out_len = st.st_size < 0 ? 0 : (size_t)st.st_size;
+        return RX_ETOOBIG;
+    }
+    size = (size_t)st.st_size;
+    buf = rx__malloc(size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return RX_ENOMEM;
+    }
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            close(fd);
+            rx__free(buf);
+            return RX_EIO;
+        }
+        if (n == 0)
+            break; /* the file shrank: what is there is the content */
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out_data = buf;
+    *out_len = got;
+    return RX_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The exit record
+ * ------------------------------------------------------------------------------------------- */
+
+rx_err
+spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
+{
+    char name[64];
+    char head[512];
+    char *buf;
+    size_t err_len = rec->error ? strlen(rec->error) : 0;
+    int n;
+    rx_err err;
+
+    if (err_len > ERROR_MAX_BYTES)
+        err_len = ERROR_MAX_BYTES;
+    n = snprintf(head, sizeof(head),
+                 "rxjob-exit 1\ngo %d\nstate %s\nexit_status %d\nsignal %d\ntask_pid %ld\n"
+                 "started_s %.6f\nended_s %.6f\nerror %zu\n",
+                 rec->go ? 1 : 0, rx_task_state_name(rec->state), rec->exit_status, rec->signal,
+                 (long)rec->task_pid, rec->started_s, rec->ended_s, err_len);
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return RX_EIO;
+    buf = rx__malloc((size_t)n + err_len);
+    if (buf == NULL)
+        return RX_ENOMEM;
+    memcpy(buf, head, (size_t)n);
+    if (err_len > 0)
+        memcpy(buf + n, rec->error, err_len);
+    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", idx);
+    err = spool_write_atomic(job_dir, name, buf, (size_t)n + err_len, 1);
+    rx__free(buf);
+    return err;
+}
+
+/* The value of the next line, which must be "key value"; advances *p past the line. */
+static const char *
+next_field(char **p, const char *key)
+{
+    size_t klen = strlen(key);
+    char *line = *p, *nl = strchr(line, '\n');
+
+    if (nl == NULL)
+        return NULL;
+    *nl = '\0';
+    *p = nl + 1;
+    if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
+        return NULL;
+    return line + klen + 1;
+}
+
+static int
+field_i64(char **p, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+    const char *v = next_field(p, key);
+
+    return v != NULL && rx__parse_i64(v, min, max, out) == RX_OK ? 0 : -1;
+}
+
+static int
+field_double(char **p, const char *key, double *out)
+{
+    const char *v = next_field(p, key);
+    char *end;
+
+    if (v == NULL)
+        return -1;
+    errno = 0;
+    *out = strtod(v, &end);
+    return errno == 0 && end != v && *end == '\0' ? 0 : -1;
+}
+
+rx_err
+spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
+{
+    char path[PATH_MAX];
+    void *data = NULL;
+    size_t len = 0;
+    spool_exit rec;
+    const char *state;
+    char *p;
+    int64_t v, err_len;
+    int found = 0;
+    rx_err err;
+
+    memset(&rec, 0, sizeof(rec));
+    if (spool_task_path(job_dir, idx, ".exit", path, sizeof(path)) != 0)
+        return RX_EIO;
+    err = spool_read_file(path, EXIT_RECORD_MAX, &data, &len);
+    if (err == RX_ETOOBIG)
+        return RX_EINVAL;
+    if (err != RX_OK)
+        return err;
+    p = data;
+    err = RX_EINVAL;
+    if (strncmp(p, "rxjob-exit 1\n", 13) != 0)
+        goto done;
+    p += 13;
+    if (field_i64(&p, "go", 0, 1, &v) != 0)
+        goto done;
+    rec.go = (int)v;
+    state = next_field(&p, "state");
+    if (state == NULL)
+        goto done;
+    for (int s = 0; s < RX_TASK_STATE_COUNT; s++) {
+        if (strcmp(state, rx_task_state_name((rx_task_state)s)) == 0) {
+            rec.state = (rx_task_state)s;
+            found = 1;
+        }
+    }
+    if (!found)
+        goto done;
+    if (field_i64(&p, "exit_status", -1, 255, &v) != 0)
+        goto done;
+    rec.exit_status = (int)v;
+    if (field_i64(&p, "signal", 0, 128, &v) != 0)
+        goto done;
+    rec.signal = (int)v;
+    if (field_i64(&p, "task_pid", 0, INT32_MAX, &v) != 0)
+        goto done;
+    rec.task_pid = (pid_t)v;
+    if (field_double(&p, "started_s", &rec.started_s) != 0 ||
+        field_double(&p, "ended_s", &rec.ended_s) != 0)
+        goto done;
+    if (field_i64(&p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0)
+        goto done;
+    if ((size_t)(p - (char *)data) + (size_t)err_len != len)
+        goto done;
+    if (err_len > 0) {
+        rec.error = rx__memdup(p, (size_t)err_len);
+        if (rec.error == NULL) {
+            err = RX_ENOMEM;
+            goto done;
+        }
+    }
+    *out_rec = rec;
+    err = RX_OK;
+done:
+    rx__free(data);
+    return err;
+}
+
+void
+spool_exit_free(spool_exit *rec)
+{
+    if (rec == NULL)
+        return;
+    rx__free(rec->error);
+    rec->error = NULL;
+}

@@ -1,0 +1,75 @@
+/*
+ * spool.h - the spool: STATE_DIR/spool/<job id>/, one directory per job, holding what a job's
+ * tasks read and write as files (DESIGN.md section 4 "Store"):
+ *
+ *   work          the job's work (store/work.h encoding), written before its first task starts
+ *   args          the per-task arguments (store/work.h), when the job has them
+ *   stdin         the bytes every task reads on its standard input, when given
+ *   t<i>.out      task i's console output (stdout and stderr)
+ *   t<i>.result   task i's result ($RXJOB_RESULT)
+ *   t<i>.arg      task i's argument for function work ($RXJOB_ARG); removed when it ends
+ *   t<i>.error    a function's failure message ($RXJOB_ERROR); removed when it ends
+ *   t<i>.pid      the task's pid and start time, while it runs (to kill an orphan)
+ *   t<i>.exit     the exit record, written atomically by the supervisor as its last act
+ *
+ * The exit record is the one file the daemon trusts to learn how a task ended; the format is in
+ * spool.c and docs/engine.md.
+ */
+#ifndef RX_STORE_SPOOL_H
+#define RX_STORE_SPOOL_H
+
+#include "rxjob.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* "<state_dir>/spool/<id>" into buf. 0, or -1 when it does not fit. */
+int spool_job_dir(const char *state_dir, int64_t id, char *buf, size_t len);
+
+/* "<job_dir>/t<idx><suffix>" into buf. 0, or -1 when it does not fit. */
+int spool_task_path(const char *job_dir, uint64_t idx, const char *suffix, char *buf, size_t len);
+
+/* Write data to dir/name through dir/name.tmp and rename, so a reader sees all or nothing.
+ * durable: fsync the file before the rename and the directory after. RX_OK; RX_EIO (errno). */
+rx_err spool_write_atomic(const char *dir, const char *name, const void *data, size_t len,
+                          int durable);
+
+/* Create dir/name.tmp for writing (O_CLOEXEC); path of the temporary file to tmp. fd or -1. */
+int spool_tmp_open(const char *dir, const char *name, char *tmp, size_t tmp_len);
+
+/* Close fd (from spool_tmp_open) and rename its file to dir/name. RX_OK; RX_EIO. */
+rx_err spool_tmp_commit(int fd, const char *tmp, const char *dir, const char *name, int durable);
+
+/* Remove a job directory and every file in it (the spool holds no subdirectories). A directory
+ * that does not exist is fine. RX_OK; RX_EIO. */
+rx_err spool_remove_dir(const char *path);
+
+/* Read a whole regular file (not following a symlink) of at most max bytes; *out_data is owned
+ * (rx__free) and NUL-terminated. RX_OK; RX_ENOENT; RX_ETOOBIG (with *out_len = its size);
+ * RX_EINVAL (not a regular file); RX_ENOMEM; RX_EIO. */
+rx_err spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len);
+
+/* How a task ended, as its supervisor saw it. */
+typedef struct spool_exit {
+    int go;              /* 0: the daemon never said "go": the task never ran and may start again */
+    rx_task_state state; /* meaningful when go */
+    int exit_status;     /* or -1 */
+    int signal;          /* or 0 */
+    pid_t task_pid;      /* the task's pid (= its process group), or 0 if it never started */
+    double started_s;    /* UTC seconds, or 0 */
+    double ended_s;
+    char *error; /* owned; NULL for OK */
+} spool_exit;
+
+/* Write task idx's exit record: t<i>.exit.tmp, fsync, rename, fsync the directory. RX_OK;
+ * RX_EIO. */
+rx_err spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec);
+
+/* Read task idx's exit record. RX_OK; RX_ENOENT (none yet); RX_EINVAL (malformed); RX_ENOMEM;
+ * RX_EIO. Free with spool_exit_free. */
+rx_err spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec);
+
+void spool_exit_free(spool_exit *rec);
+
+#endif

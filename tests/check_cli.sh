@@ -1,0 +1,552 @@
+#!/usr/bin/env bash
+# check_cli.sh BUILD_DIR - end-to-end check of the rxjob command line against a real rxjobd.
+#
+# Starts BUILD_DIR/rxjobd in the foreground on a socket and state directory in a temporary
+# directory, waits until it answers, then drives BUILD_DIR/rxjob --url unix:SOCKET through a
+# job's life as docs/rxjob.1 describes it:
+#   - exec prints an id; status right after is QUEUED or RUNNING; wait says FINISHED; output
+#     reads the same twice; results gives the value; the job is then UNDETERMINED (exit 5) and
+#     its output empty;
+#   - --no-auto-cleanup: results twice, listed by jobs (and filtered by --state, --since),
+#     cleanup keeps it with a warning naming --force and results (exit 0), cleanup --force
+#     removes it;
+#   - results of a running job exits 7 at once and deletes nothing; cancel of a running job
+#     prints CANCELED and leaves no task process; a canceled job reads CANCELED (exit 4);
+#   - --stop-on-failure with --elems-from FILE (tasks after the failure never run), and the
+#     default (every task runs) with --elems-from -; --elem with "{}"; --times; per-task
+#     --timeout; --console-output; output --follow; wait --timeout (exit 6);
+#   - usage errors exit 2 with a message; an unreachable daemon exits 3; every --json output
+#     parses as JSON;
+#   - the embedded default: with RXJOB_SOCKET and RXJOB_STATE_DIR in the temporary directory and
+#     RXJOB_DAEMON=BUILD_DIR/rxjobd, "rxjob exec -- true" starts the daemon, "rxjob daemon
+#     status" describes it, "rxjob daemon stop" stops it.
+# Every check counts once; failures are printed; the script ends with
+# "check_cli: N passed, M failed" and exits non-zero if M > 0. It kills only the daemons it
+# started (by pid, in an EXIT trap) and removes its temporary directory.
+# shellcheck disable=SC2016 # the tasks' shell code is single-quoted on purpose
+set -uo pipefail
+export LC_ALL=C
+
+build_dir=${1:?usage: check_cli.sh BUILD_DIR}
+build_dir=$(cd "$build_dir" && pwd)
+rxjob=$build_dir/rxjob
+rxjobd=$build_dir/rxjobd
+
+for prog in "$rxjob" "$rxjobd"; do
+    if [[ ! -x $prog ]]; then
+        echo "check_cli: $prog is missing; build first" >&2
+        exit 1
+    fi
+done
+if ! command -v python3 >/dev/null; then
+    echo "check_cli: python3 is needed to check the JSON output" >&2
+    exit 1
+fi
+
+# A short path: a socket's path must fit in 108 bytes.
+tmp=$(mktemp -d /tmp/check_cli.XXXXXX)
+sock=$tmp/s.sock
+daemon_pid=
+embedded_pid=
+
+# alive PID: the process runs (a zombie has exited: a daemonized rxjobd's parent may be a
+# PID 1 that never reaps).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != [ZX] ]]
+}
+
+cleanup() {
+    local pid
+    for pid in $daemon_pid $embedded_pid; do
+        if alive "$pid"; then
+            kill "$pid" 2>/dev/null
+            for _ in $(seq 50); do
+                alive "$pid" || break
+                sleep 0.1
+            done
+            alive "$pid" && kill -9 "$pid" 2>/dev/null
+        fi
+    done
+    wait 2>/dev/null
+    rm -rf -- "$tmp"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+
+pass() {
+    passed=$((passed + 1))
+}
+
+fail() {
+    failed=$((failed + 1))
+    printf 'FAIL: %s\n' "$*"
+    if [[ -n ${err_file:-} && -s $err_file ]]; then
+        sed 's/^/  stderr: /' "$err_file" | head -n 5
+    fi
+}
+
+out_file=$tmp/out
+err_file=$tmp/err
+nl=$'\n'
+
+# run CMD...: run CMD (at most 120 s) with stdout in $out_file and stderr in $err_file; sets rc,
+# out and err (without trailing newlines).
+run() {
+    rc=0
+    timeout 120 "$@" >"$out_file" 2>"$err_file" || rc=$?
+    out=$(cat "$out_file")
+    err=$(cat "$err_file")
+}
+
+# rj ARGS...: rxjob on the test daemon, through run.
+rj() {
+    run "$rxjob" --url "unix:$sock" "$@"
+}
+
+# expect_rc NAME WANT: the last run's exit status.
+expect_rc() {
+    if [[ $rc == "$2" ]]; then pass; else fail "$1: exit status $rc, want $2"; fi
+}
+
+# expect_out NAME WANT: the last run's stdout (without trailing newlines).
+expect_out() {
+    if [[ $out == "$2" ]]; then pass; else fail "$1: printed '$out', want '$2'"; fi
+}
+
+# expect_match NAME REGEX TEXT
+expect_match() {
+    if [[ $3 =~ $2 ]]; then pass; else fail "$1: '$3' does not match /$2/"; fi
+}
+
+# expect_no_match NAME REGEX TEXT
+expect_no_match() {
+    if [[ $3 =~ $2 ]]; then fail "$1: '$3' matches /$2/"; else pass; fi
+}
+
+# expect_usage NAME ARGS...: exit status 2 and an "rxjob: ..." message on stderr.
+expect_usage() {
+    local name=$1
+    shift
+    rj "$@"
+    expect_rc "$name" 2
+    expect_match "$name: message" '^rxjob: ' "$err"
+}
+
+# expect_json NAME: the last run's stdout parses as one JSON document.
+expect_json() {
+    if python3 -c 'import json,sys; json.load(sys.stdin)' <"$out_file" 2>/dev/null; then
+        pass
+    else
+        fail "$1: not JSON: $(head -c 200 "$out_file")"
+    fi
+}
+
+# json_get EXPR: evaluate a Python expression on the last run's JSON (as d); prints the value.
+# A tuple prints as its items separated by spaces.
+json_get() {
+    python3 -c "import json,sys,base64
+d = json.load(sys.stdin)
+v = ($1)
+print(' '.join(map(str, v)) if isinstance(v, tuple) else v)" <"$out_file" 2>&1
+}
+
+now() {
+    date +%s.%N
+}
+
+# elapsed START: seconds since START, as a decimal number.
+elapsed() {
+    awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# The daemon.
+# ---------------------------------------------------------------------------------------------
+"$rxjobd" --foreground --socket "$sock" --state-dir "$tmp/state" --slots 4 \
+    >"$tmp/rxjobd.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 200); do
+    if "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
+        break
+    fi
+    if ! kill -0 "$daemon_pid" 2>/dev/null; then
+        break
+    fi
+    sleep 0.05
+done
+if ! "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
+    echo "check_cli: rxjobd did not answer on $sock; its log:" >&2
+    sed 's/^/  /' "$tmp/rxjobd.log" >&2
+    exit 1
+fi
+echo "ok: rxjobd (pid $daemon_pid) answers on $sock"
+
+# ---------------------------------------------------------------------------------------------
+# The non-waiting lifecycle: exec, status, wait, output twice, results, UNDETERMINED.
+# ---------------------------------------------------------------------------------------------
+rj exec -- sh -c 'echo "hello from task $RXJOB_TASK_INDEX"; sleep 1; printf result-value >"$RXJOB_RESULT"'
+expect_rc "exec" 0
+expect_match "exec prints the id alone" '^[0-9]+$' "$out"
+id=$out
+
+rj status "$id"
+expect_rc "status right after exec" 0
+expect_match "status right after exec" '^(QUEUED|RUNNING)$' "$out"
+
+rj wait "$id"
+expect_rc "wait" 0
+expect_out "wait" FINISHED
+
+rj output "$id"
+expect_rc "output" 0
+first_output=$out
+expect_match "output has the header" '==> task 0 <==' "$out"
+expect_match "output has the task's line" 'hello from task 0' "$out"
+rj output "$id"
+expect_rc "output again" 0
+expect_out "output again is the same" "$first_output"
+
+rj status "$id"
+expect_out "status after wait" FINISHED
+
+rj results "$id"
+expect_rc "results" 0
+if printf 'result-value\n' | cmp -s - "$out_file"; then pass; else fail "results: got '$out'"; fi
+
+rj status "$id"
+expect_rc "status after results" 5
+expect_out "status after results" UNDETERMINED
+
+rj output "$id"
+expect_out "output after results is empty" ""
+
+rj results "$id"
+expect_rc "results again (gone)" 5
+
+# A never-used id.
+rj status 987654321
+expect_rc "status of an unknown id" 5
+expect_out "status of an unknown id" UNDETERMINED
+rj wait 987654321
+expect_rc "wait on an unknown id" 5
+expect_out "wait on an unknown id" UNDETERMINED
+
+# ---------------------------------------------------------------------------------------------
+# --no-auto-cleanup: results twice, jobs lists it, cleanup warns and keeps, --force removes.
+# ---------------------------------------------------------------------------------------------
+before=$(date +%s)
+rj exec --no-auto-cleanup --times 3 -- sh -c 'printf "v%s" "$RXJOB_TASK_INDEX" >"$RXJOB_RESULT"'
+expect_rc "exec --no-auto-cleanup" 0
+kid=$out
+rj wait "$kid"
+expect_out "wait (kept job)" FINISHED
+for round in 1 2; do
+    rj results "$kid"
+    expect_rc "results of the kept job ($round)" 0
+    if printf 'v0\nv1\nv2\n' | cmp -s - "$out_file"; then
+        pass
+    else
+        fail "results of the kept job ($round): got '$out'"
+    fi
+done
+rj status "$kid"
+expect_out "the kept job stays FINISHED" FINISHED
+
+rj jobs
+expect_rc "jobs" 0
+expect_match "jobs has a header" '^ID +STATUS +TASKS +CREATED' "$out"
+expect_match "jobs lists the kept job" "(^|$nl)$kid +FINISHED +3/3 " "$out"
+rj jobs --state finished,failed --since "$before"
+expect_match "jobs --state finished --since lists it" "(^|$nl)$kid +FINISHED" "$out"
+rj jobs --state canceled
+expect_no_match "jobs --state canceled leaves it out" "(^|$nl)$kid " "$out"
+rj jobs --since $((before + 100000))
+expect_no_match "jobs --since the future leaves it out" "(^|$nl)$kid " "$out"
+
+rj cleanup "$kid"
+expect_rc "cleanup of a FINISHED job without --force" 0
+expect_match "cleanup warns" 'rxjob: warning: ' "$err"
+expect_match "the warning names --force" '--force' "$err"
+expect_match "the warning names results" 'results' "$err"
+rj status "$kid"
+expect_out "cleanup without --force keeps the job" FINISHED
+rj cleanup --force "$kid"
+expect_rc "cleanup --force" 0
+rj status "$kid"
+expect_rc "cleanup --force removes the job" 5
+expect_out "cleanup --force removes the job" UNDETERMINED
+
+# ---------------------------------------------------------------------------------------------
+# A running job: results at once with exit 7, nothing deleted; wait --timeout; cancel.
+# ---------------------------------------------------------------------------------------------
+marker=$tmp/running-task
+rj exec -- sh -c 'sleep 30; : "$1"' sh "$marker"
+rid=$out
+for _ in $(seq 100); do
+    rj status "$rid"
+    [[ $out == RUNNING ]] && break
+    sleep 0.05
+done
+expect_out "the long job runs" RUNNING
+start=$(now)
+rj results "$rid"
+expect_rc "results of a running job" 7
+expect_match "results of a running job says why" 'rxjob: results [0-9]+: .*finished' "$err"
+t=$(elapsed "$start")
+if awk -v t="$t" 'BEGIN { exit !(t < 5) }'; then pass; else fail "results of a running job took ${t}s"; fi
+rj status "$rid"
+expect_out "results of a running job deletes nothing" RUNNING
+
+rj wait --timeout 0.5 "$rid"
+expect_rc "wait --timeout on a running job" 6
+expect_out "wait --timeout prints the status of the moment" RUNNING
+
+if pgrep -f -- "$marker" >/dev/null; then pass; else fail "the task process is not running"; fi
+rj cancel "$rid"
+expect_rc "cancel" 0
+expect_out "cancel" CANCELED
+if pgrep -f -- "$marker" >/dev/null; then
+    fail "a task process is left after cancel"
+else
+    pass
+fi
+rj status "$rid"
+expect_rc "status of a canceled job" 4
+expect_out "status of a canceled job" CANCELED
+rj results "$rid"
+expect_rc "results of a canceled job" 4
+rj cancel "$rid"
+expect_rc "cancel of a canceled job" 4
+rj cleanup "$rid"
+expect_rc "cleanup of a canceled job" 0
+rj status "$rid"
+expect_out "cleanup removes a canceled job" UNDETERMINED
+
+# ---------------------------------------------------------------------------------------------
+# Failures: --stop-on-failure with --elems-from FILE, the default with --elems-from -.
+# ---------------------------------------------------------------------------------------------
+# 20 tasks; task 13's argument is "bad", and only it fails.
+for i in $(seq 0 19); do
+    if ((i == 13)); then echo bad; else echo "t$i"; fi
+done >"$tmp/elems"
+fail_cmd=(sh -c 'printf "%s" "$1" >"$RXJOB_RESULT"; [ "$1" != bad ]' sh)
+
+rj exec --wait --stop-on-failure --num-tasks 1 --elems-from "$tmp/elems" -- "${fail_cmd[@]}"
+expect_rc "--stop-on-failure: the job FAILED" 1
+want=$(printf 't%s\n' $(seq 0 12))
+expect_out "--stop-on-failure: tasks before the failure gave values" "$want"
+expect_match "--stop-on-failure: task 13's error" 'task 13: ERROR: .*exit status 1' "$err"
+expect_match "--stop-on-failure: task 19 never ran" 'task 19: ERROR: ' "$err"
+
+rj exec --wait --elems-from - -- "${fail_cmd[@]}" <"$tmp/elems"
+expect_rc "continue on failure: the job FAILED" 1
+want=$(grep -v '^bad$' "$tmp/elems")
+expect_out "continue on failure: every other task gave its value" "$want"
+expect_match "continue on failure: task 13's error" 'task 13: ERROR: .*exit status 1' "$err"
+expect_no_match "continue on failure: only task 13 failed" 'task (1[0-24-9]|[0-9]): ERROR' "$err"
+
+rj exec -- false
+fid=$out
+rj wait "$fid"
+expect_rc "wait on a FAILED job" 1
+expect_out "wait on a FAILED job" FAILED
+rj status "$fid"
+expect_rc "status of a FAILED job" 1
+rj cleanup "$fid"
+rj status "$fid"
+expect_out "cleanup removes a FAILED job" UNDETERMINED
+
+# ---------------------------------------------------------------------------------------------
+# Options of exec: --elem with "{}", --times, --timeout, --console-output; output --follow.
+# ---------------------------------------------------------------------------------------------
+rj exec --wait --elem 'a b' --elem '' --elem 'c' -- sh -c 'printf "<%s>" "$1" >"$RXJOB_RESULT"' sh '{}'
+expect_rc "--elem with {}" 0
+expect_out "--elem with {}" $'<a b>\n<>\n<c>'
+
+rj exec --wait --times 4 -- sh -c 'printf "%s/%s" "$RXJOB_TASK_INDEX" "$RXJOB_TASK_COUNT" >"$RXJOB_RESULT"'
+expect_rc "--times 4" 0
+expect_out "--times 4" $'0/4\n1/4\n2/4\n3/4'
+
+start=$(now)
+rj exec --wait --timeout 0.5 -- sleep 20
+expect_rc "--timeout: the task is stopped and fails" 1
+expect_match "--timeout: the error says so" 'task 0: ERROR: ' "$err"
+t=$(elapsed "$start")
+if awk -v t="$t" 'BEGIN { exit !(t < 15) }'; then pass; else fail "--timeout 0.5 took ${t}s"; fi
+
+rj exec --wait --console-output -- sh -c 'echo printed-by-task; printf v >"$RXJOB_RESULT"'
+expect_rc "--console-output" 0
+expect_match "--console-output prints the output" 'printed-by-task' "$out"
+expect_match "--console-output then the value" $'\nv$' "$out"
+
+rj exec -- sh -c 'echo one; sleep 1; echo two'
+foid=$out
+rj output --follow "$foid"
+expect_rc "output --follow" 0
+expect_match "output --follow has both lines" $'one\ntwo' "$out"
+expect_match "output --follow has the header once" '^==> task 0 <==' "$out"
+rj results "$foid"
+
+# ---------------------------------------------------------------------------------------------
+# Usage errors (exit 2, with a message) and an unreachable daemon (exit 3).
+# ---------------------------------------------------------------------------------------------
+expect_usage "exec without a program" exec
+expect_usage "exec --times x" exec --times x -- true
+expect_usage "exec --times 0" exec --times 0 -- true
+expect_usage "exec --timeout -1" exec --timeout -1 -- true
+expect_usage "exec --elems-from a missing file" exec --elems-from "$tmp/no-such-file" -- true
+expect_usage "exec --elems-from an empty file" exec --elems-from /dev/null -- true
+expect_usage "exec --times 3 with 2 elems (refused by the library)" \
+    exec --times 3 --elem a --elem b -- echo
+expect_usage "exec of an unknown option" exec --frobnicate -- true
+expect_usage "exec --times 2000000 (refused by the daemon: HTTP 400)" exec --times 2000000 -- true
+expect_match "the daemon's reason is printed" 'rxjob: exec: .*times_to_run' "$err"
+printf 'a\0b\n' >"$tmp/nul-elems"
+expect_usage "exec --elems-from a line with a NUL byte" exec --elems-from "$tmp/nul-elems" -- echo
+expect_usage "status without an id" status
+expect_usage "status abc" status abc
+expect_usage "status 0" status 0
+expect_usage "status with two ids" status 1 2
+expect_usage "wait --timeout x" wait --timeout x 1
+expect_usage "jobs --state nope" jobs --state nope
+expect_usage "jobs --since yesterday" jobs --since yesterday
+expect_usage "cleanup without an id" cleanup
+expect_usage "daemon without an action" daemon
+expect_usage "daemon restart" daemon restart
+expect_usage "an unknown command" frobnicate
+run "$rxjob"
+expect_rc "no command" 2
+run "$rxjob" --url nonsense status 1
+expect_rc "a malformed --url" 2
+
+for args in "status 1" "wait 1" "results 1" "cancel 1" "jobs" "exec -- true" "cleanup 1"; do
+    # shellcheck disable=SC2086 # split on purpose
+    run "$rxjob" --url unix:/nonexistent $args
+    expect_rc "unreachable daemon: $args" 3
+    expect_match "unreachable daemon: $args: message" '^rxjob: .*/nonexistent' "$err"
+done
+run "$rxjob" --url unix:/nonexistent daemon status
+expect_rc "unreachable daemon: daemon status" 3
+
+run "$rxjob" --help
+expect_rc "--help" 0
+expect_match "--help lists the commands" 'exec.*status.*wait' "$(tr '\n' ' ' <"$out_file")"
+for sub in exec status wait results output cancel cleanup jobs daemon; do
+    run "$rxjob" "$sub" --help
+    expect_rc "$sub --help" 0
+    expect_match "$sub --help" "^Usage: rxjob $sub" "$out"
+done
+run "$rxjob" --version
+expect_match "--version" '^rxjob [0-9]+\.[0-9]+\.[0-9]+$' "$out"
+
+# ---------------------------------------------------------------------------------------------
+# --json on every subcommand.
+# ---------------------------------------------------------------------------------------------
+rj --json exec --no-auto-cleanup --elem x --elem y -- sh -c 'printf "%s" "$1" >"$RXJOB_RESULT"' sh
+expect_rc "--json exec" 0
+expect_json "--json exec"
+jid=$(json_get 'd["id"]')
+expect_match "--json exec has the id" '^[0-9]+$' "$jid"
+rj wait --json "$jid"
+expect_json "--json wait"
+expect_match "--json wait: status and tasks" '^FINISHED 2$' "$(json_get 'd["status"], d["n_tasks"]')"
+rj --json status "$jid"
+expect_json "--json status"
+rj --json output "$jid"
+expect_json "--json output"
+rj --json jobs
+expect_json "--json jobs"
+expect_match "--json jobs lists the job" "(^| )$jid( |$)" "$(json_get '" ".join(str(j["id"]) for j in d["jobs"])')"
+rj --json results --keep "$jid"
+expect_json "--json results"
+expect_match "--json results: values in base64" '^x y$' \
+    "$(json_get '" ".join(base64.b64decode(s["value_b64"]).decode() for s in d["slots"])')"
+rj --json cleanup "$jid"
+expect_json "--json cleanup"
+rj --json cleanup --force "$jid"
+expect_json "--json cleanup --force"
+expect_match "--json cleanup --force: cleaned 1" '^1$' "$(json_get 'd["cleaned"]')"
+rj exec -- sleep 30
+cid=$out
+rj --json cancel "$cid"
+expect_json "--json cancel"
+expect_match "--json cancel" '^True CANCELED$' "$(json_get 'd["canceled"], d["status"]')"
+rj cleanup "$cid"
+rj --json exec --wait -- sh -c 'exit 3'
+expect_rc "--json exec --wait of a failing job" 1
+expect_json "--json exec --wait"
+expect_match "--json exec --wait: the slot's error" '^EXIT 3$' \
+    "$(json_get 'd["slots"][0]["state"], d["slots"][0]["exit_status"]')"
+rj --json daemon status
+expect_rc "--json daemon status" 0
+expect_json "--json daemon status"
+rj daemon status
+expect_rc "daemon status" 0
+expect_match "daemon status names the socket" "socket: +$sock" "$out"
+expect_match "daemon status gives the pid" "pid: +$daemon_pid" "$out"
+
+# ---------------------------------------------------------------------------------------------
+# daemon stop on the test daemon.
+# ---------------------------------------------------------------------------------------------
+rj daemon stop
+expect_rc "daemon stop" 0
+if alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else pass; fi
+wait "$daemon_pid" 2>/dev/null
+rj status 1
+expect_rc "status once the daemon is stopped" 3
+
+# ---------------------------------------------------------------------------------------------
+# The embedded default: the library starts the per-user daemon; daemon stop stops it.
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$tmp/emb/run"
+emb() {
+    run env RXJOB_SOCKET="$tmp/emb/s.sock" RXJOB_STATE_DIR="$tmp/emb/state" \
+        RXJOB_DAEMON="$rxjobd" XDG_RUNTIME_DIR="$tmp/emb/run" XDG_STATE_HOME="$tmp/emb/xdg" \
+        "$rxjob" "$@"
+}
+emb daemon status
+expect_rc "embedded: daemon status before any job" 3
+emb exec -- true
+expect_rc "embedded: exec starts the daemon" 0
+expect_match "embedded: exec prints the id" '^[0-9]+$' "$out"
+eid=$out
+if [[ -S $tmp/emb/s.sock ]]; then pass; else fail "embedded: no socket at $tmp/emb/s.sock"; fi
+emb --json daemon status
+expect_rc "embedded: daemon status" 0
+embedded_pid=$(json_get 'd["pid"]')
+expect_match "embedded: the daemon's pid" '^[0-9]+$' "$embedded_pid"
+[[ $embedded_pid =~ ^[0-9]+$ ]] || embedded_pid=$(pgrep -f -- "$tmp/emb/s.sock" | head -n 1)
+emb wait "$eid"
+expect_out "embedded: the job FINISHED" FINISHED
+emb daemon start
+expect_rc "embedded: daemon start when running" 0
+emb daemon stop
+expect_rc "embedded: daemon stop" 0
+if [[ -n $embedded_pid ]] && alive "$embedded_pid"; then
+    fail "embedded: rxjobd (pid $embedded_pid) still runs after daemon stop"
+else
+    pass
+fi
+emb daemon status
+expect_rc "embedded: daemon status once stopped" 3
+emb daemon stop
+expect_rc "embedded: daemon stop with none running" 0
+emb daemon start
+expect_rc "embedded: daemon start starts it again" 0
+emb --json daemon status
+expect_rc "embedded: it answers again" 0
+embedded_pid=$(json_get 'd["pid"]')
+emb status "$eid"
+expect_out "embedded: the job is still there after a restart" FINISHED
+emb daemon stop
+expect_rc "embedded: daemon stop again" 0
+
+echo "check_cli: $passed passed, $failed failed"
+if ((failed > 0)); then
+    exit 1
+fi

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# check_recovery.sh - rxjobd crash recovery and resource hygiene, against a real daemon.
+#
+#  1. kill -9 the daemon with 2 tasks running and 5 jobs queued (--slots 2), start it again:
+#     the 5 queued jobs run, the 2 running tasks are adopted (their exit status captured) or
+#     failed as lost, and no task runs twice (each task appends its own marker once).
+#  2. 1 000 tasks through the daemon leave no zombie child and no extra open fd in it.
+#
+# Usage: bash tests/check_recovery.sh BUILD_DIR
+set -euo pipefail
+
+build=${1:?usage: check_recovery.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+rxjobd="$build/rxjobd"
+rxjob="$build/rxjob"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-recovery.XXXXXX")
+sock="$tmp/s.sock"
+state="$tmp/state"
+daemon_pid=""
+passed=0
+failed=0
+
+cleanup() {
+    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    # Tasks of this test run under shims in their own sessions: end what is left of them.
+    for pid in $(cat "$tmp"/pids.* 2>/dev/null); do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() {
+    passed=$((passed + 1))
+    echo "ok: $*"
+}
+bad() {
+    failed=$((failed + 1))
+    echo "FAILED: $*"
+}
+
+start_daemon() {
+    "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 \
+        2>>"$tmp/rxjobd.log" &
+    daemon_pid=$!
+    for _ in $(seq 1 200); do
+        if "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "rxjobd did not answer; its log:"
+    cat "$tmp/rxjobd.log"
+    exit 1
+}
+
+rx() {
+    "$rxjob" --url "unix:$sock" "$@"
+}
+
+# --- 1. kill -9 with 2 running and 5 queued --------------------------------------------------
+start_daemon
+ids=()
+for j in 1 2 3 4 5 6 7; do
+    # Each task records its pid (for cleanup) and a start marker, sleeps, then finishes.
+    ids+=("$(rx exec -- sh -c "echo \$\$ > '$tmp/pids.$j'; echo start >> '$tmp/marker.$j'; sleep 2")")
+done
+for _ in $(seq 1 100); do
+    running=$(ls "$tmp"/marker.* 2>/dev/null | wc -l)
+    [ "$running" -ge 2 ] && break
+    sleep 0.05
+done
+if [ "$running" -eq 2 ]; then ok "2 tasks running before the crash"; else bad "$running tasks running before the crash (want 2)"; fi
+kill -KILL "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=""
+sleep 0.2
+start_daemon
+for id in "${ids[@]}"; do
+    rx wait "$id" --timeout 60 >/dev/null 2>&1 || true
+done
+finished=0
+lost=0
+for i in "${!ids[@]}"; do
+    id=${ids[$i]}
+    j=$((i + 1))
+    st=$(rx status "$id" || true)
+    starts=$(wc -l < "$tmp/marker.$j" 2>/dev/null || echo 0)
+    if [ "$starts" -ne 1 ]; then
+        bad "job $id: its task started $starts times (want exactly 1)"
+    fi
+    case "$st" in
+    FINISHED) finished=$((finished + 1)) ;;
+    FAILED)
+        if rx results "$id" --keep 2>&1 | grep -q "lost"; then
+            lost=$((lost + 1))
+        else
+            bad "job $id FAILED for another reason than lost"
+        fi
+        ;;
+    *) bad "job $id ended $st" ;;
+    esac
+done
+if [ $((finished + lost)) -eq 7 ] && [ "$finished" -ge 5 ]; then
+    ok "after restart: $finished FINISHED (adopted or queued), $lost lost; none ran twice"
+else
+    bad "after restart: $finished FINISHED, $lost lost of 7"
+fi
+
+# --- 2. 1 000 tasks: no zombie, no extra fd in the daemon ---------------------------------------
+fds_before=$(ls "/proc/$daemon_pid/fd" | wc -l)
+id=$(rx exec --times 1000 --num-tasks 2 -- true)
+if rx wait "$id" --timeout 300 >/dev/null && [ "$(rx status "$id" || true)" = FINISHED ]; then
+    ok "1000 true tasks FINISHED"
+else
+    bad "1000 true tasks did not finish"
+fi
+rx results "$id" >/dev/null 2>&1 || true
+sleep 0.5
+zombies=$(ps --ppid "$daemon_pid" -o stat= 2>/dev/null | grep -c '^Z' || true)
+fds_after=$(ls "/proc/$daemon_pid/fd" | wc -l)
+if [ "$zombies" -eq 0 ]; then ok "no zombie children of rxjobd"; else bad "$zombies zombie children of rxjobd"; fi
+if [ "$fds_after" -le "$fds_before" ]; then
+    ok "no extra fd in rxjobd ($fds_before before, $fds_after after)"
+else
+    bad "rxjobd has $fds_after fds after, $fds_before before"
+    ls -l "/proc/$daemon_pid/fd"
+fi
+
+echo "check_recovery: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

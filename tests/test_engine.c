@@ -1,0 +1,1482 @@
+/*
+ * test_engine.c - rxjobd's job engine (src/server/engine.h) driven directly, with a temporary
+ * state directory and real processes.
+ *
+ * This binary is its own task supervisor and its own "function program": run with --shim it is
+ * the shim (engine_shim_main), and with $RXJOB_FUNCTION set it runs a tiny function the way a
+ * program's rx_init would (argument from $RXJOB_ARG, result to $RXJOB_RESULT, failure message to
+ * $RXJOB_ERROR, exit 127 for an unknown name). Recovery is tested both by closing an engine while
+ * tasks run and by SIGKILLing a forked process that holds an engine, as a crash would.
+ */
+#define _GNU_SOURCE
+#include "server/engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmocka.h needs the declarations of the headers above. */
+#include <cmocka.h>
+
+static char self_exe[PATH_MAX];
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct fixture {
+    char dir[256];
+    engine *e;
+    engine_opts opts;
+} fixture;
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+fixture_open(fixture *f)
+{
+    char err[512] = "";
+
+    f->opts.state_dir = f->dir;
+    f->opts.self_exe = self_exe;
+    f->e = NULL;
+    assert_int_equal(engine_open(&f->opts, &f->e, err, sizeof(err)), RX_OK);
+    assert_non_null(f->e);
+}
+
+static fixture *
+fixture_new(unsigned slots, int hold)
+{
+    fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    (void)snprintf(f->dir, sizeof(f->dir), "/tmp/rxjob-engine-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->opts.slots = slots;
+    f->opts.hold = hold;
+    f->opts.grace_ms = 300;
+    fixture_open(f);
+    return f;
+}
+
+static void
+fixture_free(fixture *f)
+{
+    engine_close(f->e);
+    (void)nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+}
+
+/* A command job: argv is a NULL-terminated list. */
+static engine_spec
+cmd_spec(char **argv)
+{
+    engine_spec s;
+
+    memset(&s, 0, sizeof(s));
+    s.uid = 1000;
+    s.kind = RX_WORK_COMMAND;
+    s.argv = argv;
+    s.times_to_run = -1;
+    s.continue_on_failure = 1;
+    s.auto_cleanup = 1;
+    return s;
+}
+
+static int64_t
+submit(fixture *f, const engine_spec *s)
+{
+    engine_job job;
+    char why[256] = "";
+    rx_err err = engine_submit(f->e, s, &job, why, sizeof(why));
+
+    if (err != RX_OK)
+        fail_msg("submit: %s: %s", rx_errname(err), why);
+    assert_true(job.id > 0);
+    return job.id;
+}
+
+static engine_job
+wait_done(fixture *f, uid_t uid, int64_t id)
+{
+    engine_job job;
+
+    assert_int_equal(engine_wait(f->e, uid, id, 60000, &job), RX_OK);
+    return job;
+}
+
+/* Wait until the job has a running task (or is over). */
+static engine_job
+wait_running(fixture *f, uid_t uid, int64_t id)
+{
+    engine_job job;
+
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(engine_get(f->e, uid, id, &job), RX_OK);
+        if (job.running > 0 || rx_job_status_is_terminal(job.status))
+            return job;
+        sleep_ms(10);
+    }
+    fail_msg("job %" PRId64 " never ran", id);
+    return job;
+}
+
+static void
+scratch(const fixture *f, const char *name, char *buf, size_t len)
+{
+    (void)snprintf(buf, len, "%s/%s", f->dir, name);
+}
+
+static long
+read_long_file(const char *path)
+{
+    for (int i = 0; i < 500; i++) {
+        FILE *fp = fopen(path, "r");
+        long v = 0;
+
+        if (fp != NULL) {
+            int n = fscanf(fp, "%ld", &v);
+
+            fclose(fp);
+            if (n == 1)
+                return v;
+        }
+        sleep_ms(10);
+    }
+    fail_msg("no number in '%s'", path);
+    return -1;
+}
+
+/* 1 if a live (not zombie) process is in group pgid, after up to 2 s for it to go. */
+static int
+group_alive(pid_t pgid)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        DIR *d = opendir("/proc");
+        struct dirent *ent;
+        int alive = 0;
+
+        assert_non_null(d);
+        while ((ent = readdir(d)) != NULL && !alive) {
+            char path[300], buf[1024];
+            FILE *fp;
+            char *p;
+            char st;
+            int ppid, pgrp;
+
+            if (ent->d_name[0] < '1' || ent->d_name[0] > '9')
+                continue;
+            (void)snprintf(path, sizeof(path), "/proc/%s/stat", ent->d_name);
+            fp = fopen(path, "r");
+            if (fp == NULL)
+                continue;
+            p = fgets(buf, sizeof(buf), fp);
+            fclose(fp);
+            if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+                continue;
+            if (sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 && pgrp == pgid && st != 'Z')
+                alive = 1;
+        }
+        closedir(d);
+        if (!alive)
+            return 0;
+        sleep_ms(10);
+    }
+    return 1;
+}
+
+/* The parent pid of pid (field 4 of /proc/PID/stat). */
+static pid_t
+parent_of(pid_t pid)
+{
+    char path[64], buf[1024];
+    FILE *fp;
+    char *p;
+    char st;
+    int ppid = -1;
+
+    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    p = fgets(buf, sizeof(buf), fp);
+    fclose(fp);
+    assert_non_null(p);
+    p = strrchr(buf, ')');
+    assert_non_null(p);
+    assert_int_equal(sscanf(p + 1, " %c %d", &st, &ppid), 2);
+    return (pid_t)ppid;
+}
+
+static int
+count_zombie_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *ent;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((ent = readdir(d)) != NULL) {
+        char path[300], buf[1024];
+        FILE *fp;
+        char *p;
+        char st;
+        int ppid;
+
+        if (ent->d_name[0] < '1' || ent->d_name[0] > '9')
+            continue;
+        (void)snprintf(path, sizeof(path), "/proc/%s/stat", ent->d_name);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        p = fgets(buf, sizeof(buf), fp);
+        fclose(fp);
+        if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+            continue;
+        if (sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == (int)getpid() && st == 'Z')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int
+count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *ent;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((ent = readdir(d)) != NULL)
+        n += ent->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static engine_results *
+results(fixture *f, uid_t uid, int64_t id, int auto_cleanup)
+{
+    engine_results *res = NULL;
+    rx_err err = engine_get_results(f->e, uid, id, auto_cleanup, &res);
+
+    if (err != RX_OK)
+        fail_msg("results of job %" PRId64 ": %s", id, rx_errname(err));
+    return res;
+}
+
+/* The max number of [start, end] intervals open at once; values are "start end" in ns. */
+static int
+max_overlap(engine_results **res, size_t n_res)
+{
+    int64_t starts[256], ends[256];
+    size_t n = 0;
+    int best = 0;
+
+    for (size_t r = 0; r < n_res; r++) {
+        for (size_t i = 0; i < res[r]->n; i++) {
+            long long a, b;
+
+            assert_int_equal(res[r]->slots[i].state, RX_TASK_OK);
+            assert_int_equal(sscanf(res[r]->slots[i].value, "%lld %lld", &a, &b), 2);
+            assert_true(n < 256);
+            starts[n] = a;
+            ends[n++] = b;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        int open = 0;
+
+        for (size_t k = 0; k < n; k++)
+            open += starts[k] <= starts[i] && ends[k] > starts[i];
+        if (open > best)
+            best = open;
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------------------------- */
+
+static void
+test_engine_submit_wait_finished(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {"sh", "-c", "sleep 0.3; printf 'hi %s' $RXJOB_TASK_INDEX > $RXJOB_RESULT",
+                    NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 2;
+    id = submit(f, &s);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_true(job.status == RX_JOB_QUEUED || job.status == RX_JOB_RUNNING);
+    assert_int_equal(job.n_tasks, 2);
+    assert_int_equal(job.pending + job.running + job.ok + job.failed, 2);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    assert_int_equal(job.ok, 2);
+    assert_true(job.ended_s >= job.created_s);
+
+    /* Without cleanup: twice, same values. */
+    for (int round = 0; round < 2; round++) {
+        res = results(f, 1000, id, 0);
+        assert_int_equal(res->n, 2);
+        assert_int_equal(res->slots[0].state, RX_TASK_OK);
+        assert_string_equal(res->slots[0].value, "hi 0");
+        assert_string_equal(res->slots[1].value, "hi 1");
+        assert_int_equal(res->slots[1].value_len, 4);
+        assert_null(res->slots[1].error);
+        engine_results_free(res);
+    }
+    /* With the job's own setting (auto_cleanup on): then it is gone. */
+    res = results(f, 1000, id, -1);
+    assert_int_equal(res->job.status, RX_JOB_FINISHED);
+    engine_results_free(res);
+    res = NULL;
+    assert_int_equal(engine_get_results(f->e, 1000, id, 0, &res), RX_ENOENT);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_ENOENT);
+    fixture_free(f);
+}
+
+static void
+test_engine_results_while_running(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sleep", "1", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res = NULL;
+    int64_t id = submit(f, &s);
+
+    (void)state;
+    assert_int_equal(engine_get_results(f->e, 1000, id, 1, &res), RX_ENOTFINISHED);
+    (void)wait_running(f, 1000, id);
+    assert_int_equal(engine_get_results(f->e, 1000, id, 1, &res), RX_ENOTFINISHED);
+    assert_null(res);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_cancel_running(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char pidfile[PATH_MAX], outdir[PATH_MAX + 32], cmd[PATH_MAX + 64];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res = NULL;
+    engine_job job;
+    int canceled = -1;
+    struct stat st;
+    int64_t id;
+    pid_t pgid;
+
+    (void)state;
+    scratch(f, "pid", pidfile, sizeof(pidfile));
+    /* The task and a background child of it: both must go. */
+    (void)snprintf(cmd, sizeof(cmd), "echo started; sleep 30 & echo $$ > %s; wait", pidfile);
+    id = submit(f, &s);
+    pgid = (pid_t)read_long_file(pidfile);
+    assert_true(group_alive(pgid));
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, &job), RX_OK);
+    assert_int_equal(canceled, 1);
+    assert_int_equal(job.cancel_requested, 1);
+    assert_true(job.status == RX_JOB_RUNNING || job.status == RX_JOB_CANCELED);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_CANCELED);
+    assert_false(group_alive(pgid));
+    assert_int_equal(engine_get_results(f->e, 1000, id, 1, &res), RX_ECANCELED);
+    /* Output and results are removed; the record stays until cleanup. */
+    (void)snprintf(outdir, sizeof(outdir), "%s/spool/%" PRId64, f->dir, id);
+    for (int i = 0; i < 100 && stat(outdir, &st) == 0; i++)
+        sleep_ms(10);
+    assert_int_not_equal(stat(outdir, &st), 0);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_CANCELED);
+    /* A second cancel changes nothing. */
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, NULL), RX_OK);
+    assert_int_equal(canceled, 0);
+    fixture_free(f);
+}
+
+static void
+test_engine_cancel_queued(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    char marker[PATH_MAX], cmd[PATH_MAX + 32];
+    char *argv_a[] = {"sleep", "0.5", NULL};
+    char *argv_b[] = {"sh", "-c", cmd, NULL};
+    engine_spec a = cmd_spec(argv_a), b = cmd_spec(argv_b);
+    engine_job job;
+    int canceled = 0;
+    int64_t ida, idb;
+
+    (void)state;
+    scratch(f, "marker", marker, sizeof(marker));
+    (void)snprintf(cmd, sizeof(cmd), "touch %s", marker);
+    ida = submit(f, &a);
+    idb = submit(f, &b);
+    assert_int_equal(engine_get(f->e, 1000, idb, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_QUEUED);
+    assert_int_equal(engine_cancel(f->e, 1000, idb, &canceled, &job), RX_OK);
+    assert_int_equal(canceled, 1);
+    assert_int_equal(job.status, RX_JOB_CANCELED); /* at once: nothing had started */
+    assert_int_equal(wait_done(f, 1000, ida).status, RX_JOB_FINISHED);
+    sleep_ms(200);
+    assert_int_not_equal(access(marker, F_OK), 0);
+    fixture_free(f);
+}
+
+static void
+test_engine_cancel_finished_refused(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf kept > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    int canceled = -1;
+    int64_t id = submit(f, &s);
+
+    (void)state;
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, &job), RX_OK);
+    assert_int_equal(canceled, 0);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    assert_int_equal(job.cancel_requested, 0);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "kept");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_fail13_continue(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {"sh", "-c", "test $RXJOB_TASK_INDEX -ne 13", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 20;
+    id = submit(f, &s);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FAILED);
+    assert_int_equal(job.ok, 19);
+    assert_int_equal(job.failed, 1);
+    res = results(f, 1000, id, 1);
+    for (size_t i = 0; i < 20; i++) {
+        if (i == 13) {
+            assert_int_equal(res->slots[i].state, RX_TASK_EXIT);
+            assert_int_equal(res->slots[i].exit_status, 1);
+            assert_string_equal(res->slots[i].error, "exit status 1");
+            assert_null(res->slots[i].value);
+        } else {
+            assert_int_equal(res->slots[i].state, RX_TASK_OK);
+            assert_string_equal(res->slots[i].value, "");
+        }
+    }
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_fail13_stop(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {"sh", "-c", "test $RXJOB_TASK_INDEX -ne 13", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 20;
+    s.continue_on_failure = 0;
+    s.num_tasks = 1; /* one at a time: exactly tasks 14..19 never start */
+    id = submit(f, &s);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FAILED);
+    assert_int_equal(job.ok, 13);
+    assert_int_equal(job.failed, 7);
+    res = results(f, 1000, id, 1);
+    for (size_t i = 0; i < 13; i++)
+        assert_int_equal(res->slots[i].state, RX_TASK_OK);
+    assert_int_equal(res->slots[13].state, RX_TASK_EXIT);
+    for (size_t i = 14; i < 20; i++) {
+        assert_int_equal(res->slots[i].state, RX_TASK_NOT_RUN);
+        assert_non_null(strstr(res->slots[i].error, "after task 13 failed"));
+    }
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_fail_stop_running(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {"sh", "-c",
+                    "if [ $RXJOB_TASK_INDEX -eq 0 ]; then sleep 0.3; exit 2; fi; "
+                    "exec sleep 30",
+                    NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    double t0 = now_s();
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 10;
+    s.continue_on_failure = 0;
+    id = submit(f, &s);
+    job = wait_done(f, 1000, id);
+    assert_true(now_s() - t0 < 10);
+    assert_int_equal(job.status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_EXIT);
+    for (size_t i = 1; i < 4; i++) {
+        assert_int_equal(res->slots[i].state, RX_TASK_STOPPED);
+        assert_non_null(strstr(res->slots[i].error, "stopped: the job stopped after task 0"));
+    }
+    for (size_t i = 4; i < 10; i++)
+        assert_int_equal(res->slots[i].state, RX_TASK_NOT_RUN);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static const char *stamp_cmd = "a=$(date +%s%N); sleep 0.3; b=$(date +%s%N); "
+                               "echo \"$a $b\" > $RXJOB_RESULT";
+
+static void
+test_engine_num_tasks_cap(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {"sh", "-c", (char *)stamp_cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    int64_t id;
+    int overlap;
+
+    (void)state;
+    s.times_to_run = 6;
+    s.num_tasks = 2;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    overlap = max_overlap(&res, 1);
+    assert_true(overlap <= 2);
+    assert_true(overlap >= 1);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_daemon_slots(void **state)
+{
+    fixture *f = fixture_new(3, 0);
+    char *argv[] = {"sh", "-c", (char *)stamp_cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res[2];
+    int64_t id[2];
+    int overlap;
+
+    (void)state;
+    s.times_to_run = 4;
+    id[0] = submit(f, &s);
+    id[1] = submit(f, &s);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(wait_done(f, 1000, id[k]).status, RX_JOB_FINISHED);
+        res[k] = results(f, 1000, id[k], 1);
+    }
+    overlap = max_overlap(res, 2);
+    assert_true(overlap <= 3);
+    assert_true(overlap >= 2);
+    engine_results_free(res[0]);
+    engine_results_free(res[1]);
+    fixture_free(f);
+}
+
+static void
+test_engine_time_limit(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sleep", "30", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    double t0 = now_s();
+    int64_t id;
+
+    (void)state;
+    s.execution_timeout_s = 0.3;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    assert_true(now_s() - t0 < 5);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_TIMEOUT);
+    assert_non_null(strstr(res->slots[0].error, "time limit of 0.3 s exceeded"));
+    assert_int_equal(res->slots[0].signal, SIGTERM);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* Closing the engine leaves the task running; a new engine adopts it and captures its exit. */
+static void
+test_engine_recover_adopt(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "sleep 1; echo bye; exit 3", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    id = submit(f, &s);
+    (void)wait_running(f, 1000, id);
+    engine_close(f->e);
+    f->e = NULL;
+    fixture_open(f);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_RUNNING);
+    assert_int_equal(job.running, 1);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_EXIT);
+    assert_int_equal(res->slots[0].exit_status, 3);
+    engine_results_free(res);
+    assert_int_equal(count_zombie_children(), 0);
+    fixture_free(f);
+}
+
+/* The supervisor and its task are killed while no engine watches: the task is LOST. */
+static void
+test_engine_recover_lost(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char pidfile[PATH_MAX], cmd[PATH_MAX + 64];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    pid_t task, shim;
+    int64_t id;
+
+    (void)state;
+    scratch(f, "pid", pidfile, sizeof(pidfile));
+    (void)snprintf(cmd, sizeof(cmd), "echo $$ > %s; exec sleep 30", pidfile);
+    id = submit(f, &s);
+    task = (pid_t)read_long_file(pidfile);
+    engine_close(f->e);
+    f->e = NULL;
+    shim = parent_of(task);
+    assert_true(shim > 1);
+    assert_int_equal(kill(shim, SIGKILL), 0);
+    assert_int_equal(kill(-task, SIGKILL), 0);
+    assert_int_equal(waitpid(shim, NULL, 0), shim); /* it is our child */
+    fixture_open(f);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_LOST);
+    assert_string_equal(res->slots[0].error,
+                        "lost: its supervisor vanished without an exit record");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* Only the supervisor is killed: the orphaned task is killed too when it is found lost. */
+static void
+test_engine_lost_kills_orphan(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char pidfile[PATH_MAX], cmd[PATH_MAX + 64];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    pid_t task, shim;
+    int64_t id;
+
+    (void)state;
+    scratch(f, "pid", pidfile, sizeof(pidfile));
+    (void)snprintf(cmd, sizeof(cmd), "echo $$ > %s; exec sleep 30", pidfile);
+    id = submit(f, &s);
+    task = (pid_t)read_long_file(pidfile);
+    sleep_ms(100); /* the supervisor writes t0.pid right after the start */
+    shim = parent_of(task);
+    assert_int_equal(kill(shim, SIGKILL), 0);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    assert_false(group_alive(task));
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_LOST);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_queued_run_after_reopen(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    char *argv[] = {"sh", "-c", "printf later > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 3;
+    id = submit(f, &s);
+    sleep_ms(200);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_QUEUED); /* hold: nothing starts */
+    /* One engine per state directory. */
+    {
+        engine *second = NULL;
+        char err[256] = "";
+
+        assert_int_equal(engine_open(&f->opts, &second, err, sizeof(err)), RX_EINVAL);
+        assert_non_null(strstr(err, "another rxjobd"));
+        assert_null(second);
+    }
+    engine_close(f->e);
+    f->e = NULL;
+    f->opts.hold = 0;
+    fixture_open(f);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[2].value, "later");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* The daemon died between recording a start and saying "go": the supervisor left a go-0 record.
+ * That task never ran, so it is started again; a task recorded as ended is not. */
+static void
+test_engine_recover_not_started(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    char log[PATH_MAX], cmd[PATH_MAX + 64], path[PATH_MAX + 64], sql[256];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    static const char go0[] = "rxjob-exit 1\ngo 0\nstate NOT_RUN\nexit_status -1\nsignal 0\n"
+                              "task_pid 0\nstarted_s 0.000000\nended_s 0.000000\nerror 0\n";
+    engine_spec s = cmd_spec(argv);
+    engine_job job;
+    sqlite3 *db = NULL;
+    char line[64];
+    FILE *fp;
+    int64_t id;
+    int seen[3] = {0, 0, 0};
+
+    (void)state;
+    scratch(f, "ran", log, sizeof(log));
+    (void)snprintf(cmd, sizeof(cmd), "echo $RXJOB_TASK_INDEX >> %s", log);
+    s.times_to_run = 3;
+    id = submit(f, &s);
+    engine_close(f->e);
+    f->e = NULL;
+    (void)snprintf(path, sizeof(path), "%s/jobs.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    (void)snprintf(sql, sizeof(sql),
+                   "INSERT INTO tasks (job_id, idx, state, task_state, exit_status) "
+                   "VALUES (%" PRId64 ", 0, 1, 0, 0);"
+                   "INSERT INTO tasks (job_id, idx, state) VALUES (%" PRId64 ", 1, 0);"
+                   "UPDATE jobs SET status = 1 WHERE id = %" PRId64 ";",
+                   id, id, id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64, f->dir, id);
+    assert_int_equal(mkdir(path, 0700), 0);
+    (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64 "/t1.exit", f->dir, id);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(go0, fp) >= 0, 1);
+    fclose(fp);
+
+    f->opts.hold = 0;
+    fixture_open(f);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    assert_int_equal(job.ok, 3);
+    fp = fopen(log, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        long i = strtol(line, NULL, 10);
+
+        assert_true(i >= 1 && i <= 2);
+        seen[i]++;
+    }
+    fclose(fp);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 1);
+    fixture_free(f);
+}
+
+/* A real crash: a forked process holding the engine is SIGKILLed while its task runs. */
+static void
+test_engine_recover_after_kill9(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "sleep 1; printf survived > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    int pfd[2];
+    int64_t id = 0;
+    pid_t child;
+    int status;
+
+    (void)state;
+    engine_close(f->e); /* the child holds the only engine on the directory */
+    f->e = NULL;
+    assert_int_equal(pipe(pfd), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        char err[256];
+        engine_job job;
+        engine *e = NULL;
+
+        close(pfd[0]);
+        if (engine_open(&f->opts, &e, err, sizeof(err)) != RX_OK ||
+            engine_submit(e, &s, &job, err, sizeof(err)) != RX_OK)
+            _exit(1);
+        for (;;) {
+            if (engine_get(e, 1000, job.id, &job) != RX_OK)
+                _exit(1);
+            if (job.running > 0)
+                break;
+            sleep_ms(10);
+        }
+        if (write(pfd[1], &job.id, sizeof(job.id)) != (ssize_t)sizeof(job.id))
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(pfd[1]);
+    assert_int_equal(read(pfd[0], &id, sizeof(id)), (ssize_t)sizeof(id));
+    close(pfd[0]);
+    assert_int_equal(kill(child, SIGKILL), 0);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status));
+    fixture_open(f);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "survived");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* A cancel accepted before the engine went away is carried out by the next one. */
+static void
+test_engine_cancel_survives_restart(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char pidfile[PATH_MAX], cmd[PATH_MAX + 64];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    int canceled = 0;
+    pid_t task;
+    int64_t id;
+
+    (void)state;
+    scratch(f, "pid", pidfile, sizeof(pidfile));
+    /* The task ignores SIGTERM, so it outlives the engine's close until SIGKILL. */
+    (void)snprintf(cmd, sizeof(cmd), "trap '' TERM; echo $$ > %s; sleep 30", pidfile);
+    f->opts.grace_ms = 1500;
+    engine_close(f->e);
+    fixture_open(f);
+    id = submit(f, &s);
+    task = (pid_t)read_long_file(pidfile);
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, NULL), RX_OK);
+    assert_int_equal(canceled, 1);
+    engine_close(f->e);
+    f->e = NULL;
+    fixture_open(f);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_CANCELED);
+    assert_false(group_alive(task));
+    fixture_free(f);
+}
+
+static void
+test_engine_uid_isolation(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res = NULL;
+    engine_job job, *jobs = NULL;
+    char **paths = NULL;
+    char warn[256];
+    size_t n = 0;
+    int flag = 0;
+    int64_t id;
+
+    (void)state;
+    s.uid = 1000;
+    id = submit(f, &s);
+    assert_int_equal(engine_get(f->e, 1001, id, &job), RX_ENOENT);
+    assert_int_equal(engine_get(f->e, 1001, id + 1000, &job), RX_ENOENT);
+    assert_int_equal(engine_wait(f->e, 1001, id, 0, &job), RX_ENOENT);
+    assert_int_equal(engine_cancel(f->e, 1001, id, &flag, &job), RX_ENOENT);
+    assert_int_equal(engine_get_results(f->e, 1001, id, 0, &res), RX_ENOENT);
+    assert_int_equal(engine_output_paths(f->e, 1001, id, &paths, &n), RX_ENOENT);
+    assert_int_equal(engine_cleanup(f->e, 1001, id, 1, &flag, warn, sizeof(warn)), RX_ENOENT);
+    assert_int_equal(engine_list(f->e, 1001, 0, 0, 0, &jobs, &n), RX_OK);
+    assert_int_equal(n, 0);
+    assert_null(jobs);
+    /* The owner and root see it. */
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_int_equal(job.uid, 1000);
+    assert_int_equal(engine_get(f->e, 0, id, &job), RX_OK);
+    assert_int_equal(engine_list(f->e, 0, 0, 0, 0, &jobs, &n), RX_OK);
+    assert_int_equal(n, 1);
+    free(jobs);
+    assert_int_equal(engine_list(f->e, 1000, 1u << RX_JOB_FINISHED, 0, 0, &jobs, &n), RX_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(engine_list(f->e, 1000, 1u << RX_JOB_QUEUED, 0, 0, &jobs, &n), RX_OK);
+    assert_int_equal(n, 1);
+    free(jobs);
+    fixture_free(f);
+}
+
+typedef struct submitter {
+    fixture *f;
+    int64_t ids[50];
+    double max_latency_s;
+    int failures;
+} submitter;
+
+static void *
+submit_many(void *arg)
+{
+    submitter *sb = arg;
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+
+    for (int i = 0; i < 50; i++) {
+        engine_job job;
+        char why[128];
+        double t0 = now_s(), dt;
+
+        if (engine_submit(sb->f->e, &s, &job, why, sizeof(why)) != RX_OK) {
+            sb->failures++;
+            continue;
+        }
+        dt = now_s() - t0;
+        if (dt > sb->max_latency_s)
+            sb->max_latency_s = dt;
+        sb->ids[i] = job.id;
+    }
+    return NULL;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void
+test_engine_group_commit(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    submitter sb[16];
+    pthread_t th[16];
+    int64_t all[800];
+    engine_job *jobs = NULL;
+    size_t n = 0, k = 0;
+    double t0 = now_s(), dt, worst = 0;
+
+    (void)state;
+    for (int i = 0; i < 16; i++) {
+        memset(&sb[i], 0, sizeof(sb[i]));
+        sb[i].f = f;
+        assert_int_equal(pthread_create(&th[i], NULL, submit_many, &sb[i]), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(sb[i].failures, 0);
+        if (sb[i].max_latency_s > worst)
+            worst = sb[i].max_latency_s;
+        for (int j = 0; j < 50; j++)
+            all[k++] = sb[i].ids[j];
+    }
+    dt = now_s() - t0;
+    print_message("group commit: 800 submissions from 16 threads in %.3f s (%.0f/s), worst "
+                  "latency %.1f ms\n",
+                  dt, 800 / dt, worst * 1000);
+    qsort(all, 800, sizeof(all[0]), cmp_i64);
+    for (size_t i = 1; i < 800; i++)
+        assert_true(all[i] > all[i - 1]);
+    /* Durable: a new engine on the directory sees every one. */
+    engine_close(f->e);
+    f->e = NULL;
+    fixture_open(f);
+    assert_int_equal(engine_list(f->e, 1000, 0, 0, 0, &jobs, &n), RX_OK);
+    assert_int_equal(n, 800);
+    for (size_t i = 0; i < 800; i++)
+        assert_int_equal(jobs[i].id, all[i]);
+    free(jobs);
+    fixture_free(f);
+}
+
+static void
+test_engine_many_tasks_no_leaks(void **state)
+{
+    int fds_before = count_open_fds();
+    int zombies_before = count_zombie_children();
+    fixture *f = fixture_new(8, 0);
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_stats st;
+    engine_job job;
+    double t0 = now_s(), dt;
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 1000;
+    id = submit(f, &s);
+    job = wait_done(f, 1000, id);
+    dt = now_s() - t0;
+    print_message("1000 tasks (slots 8): %.2f s, %.0f tasks/s\n", dt, 1000 / dt);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    assert_int_equal(job.ok, 1000);
+    engine_get_stats(f->e, &st);
+    assert_int_equal(st.tasks_started_total, 1000);
+    assert_int_equal(st.tasks_running, 0);
+    assert_int_equal(count_zombie_children(), zombies_before);
+    fixture_free(f);
+    assert_int_equal(count_open_fds(), fds_before);
+}
+
+static void
+test_engine_limits(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    char *argv[] = {"true", NULL};
+    char *empty[] = {NULL};
+    char *env_bad[] = {"NOEQUALS", NULL};
+    engine_spec s = cmd_spec(argv);
+    rx_buf args[2] = {{"a", 1}, {"b\0c", 3}};
+    engine_job job;
+    char why[256];
+
+    (void)state;
+    s.times_to_run = 1000001;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    assert_non_null(strstr(why, "1000000"));
+    s.times_to_run = 1000000;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    s.times_to_run = 3;
+    s.has_args = 1;
+    s.args = args;
+    s.n_args = 1;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ECOUNT);
+    s.times_to_run = -1;
+    s.n_args = 2;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    assert_non_null(strstr(why, "NUL"));
+    s.n_args = 0;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    s = cmd_spec(empty);
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    s = cmd_spec(argv);
+    s.env = env_bad;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    s = cmd_spec(argv);
+    s.execution_timeout_s = -1;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    s = cmd_spec(argv);
+    s.cwd = "relative/dir";
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
+    /* Neither elem_args nor times_to_run: num_tasks tasks. */
+    s = cmd_spec(argv);
+    s.num_tasks = 3;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    assert_int_equal(job.n_tasks, 3);
+    fixture_free(f);
+}
+
+static void
+test_engine_args_env_cwd_stdin(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {"sh",
+                    "-c",
+                    "printf '%s|%s|%s|' \"$1\" \"$GREETING\" \"$(pwd)\" > $RXJOB_RESULT; "
+                    "cat >> $RXJOB_RESULT; echo out-$RXJOB_TASK_INDEX; echo err >&2",
+                    "sh",
+                    "<{}>",
+                    NULL};
+    char *env[] = {"GREETING=hello", NULL};
+    rx_buf args[3] = {{"x y", 3}, {"", 0}, {"*", 1}};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    char **paths = NULL;
+    char buf[64];
+    size_t n = 0;
+    FILE *fp;
+    int64_t id;
+
+    (void)state;
+    s.args = args;
+    s.n_args = 3;
+    s.has_args = 1;
+    s.env = env;
+    s.cwd = "/tmp";
+    s.stdin_data = "IN";
+    s.stdin_len = 2;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    assert_int_equal(engine_output_paths(f->e, 1000, id, &paths, &n), RX_OK);
+    assert_int_equal(n, 3);
+    fp = fopen(paths[2], "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    assert_string_equal(buf, "out-2\n");
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    assert_string_equal(buf, "err\n");
+    fclose(fp);
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "<x y>|hello|/tmp|IN");
+    assert_string_equal(res->slots[1].value, "<>|hello|/tmp|IN");
+    assert_string_equal(res->slots[2].value, "<*>|hello|/tmp|IN");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_command_not_found(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"/no/such/program-rxjob", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    int64_t id = submit(f, &s);
+
+    (void)state;
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_START_FAILED);
+    assert_string_equal(res->slots[0].error, "command not found: '/no/such/program-rxjob'");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_function_work(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    char *argv[] = {self_exe, NULL};
+    rx_buf args[2] = {{"one", 3}, {"t\0o", 3}};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    int64_t id;
+
+    (void)state;
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = "echo_arg";
+    s.args = args;
+    s.n_args = 2;
+    s.has_args = 1;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "one");
+    assert_int_equal(res->slots[1].value_len, 3);
+    assert_memory_equal(res->slots[1].value, "t\0o", 3);
+    engine_results_free(res);
+
+    s.function_name = "fail";
+    s.n_args = 1;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_ERROR);
+    assert_string_equal(res->slots[0].error, "bad input: one");
+    engine_results_free(res);
+
+    s.function_name = "nosuch";
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_START_FAILED);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+static void
+test_engine_cleanup(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *ok_argv[] = {"true", NULL};
+    char *bad_argv[] = {"false", NULL};
+    char *long_argv[] = {"sleep", "30", NULL};
+    engine_spec ok = cmd_spec(ok_argv), bad = cmd_spec(bad_argv), slow = cmd_spec(long_argv);
+    char warn[256], dir[PATH_MAX + 32];
+    engine_job job;
+    struct stat st;
+    int cleaned = -1;
+    int64_t a, b, c;
+
+    (void)state;
+    a = submit(f, &ok);
+    b = submit(f, &bad);
+    c = submit(f, &slow);
+    assert_int_equal(wait_done(f, 1000, a).status, RX_JOB_FINISHED);
+    assert_int_equal(wait_done(f, 1000, b).status, RX_JOB_FAILED);
+    assert_int_equal(engine_cleanup(f->e, 1000, a, 0, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 0);
+    assert_non_null(strstr(warn, "force"));
+    assert_non_null(strstr(warn, "rx_get_job_results"));
+    assert_int_equal(engine_cleanup(f->e, 1000, a, 1, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 1);
+    assert_int_equal(engine_get(f->e, 1000, a, &job), RX_ENOENT);
+    assert_int_equal(engine_cleanup(f->e, 1000, b, 0, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 1);
+    (void)wait_running(f, 1000, c);
+    assert_int_equal(engine_cleanup(f->e, 1000, c, 0, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 0);
+    assert_non_null(strstr(warn, "RUNNING"));
+    assert_int_equal(engine_cleanup(f->e, 1000, c, 1, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 1);
+    assert_int_equal(engine_get(f->e, 1000, c, &job), RX_ENOENT);
+    /* Removed once its process is gone. */
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, c);
+    for (int i = 0; i < 300 && stat(dir, &st) == 0; i++)
+        sleep_ms(10);
+    assert_int_not_equal(stat(dir, &st), 0);
+    fixture_free(f);
+}
+
+/* Two collectors with auto-cleanup race: exactly one gets the results. */
+typedef struct racer {
+    fixture *f;
+    int64_t id;
+    rx_err err;
+} racer;
+
+static void *
+collect(void *arg)
+{
+    racer *r = arg;
+    engine_results *res = NULL;
+
+    r->err = engine_get_results(r->f->e, 1000, r->id, 1, &res);
+    engine_results_free(res);
+    return NULL;
+}
+
+static void
+test_engine_results_race(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        racer r[2];
+        pthread_t th[2];
+        int64_t id = submit(f, &s);
+
+        assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+        for (int k = 0; k < 2; k++) {
+            r[k].f = f;
+            r[k].id = id;
+            assert_int_equal(pthread_create(&th[k], NULL, collect, &r[k]), 0);
+        }
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_join(th[k], NULL), 0);
+        assert_true((r[0].err == RX_OK && r[1].err == RX_ENOENT) ||
+                    (r[1].err == RX_OK && r[0].err == RX_ENOENT));
+    }
+    fixture_free(f);
+}
+
+static void
+test_engine_wait_timeout(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    char *argv[] = {"sleep", "1", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_job job;
+    double t0;
+    int64_t id = submit(f, &s);
+
+    (void)state;
+    t0 = now_s();
+    assert_int_equal(engine_wait(f->e, 1000, id, 200, &job), RX_ETIMEDOUT);
+    assert_true(now_s() - t0 >= 0.19);
+    assert_true(job.status == RX_JOB_QUEUED || job.status == RX_JOB_RUNNING);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    fixture_free(f);
+}
+
+/* A quick loop of single submissions: the latency one caller sees (one fsync each). */
+static void
+test_engine_submit_latency(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+    double t0 = now_s(), dt;
+
+    (void)state;
+    for (int i = 0; i < 100; i++)
+        (void)submit(f, &s);
+    dt = now_s() - t0;
+    print_message("submit latency, one caller: %.2f ms each (100 submissions)\n", dt * 10);
+    fixture_free(f);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * This binary as a function program (what rx_init does for a real one)
+ * ------------------------------------------------------------------------------------------- */
+
+static int
+write_str_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "w");
+
+    if (fp == NULL)
+        return -1;
+    if (len > 0 && fwrite(data, 1, len, fp) != len) {
+        fclose(fp);
+        return -1;
+    }
+    return fclose(fp);
+}
+
+static int
+run_function(const char *name)
+{
+    const char *arg_path = getenv("RXJOB_ARG");
+    const char *result = getenv("RXJOB_RESULT");
+    const char *error = getenv("RXJOB_ERROR");
+    char arg[256];
+    size_t len = 0;
+    FILE *fp;
+
+    if (arg_path == NULL || result == NULL || error == NULL)
+        return 2;
+    fp = fopen(arg_path, "r");
+    if (fp == NULL)
+        return 2;
+    len = fread(arg, 1, sizeof(arg) - 1, fp);
+    fclose(fp);
+    arg[len] = '\0';
+    if (strcmp(name, "echo_arg") == 0)
+        return write_str_file(result, arg, len) == 0 ? 0 : 1;
+    if (strcmp(name, "fail") == 0) {
+        char msg[300];
+        int n = snprintf(msg, sizeof(msg), "bad input: %s", arg);
+
+        (void)write_str_file(error, msg, (size_t)n);
+        return 1;
+    }
+    (void)write_str_file(error, "", 0);
+    return 127;
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_engine_submit_wait_finished),
+        cmocka_unit_test(test_engine_results_while_running),
+        cmocka_unit_test(test_engine_cancel_running),
+        cmocka_unit_test(test_engine_cancel_queued),
+        cmocka_unit_test(test_engine_cancel_finished_refused),
+        cmocka_unit_test(test_engine_fail13_continue),
+        cmocka_unit_test(test_engine_fail13_stop),
+        cmocka_unit_test(test_engine_fail_stop_running),
+        cmocka_unit_test(test_engine_num_tasks_cap),
+        cmocka_unit_test(test_engine_daemon_slots),
+        cmocka_unit_test(test_engine_time_limit),
+        cmocka_unit_test(test_engine_recover_adopt),
+        cmocka_unit_test(test_engine_recover_lost),
+        cmocka_unit_test(test_engine_lost_kills_orphan),
+        cmocka_unit_test(test_engine_queued_run_after_reopen),
+        cmocka_unit_test(test_engine_recover_after_kill9),
+        cmocka_unit_test(test_engine_recover_not_started),
+        cmocka_unit_test(test_engine_cancel_survives_restart),
+        cmocka_unit_test(test_engine_uid_isolation),
+        cmocka_unit_test(test_engine_group_commit),
+        cmocka_unit_test(test_engine_many_tasks_no_leaks),
+        cmocka_unit_test(test_engine_limits),
+        cmocka_unit_test(test_engine_args_env_cwd_stdin),
+        cmocka_unit_test(test_engine_command_not_found),
+        cmocka_unit_test(test_engine_function_work),
+        cmocka_unit_test(test_engine_cleanup),
+        cmocka_unit_test(test_engine_results_race),
+        cmocka_unit_test(test_engine_wait_timeout),
+        cmocka_unit_test(test_engine_submit_latency),
+    };
+    const char *fn = getenv("RXJOB_FUNCTION");
+    ssize_t n;
+
+    if (argc > 1 && strcmp(argv[1], "--shim") == 0)
+        return engine_shim_main(argc, argv);
+    if (fn != NULL)
+        return run_function(fn);
+    n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+    if (n <= 0)
+        return 1;
+    self_exe[n] = '\0';
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
