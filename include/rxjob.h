@@ -694,10 +694,11 @@ typedef enum rx_log_level {
 typedef void rx_log_fn(rx_log_level level, const char *msg, void *user);
 
 /**
- * Install the log sink (NULL = none, the default: the library prints nothing). Warnings, such as
- * "job failed: 3 of 20 tasks failed; first: task 13: ..." (revoscalepy's warning when results
- * with failed tasks are collected), go there. Not thread-safe with running
- * library calls: install it once, at start.
+ * Install the log sink (NULL = none, the default: the library prints nothing). Warnings go
+ * there: when results with failed tasks are collected (revoscalepy's warning), "job failed: 3
+ * of 20 tasks failed; first: task 13: ..." on local contexts and "collecting results of job 7:
+ * 3 of 20 tasks failed" on a server context; and those of rx_cleanup_jobs. Not thread-safe with
+ * running library calls: install it once, at start.
  */
 RX_API void rx_set_log(rx_log_fn *fn, void *user);
 
