@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
 libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip curl \
-procps"
+procps python3"
 
 missing=""
 for p in $PACKAGES; do

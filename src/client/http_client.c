@@ -8,6 +8,7 @@
  * protocol's bodies are bounded by what the daemon sends); console output is streamed to the
  * caller's FILE as it arrives, never held whole.
  */
+#define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "client/http_client.h"
 
 #include "core/internal.h"
@@ -17,7 +18,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 /* Idle easy handles one client keeps for reuse. */
 #define HTTP_IDLE_MAX 4
@@ -226,6 +229,39 @@ write_to_stream(char *ptr, size_t size, size_t nmemb, void *user)
     return len;
 }
 
+/*
+ * Who answers on the socket: before a request is sent on a new or reused connection, the peer's
+ * uid (SO_PEERCRED) must be ours or root's. Otherwise anyone who could put a socket at the path
+ * first (a world-writable /tmp, a directory another user made) would receive our jobs, with
+ * their argv and environment, and could forge every answer.
+ */
+static int
+peer_is_trusted(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                int conn_local_port)
+{
+    CURL *h = clientp;
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+        return CURL_PREREQFUNC_ABORT;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
+        return CURL_PREREQFUNC_ABORT;
+    if (cred.uid != getuid() && cred.uid != 0) {
+        rx__log(RX_LOG_ERROR,
+                "http: the process on the socket runs as uid %u, neither us (uid %u) nor root: "
+                "refusing to talk to it",
+                (unsigned)cred.uid, (unsigned)getuid());
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 /* Options every request shares. */
 static void
 set_common(rx__http *http, CURL *h, const char *path, char *url, size_t url_len, char *curl_err)
@@ -237,6 +273,8 @@ set_common(rx__http *http, CURL *h, const char *path, char *url, size_t url_len,
     (void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
     (void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+    (void)curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, peer_is_trusted);
+    (void)curl_easy_setopt(h, CURLOPT_PREREQDATA, h);
     curl_err[0] = '\0';
 }
 
@@ -254,6 +292,11 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
         conn_errno = os_errno != 0 ? (int)os_errno : ECONNREFUSED;
         (void)snprintf(errbuf, errlen, "connect to rxjobd at '%s' failed: %s", http->socket_path,
                        strerror(conn_errno));
+    } else if (code == CURLE_ABORTED_BY_CALLBACK) {
+        (void)snprintf(errbuf, errlen,
+                       "refused to talk to '%s': the process listening there runs as another "
+                       "user (not this user, not root)",
+                       http->socket_path);
     } else {
         (void)snprintf(errbuf, errlen, "request to rxjobd at '%s' failed: %s", http->socket_path,
                        curl_err[0] != '\0' ? curl_err : curl_easy_strerror(code));
