@@ -11,9 +11,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 static const char usage[] =
     "Usage: rxjob exec [OPTIONS] -- PROGRAM [ARG...]\n"
@@ -162,6 +164,36 @@ print_job(cli *c, rx_job *job)
     return cli_json_print(cli_json_job(rx_job_id(job), status, &progress));
 }
 
+/* Ctrl-C while --wait waits: the job goes on in the daemon (as after sbatch); say which job it
+ * is, since its id was never printed, and how to stop it. Only async-signal-safe calls here. */
+static char interrupted_msg[160];
+static size_t interrupted_len;
+
+static void
+on_interrupt(int sig)
+{
+    (void)sig;
+    if (write(STDERR_FILENO, interrupted_msg, interrupted_len) < 0) {
+        /* nothing more can be done in a signal handler */
+    }
+    _exit(130);
+}
+
+static void
+announce_on_interrupt(rx_job *job)
+{
+    struct sigaction sa;
+    int n = snprintf(interrupted_msg, sizeof(interrupted_msg),
+                     "\nrxjob: interrupted: job %lld goes on; stop it with: rxjob cancel %lld\n",
+                     (long long)rx_job_id(job), (long long)rx_job_id(job));
+
+    interrupted_len = n > 0 && (size_t)n < sizeof(interrupted_msg) ? (size_t)n : 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_interrupt;
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+}
+
 /* --wait: wait for the end, then collect and print the results as rxjob results does. */
 static int
 wait_and_collect(cli *c, rx_job *job)
@@ -170,6 +202,7 @@ wait_and_collect(cli *c, rx_job *job)
     char what[64];
     rx_err err;
 
+    announce_on_interrupt(job);
     (void)snprintf(what, sizeof(what), "exec: job %lld", (long long)rx_job_id(job));
     err = cli_wait_job(job, -1, &status, NULL);
     if (err != RX_OK)

@@ -230,36 +230,53 @@ write_to_stream(char *ptr, size_t size, size_t nmemb, void *user)
 }
 
 /*
- * Who answers on the socket: before a request is sent on a new or reused connection, the peer's
- * uid (SO_PEERCRED) must be ours or root's. Otherwise anyone who could put a socket at the path
- * first (a world-writable /tmp, a directory another user made) would receive our jobs, with
- * their argv and environment, and could forge every answer.
+ * Who answers on the socket: on each new connection, the peer's uid (SO_PEERCRED) must be ours
+ * or root's, before a request is sent. Otherwise anyone who could put a socket at the path first
+ * (a world-writable /tmp, a directory another user made) would receive our jobs, with their
+ * argv and environment, and could forge every answer. libcurl opens the socket through
+ * open_socket, which notes it (a request runs on one thread, in curl_easy_perform); once it is
+ * connected and before the request is sent, check_peer checks the peer. A reused connection was
+ * checked when it was new; one that failed is shut down, so it can never be reused.
  */
-static int
-peer_is_trusted(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
-                int conn_local_port)
+static _Thread_local curl_socket_t fresh_fd = CURL_SOCKET_BAD;
+
+static curl_socket_t
+open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
-    CURL *h = clientp;
-    curl_socket_t fd = CURL_SOCKET_BAD;
-    struct ucred cred;
+    curl_socket_t fd;
+
+    (void)clientp;
+    (void)purpose;
+    fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    fresh_fd = fd < 0 ? CURL_SOCKET_BAD : fd;
+    return fresh_fd;
+}
+
+static int
+check_peer(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+           int conn_local_port)
+{
+    const rx__http *http = clientp;
+    curl_socket_t fd = fresh_fd;
+    struct ucred cred = {0};
     socklen_t len = sizeof(cred);
 
     (void)conn_primary_ip;
     (void)conn_local_ip;
     (void)conn_primary_port;
     (void)conn_local_port;
-    if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
-        return CURL_PREREQFUNC_ABORT;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred))
-        return CURL_PREREQFUNC_ABORT;
-    if (cred.uid != getuid() && cred.uid != 0) {
-        rx__log(RX_LOG_ERROR,
-                "http: the process on the socket runs as uid %u, neither us (uid %u) nor root: "
-                "refusing to talk to it",
-                (unsigned)cred.uid, (unsigned)getuid());
-        return CURL_PREREQFUNC_ABORT;
-    }
-    return CURL_PREREQFUNC_OK;
+    fresh_fd = CURL_SOCKET_BAD;
+    if (fd == CURL_SOCKET_BAD)
+        return CURL_PREREQFUNC_OK; /* a reused connection, checked when it was new */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred) &&
+        (cred.uid == getuid() || cred.uid == 0))
+        return CURL_PREREQFUNC_OK;
+    rx__log(RX_LOG_ERROR,
+            "http: the process on '%s' runs as uid %u, neither us (uid %u) nor root: refusing "
+            "to talk to it",
+            http->socket_path, (unsigned)cred.uid, (unsigned)getuid());
+    (void)shutdown(fd, SHUT_RDWR);
+    return CURL_PREREQFUNC_ABORT;
 }
 
 /* Options every request shares. */
@@ -273,8 +290,10 @@ set_common(rx__http *http, CURL *h, const char *path, char *url, size_t url_len,
     (void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
     (void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-    (void)curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, peer_is_trusted);
-    (void)curl_easy_setopt(h, CURLOPT_PREREQDATA, h);
+    (void)curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    (void)curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_peer);
+    (void)curl_easy_setopt(h, CURLOPT_PREREQDATA, http);
+    fresh_fd = CURL_SOCKET_BAD;
     curl_err[0] = '\0';
 }
 
