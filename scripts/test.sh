@@ -25,4 +25,5 @@ if [ "${1:-}" != "--quick" ]; then
 fi
 echo "== bench smoke run"
 ./build/bench/bench_local --quick >/dev/null 2>&1 || { echo "bench_local --quick failed"; exit 1; }
+./build/bench/bench_server --quick >/dev/null 2>&1 || { echo "bench_server --quick failed"; exit 1; }
 echo "test.sh: all passed"
