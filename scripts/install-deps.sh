@@ -1,12 +1,14 @@
 #!/bin/sh
 # Install every Debian 12 package that building and testing rxjob needs. Idempotent; run as
 # root (or through sudo). Packages already present are left alone, and apt's lists are only
-# refreshed when something is missing.
+# refreshed when something is missing. slurm-wlm and munge are for the Slurm executor's tests
+# (tests/check_slurm.sh brings up a one-node cluster with scripts/slurm/up.sh); their services
+# are not started here.
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
 libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip curl \
-procps python3"
+procps python3 slurm-wlm munge"
 
 missing=""
 for p in $PACKAGES; do

@@ -167,8 +167,9 @@ elapsed() {
 # ---------------------------------------------------------------------------------------------
 # The daemon.
 # ---------------------------------------------------------------------------------------------
+# RXJOB_TEST_EXECUTOR=slurm runs the same checks on the Slurm executor (tests/check_slurm.sh).
 "$rxjobd" --foreground --socket "$sock" --state-dir "$tmp/state" --slots 4 \
-    >"$tmp/rxjobd.log" 2>&1 &
+    --executor "${RXJOB_TEST_EXECUTOR:-local}" --slurm-poll-ms 200 >"$tmp/rxjobd.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 200); do
     if "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then

@@ -12,7 +12,18 @@
 #   - bad input, each answered with its 4xx status and an error body with "error" and "message":
 #     malformed JSON, a non-object, unknown and mistyped fields, bad counts, bad base64, the
 #     run-count rule, an unknown state filter, unknown ids and paths, a wrong method, a body over
-#     the 64 MiB limit; the daemon must still answer after all of them;
+#     the 16 MiB limit, stdin over 8 MiB, base64 with non-zero padding bits, an encoded NUL (%00)
+#     in a path or a query value; the daemon must still answer after all of them;
+#   - large bodies: at most 2 read at once (the third waits, as /metrics shows);
+#   - a result of 72 MiB: streamed from its file (the daemon's peak RSS grows far less), and a
+#     client that stops reading mid-body collects nothing: the job is still there, collectable;
+#   - result slots with exit_status and elapsed_s; the FINISHED-cleanup warning, true after a
+#     collection without cleanup;
+#   - jobs.db (and its -wal, -shm) 0600; a state directory writable by others, or another
+#     user's, refused (exit 1);
+#   - (local executor) a task that puts a FIFO in place of its output file: output still
+#     answers, and SIGTERM still stops the daemon; a daemon whose binary was removed while it
+#     runs still runs tasks; the engine's log lines ("rxjobd: info: engine: adopted ...");
 #   - a second rxjobd on the same socket (exit 1, "another rxjobd is already serving ..."), and on
 #     the same state directory (exit 1, lock message);
 #   - a daemonized rxjobd (returns only once it serves, printing nothing), stopped over HTTP;
@@ -138,8 +149,10 @@ check "an unknown option is refused with status 2" test "$?" = 2
 # ---------------------------------------------------------------------------------------------
 # Start.
 
+# RXJOB_TEST_EXECUTOR=slurm runs the same checks on the Slurm executor (tests/check_slurm.sh).
+executor=${RXJOB_TEST_EXECUTOR:-local}
 "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 --grace-ms 200 \
-    2>"$tmp/daemon.log" &
+    --executor "$executor" --slurm-poll-ms 200 2>"$tmp/daemon.log" &
 daemon=$!
 pids+=("$daemon")
 if ! wait_answer; then
@@ -148,9 +161,17 @@ if ! wait_answer; then
     exit 1
 fi
 pass
-expect "daemon status" 200 "\"pid\":$daemon" '"version":"' '"executor":"local"' '"slots":2' \
+expect "daemon status" 200 "\"pid\":$daemon" '"version":"' "\"executor\":\"$executor\"" '"slots":2' \
     "\"socket\":\"$sock\"" '"hold":false' '"jobs":{'
 check "socket mode 0600" test "$(stat -c %a "$sock")" = 600
+# Files of the store are the daemon's user's alone (umask 077): jobs.db, and its -wal and -shm.
+for f in jobs.db jobs.db-wal jobs.db-shm; do
+    if [[ -e $state/$f ]]; then
+        check "$f mode 0600" test "$(stat -c %a "$state/$f")" = 600
+    elif [[ $f == jobs.db ]]; then
+        fail "no $state/jobs.db"
+    fi
+done
 
 # ---------------------------------------------------------------------------------------------
 # A command job, from submit to cleanup.
@@ -191,10 +212,24 @@ expect "metrics" 200 'rxjobd_jobs{status="FINISHED"} 1' 'rxjobd_tasks_running ' 
     'rxjobd_submissions_total ' 'rxjobd_tasks_started_total ' 'rxjobd_http_requests_total '
 
 api GET "/v1/jobs/$id/results"
-expect "results" 200 "\"job\":{\"id\":$id," '"slots":[{"state":"OK","value_b64":"cg=="}]'
+expect "results" 200 "\"job\":{\"id\":$id," '"slots":[{"state":"OK","exit_status":0,"signal":0,"elapsed_s":' \
+    '"value_b64":"cg=="}]'
+# How long the task ran, from its recorded start and end: never 0 for a task that ran.
+elapsed=$(sed -n 's/.*"elapsed_s":\([0-9.e+-]*\).*/\1/p' <<<"$body")
+check "a slot's elapsed_s is above 0 ($elapsed)" awk -v e="${elapsed:-0}" 'BEGIN { exit !(e > 0 && e < 30) }'
 
 api GET "/v1/jobs/$id"
 expect_error "status after results" 404 RX_ENOENT
+
+# Function work run by a program that never calls rx_init (here /bin/true): the task fails with a
+# hint instead of succeeding with an empty value.
+api POST /v1/jobs "{\"work\":{\"kind\":\"function\",\"exe_b64\":\"$(b64 /bin/true)\",\"name\":\"f\"}}"
+expect "submit function work without rx_init" 201
+noinit=$(job_id)
+api GET "/v1/jobs/$noinit/wait?timeout_s=30"
+api GET "/v1/jobs/$noinit/results"
+expect "a program without rx_init fails its task" 200 '"state":"ERROR"' 'call rx_init'
+
 api GET "/v1/jobs/$id/results"
 expect_error "results twice" 404 RX_ENOENT
 api GET "/v1/jobs/$id/output"
@@ -236,11 +271,68 @@ expect "wait for the quick job" 200 '"status":"FINISHED"'
 api DELETE "/v1/jobs/$quick?force=0"
 expect "cleanup of a FINISHED job without force" 200 '"cleaned":false' 'force' 'rx_get_job_results'
 api GET "/v1/jobs/$quick/results?auto_cleanup=0"
-expect "results without cleanup" 200 '"value_b64":""'
+expect "results without cleanup" 200 '"exit_status":0,' '"value_b64":""'
 api GET "/v1/jobs/$quick"
 expect "still there after results without cleanup" 200 '"status":"FINISHED"'
+# The warning is true after a collection without cleanup too.
+api DELETE "/v1/jobs/$quick"
+expect "cleanup after results without cleanup" 200 '"cleaned":false' \
+    'is FINISHED: cleaning it up would delete its results' 'force' 'rx_get_job_results'
+if [[ $body == *"not collected"* ]]; then fail "the warning says the results were not collected"; else pass; fi
+# An encoded NUL is refused, never cut short ("1%00" is not job 1, "1%00" is not 1 s).
+api GET "/v1/jobs/$quick%00"
+expect_error "a NUL in the path" 404 RX_ENOENT
+api GET "/v1/jobs/$quick%00/wait"
+expect_error "a NUL in the path before /wait" 404 RX_ENOENT
+api GET "/v1/jobs/$quick/wait?timeout_s=1%00"
+expect_error "a NUL in a query value" 400 RX_EINVAL
+api GET "/v1/jobs/$quick/results?auto_cleanup%00=0"
+expect_error "a NUL in a query key" 400 RX_EINVAL
+api GET "/v1/jobs/$quick/wait?timeout_s=1"
+expect "the same without the NUL" 200 '"status":"FINISHED"'
 api DELETE "/v1/jobs/$quick?force=1"
 expect "cleanup with force" 200 '{"cleaned":true}'
+
+# ---------------------------------------------------------------------------------------------
+# A result bigger than 64 MiB: streamed from its file, slot by slot, never whole in the daemon's
+# memory; and a client that reads only part of the body and goes away collects nothing.
+
+# vm_hwm: the daemon's peak resident set so far, in kB.
+vm_hwm() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$daemon/status"
+}
+big_bytes=$((72 * 1024 * 1024))
+argv=$(printf '"%s",' "$(b64 sh)" "$(b64 -c)" "$(b64 "head -c $big_bytes /dev/zero > \$RXJOB_RESULT")")
+api POST /v1/jobs "{\"work\": {\"kind\": \"command\", \"argv_b64\": [${argv%,}]}}"
+expect "submit a job with a 72 MiB result" 201 '"auto_cleanup":true'
+big=$(job_id)
+big=${big:-0}
+api GET "/v1/jobs/$big/wait?timeout_s=60"
+expect "the 72 MiB result's job finishes" 200 '"status":"FINISHED"'
+hwm_before=$(vm_hwm)
+# Read 64 KiB of the body, then hang up.
+curl -sS --max-time 60 --unix-socket "$sock" "http://localhost/v1/jobs/$big/results" 2>/dev/null |
+    head -c 65536 >/dev/null
+for _ in $(seq 100); do
+    api GET "/v1/jobs/$big"
+    [[ $code == 200 ]] && break
+    sleep 0.1
+done
+expect "a collection cut short deletes nothing: the job is still there" 200 '"status":"FINISHED"'
+code=$(curl -sS --max-time 120 --unix-socket "$sock" -o "$tmp/bigres" -w '%{http_code}' \
+    "http://localhost/v1/jobs/$big/results" 2>"$tmp/curl.err") || true
+check "the job is collected again, whole (status $code)" test "$code" = 200
+want_b64=$(((big_bytes + 2) / 3 * 4))
+got_b64=$(tr -cd 'A' <"$tmp/bigres" | wc -c)
+check "the whole value came ($got_b64 of $want_b64 base64 letters)" test "$got_b64" -ge "$want_b64"
+check "the body ends the slots" test "$(tail -c 4 "$tmp/bigres")" = '"}]}'
+rm -f "$tmp/bigres"
+hwm_after=$(vm_hwm)
+grew_kb=$((hwm_after - hwm_before))
+check "the daemon's peak RSS grew by $grew_kb kB, far below the 73728 kB result" \
+    test "$grew_kb" -lt 16384
+api GET "/v1/jobs/$big"
+expect_error "collected whole with auto-cleanup: gone" 404 RX_ENOENT
 
 # ---------------------------------------------------------------------------------------------
 # Bad input: each gets its 4xx and an error body.
@@ -265,6 +357,7 @@ bad_bodies=(
     '{"work": {"kind": "command", "argv_b64": "dHJ1ZQ=="}}'
     '{"work": {"kind": "command", "argv_b64": ["dHJ1ZQB4"]}}'
     '{"work": {"kind": "rocket", "argv_b64": ["dHJ1ZQ=="]}}'
+    '{"work": {"kind": "command", "argv_b64": ["dHJ1ZR=="]}}'
 )
 for b in "${bad_bodies[@]}"; do
     api POST /v1/jobs "$b"
@@ -298,20 +391,127 @@ api PUT /v1/jobs '{}'
 expect_error "wrong method" 405 RX_EINVAL
 api GET /v1/jobs/1/cancel
 expect_error "wrong method on cancel" 405 RX_EINVAL
-head -c $((64 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$tmp/big"
-code=$(curl -sS --max-time 90 --unix-socket "$sock" -X POST --data-binary @"$tmp/big" \
-    -o "$tmp/body" -w '%{http_code}' http://localhost/v1/jobs 2>"$tmp/curl.err") || true
-body=$(cat "$tmp/body" 2>/dev/null || true)
-expect_error "body over 64 MiB" 413 RX_ETOOBIG
-code=$(curl -sS --max-time 90 --unix-socket "$sock" -X POST -H 'Transfer-Encoding: chunked' \
-    --data-binary @"$tmp/big" -o "$tmp/body" -w '%{http_code}' http://localhost/v1/jobs \
-    2>"$tmp/curl.err") || true
-body=$(cat "$tmp/body" 2>/dev/null || true)
-expect_error "chunked body over 64 MiB" 413 RX_ETOOBIG
-rm -f "$tmp/big"
+# post_file FILE [CURL ARGS...]: POST /v1/jobs with FILE as the body; sets $code and $body.
+post_file() {
+    local file=$1
+    shift
+    code=$(curl -sS --max-time 90 --unix-socket "$sock" -X POST "$@" --data-binary @"$file" \
+        -o "$tmp/body" -w '%{http_code}' http://localhost/v1/jobs 2>"$tmp/curl.err") || true
+    body=$(cat "$tmp/body" 2>/dev/null || true)
+    rm -f "$tmp/body"
+}
+head -c $((16 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$tmp/big"
+post_file "$tmp/big"
+expect_error "body over 16 MiB" 413 RX_ETOOBIG
+post_file "$tmp/big" -H 'Transfer-Encoding: chunked'
+expect_error "chunked body over 16 MiB" 413 RX_ETOOBIG
+# stdin: 8 MiB fit in a body (base64'd), a byte more is refused.
+for n in $((8 * 1024 * 1024)) $((8 * 1024 * 1024 + 1)); do
+    {
+        printf '{"work": {"kind": "command", "argv_b64": ["%s"], "stdin_b64": "' "$(b64 true)"
+        head -c "$n" /dev/zero | base64 -w0
+        printf '"}, "auto_cleanup": false}'
+    } >"$tmp/big"
+    post_file "$tmp/big"
+    if [[ $n == $((8 * 1024 * 1024)) ]]; then
+        expect "stdin of 8 MiB" 201 '"id":'
+    else
+        expect_error "stdin over 8 MiB" 400 RX_EINVAL
+        check "stdin over 8 MiB says why" grep -q 'stdin_b64 has 8388609 bytes' <<<"$body"
+    fi
+done
+# Large bodies (over 1 MiB) are read two at a time: a third waits for its turn.
+head -c $((5 * 1024 * 1024 / 4)) /dev/zero | tr '\0' ' ' >"$tmp/big"
+slow_pids=()
+for k in 1 2 3; do
+    curl -sS --max-time 60 --limit-rate 512K --unix-socket "$sock" -X POST \
+        --data-binary @"$tmp/big" -o "$tmp/slow$k.body" -w '%{http_code}' \
+        http://localhost/v1/jobs >"$tmp/slow$k.code" 2>/dev/null &
+    slow_pids+=($!)
+done
+sleep 1.2
+api GET /metrics
+expect "two large bodies read at once, the third waiting" 200 \
+    'rxjobd_http_large_bodies_reading 2' 'rxjobd_http_large_bodies_waiting 1'
+wait "${slow_pids[@]}"
+for k in 1 2 3; do
+    check "large body $k answered in turn (400, status $(cat "$tmp/slow$k.code"))" \
+        test "$(cat "$tmp/slow$k.code")" = 400
+done
+api GET /metrics
+expect "no large body left" 200 'rxjobd_http_large_bodies_reading 0' \
+    'rxjobd_http_large_bodies_waiting 0'
+rm -f "$tmp/big" "$tmp"/slow*
 
 api GET /v1/daemon
 expect "the daemon still answers after bad input" 200 "\"pid\":$daemon"
+
+# ---------------------------------------------------------------------------------------------
+# A task that puts a FIFO in place of its output file: output still answers (that task's part
+# reads as empty, and the daemon says why in its log), and SIGTERM still stops the daemon below.
+
+if [[ $executor == local ]]; then
+    # shellcheck disable=SC2016 # the task's shell code
+    argv=$(printf '"%s",' "$(b64 sh)" "$(b64 -c)" \
+        "$(b64 'o=${RXJOB_RESULT%.result}.out; rm -f "$o"; mkfifo "$o"')")
+    api POST /v1/jobs "{\"work\": {\"kind\": \"command\", \"argv_b64\": [${argv%,}]}}"
+    expect "submit a task that puts a FIFO in place of its output" 201
+    fifo=$(job_id)
+    fifo=${fifo:-0}
+    api GET "/v1/jobs/$fifo/wait?timeout_s=30"
+    expect "the FIFO task finishes" 200 '"status":"FINISHED"'
+    for q in "" "?follow=1"; do
+        code=$(curl -sS --max-time 10 --unix-socket "$sock" -o "$tmp/body" -w '%{http_code}' \
+            "http://localhost/v1/jobs/$fifo/output$q" 2>"$tmp/curl.err") || true
+        check "output$q of a task whose output is a FIFO answers (status $code)" test "$code" = 200
+        check "output$q: that task's part is empty" test "$(cat "$tmp/body")" = '==> task 0 <=='
+    done
+    check "the FIFO is logged" grep -q "output of job $fifo task 0: .* is not a regular file" \
+        "$tmp/daemon.log"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The state directory must be ours and closed to others, like the socket's (exit 1, saying why;
+# a daemon that serves instead is stopped by timeout, exit 124).
+
+mkdir "$tmp/open" && chmod 0777 "$tmp/open"
+timeout 20 "$rxjobd" --foreground --socket "$tmp/o.sock" --state-dir "$tmp/open" >"$tmp/open.out" 2>&1
+check "a state directory writable by others is refused (exit 1)" test "$?" = 1
+check "... saying why" grep -q "state: directory '$tmp/open' is writable by others" "$tmp/open.out"
+check "... before creating anything in it" test ! -e "$tmp/open/jobs.db"
+mkdir -p "$tmp/openspool/spool" && chmod 0777 "$tmp/openspool/spool"
+timeout 20 "$rxjobd" --foreground --socket "$tmp/o.sock" --state-dir "$tmp/openspool" >"$tmp/open.out" 2>&1
+check "a spool directory writable by others is refused (exit 1)" test "$?" = 1
+check "no socket left by the refused daemons" test ! -e "$tmp/o.sock"
+if [[ $(id -u) == 0 ]]; then
+    mkdir "$tmp/theirs" && chown 65534 "$tmp/theirs"
+    timeout 20 "$rxjobd" --foreground --socket "$tmp/o.sock" --state-dir "$tmp/theirs" >"$tmp/open.out" 2>&1
+    check "another user's state directory is refused (exit 1)" test "$?" = 1
+    check "... saying why" grep -q "belongs to uid 65534" "$tmp/open.out"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# A daemon whose binary is removed (or replaced, as a rebuild does) while it runs still starts
+# its tasks' supervisors: it runs them as /proc/self/exe.
+
+if [[ $executor == local ]]; then
+    cp "$rxjobd" "$tmp/rxjobd-copy"
+    "$tmp/rxjobd-copy" --foreground --socket "$tmp/c.sock" --state-dir "$tmp/cstate" \
+        2>"$tmp/copy.log" &
+    copy_pid=$!
+    pids+=("$copy_pid")
+    check "a copy of rxjobd serves" wait_answer "$tmp/c.sock"
+    rm -f "$tmp/rxjobd-copy"
+    SOCK=$tmp/c.sock api POST /v1/jobs \
+        "{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"$(b64 true)\"]}, \"times_to_run\": 3}"
+    expect "submit to a daemon whose binary is gone" 201
+    copy_job=$(job_id)
+    SOCK=$tmp/c.sock api GET "/v1/jobs/${copy_job:-0}/wait?timeout_s=30"
+    expect "its tasks still run: FINISHED" 200 '"status":"FINISHED"' '"ok":3'
+    kill -TERM "$copy_pid"
+    wait "$copy_pid"
+    check "the daemon whose binary is gone stops with status 0" test "$?" = 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # One daemon per socket, one per state directory.
@@ -351,7 +551,18 @@ fi
 # ---------------------------------------------------------------------------------------------
 # SIGTERM, then a stale socket.
 
+# alive PID: the process exists and is not a zombie.
+alive() {
+    local st
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
+    [[ -n $st && $st != Z ]]
+}
 kill -TERM "$daemon"
+for _ in $(seq 150); do alive "$daemon" || break; sleep 0.1; done
+if alive "$daemon"; then
+    fail "SIGTERM: the daemon did not stop within 15 s"
+    kill -KILL "$daemon"
+fi
 wait "$daemon"
 rc=$?
 check "SIGTERM: exit status 0" test "$rc" = 0
@@ -361,6 +572,18 @@ check "SIGTERM: socket removed" test ! -e "$sock"
 daemon=$!
 pids+=("$daemon")
 check "restart on the same state directory" wait_answer
+# A task that runs while the daemon is killed is adopted by the next daemon, whose engine says
+# so in its log ("rxjobd: info: engine: ...").
+api POST /v1/jobs "{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"$(b64 sleep)\", \"$(b64 30)\"]}}"
+expect "submit a job to adopt" 201
+adopt=$(job_id)
+adopt=${adopt:-0}
+for _ in $(seq 100); do
+    api GET "/v1/jobs/$adopt"
+    [[ $body == *'"running":1'* ]] && break
+    sleep 0.1
+done
+expect "the job to adopt runs" 200 '"running":1'
 {
     kill -KILL "$daemon"
     wait "$daemon"
@@ -371,6 +594,12 @@ daemon=$!
 pids+=("$daemon")
 check "a stale socket is replaced" wait_answer
 check "the stale socket removal is logged" grep -q "removed stale socket" "$tmp/stale.log"
+check "the engine's messages are logged (adopted task)" \
+    grep -q "^rxjobd: info: engine: adopted task 0 of job $adopt " "$tmp/stale.log"
+api POST "/v1/jobs/$adopt/cancel"
+expect "cancel the adopted job" 200 '"canceled":true'
+api GET "/v1/jobs/$adopt/wait?timeout_s=30"
+expect "the adopted job is canceled" 200 '"status":"CANCELED"'
 kill -TERM "$daemon"
 wait "$daemon"
 check "second SIGTERM: exit status 0" test "$?" = 0

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* cmocka.h needs the declarations of the headers above. */
 #include <cmocka.h>
@@ -496,14 +498,15 @@ test_api_submit_limits(void **state)
     }
 }
 
-/* stdin: 16 MiB fit, a byte more does not; and a body over 64 MiB is RX_ETOOBIG unread. */
+/* stdin: 8 MiB fit (base64'd, in a body within the limit), a byte more does not; and a body
+ * over 16 MiB is RX_ETOOBIG unread. */
 static void
 test_api_submit_big_fields(void **state)
 {
     static const struct {
         size_t stdin_bytes;
         rx_err want;
-    } cases[] = {{16 * 1024 * 1024, RX_OK}, {16 * 1024 * 1024 + 1, RX_EINVAL}};
+    } cases[] = {{8 * 1024 * 1024, RX_OK}, {8 * 1024 * 1024 + 1, RX_EINVAL}};
     char why[WHY_LEN] = "";
     engine_spec *spec = NULL;
     char *body;
@@ -522,16 +525,18 @@ test_api_submit_big_fields(void **state)
         spec = NULL;
         assert_int_equal(api_jobs_decode_submit(body, strlen(body), UID, &spec, why, sizeof(why)),
                          cases[i].want);
+        assert_true(strlen(body) <= API_JOBS_MAX_BODY_BYTES);
         if (cases[i].want == RX_OK)
             assert_int_equal(spec->stdin_len, cases[i].stdin_bytes);
         else
-            assert_non_null(strstr(why, "work.stdin_b64 has 16777217 bytes, more than the limit"));
+            assert_non_null(strstr(why, "work.stdin_b64 has 8388609 bytes, more than the limit"));
         api_jobs_spec_free(spec);
         free(body);
         free(text);
     }
 
-    /* Over the body limit: refused on the length alone (the bytes are never parsed). */
+    /* Over the body limit of 16 MiB: refused on the length alone (never parsed). */
+    assert_int_equal(API_JOBS_MAX_BODY_BYTES, 16 * 1024 * 1024);
     body = malloc(API_JOBS_MAX_BODY_BYTES + 1);
     assert_non_null(body);
     memset(body, ' ', API_JOBS_MAX_BODY_BYTES + 1);
@@ -920,12 +925,18 @@ check_results_body(const engine_results *res, size_t cap)
         json_decref(expected);
         assert_string_equal(json_string_value(json_object_get(js, "state")),
                             rx_task_state_name(slot->state));
+        /* Every slot says how the task exited and how long it ran. */
+        assert_int_equal(json_integer_value(json_object_get(js, "exit_status")), slot->exit_status);
+        assert_int_equal(json_integer_value(json_object_get(js, "signal")), slot->signal);
+        assert_true(json_is_real(json_object_get(js, "elapsed_s")));
+        assert_true(fabs(json_real_value(json_object_get(js, "elapsed_s")) -
+                         (slot->started_s > 0 ? slot->ended_s - slot->started_s : 0.0)) < 1e-9);
         if (slot->state == RX_TASK_OK) {
             const json_t *v = json_object_get(js, "value_b64");
             unsigned char *data = NULL;
             size_t len = 0;
 
-            assert_int_equal(json_object_size(js), 2);
+            assert_int_equal(json_object_size(js), 5);
             assert_int_equal(b64_decode(json_string_value(v), json_string_length(v), &data, &len),
                              RX_OK);
             assert_int_equal(len, slot->value_len);
@@ -933,7 +944,7 @@ check_results_body(const engine_results *res, size_t cap)
                 assert_memory_equal(data, slot->value, len);
             rx__free(data);
         } else {
-            assert_int_equal(json_object_size(js), 4);
+            assert_int_equal(json_object_size(js), 5);
             assert_string_equal(json_string_value(json_object_get(js, "error")), slot->error);
             assert_int_equal(json_integer_value(json_object_get(js, "exit_status")),
                              slot->exit_status);
@@ -959,11 +970,18 @@ test_api_results_writer(void **state)
         big[i] = (unsigned char)(i * 7 + (i >> 8));
     big[big_len] = 0;
     memset(slots, 0, sizeof(slots));
-    slots[0] = (engine_slot){.state = RX_TASK_OK, .exit_status = 0, .value = "hi", .value_len = 2};
+    slots[0] = (engine_slot){.state = RX_TASK_OK,
+                             .exit_status = 0,
+                             .value = "hi",
+                             .value_len = 2,
+                             .started_s = 1764460800.25,
+                             .ended_s = 1764460801.5};
     slots[1] = (engine_slot){.state = RX_TASK_EXIT,
                              .exit_status = 2,
                              .signal = 0,
-                             .error = "exit status 2 \"quoted\"\n"};
+                             .error = "exit status 2 \"quoted\"\n",
+                             .started_s = 1764460800.0,
+                             .ended_s = 1764460800.125};
     slots[2] = (engine_slot){.state = RX_TASK_OK, .value = "", .value_len = 0};
     slots[3] = (engine_slot){.state = RX_TASK_OK, .value = big, .value_len = big_len};
     slots[4] = (engine_slot){.state = RX_TASK_SIGNALED,
@@ -984,6 +1002,189 @@ test_api_results_writer(void **state)
     /* No slots at all. */
     res.n = 0;
     check_results_body(&res, 16);
+    free(big);
+}
+
+/* The exact text of slots, as protocol.md shows them: every slot has state, exit_status, signal
+ * and elapsed_s (ended_s - started_s); an OK one then value_b64, any other error first. */
+static void
+test_api_slot_json_text(void **state)
+{
+    engine_slot ok = {.state = RX_TASK_OK,
+                      .exit_status = 0,
+                      .value = "hi",
+                      .value_len = 2,
+                      .started_s = 1764460800.25,
+                      .ended_s = 1764460801.5};
+    engine_slot bad = {.state = RX_TASK_EXIT,
+                       .exit_status = 2,
+                       .error = "exit status 2",
+                       .started_s = 1764460800.0,
+                       .ended_s = 1764460800.5};
+    engine_slot not_run = {.state = RX_TASK_NOT_RUN, .exit_status = -1, .error = "not run"};
+    engine_slot slots[2];
+    engine_results res;
+    api_jobs_results_writer *w;
+    char buf[4096];
+    size_t n = 0;
+    json_t *obj;
+    char *text;
+
+    (void)state;
+    obj = api_jobs_slot_json(&ok);
+    text = json_dumps(obj, JSON_COMPACT);
+    assert_string_equal(text, "{\"state\":\"OK\",\"exit_status\":0,\"signal\":0,\"elapsed_s\":1.25,"
+                              "\"value_b64\":\"aGk=\"}");
+    free(text);
+    json_decref(obj);
+    obj = api_jobs_slot_json(&bad);
+    text = json_dumps(obj, JSON_COMPACT);
+    assert_string_equal(text, "{\"state\":\"EXIT\",\"error\":\"exit status 2\",\"exit_status\":2,"
+                              "\"signal\":0,\"elapsed_s\":0.5}");
+    free(text);
+    json_decref(obj);
+    obj = api_jobs_slot_json(&not_run);
+    text = json_dumps(obj, JSON_COMPACT);
+    assert_string_equal(text, "{\"state\":\"NOT_RUN\",\"error\":\"not run\",\"exit_status\":-1,"
+                              "\"signal\":0,\"elapsed_s\":0.0}");
+    free(text);
+    json_decref(obj);
+
+    /* The streamed body says the same. */
+    slots[0] = ok;
+    slots[1] = bad;
+    memset(&res, 0, sizeof(res));
+    res.job = (engine_job){.id = 9, .status = RX_JOB_FAILED, .n_tasks = 2, .ok = 1, .failed = 1};
+    res.n = 2;
+    res.slots = slots;
+    w = api_jobs_results_writer_new(&res);
+    assert_non_null(w);
+    assert_int_equal(api_jobs_results_writer_read(w, buf, sizeof(buf) - 1, &n), RX_OK);
+    buf[n] = '\0';
+    assert_true(api_jobs_results_writer_finished(w));
+    api_jobs_results_writer_free(w);
+    assert_non_null(strstr(buf, ",\"slots\":[{\"state\":\"OK\",\"exit_status\":0,\"signal\":0,"
+                                "\"elapsed_s\":1.25,\"value_b64\":\"aGk=\"},{\"state\":\"EXIT\","
+                                "\"error\":\"exit status 2\",\"exit_status\":2,\"signal\":0,"
+                                "\"elapsed_s\":0.5}]}"));
+}
+
+/* Write the whole body with buffers of cap bytes; parsed. */
+static json_t *
+results_body(const engine_results *res, size_t cap)
+{
+    api_jobs_results_writer *w = api_jobs_results_writer_new(res);
+    char *buf = malloc(cap);
+    char *body = NULL;
+    size_t body_len = 0;
+    json_error_t jerr;
+    json_t *root;
+
+    assert_non_null(w);
+    assert_non_null(buf);
+    for (;;) {
+        size_t n = 0;
+
+        assert_int_equal(api_jobs_results_writer_read(w, buf, cap, &n), RX_OK);
+        if (n == 0)
+            break;
+        body = realloc(body, body_len + n);
+        assert_non_null(body);
+        memcpy(body + body_len, buf, n);
+        body_len += n;
+    }
+    assert_true(api_jobs_results_writer_finished(w));
+    api_jobs_results_writer_free(w);
+    free(buf);
+    root = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        print_error("cap %zu: %s\n", cap, jerr.text);
+    assert_non_null(root);
+    free(body);
+    return root;
+}
+
+static void
+write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Values read from their files (engine_results.values_dir), step by step: a regular file is the
+ * value, no file an empty one; a FIFO or a symlink in its place fails the slot at once (it must
+ * never hang the writer, and never be followed). */
+static void
+test_api_results_from_files(void **state)
+{
+    static const size_t caps[] = {5, 4096, 65536};
+    static const size_t big_len = 3 * 16 * 1024 * 2 + 7; /* two whole steps and a ragged end */
+    char dir[] = "/tmp/rxjob-api-XXXXXX";
+    char path[256], target[256];
+    unsigned char *big = malloc(big_len);
+    engine_slot slots[6];
+    engine_results res;
+
+    (void)state;
+    assert_non_null(big);
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (unsigned char)(i * 13 + (i >> 9));
+    (void)snprintf(path, sizeof(path), "%s/t0.result", dir);
+    write_bytes(path, "hello", 5);
+    /* t1: no file. */
+    (void)snprintf(path, sizeof(path), "%s/t2.result", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    (void)snprintf(target, sizeof(target), "%s/t0.result", dir);
+    (void)snprintf(path, sizeof(path), "%s/t3.result", dir);
+    assert_int_equal(symlink(target, path), 0);
+    (void)snprintf(path, sizeof(path), "%s/t4.result", dir);
+    write_bytes(path, big, big_len);
+    memset(slots, 0, sizeof(slots));
+    for (size_t i = 0; i < 5; i++)
+        slots[i] = (engine_slot){.state = RX_TASK_OK, .started_s = 10.0, .ended_s = 10.5};
+    slots[5] = (engine_slot){.state = RX_TASK_EXIT, .exit_status = 3, .error = "exit status 3"};
+    memset(&res, 0, sizeof(res));
+    res.job = (engine_job){.id = 3, .status = RX_JOB_FAILED, .n_tasks = 6, .ok = 5, .failed = 1};
+    res.n = RX__ARRAY_LEN(slots);
+    res.slots = slots;
+    res.values_dir = dir;
+
+    for (size_t c = 0; c < RX__ARRAY_LEN(caps); c++) {
+        json_t *root = results_body(&res, caps[c]);
+        json_t *js = json_object_get(root, "slots");
+        unsigned char *data = NULL;
+        size_t len = 0;
+        const json_t *v;
+
+        assert_int_equal(json_array_size(js), 6);
+        v = json_object_get(json_array_get(js, 0), "value_b64");
+        assert_string_equal(json_string_value(v), "aGVsbG8=");
+        v = json_object_get(json_array_get(js, 1), "value_b64");
+        assert_string_equal(json_string_value(v), "");
+        for (size_t i = 2; i <= 3; i++) {
+            json_t *slot = json_array_get(js, i);
+
+            assert_string_equal(json_string_value(json_object_get(slot, "state")), "ERROR");
+            assert_null(json_object_get(slot, "value_b64"));
+            assert_non_null(strstr(json_string_value(json_object_get(slot, "error")),
+                                   "its result could not be read"));
+        }
+        v = json_object_get(json_array_get(js, 4), "value_b64");
+        assert_int_equal(b64_decode(json_string_value(v), json_string_length(v), &data, &len),
+                         RX_OK);
+        assert_int_equal(len, big_len);
+        assert_memory_equal(data, big, big_len);
+        rx__free(data);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(js, 5), "state")),
+                            "EXIT");
+        json_decref(root);
+    }
+    (void)snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+    assert_int_equal(system(path), 0);
     free(big);
 }
 
@@ -1023,6 +1224,11 @@ static const struct b64_case b64_cases[] = {
     {"Zm9-", 0, NULL, 0},
     {"Zm9_", 0, NULL, 0},
     {"Zm9\x80", 0, NULL, 0},
+    /* Refused: bits past the last byte that are not zero (not canonical: "Zg==" is "f"). */
+    {"Zh==", 0, NULL, 0},
+    {"Zm9=", 0, NULL, 0},
+    {"dHJ1ZR==", 0, NULL, 0},
+    {"dHJ1ZQ==", 1, "true", 4},
 };
 
 static void
@@ -1099,6 +1305,8 @@ main(void)
         cmocka_unit_test(test_api_job_json),
         cmocka_unit_test(test_api_error_json_and_status),
         cmocka_unit_test(test_api_results_writer),
+        cmocka_unit_test(test_api_slot_json_text),
+        cmocka_unit_test(test_api_results_from_files),
         cmocka_unit_test(test_api_b64),
     };
 

@@ -9,7 +9,9 @@
  * tasks run and by SIGKILLing a forked process that holds an engine, as a crash would.
  */
 #define _GNU_SOURCE
+#include "core/internal.h"
 #include "server/engine.h"
+#include "store/spool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -295,6 +297,8 @@ count_open_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
+/* Collect results, and read the OK slots' values from their files (values_dir) the way the
+ * HTTP layer streams them: the engine itself never loads a value. */
 static engine_results *
 results(fixture *f, uid_t uid, int64_t id, int auto_cleanup)
 {
@@ -303,6 +307,25 @@ results(fixture *f, uid_t uid, int64_t id, int auto_cleanup)
 
     if (err != RX_OK)
         fail_msg("results of job %" PRId64 ": %s", id, rx_errname(err));
+    assert_non_null(res->values_dir);
+    for (size_t i = 0; i < res->n; i++) {
+        char path[PATH_MAX];
+        void *data = NULL;
+        size_t len = 0;
+
+        assert_null(res->slots[i].value);
+        if (res->slots[i].state != RX_TASK_OK)
+            continue;
+        assert_int_equal(spool_task_path(res->values_dir, i, ".result", path, sizeof(path)), 0);
+        err = spool_read_file(path, RX_RESULT_MAX_BYTES, &data, &len);
+        if (err == RX_ENOENT) {
+            data = rx__memdup("", 0);
+            err = RX_OK;
+        }
+        assert_int_equal(err, RX_OK);
+        res->slots[i].value = data;
+        res->slots[i].value_len = len;
+    }
     return res;
 }
 
@@ -374,10 +397,17 @@ test_engine_submit_wait_finished(void **state)
         assert_null(res->slots[1].error);
         engine_results_free(res);
     }
-    /* With the job's own setting (auto_cleanup on): then it is gone. */
+    /* With the job's own setting (auto_cleanup on) but not delivered (the client went away):
+     * nothing is deleted, and the job can be collected again. */
+    res = results(f, 1000, id, -1);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_ENOENT); /* claimed: hidden */
+    assert_int_equal(engine_results_end(res, 0), RX_OK);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    /* Delivered: then it is gone. */
     res = results(f, 1000, id, -1);
     assert_int_equal(res->job.status, RX_JOB_FINISHED);
-    engine_results_free(res);
+    assert_string_equal(res->slots[1].value, "hi 1");
+    assert_int_equal(engine_results_end(res, 1), RX_OK);
     res = NULL;
     assert_int_equal(engine_get_results(f->e, 1000, id, 0, &res), RX_ENOENT);
     assert_int_equal(engine_get(f->e, 1000, id, &job), RX_ENOENT);
@@ -1283,6 +1313,14 @@ test_engine_cleanup(void **state)
     assert_int_equal(cleaned, 0);
     assert_non_null(strstr(warn, "force"));
     assert_non_null(strstr(warn, "rx_get_job_results"));
+    /* True whether or not its results were collected (here they are, without cleanup). */
+    engine_results_free(results(f, 1000, a, 0));
+    assert_int_equal(engine_cleanup(f->e, 1000, a, 0, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 0);
+    assert_non_null(strstr(warn, "is FINISHED: cleaning it up would delete its results"));
+    assert_null(strstr(warn, "not collected"));
+    assert_non_null(strstr(warn, "force"));
+    assert_non_null(strstr(warn, "rx_get_job_results"));
     assert_int_equal(engine_cleanup(f->e, 1000, a, 1, &cleaned, warn, sizeof(warn)), RX_OK);
     assert_int_equal(cleaned, 1);
     assert_int_equal(engine_get(f->e, 1000, a, &job), RX_ENOENT);
@@ -1317,7 +1355,7 @@ collect(void *arg)
     engine_results *res = NULL;
 
     r->err = engine_get_results(r->f->e, 1000, r->id, 1, &res);
-    engine_results_free(res);
+    (void)engine_results_end(res, 1);
     return NULL;
 }
 
@@ -1364,6 +1402,127 @@ test_engine_wait_timeout(void **state)
     assert_true(now_s() - t0 >= 0.19);
     assert_true(job.status == RX_JOB_QUEUED || job.status == RX_JOB_RUNNING);
     assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    fixture_free(f);
+}
+
+/* Every ended task's slot has its start and end (UTC seconds, from the store) and its exit
+ * status: 0 for an OK command, the status for a failed one, -1 for function work (no command)
+ * and for a task that never ran (no times either). */
+static void
+test_engine_slot_times(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "sleep 0.3; test $RXJOB_TASK_INDEX -ne 1 || exit 3", NULL};
+    char *fn_argv[] = {self_exe, NULL};
+    rx_buf args[1] = {{"one", 3}};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    double before = (double)time(NULL) - 1;
+    int64_t id;
+
+    (void)state;
+    s.times_to_run = 3;
+    s.num_tasks = 1;
+    s.continue_on_failure = 0; /* task 2 never runs */
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 0);
+    assert_int_equal(res->slots[0].state, RX_TASK_OK);
+    assert_int_equal(res->slots[0].exit_status, 0);
+    assert_int_equal(res->slots[1].state, RX_TASK_EXIT);
+    assert_int_equal(res->slots[1].exit_status, 3);
+    for (size_t i = 0; i < 2; i++) {
+        const engine_slot *sl = &res->slots[i];
+
+        assert_true(sl->started_s >= before);
+        assert_true(sl->ended_s - sl->started_s >= 0.25);
+        assert_true(sl->ended_s - sl->started_s < 30);
+    }
+    assert_true(res->slots[1].started_s >= res->slots[0].ended_s - 0.001);
+    assert_int_equal(res->slots[2].state, RX_TASK_NOT_RUN);
+    assert_int_equal(res->slots[2].exit_status, -1);
+    assert_true(res->slots[2].started_s == 0 && res->slots[2].ended_s == 0);
+    engine_results_free(res);
+
+    s = cmd_spec(fn_argv);
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = "echo_arg";
+    s.args = args;
+    s.n_args = 1;
+    s.has_args = 1;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 0);
+    assert_int_equal(res->slots[0].state, RX_TASK_OK);
+    assert_int_equal(res->slots[0].exit_status, -1);
+    assert_true(res->slots[0].started_s >= before);
+    assert_true(res->slots[0].ended_s >= res->slots[0].started_s);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* A store failure reaches the caller with its cause (SQLite's message), not only "job store
+ * error": here another connection holds the write lock past the busy timeout. */
+static void
+test_engine_store_error_cause(void **state)
+{
+    fixture *f = fixture_new(1, 1);
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+    char path[PATH_MAX], why[512] = "";
+    sqlite3 *db = NULL;
+    engine_job job;
+    int canceled = -1;
+    int64_t id;
+
+    (void)state;
+    id = submit(f, &s);
+    scratch(f, "jobs.db", path, sizeof(path));
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ESTORE);
+    assert_non_null(strstr(why, "could not be recorded"));
+    assert_non_null(strstr(why, "database is locked"));
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, &job), RX_ESTORE);
+    assert_non_null(strstr(engine_errmsg(), "database is locked"));
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, &job), RX_OK);
+    assert_int_equal(canceled, 1);
+    assert_string_equal(engine_errmsg(), "");
+    fixture_free(f);
+}
+
+/* While results are held (being streamed), the job's spool stays, even if the job is cleaned
+ * up meanwhile; it goes when the collection ends. */
+static void
+test_engine_results_keep_spool(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf kept > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    char dir[PATH_MAX + 32], path[PATH_MAX + 64];
+    char warn[256];
+    struct stat st;
+    int cleaned = -1;
+    int64_t id;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, -1);
+    assert_string_equal(res->slots[0].value, "kept");
+    assert_int_equal(engine_cleanup(f->e, 1000, id, 1, &cleaned, warn, sizeof(warn)), RX_OK);
+    assert_int_equal(cleaned, 1);
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, id);
+    (void)snprintf(path, sizeof(path), "%s/t0.result", dir);
+    assert_int_equal(stat(path, &st), 0); /* still readable by the collection */
+    assert_int_equal(engine_results_end(res, 1), RX_OK);
+    for (int i = 0; i < 300 && stat(dir, &st) == 0; i++)
+        sleep_ms(10);
+    assert_int_not_equal(stat(dir, &st), 0);
     fixture_free(f);
 }
 
@@ -1465,6 +1624,9 @@ main(int argc, char **argv)
         cmocka_unit_test(test_engine_cleanup),
         cmocka_unit_test(test_engine_results_race),
         cmocka_unit_test(test_engine_wait_timeout),
+        cmocka_unit_test(test_engine_slot_times),
+        cmocka_unit_test(test_engine_store_error_cause),
+        cmocka_unit_test(test_engine_results_keep_spool),
         cmocka_unit_test(test_engine_submit_latency),
     };
     const char *fn = getenv("RXJOB_FUNCTION");

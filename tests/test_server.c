@@ -336,6 +336,29 @@ unregistered(rx_task *task)
  * ------------------------------------------------------------------------------------------- */
 
 /* The seed's example: non-waiting job, status right after submit, wait, results, output. */
+/* Each slot says how long its task ran and how a command exited, as on local contexts. */
+static void
+test_server_slot_times_and_exit_status(void **state)
+{
+    const char *const argv[] = {"sleep", "0.3", NULL};
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res = NULL;
+
+    (void)state;
+    skip_without_daemon();
+    ctx = server();
+    job = submit_command(ctx, argv);
+    assert_int_equal(rx_wait_for_job(job, 60), RX_OK);
+    assert_int_equal(rx_get_job_results(job, RX_FALSE, RX_TRUE, &res), RX_OK);
+    assert_int_equal(rx_results_exit_status(res, 0), 0);
+    assert_true(rx_results_elapsed_s(res, 0) >= 0.25);
+    assert_true(rx_results_elapsed_s(res, 0) < 5.0);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 static void
 test_server_lifecycle(void **state)
 {
@@ -1564,6 +1587,7 @@ main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_lifecycle),
+        cmocka_unit_test(test_server_slot_times_and_exit_status),
         cmocka_unit_test(test_server_keep_and_cleanup),
         cmocka_unit_test(test_server_running_job),
         cmocka_unit_test(test_server_cancel_running),

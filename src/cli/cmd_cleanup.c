@@ -1,10 +1,10 @@
 /*
  * cmd_cleanup.c - rxjob cleanup ID... [--force]: remove jobs and their artifacts
- * (rx_cleanup_jobs). FAILED and CANCELED jobs go; a FINISHED job whose results were not collected
- * stays unless --force; a QUEUED or RUNNING job stays unless --force, which cancels it first;
- * unknown ids are a silent no-op. Kept jobs are named by the library's warnings, which the log
- * sink prints as "rxjob: warning: ..."; a last warning says how to collect or force them away.
- * Keeping a job is not an error: the exit status is 0.
+ * (rx_cleanup_jobs). FAILED and CANCELED jobs go; a FINISHED job (collected or not: cleaning it
+ * up deletes its results) stays unless --force; a QUEUED or RUNNING job stays unless --force, which
+ * cancels it first; unknown ids are a silent no-op. Kept jobs are named by the library's warnings,
+ * which the log sink prints as "rxjob: warning: ..."; a last warning says how to collect or force
+ * them away. Keeping a job is not an error: the exit status is 0.
  */
 #include "cli.h"
 
@@ -15,9 +15,9 @@ static const char usage[] =
     "Usage: rxjob cleanup [--force] [--json] ID...\n"
     "\n"
     "Remove jobs and their artifacts (results, output, record). FAILED and CANCELED jobs\n"
-    "are removed. A FINISHED job whose results were not collected, and a QUEUED or RUNNING\n"
-    "job, are kept with a warning unless --force is given (a live job is then canceled\n"
-    "first). Unknown ids are ignored.\n"
+    "are removed. A FINISHED job (whose results cleaning up would delete), and a QUEUED or\n"
+    "RUNNING job, are kept with a warning unless --force is given (a live job is then\n"
+    "canceled first). Unknown ids are ignored.\n"
     "\n"
     "Options:\n"
     "  --force            remove FINISHED jobs too; cancel and remove live ones\n"

@@ -715,6 +715,13 @@ parse_slot(const json_t *obj, rx__slot *slot)
     v = json_object_get(obj, "signal");
     if (json_is_integer(v))
         slot->signal = (int)json_integer_value(v);
+    v = json_object_get(obj, "elapsed_s");
+    if (json_is_number(v) && json_number_value(v) > 0) {
+        /* Slots keep monotonic ms; from the server only the duration is known, so the start
+         * is a nominal 1 ms (0 would mean "never started"). */
+        slot->start_ms = 1;
+        slot->end_ms = 1 + (int64_t)(json_number_value(v) * 1000.0 + 0.5);
+    }
     if (slot->state == RX_TASK_OK) {
         v = json_object_get(obj, "value_b64");
         if (v != NULL) {
@@ -875,8 +882,8 @@ server_cleanup(rx_job *job, int force, int *out_cleaned)
             if (!*out_cleaned)
                 rx__log(RX_LOG_WARN, "cleanup: job %" PRId64 " kept: %s", job->id,
                         warning != NULL ? warning
-                                        : "it is FINISHED and its results were not collected, or "
-                                          "it is still running: use force, or "
+                                        : "it is FINISHED (cleaning it up would delete its "
+                                          "results) or still running: use force, or "
                                           "rx_get_job_results");
         }
     }

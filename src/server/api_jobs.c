@@ -1,5 +1,6 @@
 /*
- * api_jobs.c - JSON in and out of rxjobd's job API (docs/protocol.md), as pure functions.
+ * api_jobs.c - JSON in and out of rxjobd's job API (docs/protocol.md), as pure functions (but
+ * the results writer, which reads result files).
  *
  * A submission is decoded in one pass over a table of the fields protocol.md allows: anything
  * else is refused by name before a single value is looked at, so a misspelt option never passes
@@ -9,23 +10,29 @@
  * elem_args, which end up in argv) may not hold a NUL byte. The first problem found is the one
  * reported, in the shape of the core's reasons: "times_to_run is 0: ...".
  *
- * Query strings arrive as (key, value) pairs, already split and unescaped by the HTTP layer.
+ * Query strings arrive as (key, value) pairs, already split and unescaped by the HTTP layer
+ * (which never decodes %00: a NUL cannot reach a value, so "1%00" is refused, not read as "1").
  *
- * Results go out through a writer that produces the body piece by piece, so the base64 text of
- * a large result exists only one buffer at a time.
+ * Results go out through a writer that produces the body piece by piece, reading each value
+ * from its file one step at a time, so neither a result nor its base64 text is ever whole in
+ * memory.
  */
 #include "server/api_jobs.h"
 
 #include "core/internal.h"
 #include "core/spec.h"
 #include "server/b64.h"
+#include "store/spool.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Longest user string (a field name, a state name) quoted in a reason, in bytes. */
 #define QUOTE_MAX 64
@@ -760,6 +767,31 @@ slot_value_len(const engine_slot *slot)
     return slot->value != NULL ? slot->value_len : 0;
 }
 
+/* Seconds the task ran, from its recorded start and end; 0 if it never started. */
+static double
+slot_elapsed_s(const engine_slot *slot)
+{
+    if (slot->started_s <= 0 || slot->ended_s < slot->started_s)
+        return 0.0;
+    return slot->ended_s - slot->started_s;
+}
+
+/* The slot's fields but its value: state, then error (failed slots), exit_status, signal,
+ * elapsed_s. An OK slot's value_b64 is appended after them. */
+static json_t *
+slot_head_json(const engine_slot *slot)
+{
+    const char *state = rx_task_state_name(slot->state);
+
+    if (!slot_has_value(slot))
+        return json_pack("{s:s, s:s, s:i, s:i, s:f}", "state", state, "error",
+                         slot->error != NULL ? slot->error : state, "exit_status",
+                         slot->exit_status, "signal", slot->signal, "elapsed_s",
+                         slot_elapsed_s(slot));
+    return json_pack("{s:s, s:i, s:i, s:f}", "state", state, "exit_status", slot->exit_status,
+                     "signal", slot->signal, "elapsed_s", slot_elapsed_s(slot));
+}
+
 json_t *
 api_jobs_slot_json(const engine_slot *slot)
 {
@@ -769,21 +801,16 @@ api_jobs_slot_json(const engine_slot *slot)
 
     if (slot == NULL)
         return NULL;
-    if (!slot_has_value(slot))
-        return json_pack("{s:s, s:s, s:i, s:i}", "state", rx_task_state_name(slot->state), "error",
-                         slot->error != NULL ? slot->error : rx_task_state_name(slot->state),
-                         "exit_status", slot->exit_status, "signal", slot->signal);
-
+    obj = slot_head_json(slot);
+    if (obj == NULL || !slot_has_value(slot))
+        return obj;
     text = rx__malloc(b64_encoded_len(slot_value_len(slot)) + 1);
-    if (text == NULL)
+    if (text == NULL) {
+        json_decref(obj);
         return NULL;
-    b64_encode(slot->value, slot_value_len(slot), text);
-    obj = json_object();
-    rc = obj == NULL;
-    if (!rc)
-        rc = json_object_set_new(obj, "state", json_string(rx_task_state_name(slot->state)));
-    if (!rc)
-        rc = json_object_set_new(obj, "value_b64", json_string(text));
+    }
+    b64_encode(slot->value != NULL ? slot->value : "", slot_value_len(slot), text);
+    rc = json_object_set_new(obj, "value_b64", json_string(text));
     rx__free(text);
     if (rc) {
         json_decref(obj);
@@ -836,7 +863,7 @@ api_jobs_http_status(rx_err err)
 /* The results body, piece by piece                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Bytes of a value encoded per step: a multiple of 3, so the pieces concatenate. */
+/* Bytes of a value read and encoded per step: a multiple of 3, so the pieces concatenate. */
 #define VALUE_STEP_BYTES ((size_t)3 * 16 * 1024)
 
 struct api_jobs_results_writer {
@@ -846,9 +873,18 @@ struct api_jobs_results_writer {
     size_t text_len;  /* its length */
     size_t text_off;  /* bytes of it already written */
     size_t next_slot; /* the slot whose text comes next */
-    const engine_slot *value_slot; /* the OK slot whose value is being encoded, or NULL */
-    size_t value_off;              /* bytes of its value already encoded */
-    int done;                      /* the closing "]}" was queued */
+    int in_value;     /* an OK slot's value is being encoded */
+    /* Where the value's bytes come from: memory (mem, mem_len) or a file (fd, file_left). */
+    const unsigned char *mem;
+    size_t mem_len, mem_off;
+    int fd;             /* the value's file, or -1 */
+    uint64_t file_left; /* bytes of it still to read (its size when opened, at most) */
+    unsigned char *buf; /* VALUE_STEP_BYTES read from the file, allocated once */
+    /* The step being encoded: cur_len bytes at cur, cur_off of them done. Every step but the
+     * last of a value is VALUE_STEP_BYTES long. */
+    const unsigned char *cur;
+    size_t cur_len, cur_off;
+    int done; /* the closing "]}" was queued */
 };
 
 static void
@@ -875,6 +911,20 @@ writer_set_text(api_jobs_results_writer *w, const char *s)
     return RX_OK;
 }
 
+static void
+writer_close_value(api_jobs_results_writer *w)
+{
+    if (w->fd >= 0)
+        (void)close(w->fd);
+    w->fd = -1;
+    w->file_left = 0;
+    w->mem = NULL;
+    w->mem_len = w->mem_off = 0;
+    w->cur = NULL;
+    w->cur_len = w->cur_off = 0;
+    w->in_value = 0;
+}
+
 api_jobs_results_writer *
 api_jobs_results_writer_new(const engine_results *res)
 {
@@ -889,6 +939,7 @@ api_jobs_results_writer_new(const engine_results *res)
     if (w == NULL)
         return NULL;
     w->res = res;
+    w->fd = -1;
 
     job = api_jobs_job_json(&res->job);
     job_text = job != NULL ? json_dumps(job, JSON_COMPACT) : NULL;
@@ -909,51 +960,156 @@ api_jobs_results_writer_new(const engine_results *res)
     return w;
 }
 
-/* Queue what follows the pending text: the next slot's opening, a value's end, or "]}". */
+/* Queue a slot's JSON text, with value_b64 left open when it has a value (its bytes follow). */
+static rx_err
+writer_queue_slot(api_jobs_results_writer *w, const engine_slot *slot, size_t index)
+{
+    json_t *obj = slot_head_json(slot);
+    char *obj_text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    size_t len, obj_len;
+
+    json_decref(obj);
+    if (obj_text == NULL)
+        return RX_ENOMEM;
+    writer_drop_text(w);
+    obj_len = strlen(obj_text);
+    len = obj_len + strlen(",\"value_b64\":\"") + 2;
+    w->text = rx__malloc(len);
+    if (w->text == NULL) {
+        free(obj_text);
+        return RX_ENOMEM;
+    }
+    if (slot_has_value(slot) && obj_len > 0) /* "{...}" -> "{...,"value_b64":"" */
+        w->text_len = (size_t)snprintf(w->text, len, "%s%.*s,\"value_b64\":\"",
+                                       index > 0 ? "," : "", (int)(obj_len - 1), obj_text);
+    else
+        w->text_len = (size_t)snprintf(w->text, len, "%s%s", index > 0 ? "," : "", obj_text);
+    free(obj_text);
+    return RX_OK;
+}
+
+/*
+ * Open the value of OK slot index: in memory, or its file in res->values_dir (none: an empty
+ * value). A file that cannot be read as a regular file within RX_RESULT_MAX_BYTES (the task
+ * put a FIFO, a symlink or a huge file there after its end was recorded) fails the slot, whose
+ * state and error *failed then say so: the answer must not hang or lie.
+ */
+static void
+writer_open_value(api_jobs_results_writer *w, const engine_slot *slot, size_t index,
+                  engine_slot *failed)
+{
+    char path[4096];
+    struct stat st;
+    int fd;
+
+    if (slot->value != NULL || w->res->values_dir == NULL) {
+        w->mem = slot->value;
+        w->mem_len = slot_value_len(slot);
+        return;
+    }
+    if (spool_task_path(w->res->values_dir, index, ".result", path, sizeof(path)) != 0) {
+        errno = ENAMETOOLONG;
+        fd = -1;
+    } else {
+        fd = spool_open_read(path, &st);
+    }
+    if (fd < 0 && errno == ENOENT)
+        return; /* the task wrote no result: an empty value */
+    if (fd >= 0 && (uint64_t)st.st_size <= RX_RESULT_MAX_BYTES) {
+        w->fd = fd;
+        w->file_left = (uint64_t)st.st_size;
+        return;
+    }
+    *failed = *slot;
+    failed->state = RX_TASK_ERROR;
+    if (fd >= 0) {
+        (void)close(fd);
+        failed->error = "its result could not be read: it is over the size limit";
+    } else {
+        failed->error = errno == EINVAL || errno == ELOOP
+                            ? "its result could not be read: it is not a regular file"
+                            : "its result could not be read";
+    }
+    rx__log(RX_LOG_WARN, "results: job %" PRId64 " task %zu: '%s': %s%s%s", w->res->job.id, index,
+            path, failed->error, fd < 0 && errno != EINVAL ? ": " : "",
+            fd < 0 && errno != EINVAL ? strerror(errno) : "");
+}
+
+/* Queue what follows the pending text: a value's end, the next slot, or "]}". */
 static rx_err
 writer_advance(api_jobs_results_writer *w)
 {
     const engine_results *res = w->res;
     const engine_slot *slot;
-    char head[128];
+    engine_slot failed;
+    size_t index;
 
-    if (w->value_slot != NULL) {
+    if (w->in_value) {
         /* The value is fully encoded: close its string and its object. */
-        w->value_slot = NULL;
+        writer_close_value(w);
         return writer_set_text(w, "\"}");
     }
     if (w->next_slot >= res->n) {
         w->done = 1;
         return writer_set_text(w, "]}");
     }
-    slot = &res->slots[w->next_slot];
+    index = w->next_slot++;
+    slot = &res->slots[index];
     if (slot_has_value(slot)) {
-        (void)snprintf(head, sizeof(head), "%s{\"state\":\"%s\",\"value_b64\":\"",
-                       w->next_slot > 0 ? "," : "", rx_task_state_name(slot->state));
-        w->value_slot = slot;
-        w->value_off = 0;
-        w->next_slot++;
-        return writer_set_text(w, head);
-    } else {
-        json_t *obj = api_jobs_slot_json(slot);
-        char *obj_text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-        size_t len;
+        failed.state = RX_TASK_OK;
+        writer_open_value(w, slot, index, &failed);
+        if (failed.state != RX_TASK_OK)
+            return writer_queue_slot(w, &failed, index);
+        w->in_value = 1;
+    }
+    return writer_queue_slot(w, slot, index);
+}
 
-        json_decref(obj);
-        if (obj_text == NULL)
-            return RX_ENOMEM;
-        writer_drop_text(w);
-        len = strlen(obj_text) + 2;
-        w->text = rx__malloc(len);
-        if (w->text == NULL) {
-            free(obj_text);
-            return RX_ENOMEM;
-        }
-        w->text_len = (size_t)snprintf(w->text, len, "%s%s", w->next_slot > 0 ? "," : "", obj_text);
-        free(obj_text);
-        w->next_slot++;
+/* Make the next step of the value current. RX_OK (cur_len 0: the value is over); RX_EIO. */
+static rx_err
+writer_next_step(api_jobs_results_writer *w)
+{
+    size_t got = 0;
+
+    w->cur_off = 0;
+    if (w->fd < 0) {
+        size_t left = w->mem_len - w->mem_off;
+
+        w->cur = w->mem != NULL ? w->mem + w->mem_off : NULL;
+        w->cur_len = left < VALUE_STEP_BYTES ? left : VALUE_STEP_BYTES;
+        w->mem_off += w->cur_len;
         return RX_OK;
     }
+    if (w->buf == NULL) {
+        w->buf = rx__malloc(VALUE_STEP_BYTES);
+        if (w->buf == NULL)
+            return RX_ENOMEM;
+    }
+    /* A whole step unless the file ends: the steps must be multiples of 3 but the last. */
+    while (got < VALUE_STEP_BYTES && w->file_left > 0) {
+        size_t want = VALUE_STEP_BYTES - got;
+        ssize_t n;
+
+        if (want > w->file_left)
+            want = (size_t)w->file_left;
+        n = read(w->fd, w->buf + got, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rx__log(RX_LOG_ERROR, "results: job %" PRId64 ": read a result failed: %s",
+                    w->res->job.id, strerror(errno));
+            return RX_EIO;
+        }
+        if (n == 0) {
+            w->file_left = 0; /* it shrank: what was there is the value */
+            break;
+        }
+        got += (size_t)n;
+        w->file_left -= (uint64_t)n;
+    }
+    w->cur = w->buf;
+    w->cur_len = got;
+    return RX_OK;
 }
 
 rx_err
@@ -976,25 +1132,35 @@ api_jobs_results_writer_read(api_jobs_results_writer *w, char *buf, size_t cap, 
             n += k;
             continue;
         }
-        if (w->value_slot != NULL && w->value_off < slot_value_len(w->value_slot)) {
-            const unsigned char *value = w->value_slot->value;
-            size_t left = slot_value_len(w->value_slot) - w->value_off;
+        if (w->in_value && w->cur_off == w->cur_len) {
+            err = writer_next_step(w);
+            if (err != RX_OK)
+                return err;
+            if (w->cur_len == 0) {
+                err = writer_advance(w); /* the value is over */
+                if (err != RX_OK)
+                    return err;
+            }
+            continue;
+        }
+        if (w->in_value) {
+            size_t left = w->cur_len - w->cur_off;
             size_t room = cap - n;
-            size_t k = left < VALUE_STEP_BYTES ? left : VALUE_STEP_BYTES;
+            size_t k = left;
             char small[5];
 
             if (room > 4 && b64_encoded_len(k) + 1 > room)
                 k = (room - 1) / 4 * 3; /* what fits, in whole groups */
             if (room > 4) {
-                b64_encode(value + w->value_off, k, buf + n);
+                b64_encode(w->cur + w->cur_off, k, buf + n);
                 n += b64_encoded_len(k);
-                w->value_off += k;
+                w->cur_off += k;
                 continue;
             }
             /* Too little room for a group and a NUL: encode one group as pending text. */
             k = left < 3 ? left : 3;
-            b64_encode(value + w->value_off, k, small);
-            w->value_off += k;
+            b64_encode(w->cur + w->cur_off, k, small);
+            w->cur_off += k;
             err = writer_set_text(w, small);
             if (err != RX_OK)
                 return err;
@@ -1010,11 +1176,19 @@ api_jobs_results_writer_read(api_jobs_results_writer *w, char *buf, size_t cap, 
     return RX_OK;
 }
 
+int
+api_jobs_results_writer_finished(const api_jobs_results_writer *w)
+{
+    return w != NULL && w->done && w->text_off == w->text_len;
+}
+
 void
 api_jobs_results_writer_free(api_jobs_results_writer *w)
 {
     if (w == NULL)
         return;
     writer_drop_text(w);
+    writer_close_value(w);
+    rx__free(w->buf);
     rx__free(w);
 }

@@ -1,8 +1,8 @@
 /*
  * api_jobs.h - the JSON side of rxjobd's job API (docs/protocol.md): request bodies and query
- * strings in, engine structs out, and engine structs back to JSON. Every function here is pure
- * (no I/O, no engine, no HTTP), so the decoders can be unit-tested and fuzzed on their own; the
- * routes in http.c do the rest.
+ * strings in, engine structs out, and engine structs back to JSON. Every function here but the
+ * results writer (which reads result files) is pure (no I/O, no engine, no HTTP), so the
+ * decoders can be unit-tested and fuzzed on their own; the routes in http.c do the rest.
  *
  * Decoders refuse anything protocol.md does not describe: malformed JSON, a body that is not an
  * object, unknown or duplicated fields, a field of the wrong JSON type, a value out of range or
@@ -19,14 +19,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Limits of protocol.md, each enforced before anything is created. */
-#define API_JOBS_MAX_BODY_BYTES  ((size_t)64 * 1024 * 1024) /* request body */
+/* Limits of protocol.md, each enforced before anything is created. A body costs several times
+ * its size while it is parsed (jansson's tree), so it is kept small; stdin, base64'd, fits. */
+#define API_JOBS_MAX_BODY_BYTES  ((size_t)16 * 1024 * 1024) /* request body */
 #define API_JOBS_MAX_TASKS       ((int64_t)1000000)         /* tasks per job, and num_tasks */
 #define API_JOBS_MAX_ARGV        ((size_t)4096)             /* argv elements */
 #define API_JOBS_MAX_ARGV_BYTES  ((size_t)1024 * 1024)      /* argv bytes, decoded, all together */
 #define API_JOBS_MAX_ENV         ((size_t)4096)             /* environment entries */
 #define API_JOBS_MAX_ENV_BYTES   ((size_t)1024 * 1024)      /* environment bytes, decoded */
-#define API_JOBS_MAX_STDIN_BYTES ((size_t)16 * 1024 * 1024) /* stdin bytes, decoded */
+#define API_JOBS_MAX_STDIN_BYTES ((size_t)8 * 1024 * 1024)  /* stdin bytes, decoded */
 #define API_JOBS_MAX_NAME_BYTES  ((size_t)128)  /* function name, as rx_register_function */
 #define API_JOBS_MAX_PATH_BYTES  ((size_t)4096) /* cwd and exe, decoded (PATH_MAX) */
 #define API_JOBS_WAIT_MAX_S      60.0           /* the longest long poll, seconds */
@@ -91,9 +92,12 @@ json_t *api_jobs_error_json(const char *error_name, const char *message);
 
 /*
  * The body of GET /v1/jobs/{id}/results, {"job": ..., "slots": [...]}, produced piece by piece so
- * that results (up to RX_RESULT_MAX_BYTES per task) are base64-encoded into the output buffer as
- * it is sent and never held encoded whole in memory. Pure: the writer only reads res, which the
- * caller keeps alive and frees after api_jobs_results_writer_free.
+ * that results (up to RX_RESULT_MAX_BYTES per task) are read and base64-encoded into the output
+ * buffer as it is sent, never whole in memory, raw or encoded. A slot's value is its in-memory
+ * value, else the file res->values_dir/t<i>.result (engine.h), opened when the slot's turn comes
+ * (spool_open_read: a FIFO or symlink put there fails the slot instead of hanging the writer)
+ * and read VALUE_STEP_BYTES at a time: the one part of this module that does I/O. The writer
+ * only reads res, which the caller keeps alive and frees after api_jobs_results_writer_free.
  */
 typedef struct api_jobs_results_writer api_jobs_results_writer;
 
@@ -101,9 +105,12 @@ typedef struct api_jobs_results_writer api_jobs_results_writer;
 api_jobs_results_writer *api_jobs_results_writer_new(const engine_results *res);
 
 /* Write the next at most cap bytes of the body to buf (cap >= 1). *out_n = bytes written, 0 at
- * the end. RX_OK; RX_ENOMEM. */
+ * the end. RX_OK; RX_ENOMEM; RX_EIO (reading a value's file failed: the body cannot go on). */
 rx_err api_jobs_results_writer_read(api_jobs_results_writer *w, char *buf, size_t cap,
                                     size_t *out_n);
+
+/* 1 once the whole body was written (the last read gave its closing "]}"), else 0. */
+int api_jobs_results_writer_finished(const api_jobs_results_writer *w);
 
 /* NULL is a no-op. Does not free the results. */
 void api_jobs_results_writer_free(api_jobs_results_writer *w);

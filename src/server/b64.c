@@ -2,9 +2,11 @@
  * b64.c - strict standard base64 on top of OpenSSL's block coder.
  *
  * EVP_DecodeBlock is lenient where the wire must not be: it skips leading and trailing white
- * space, and it decodes the padding as zero bytes (a 4-character group always yields 3 bytes).
- * So the text is checked here first, character by character, and the padding is subtracted
- * from the decoded length. What EVP_DecodeBlock then gets is always well-formed, so its only
+ * space, it decodes the padding as zero bytes (a 4-character group always yields 3 bytes), and
+ * it ignores the bits of the last letter that fall past the last byte. So the text is checked
+ * here first, character by character (those bits must be zero: RFC 4648 section 3.5's
+ * canonical encoding, one text per byte string), and the padding is subtracted from the
+ * decoded length. What EVP_DecodeBlock then gets is always well-formed, so its only
  * failure would be our bug.
  */
 #include "server/b64.h"
@@ -19,6 +21,19 @@ is_b64_letter(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
            c == '/';
+}
+
+/* The 6-bit value of a letter of the alphabet (is_b64_letter). */
+static unsigned
+b64_letter_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return (unsigned)(c - 'A');
+    if (c >= 'a' && c <= 'z')
+        return (unsigned)(c - 'a') + 26;
+    if (c >= '0' && c <= '9')
+        return (unsigned)(c - '0') + 52;
+    return c == '+' ? 62 : 63;
 }
 
 size_t
@@ -60,6 +75,11 @@ b64_check(const char *text, size_t text_len, size_t *out_len)
         if (!is_b64_letter((unsigned char)text[i]))
             return 0;
     }
+    /* The letter before the padding carries bits past the last byte: they must be zero, or two
+     * texts would decode to the same bytes ("dHJ1ZQ==" and "dHJ1ZR==" are both "true"). */
+    if (pad > 0 &&
+        (b64_letter_value((unsigned char)text[text_len - pad - 1]) & (pad == 2 ? 0x0f : 0x03)) != 0)
+        return 0;
     if (out_len != NULL)
         *out_len = text_len / 4 * 3 - pad;
     return 1;

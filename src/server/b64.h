@@ -26,8 +26,9 @@ void b64_encode(const void *data, size_t len, char *out);
 
 /*
  * Decode text (text_len characters, no NUL needed): only the 64 letters of the standard
- * alphabet, a length that is a multiple of 4, and at most two '=' at the very end; no white
- * space, no line breaks. On RX_OK, *out_data is a malloc'd (rx__malloc) copy of the bytes
+ * alphabet, a length that is a multiple of 4, and at most two '=' at the very end, after a letter
+ * whose bits past the last byte are zero (canonical: "Zg==", never "Zh=="); no white space, no
+ * line breaks. On RX_OK, *out_data is a malloc'd (rx__malloc) copy of the bytes
  * followed by a NUL not counted in *out_len; free with rx__free. RX_EINVAL for bad text
  * (nothing written); RX_ETOOBIG over B64_MAX_TEXT_BYTES; RX_ENOMEM.
  */

@@ -21,6 +21,7 @@
 
 #include "core/internal.h"
 #include "core/spec.h"
+#include "server/exec_slurm.h"
 #include "server/sched.h"
 #include "store/work.h"
 
@@ -43,12 +44,47 @@
 #define MAX_ARGV_BYTES    ((size_t)1024 * 1024)
 #define MAX_ENV_ENTRIES   4096
 #define MAX_ENV_BYTES     ((size_t)1024 * 1024)
-#define MAX_STDIN_BYTES   ((size_t)16 * 1024 * 1024)
+#define MAX_STDIN_BYTES   ((size_t)8 * 1024 * 1024)
 #define MAX_FUNCTION_NAME 128
 #define DEFAULT_GRACE_MS  1000
 #define RESULT_NOT_RUN_TEXT                                   \
     "not run: the job stopped after task %" PRId64 " failed " \
     "(continue_on_failure is false)"
+
+#define ERRMSG_LEN 512
+
+/* Why the last engine call of this thread failed (engine_errmsg). */
+static _Thread_local char last_errmsg[ERRMSG_LEN];
+
+const char *
+engine_errmsg(void)
+{
+    return last_errmsg;
+}
+
+static void set_errmsg(const char *fmt, ...) RX_PRINTF(1, 2);
+
+static void
+set_errmsg(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vsnprintf(last_errmsg, sizeof(last_errmsg), fmt, ap) < 0)
+        last_errmsg[0] = '\0';
+    va_end(ap);
+}
+
+/* Note err's cause for engine_errmsg: the store's message for RX_ESTORE (caller holds mu). */
+static rx_err
+store_failed(engine *e, rx_err err)
+{
+    if (err == RX_ESTORE)
+        set_errmsg("%s", store_errmsg(e->st));
+    else if (err == RX_ENOMEM)
+        set_errmsg("out of memory");
+    return err;
+}
 
 static rx_err why_fail(char *why, size_t why_len, rx_err err, const char *fmt, ...) RX_PRINTF(4, 5);
 
@@ -297,7 +333,9 @@ job_delete(engine *e, ejob *j)
     if (err == RX_OK)
         err = store_commit(e->st);
     if (err != RX_OK) {
-        rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+        rx__log(RX_LOG_ERROR, "engine: delete job %" PRId64 " failed: %s", j->id,
+                store_errmsg(e->st));
+        (void)store_failed(e, RX_ESTORE);
         store_rollback(e->st);
         return RX_ESTORE;
     }
@@ -437,7 +475,8 @@ commit_batch(engine *e, esub *batch)
         s->err = store_job_insert(e->st, &s->row, s->spec, s->spec_len, s->args, s->args_len,
                                   &s->row.id);
         if (s->err != RX_OK) {
-            rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
+            rx__log(RX_LOG_ERROR, "engine: record a submission failed: %s", store_errmsg(e->st));
+            (void)snprintf(s->why, sizeof(s->why), "%s", store_errmsg(e->st));
             store_savepoint_rollback(e->st);
         } else {
             store_savepoint_release(e->st);
@@ -452,9 +491,12 @@ commit_batch(engine *e, esub *batch)
     if (err != RX_OK) {
         rx__log(RX_LOG_ERROR, "engine: commit of %zu submissions failed: %s", n_ok,
                 err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
-        store_rollback(e->st);
-        for (esub *s = batch; s != NULL; s = s->next)
+        for (esub *s = batch; s != NULL; s = s->next) {
             s->err = err == RX_ENOMEM ? RX_ENOMEM : RX_ESTORE;
+            (void)snprintf(s->why, sizeof(s->why), "%s",
+                           err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
+        }
+        store_rollback(e->st);
         pthread_mutex_unlock(&e->mu);
         return;
     }
@@ -513,6 +555,7 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
 
     if (why != NULL && why_len > 0)
         why[0] = '\0';
+    last_errmsg[0] = '\0';
     if (e == NULL || out_job == NULL)
         return why_fail(why, why_len, RX_EINVAL, "no engine or no place for the job");
     err = check_spec(spec, &n_tasks, why, why_len);
@@ -575,7 +618,8 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
     if (err == RX_OK)
         *out_job = sub.job;
     else
-        (void)why_fail(why, why_len, err, "the job could not be recorded: %s", rx_strerror(err));
+        (void)why_fail(why, why_len, err, "the job could not be recorded: %s",
+                       sub.why[0] != '\0' ? sub.why : rx_strerror(err));
 done:
     if (err == RX_ENOMEM && why != NULL && why_len > 0 && why[0] == '\0')
         (void)why_fail(why, why_len, err, "out of memory");
@@ -766,7 +810,9 @@ recover(engine *e, char *errbuf, size_t errlen)
         spool_exit rec;
         rx_err rec_err = RX_EIO;
 
-        if (j == NULL)
+        /* Under Slurm a running task has no local supervisor: the executor's first poll
+         * reconciles it with Slurm and its exit record (exec_slurm.c). */
+        if (j == NULL || e->slurm != NULL)
             continue;
         err = engine_touch(e, j);
         if (err != RX_OK)
@@ -806,6 +852,8 @@ recover(engine *e, char *errbuf, size_t errlen)
         if (err != RX_OK)
             break;
     }
+    if (err == RX_OK && e->slurm != NULL)
+        exec_slurm_recover(e);
     /* Every job not over is looked at again: counts may have moved, a cancel may be pending. */
     for (size_t i = 0; err == RX_OK && i < e->n_jobs; i++) {
         ejob *j = e->jobs[i];
@@ -870,6 +918,16 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     e->slots = opts->slots;
     e->hold = opts->hold;
     e->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
+    if (opts->executor != NULL && strcmp(opts->executor, "slurm") == 0) {
+        err = exec_slurm_new(opts, &e->slurm, errbuf, errlen);
+        if (err != RX_OK)
+            goto fail;
+    } else if (opts->executor != NULL && strcmp(opts->executor, "local") != 0) {
+        (void)snprintf(errbuf, errlen, "engine: unknown executor '%s' (local or slurm)",
+                       opts->executor);
+        err = RX_EINVAL;
+        goto fail;
+    }
     if (e->state_dir == NULL || e->self_exe == NULL) {
         err = RX_ENOMEM;
         goto fail;
@@ -904,7 +962,7 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
         goto fail;
     }
     e->commit_started = 1;
-    if (pthread_create(&e->sched_thread, NULL, sched_main, e) != 0) {
+    if (pthread_create(&e->sched_thread, NULL, e->slurm ? exec_slurm_main : sched_main, e) != 0) {
         (void)snprintf(errbuf, errlen, "engine: start the scheduler thread failed");
         err = RX_ESYSTEM;
         goto fail;
@@ -963,6 +1021,7 @@ engine_close(engine *e)
     rx__free(e->gone);
     rx__free(e->state_dir);
     rx__free(e->self_exe);
+    exec_slurm_free(e->slurm);
     rx__free(e);
 }
 
@@ -1073,6 +1132,7 @@ engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine_job *o
 
     if (e == NULL)
         return RX_EINVAL;
+    last_errmsg[0] = '\0';
     pthread_mutex_lock(&e->mu);
     j = find_visible(e, uid, id);
     if (j == NULL) {
@@ -1080,7 +1140,7 @@ engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine_job *o
         return RX_ENOENT;
     }
     if (j->status == RX_JOB_QUEUED || j->status == RX_JOB_RUNNING) {
-        err = job_cancel(e, j, 0);
+        err = store_failed(e, job_cancel(e, j, 0));
         canceled = err == RX_OK;
     }
     if (err == RX_OK && out_job != NULL)
@@ -1094,7 +1154,7 @@ engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine_job *o
 
 typedef struct slots_ctx {
     engine_results *res;
-    rx_err err;
+    rx_work_kind kind;
 } slots_ctx;
 
 static rx_err
@@ -1107,8 +1167,11 @@ fill_slot(const store_task_row *row, void *user)
         return RX_OK;
     s = &c->res->slots[row->idx];
     s->state = row->task_state;
-    s->exit_status = row->exit_status;
+    /* rx_results_exit_status: a command's exit status, -1 for function work (no command). */
+    s->exit_status = c->kind == RX_WORK_COMMAND ? row->exit_status : -1;
     s->signal = row->signal;
+    s->started_s = row->started_s;
+    s->ended_s = row->ended_s >= row->started_s ? row->ended_s : row->started_s;
     if (row->task_state != RX_TASK_OK) {
         s->error = rx__strdup(row->error ? row->error : rx_task_state_name(row->task_state));
         if (s->error == NULL)
@@ -1117,43 +1180,8 @@ fill_slot(const store_task_row *row, void *user)
     return RX_OK;
 }
 
-/* Read the OK slots' values from t<i>.result (outside the mutex; the job is pinned). */
 static void
-read_values(engine *e, int64_t id, engine_results *res)
-{
-    char dir[PATH_MAX], path[PATH_MAX];
-
-    (void)spool_job_dir(e->state_dir, id, dir, sizeof(dir));
-    for (size_t i = 0; i < res->n; i++) {
-        engine_slot *s = &res->slots[i];
-        void *data = NULL;
-        size_t len = 0;
-        rx_err err;
-
-        if (s->state != RX_TASK_OK)
-            continue;
-        if (spool_task_path(dir, i, ".result", path, sizeof(path)) != 0) {
-            err = RX_EIO;
-        } else {
-            err = spool_read_file(path, RX_RESULT_MAX_BYTES, &data, &len);
-            if (err == RX_ENOENT) { /* the task wrote no result: an empty value */
-                data = rx__memdup("", 0);
-                err = data ? RX_OK : RX_ENOMEM;
-            }
-        }
-        if (err == RX_OK) {
-            s->value = data;
-            s->value_len = len;
-        } else {
-            s->state = RX_TASK_ERROR;
-            s->exit_status = -1;
-            s->error = rx__strdup("its result could not be read");
-        }
-    }
-}
-
-void
-engine_results_free(engine_results *res)
+results_free_only(engine_results *res)
 {
     if (res == NULL)
         return;
@@ -1162,13 +1190,65 @@ engine_results_free(engine_results *res)
         rx__free(res->slots[i].value);
     }
     rx__free(res->slots);
+    rx__free(res->values_dir);
     rx__free(res);
+}
+
+rx_err
+engine_results_end(engine_results *res, int delivered)
+{
+    engine *e;
+    ejob *j;
+    rx_err err = RX_OK;
+
+    if (res == NULL)
+        return RX_OK;
+    e = res->engine;
+    j = res->pinned;
+    if (e == NULL || j == NULL) {
+        results_free_only(res);
+        return RX_OK;
+    }
+    pthread_mutex_lock(&e->mu);
+    if (res->cleanup && delivered && !j->detached) {
+        err = store_begin(e->st);
+        if (err == RX_OK)
+            err = store_job_delete(e->st, j->id);
+        if (err == RX_OK)
+            err = store_commit(e->st);
+        if (err != RX_OK) {
+            rx__log(RX_LOG_ERROR,
+                    "engine: delete job %" PRId64 " after its results were collected failed: %s; "
+                    "it is kept",
+                    j->id, store_errmsg(e->st));
+            (void)store_failed(e, RX_ESTORE);
+            store_rollback(e->st);
+            err = RX_ESTORE;
+        } else {
+            engine_detach(e, j); /* still pinned: freed by the unpin below */
+        }
+    }
+    if (res->cleanup)
+        j->claimed = 0; /* delivered and deleted, or visible again: nothing was deleted */
+    pthread_cond_broadcast(&e->changed);
+    job_unpin(e, j);
+    pthread_mutex_unlock(&e->mu);
+    engine_remove_gone(e);
+    results_free_only(res);
+    return err;
+}
+
+void
+engine_results_free(engine_results *res)
+{
+    (void)engine_results_end(res, 0);
 }
 
 rx_err
 engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup, engine_results **out_results)
 {
     engine_results *res = NULL;
+    char dir[PATH_MAX];
     slots_ctx c;
     ejob *j;
     int cleanup;
@@ -1176,6 +1256,9 @@ engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup, engine_re
 
     if (e == NULL || out_results == NULL)
         return RX_EINVAL;
+    last_errmsg[0] = '\0';
+    if (spool_job_dir(e->state_dir, id, dir, sizeof(dir)) != 0)
+        return RX_ENOENT;
     pthread_mutex_lock(&e->mu);
     j = find_visible(e, uid, id);
     if (j == NULL) {
@@ -1195,9 +1278,10 @@ engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup, engine_re
     if (res != NULL) {
         res->n = (size_t)j->n_tasks;
         res->slots = rx__calloc(res->n, sizeof(*res->slots));
+        res->values_dir = rx__strdup(dir);
     }
-    if (res == NULL || res->slots == NULL) {
-        err = RX_ENOMEM;
+    if (res == NULL || res->slots == NULL || res->values_dir == NULL) {
+        err = store_failed(e, RX_ENOMEM);
         goto unlock;
     }
     for (size_t i = 0; i < res->n; i++) {
@@ -1205,8 +1289,10 @@ engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup, engine_re
         res->slots[i].exit_status = -1;
     }
     c.res = res;
-    c.err = RX_OK;
+    c.kind = j->kind;
     err = store_tasks_of_job_each(e->st, j->id, fill_slot, &c);
+    if (err != RX_OK)
+        (void)store_failed(e, err);
     for (size_t i = 0; err == RX_OK && i < res->n; i++) {
         engine_slot *s = &res->slots[i];
         char msg[160];
@@ -1216,46 +1302,27 @@ engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup, engine_re
         (void)snprintf(msg, sizeof(msg), RESULT_NOT_RUN_TEXT, j->stop_task);
         s->error = rx__strdup(msg);
         if (s->error == NULL)
-            err = RX_ENOMEM;
+            err = store_failed(e, RX_ENOMEM);
     }
     if (err != RX_OK)
         goto unlock;
     job_fill(j, &res->job);
     /* Claimed: hidden from everyone else at once, so of two racing collectors the second finds
-     * no job; deleted only after the values are read, so a failure deletes nothing. */
+     * no job; pinned: its spool stays while the values are streamed. engine_results_end deletes
+     * it once the body was delivered, or un-hides it, so a failure deletes nothing. */
     if (cleanup)
         j->claimed = 1;
     j->pins++;
+    res->engine = e;
+    res->pinned = j;
+    res->cleanup = cleanup;
     pthread_mutex_unlock(&e->mu);
-
-    read_values(e, id, res);
-
-    pthread_mutex_lock(&e->mu);
-    if (cleanup) {
-        err = store_begin(e->st);
-        if (err == RX_OK)
-            err = store_job_delete(e->st, j->id);
-        if (err == RX_OK)
-            err = store_commit(e->st);
-        if (err != RX_OK) {
-            rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
-            store_rollback(e->st);
-            j->claimed = 0;
-            job_unpin(e, j);
-            goto unlock;
-        }
-        engine_detach(e, j); /* still pinned: freed by the unpin below */
-        pthread_cond_broadcast(&e->changed);
-    }
-    job_unpin(e, j);
-    pthread_mutex_unlock(&e->mu);
-    engine_remove_gone(e);
     *out_results = res;
     return RX_OK;
 
 unlock:
     pthread_mutex_unlock(&e->mu);
-    engine_results_free(res);
+    results_free_only(res);
     return err;
 }
 
@@ -1307,6 +1374,7 @@ engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, ch
         return RX_EINVAL;
     if (warning != NULL && warning_len > 0)
         warning[0] = '\0';
+    last_errmsg[0] = '\0';
     pthread_mutex_lock(&e->mu);
     j = find_visible(e, uid, id);
     if (j == NULL) {
@@ -1324,9 +1392,11 @@ engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, ch
             err = job_delete(e, j);
             cleaned = err == RX_OK;
         } else {
+            /* True whether its results were collected (without cleanup) or not. */
             (void)why_fail(warning, warning_len, RX_OK,
-                           "job %" PRId64 " is FINISHED and its results were not collected: use "
-                           "force, or rx_get_job_results",
+                           "job %" PRId64 " is FINISHED: cleaning it up would delete its results; "
+                           "use force (rxjob cleanup --force) to delete them, or collect them "
+                           "with rx_get_job_results (rxjob results)",
                            id);
         }
         break;
@@ -1334,7 +1404,7 @@ engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, ch
     case RX_JOB_RUNNING:
         if (force) {
             /* Canceled, then removed once its processes are gone (at once if none ran). */
-            err = job_cancel(e, j, 1);
+            err = store_failed(e, job_cancel(e, j, 1));
             cleaned = err == RX_OK;
         } else {
             (void)why_fail(warning, warning_len, RX_OK,
@@ -1412,5 +1482,8 @@ engine_get_stats(engine *e, engine_stats *out_stats)
     out_stats->tasks_started_total = e->tasks_started_total;
     out_stats->slots = e->slots;
     out_stats->hold = e->hold;
+    out_stats->executor = e->slurm != NULL ? "slurm" : "local";
+    for (const ejob *j = e->a_head; e->slurm != NULL && j != NULL; j = j->a_next)
+        out_stats->tasks_running += (size_t)j->running;
     pthread_mutex_unlock(&e->mu);
 }

@@ -18,12 +18,22 @@
 
 typedef struct engine engine;
 
+/* The environment variable in which rxjobd passes the umask it was started with (octal) to the
+ * task supervisors: the daemon itself runs with umask 077, the tasks with the user's. The
+ * supervisor applies it and removes it from the tasks' environment. */
+#define ENGINE_TASK_UMASK_ENV "RXJOBD_TASK_UMASK"
+
 typedef struct engine_opts {
     const char *state_dir; /* holds jobs.db and spool/; created (0700) if missing */
     unsigned slots;        /* the most task processes at once, daemon-wide; >= 1 */
     int hold;              /* 1: accept and store jobs but start no task (benchmarks) */
     int64_t grace_ms;      /* SIGTERM -> SIGKILL delay for cancel and time limits */
-    const char *self_exe;  /* path of rxjobd, re-run as a task supervisor ("--shim") */
+    const char *self_exe;  /* path of this program (rxjobd), which runs engine_shim_main on
+                              "--shim": the local executor execs it as /proc/self/exe (the
+                              running binary, even once the file is replaced or removed); the
+                              Slurm executor by this path */
+    const char *executor;  /* "local" (NULL too) or "slurm" (exec_slurm.h, docs/slurm.md) */
+    int64_t poll_ms;       /* slurm: how often squeue is asked, ms; 0 = 1000 */
 } engine_opts;
 
 /* What a job runs and how: everything a submission carries, already decoded and validated
@@ -67,19 +77,42 @@ typedef struct engine_job {
 /* One result slot (protocol.md "collect results"). */
 typedef struct engine_slot {
     rx_task_state state;
-    int exit_status; /* or -1 */
+    int exit_status; /* a command's exit status (0 for OK), or -1 (no exit, or function work) */
     int signal;      /* or 0 */
     char *error;     /* NULL when ok */
-    void *value;     /* NUL-terminated; NULL when failed */
+    void *value;     /* in memory, NUL-terminated; NULL when failed, or when the value is in its
+                        file (engine_results.values_dir): the engine never loads values */
     size_t value_len;
+    double started_s, ended_s; /* UTC seconds the task started and ended; 0 = never started */
 } engine_slot;
+
+struct ejob;
 
 typedef struct engine_results {
     engine_job job;
     size_t n;
     engine_slot *slots;
+    /* The job's spool directory: an OK slot whose value is NULL holds the bytes of the file
+     * values_dir/t<i>.result (store/spool.h; no file = an empty value), to be read in pieces
+     * with spool_open_read while the results are held. NULL = none. */
+    char *values_dir;
+    /* Private: the claim that engine_results_end releases. */
+    struct engine *engine;
+    struct ejob *pinned;
+    int cleanup;
 } engine_results;
 
+/*
+ * End a collection and free res (NULL-safe). delivered: the whole body reached the client.
+ * Until this call the job's spool is kept (the values stay readable even if the job is cleaned
+ * up meanwhile) and, with cleanup, the job is hidden from everyone else. With cleanup and
+ * delivered, the job is deleted now; without delivery it is visible again and nothing is
+ * deleted (protocol.md: a failed call deletes nothing). RX_OK; RX_ESTORE (the deletion failed:
+ * the job is kept, visible again).
+ */
+rx_err engine_results_end(engine_results *res, int delivered);
+
+/* engine_results_end(res, 0): nothing was delivered. */
 void engine_results_free(engine_results *res);
 
 /* Open the store, reconcile it with reality (DESIGN.md section 4 "Recovery"), start the
@@ -108,9 +141,12 @@ rx_err engine_wait(engine *e, uid_t uid, int64_t id, int64_t timeout_ms, engine_
  * RUNNING and is now being canceled, else 0 and nothing changes. RX_OK; RX_ENOENT. */
 rx_err engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine_job *out_job);
 
-/* Collect results (rx_get_job_results). auto_cleanup: -1 = the job's own setting, 0, 1. With
- * cleanup, the claim and the deletion are atomic: of two racing callers one gets RX_OK, the
- * other RX_ENOENT. RX_OK; RX_ENOENT; RX_ENOTFINISHED; RX_ECANCELED; RX_ENOMEM; RX_ESTORE. */
+/* Collect results (rx_get_job_results). auto_cleanup: -1 = the job's own setting, 0, 1. The
+ * slots come with their states, errors and times; the values stay in their files
+ * (engine_results.values_dir), to be streamed by the caller, never whole in memory. With
+ * cleanup, the job is claimed at once: of two racing callers one gets RX_OK, the other
+ * RX_ENOENT; it is deleted only by engine_results_end(res, 1) once the body was delivered.
+ * RX_OK; RX_ENOENT; RX_ENOTFINISHED; RX_ECANCELED; RX_ENOMEM; RX_ESTORE. */
 rx_err engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup,
                           engine_results **out_results);
 
@@ -120,9 +156,9 @@ rx_err engine_get_results(engine *e, uid_t uid, int64_t id, int auto_cleanup,
 rx_err engine_output_paths(engine *e, uid_t uid, int64_t id, char ***out_paths, size_t *out_n);
 
 /* Clean up (rx_cleanup_jobs for one job). *out_cleaned = 1 if removed; else 0 and warning
- * says why (FINISHED without force: names force and rx_get_job_results; QUEUED/RUNNING without
- * force). With force a QUEUED/RUNNING job is canceled, then removed once its processes are
- * gone. RX_OK; RX_ENOENT. */
+ * says why (FINISHED without force: cleaning it up would delete its results, names force and
+ * rx_get_job_results; QUEUED/RUNNING without force). With force a QUEUED/RUNNING job is
+ * canceled, then removed once its processes are gone. RX_OK; RX_ENOENT; RX_ESTORE. */
 rx_err engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, char *warning,
                       size_t warning_len);
 
@@ -139,9 +175,16 @@ typedef struct engine_stats {
     uint64_t tasks_started_total;
     unsigned slots;
     int hold;
+    const char *executor; /* "local" or "slurm"; static storage */
 } engine_stats;
 
 void engine_get_stats(engine *e, engine_stats *out_stats);
+
+/* Why the last engine call of this thread failed with RX_ESTORE, RX_ESYSTEM, RX_EIO or
+ * RX_ENOMEM, with the cause ("store: update job failed: database or disk is full"); "" when
+ * there is nothing to add to rx_strerror. Thread-local storage, valid until the thread's next
+ * engine call. */
+const char *engine_errmsg(void);
 
 /* Entry point of the task supervisor: rxjobd --shim ARGS... runs this (see exec_local.c).
  * Returns the process exit status. */

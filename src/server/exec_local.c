@@ -188,8 +188,10 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
         rc = posix_spawn_file_actions_adddup2(&fa, 0, 2);
     if (rc == 0)
         rc = posix_spawn_file_actions_adddup2(&fa, child_fd, SHIM_GO_FD);
+    /* Through /proc/self/exe, the binary this daemon runs, which stays executable when its file
+     * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
     if (rc == 0)
-        rc = posix_spawn(&pid, req->self_exe, &fa, &attr, argv, environ);
+        rc = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
 out_fds:
@@ -350,6 +352,7 @@ typedef struct shim {
     int64_t timeout_ms;
     int64_t grace_ms;
     int has_args;
+    int under_slurm; /* run by Slurm (exec_slurm.c): its pids mean nothing to the daemon's host */
     int sfd;
     store_work work;
     void *arg;
@@ -396,6 +399,24 @@ set_error(shim *sh, const char *fmt, ...)
     rx__free(sh->rec.error);
     sh->rec.error = rx__strdup(buf);
     return -1;
+}
+
+/* The daemon runs with umask 077; its tasks get the user's umask back (ENGINE_TASK_UMASK_ENV),
+ * and the variable is not theirs to see. The supervisor's own files have explicit 0600 modes. */
+static void
+apply_task_umask(void)
+{
+    const char *v = getenv(ENGINE_TASK_UMASK_ENV);
+    char *end = NULL;
+    unsigned long mask;
+
+    if (v == NULL)
+        return;
+    errno = 0;
+    mask = strtoul(v, &end, 8);
+    if (errno == 0 && end != v && *end == '\0' && mask <= 0777)
+        (void)umask((mode_t)mask);
+    (void)unsetenv(ENGINE_TASK_UMASK_ENV);
 }
 
 /* 1 if a cancel signal is pending (read without blocking). */
@@ -447,11 +468,20 @@ wait_go(const shim *sh)
     }
 }
 
+/* Create path afresh: whatever the task left there (a FIFO would block open(2)) is removed
+ * first, and O_EXCL refuses anything that appears meanwhile. fd, or -1. */
+static int
+create_fresh(const char *path)
+{
+    (void)unlink(path);
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
 static int
 write_file(const char *path, const void *data, size_t len)
 {
     const char *p = data;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = create_fresh(path);
 
     if (fd < 0)
         return -1;
@@ -492,7 +522,7 @@ load_inputs(shim *sh)
         int fd;
 
         (void)snprintf(path, sizeof(path), "%s/args", sh->job_dir);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = spool_open_read(path, NULL);
         if (fd < 0)
             return set_error(sh, "supervisor: open '%s' failed: %s", path, strerror(errno));
         err = store_args_read(fd, (size_t)sh->idx, &sh->arg, &sh->arg_len);
@@ -693,7 +723,7 @@ run_task(shim *sh)
     }
     if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
         goto done;
-    out_fd = open(sh->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    out_fd = create_fresh(sh->out_path);
     if (out_fd < 0) {
         (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
         goto done;
@@ -717,7 +747,7 @@ run_task(shim *sh)
     out_fd = -1;
     sh->rec.task_pid = proc.pid;
     /* Where the task is, for a daemon that finds this shim gone without a record. */
-    if (exec_local_proc_start(proc.pid, &task_start) == 0) {
+    if (!sh->under_slurm && exec_local_proc_start(proc.pid, &task_start) == 0) {
         int n = snprintf(pidline, sizeof(pidline), "%ld %" PRIu64 "\n", (long)proc.pid, task_start);
 
         (void)write_file(sh->pid_path, pidline, (size_t)n);
@@ -742,6 +772,13 @@ run_task(shim *sh)
         /* The daemon words the reason (canceled, or the job stopped after a failure). */
         sh->rec.state = RX_TASK_STOPPED;
         (void)set_error(sh, "%s", text);
+    } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
+               sh->work.kind == RX_WORK_FUNCTION && access(sh->result_path, F_OK) != 0) {
+        /* rx_init writes a result file (empty or not) whenever the function succeeds: none
+         * means the program ran its own main instead of the task. */
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "the program exited 0 without running the function: does its main "
+                            "call rx_init(&argc, &argv) first?");
     } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
         sh->rec.state = RX_TASK_OK;
         check_result(sh);
@@ -766,7 +803,8 @@ engine_shim_main(int argc, char **argv)
     shim sh;
     sigset_t set;
     char **a;
-    int base, rc = 0;
+    const char *idx_arg;
+    int base, under_slurm, rc = 0;
 
     memset(&sh, 0, sizeof(sh));
     sh.sfd = -1;
@@ -779,8 +817,12 @@ engine_shim_main(int argc, char **argv)
      * is "--shim", the supervisor's six arguments follow it. */
     base = argc >= 1 && strcmp(argv[0], "--shim") == 0 ? 0 : 1;
     a = argv + base + 1;
+    /* Under Slurm (exec_slurm.c) INDEX is "-": the array task's SLURM_ARRAY_TASK_ID, and no
+     * "go" comes (the array is released only once its submission is durable). */
+    under_slurm = argc == base + 7 && strcmp(a[1], "-") == 0;
+    idx_arg = under_slurm ? getenv("SLURM_ARRAY_TASK_ID") : argc == base + 7 ? a[1] : NULL;
     if (argc != base + 7 || strcmp(argv[base], "--shim") != 0 || a[0][0] != '/' ||
-        parse_u64_arg(a[1], INT64_MAX, &sh.idx) != 0 ||
+        idx_arg == NULL || parse_u64_arg(idx_arg, INT64_MAX, &sh.idx) != 0 ||
         parse_u64_arg(a[2], INT64_MAX, &sh.n_tasks) != 0 ||
         rx__parse_i64(a[3], 0, INT64_MAX / 2, &sh.timeout_ms) != RX_OK ||
         rx__parse_i64(a[4], 0, INT64_MAX / 2, &sh.grace_ms) != RX_OK ||
@@ -791,6 +833,8 @@ engine_shim_main(int argc, char **argv)
     }
     sh.job_dir = a[0];
     sh.has_args = a[5][0] == '1';
+    sh.under_slurm = under_slurm;
+    apply_task_umask();
     /* Blocked already when the daemon spawned us; blocking again covers a shim run otherwise. */
     cancel_sigset(&set);
     (void)sigprocmask(SIG_BLOCK, &set, NULL);
@@ -803,7 +847,7 @@ engine_shim_main(int argc, char **argv)
         sh.rec.state = RX_TASK_START_FAILED;
         sh.rec.exit_status = -1;
         (void)set_error(&sh, "supervisor: signalfd failed: %s", strerror(errno));
-    } else if (!wait_go(&sh)) {
+    } else if (!under_slurm && !wait_go(&sh)) {
         /* Never told to start: the task did not run, and may be started again. */
         sh.rec.go = 0;
         sh.rec.state = RX_TASK_NOT_RUN;

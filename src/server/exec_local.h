@@ -3,6 +3,8 @@
  * tasks outlive the daemon (docs/engine.md "Shim protocol").
  *
  * The daemon side spawns `self_exe --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS`
+ * (executing /proc/self/exe, the running binary, so a rebuilt or removed rxjobd file does not
+ * fail the tasks; self_exe is its argv[0])
  * in a session of its own with the cancel signals blocked and a socket on fd 3; the shim waits
  * on fd 3 for "go" (sent once the task's start is committed to the store), runs the task,
  * enforces its time limit, stops it on SIGTERM/SIGINT/SIGUSR1, writes the exit record and exits.
@@ -30,8 +32,8 @@ typedef struct exec_shim {
 } exec_shim;
 
 typedef struct exec_shim_req {
-    const char *self_exe;
-    const char *job_dir; /* STATE_DIR/spool/<id> */
+    const char *self_exe; /* the shim's argv[0]; the binary run is /proc/self/exe */
+    const char *job_dir;  /* STATE_DIR/spool/<id> */
     uint64_t idx;
     uint64_t n_tasks;
     int64_t timeout_ms; /* 0 = none */

@@ -11,10 +11,19 @@
  * it), once per piece of body (accumulated, up to API_JOBS_MAX_BODY_BYTES; a chunked body that
  * grows past it is refused the same way), and once at the end, when the route runs.
  *
+ * A body over HTTP_LARGE_BODY_BYTES (announced, or grown to it) costs many times its size while
+ * it is read and parsed, so at most HTTP_MAX_LARGE_BODIES are read and handled at once: the
+ * others wait for their turn, and get 503 after HTTP_LARGE_BODY_WAIT_MS.
+ *
  * Responses are JSON built with jansson, except output and results, which are streamed with
  * MHD_create_response_from_callback: output copies the spool's per-task files in 64 KiB reads,
- * results base64-encode each value into the send buffer (api_jobs_results_writer), so neither is
- * ever whole in memory here.
+ * results read each value from its file and base64-encode it into the send buffer
+ * (api_jobs_results_writer), so neither is ever whole in memory here. Spool files are opened
+ * with spool_open_read: what a task put in their place (a FIFO) never blocks a request. A
+ * collection with auto-cleanup deletes the job only once its body was sent whole.
+ *
+ * Paths and query values are percent-decoded by unescape_no_nul, which leaves "%00" encoded: a
+ * NUL never cuts a path or value short.
  */
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 
@@ -22,12 +31,14 @@
 
 #include "core/internal.h"
 #include "server/api_jobs.h"
+#include "store/spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,15 +50,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_POLL_SLICE_MS        500                 /* longest a long poll sleeps unchecked */
-#define HTTP_FOLLOW_POLL_MS       200                 /* followed output: wait between looks */
-#define HTTP_STREAM_BLOCK_BYTES   ((size_t)64 * 1024) /* output and results: one send buffer */
-#define HTTP_MAX_QUERY_ARGS       16                  /* query parameters per request */
-#define HTTP_MAX_CONNECTIONS      1024u               /* open connections at once */
-#define HTTP_CONNECTION_TIMEOUT_S 300u                /* idle connection closed after */
-#define HTTP_BACKLOG              128                 /* listen(2) backlog */
-#define HTTP_WHY_LEN              512                 /* reasons in error bodies, bytes */
-#define HTTP_DRAIN_MS             3000                /* stop: longest wait for requests */
+#define HTTP_POLL_SLICE_MS        500                   /* longest a long poll sleeps unchecked */
+#define HTTP_FOLLOW_POLL_MS       200                   /* followed output: wait between looks */
+#define HTTP_STREAM_BLOCK_BYTES   ((size_t)64 * 1024)   /* output and results: one send buffer */
+#define HTTP_MAX_QUERY_ARGS       16                    /* query parameters per request */
+#define HTTP_MAX_CONNECTIONS      1024u                 /* open connections at once */
+#define HTTP_CONNECTION_TIMEOUT_S 300u                  /* idle connection closed after */
+#define HTTP_BACKLOG              128                   /* listen(2) backlog */
+#define HTTP_WHY_LEN              512                   /* reasons in error bodies, bytes */
+#define HTTP_DRAIN_MS             3000                  /* stop: longest wait for requests */
+#define HTTP_LARGE_BODY_BYTES     ((size_t)1024 * 1024) /* a body above this is "large" */
+#define HTTP_MAX_LARGE_BODIES     2u                    /* large bodies read/parsed at once */
+#define HTTP_LARGE_BODY_WAIT_MS   30000                 /* longest wait for a turn, then 503 */
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -62,18 +76,29 @@ struct http_server {
     atomic_int quiesced;
     atomic_uint_fast64_t requests_total;
     atomic_int active; /* requests between their first call and their completion */
+    /* Large bodies (over HTTP_LARGE_BODY_BYTES) cost many times their size while read and
+     * parsed: at most HTTP_MAX_LARGE_BODIES at once, the others wait for a turn. */
+    pthread_mutex_t large_mu;
+    pthread_cond_t large_cond; /* CLOCK_MONOTONIC */
+    unsigned large_reading;    /* turns taken */
+    unsigned large_waiting;    /* requests waiting for one */
 };
+
+typedef struct results_stream results_stream;
 
 /* One request, from its headers to its completion. */
 typedef struct http_request {
-    uid_t uid;       /* the peer's uid (SO_PEERCRED) */
-    int have_uid;    /* 0: SO_PEERCRED failed; the request is refused */
-    char *body;      /* accumulated body, NUL-terminated; rx__malloc'd */
-    size_t body_len; /* bytes in body */
-    size_t body_cap; /* bytes allocated */
-    int too_big;     /* the body went past the limit: answer 413 at the end */
-    int responded;   /* a response was queued early (413 on Content-Length) */
-    int stop_after;  /* POST /v1/daemon/stop answered: call on_stop on completion */
+    uid_t uid;               /* the peer's uid (SO_PEERCRED) */
+    int have_uid;            /* 0: SO_PEERCRED failed; the request is refused */
+    char *body;              /* accumulated body, NUL-terminated; rx__malloc'd */
+    size_t body_len;         /* bytes in body */
+    size_t body_cap;         /* bytes allocated */
+    int too_big;             /* the body went past the limit: answer 413 at the end */
+    int responded;           /* a response was queued early (413 on Content-Length) */
+    int stop_after;          /* POST /v1/daemon/stop answered: call on_stop on completion */
+    int large;               /* holds a large-body turn (large_take) */
+    int busy;                /* a large body found no turn: answer 503 (queue_busy) */
+    results_stream *results; /* GET .../results answered: its collection ends on completion */
 } http_request;
 
 /* The query parameters of a request, collected from MHD. */
@@ -289,13 +314,17 @@ queue_not_found(struct MHD_Connection *conn, int64_t id)
     return queue_errorf(conn, RX_ENOENT, "no job %" PRId64, id);
 }
 
-/* An engine error for job id: 404 says "no job N", the others their text. */
+/* An engine error for job id: 404 says "no job N", the others their text and cause (the
+ * store's message: "database or disk is full"). */
 static enum MHD_Result
 queue_engine_error(struct MHD_Connection *conn, rx_err err, int64_t id)
 {
+    const char *cause = engine_errmsg();
+
     if (err == RX_ENOENT)
         return queue_not_found(conn, id);
-    return queue_errorf(conn, err, "job %" PRId64 ": %s", id, rx_strerror(err));
+    return queue_errorf(conn, err, "job %" PRId64 ": %s%s%s", id, rx_strerror(err),
+                        cause[0] != '\0' ? ": " : "", cause);
 }
 
 static enum MHD_Result
@@ -503,11 +532,34 @@ route_cleanup(http_server *s, struct MHD_Connection *conn, http_request *req, in
                                 warning[0] != '\0' ? warning : "the job was kept"));
 }
 
-/* GET /v1/jobs/{id}/results: the body is produced by api_jobs_results_writer as it is sent. */
-typedef struct results_stream {
+/*
+ * GET /v1/jobs/{id}/results: the body is produced by api_jobs_results_writer as it is sent, each
+ * value read from its file one step at a time. The collection (engine_get_results's claim)
+ * ends only when both the response and the request are done with it: the request's completion
+ * says whether the body went out whole (MHD_REQUEST_TERMINATED_COMPLETED_OK), and only then is
+ * an auto-cleaned job deleted; a client gone mid-body leaves the job as it was.
+ */
+struct results_stream {
     engine_results *res;
     api_jobs_results_writer *w;
-} results_stream;
+    atomic_int refs;      /* the response (its free callback) and the request (completion) */
+    atomic_int delivered; /* set at completion: the whole body was sent */
+};
+
+static void
+results_release(results_stream *rs)
+{
+    rx_err err;
+
+    if (atomic_fetch_sub(&rs->refs, 1) != 1)
+        return;
+    err = engine_results_end(rs->res, atomic_load(&rs->delivered));
+    if (err != RX_OK)
+        http_log("results of job %" PRId64 ": ending the collection failed: %s: %s",
+                 rs->res != NULL ? rs->res->job.id : 0, rx_errname(err), engine_errmsg());
+    api_jobs_results_writer_free(rs->w);
+    rx__free(rs);
+}
 
 static ssize_t
 results_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -523,14 +575,11 @@ results_read(void *cls, uint64_t pos, char *buf, size_t max)
     return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
+/* The response is done with the stream (MHD's free callback). */
 static void
 results_free(void *cls)
 {
-    results_stream *rs = cls;
-
-    api_jobs_results_writer_free(rs->w);
-    engine_results_free(rs->res);
-    rx__free(rs);
+    results_release(cls);
 }
 
 static enum MHD_Result
@@ -561,21 +610,27 @@ route_results(http_server *s, struct MHD_Connection *conn, http_request *req, in
 
     rs = rx__calloc(1, sizeof(*rs));
     if (rs == NULL) {
-        engine_results_free(res);
+        engine_results_free(res); /* nothing delivered: nothing deleted */
         return MHD_NO;
     }
     rs->res = res;
+    atomic_init(&rs->refs, 1);
+    atomic_init(&rs->delivered, 0);
     rs->w = api_jobs_results_writer_new(res);
     if (rs->w == NULL) {
-        results_free(rs);
+        results_release(rs);
         return MHD_NO;
     }
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK_BYTES,
                                              results_read, rs, results_free);
     if (resp == NULL) {
-        results_free(rs);
+        results_release(rs);
         return MHD_NO;
     }
+    /* From here the response holds one reference (released by results_free) and the request
+     * the other (released by request_completed, which knows whether the body went out). */
+    atomic_fetch_add(&rs->refs, 1);
+    req->results = rs;
     (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
@@ -649,9 +704,15 @@ output_open_task(output_stream *os)
 {
     struct stat st;
     off_t from = os->sent != NULL ? os->sent[os->task] : 0;
-    int fd = open(os->paths[os->task], O_RDONLY | O_CLOEXEC);
+    /* Never open(2) what the task may have put there blocking: a FIFO would hang this request
+     * and the daemon's stop with it. Anything but a regular file reads as empty. */
+    int fd = spool_open_read(os->paths[os->task], NULL);
 
     os->fd = -1;
+    if (fd < 0 && errno != ENOENT && os->first_pass)
+        http_log("output of job %" PRId64 " task %zu: '%s' %s: it reads as empty", os->id, os->task,
+                 os->paths[os->task],
+                 errno == EINVAL || errno == ELOOP ? "is not a regular file" : strerror(errno));
     if (fd < 0)
         return;
     if (!os->first_pass && (fstat(fd, &st) != 0 || st.st_size <= from)) {
@@ -822,9 +883,10 @@ route_daemon(http_server *s, struct MHD_Connection *conn)
         return MHD_NO;
     return queue_json(conn, MHD_HTTP_OK,
                       json_pack("{s:s, s:I, s:s, s:I, s:s, s:s, s:f, s:o, s:I, s:b}", "version",
-                                rx_version(), "pid", (json_int_t)getpid(), "executor", "local",
-                                "slots", (json_int_t)st.slots, "socket", s->socket_path,
-                                "state_dir", s->state_dir, "started_s", s->started_s, "jobs", jobs,
+                                rx_version(), "pid", (json_int_t)getpid(), "executor",
+                                st.executor != NULL ? st.executor : "local", "slots",
+                                (json_int_t)st.slots, "socket", s->socket_path, "state_dir",
+                                s->state_dir, "started_s", s->started_s, "jobs", jobs,
                                 "tasks_running", (json_int_t)st.tasks_running, "hold",
                                 st.hold != 0));
 }
@@ -881,9 +943,14 @@ route_metrics(http_server *s, struct MHD_Connection *conn)
     size_t cap = 2048;
     char *text = malloc(cap);
     int rc = text == NULL ? -1 : 0;
+    unsigned large_reading, large_waiting;
 
     memset(&st, 0, sizeof(st));
     engine_get_stats(s->engine, &st);
+    pthread_mutex_lock(&s->large_mu);
+    large_reading = s->large_reading;
+    large_waiting = s->large_waiting;
+    pthread_mutex_unlock(&s->large_mu);
     if (rc == 0)
         rc = buf_printf(&text, &len, &cap,
                         "# HELP rxjobd_jobs Jobs in the store, by status.\n"
@@ -908,6 +975,18 @@ route_metrics(http_server *s, struct MHD_Connection *conn)
                        "rxjobd_http_requests_total %" PRIu64 "\n",
                        st.tasks_running, st.submissions_total, st.tasks_started_total,
                        (uint64_t)atomic_load(&s->requests_total));
+    if (rc == 0)
+        rc = buf_printf(&text, &len, &cap,
+                        "# HELP rxjobd_http_large_bodies_reading Request bodies over %zu bytes "
+                        "being read or handled (at most %u).\n"
+                        "# TYPE rxjobd_http_large_bodies_reading gauge\n"
+                        "rxjobd_http_large_bodies_reading %u\n"
+                        "# HELP rxjobd_http_large_bodies_waiting Request bodies over %zu bytes "
+                        "waiting for their turn.\n"
+                        "# TYPE rxjobd_http_large_bodies_waiting gauge\n"
+                        "rxjobd_http_large_bodies_waiting %u\n",
+                        HTTP_LARGE_BODY_BYTES, HTTP_MAX_LARGE_BODIES, large_reading,
+                        HTTP_LARGE_BODY_BYTES, large_waiting);
     if (rc != 0) {
         free(text);
         return MHD_NO;
@@ -1068,6 +1147,129 @@ drop_body(http_request *req)
     req->body_len = req->body_cap = 0;
 }
 
+/* Take a large-body turn, waiting for one up to HTTP_LARGE_BODY_WAIT_MS (in slices, so a
+ * stopping daemon is not held up). 0, or -1 when none came in time or the daemon is stopping. */
+static int
+large_take(http_server *s, http_request *req)
+{
+    int64_t deadline_ms = rx__now_ms() + HTTP_LARGE_BODY_WAIT_MS;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->large_mu);
+    s->large_waiting++;
+    while (s->large_reading >= HTTP_MAX_LARGE_BODIES) {
+        int64_t left_ms = deadline_ms - rx__now_ms();
+        int64_t slice_ms = left_ms < HTTP_POLL_SLICE_MS ? left_ms : HTTP_POLL_SLICE_MS;
+        struct timespec ts;
+
+        if (left_ms <= 0 || atomic_load(&s->stopping)) {
+            rc = -1;
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(slice_ms / 1000);
+        ts.tv_nsec += (long)(slice_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&s->large_cond, &s->large_mu, &ts);
+    }
+    s->large_waiting--;
+    if (rc == 0) {
+        s->large_reading++;
+        req->large = 1;
+    }
+    pthread_mutex_unlock(&s->large_mu);
+    return rc;
+}
+
+static void
+large_give(http_server *s, http_request *req)
+{
+    if (!req->large)
+        return;
+    req->large = 0;
+    pthread_mutex_lock(&s->large_mu);
+    s->large_reading--;
+    pthread_cond_signal(&s->large_cond);
+    pthread_mutex_unlock(&s->large_mu);
+}
+
+/* Refuse a large body that found no turn: 503, at once if MHD takes an early answer (it then
+ * reads no more of the body), else once the rest has been read and dropped. */
+static enum MHD_Result
+queue_busy(http_server *s, struct MHD_Connection *conn, http_request *req)
+{
+    enum MHD_Result ret;
+
+    req->busy = 1;
+    drop_body(req);
+    if (atomic_load(&s->stopping))
+        ret = queue_error(conn, RX_ECONTEXT, "the daemon is shutting down");
+    else
+        ret = queue_errorf(conn, RX_ECONTEXT,
+                           "the daemon is busy: %u other request bodies over %zu bytes are being "
+                           "read, and none was done within %d s: try again later",
+                           HTTP_MAX_LARGE_BODIES, HTTP_LARGE_BODY_BYTES,
+                           HTTP_LARGE_BODY_WAIT_MS / 1000);
+    if (ret == MHD_YES)
+        req->responded = 1;
+    return MHD_YES;
+}
+
+/* A body announced over HTTP_LARGE_BODY_BYTES (Content-Length). */
+static int
+announced_large(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t len;
+
+    return cl != NULL && rx__parse_i64(cl, 0, INT64_MAX, &len) == RX_OK &&
+           (uint64_t)len > HTTP_LARGE_BODY_BYTES;
+}
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Percent-decode the path and each query key and value in place, as libmicrohttpd would, but
+ * leave "%00" as it is: a NUL would cut the C string short ("/v1/jobs/1%00" would read as job 1,
+ * "timeout_s=1%00" as 1). Kept as text, it is refused by the parsers like any other bad byte
+ * (404 for a path, 400 for a query value). Returns the new length.
+ */
+static size_t
+unescape_no_nul(void *cls, struct MHD_Connection *conn, char *text)
+{
+    char *r = text, *w = text;
+
+    (void)cls;
+    (void)conn;
+    while (*r != '\0') {
+        int hi = r[0] == '%' ? hex_value(r[1]) : -1;
+        int lo = hi >= 0 ? hex_value(r[2]) : -1;
+
+        if (lo >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - text);
+}
+
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size,
@@ -1091,6 +1293,9 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
             return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
                                 API_JOBS_MAX_BODY_BYTES);
         }
+        /* A large body waits for its turn before a byte of it is read. */
+        if (announced_large(conn) && large_take(s, req) != 0)
+            return queue_busy(s, conn, req);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -1098,8 +1303,11 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         size_t len = *upload_data_size;
 
         *upload_data_size = 0;
-        if (req->responded || req->too_big)
+        if (req->responded || req->too_big || req->busy)
             return MHD_YES;
+        /* A body not announced as large (chunked) waits for its turn once it grows large. */
+        if (!req->large && req->body_len + len > HTTP_LARGE_BODY_BYTES && large_take(s, req) != 0)
+            return queue_busy(s, conn, req);
         switch (append_body(req, upload_data, len)) {
         case 0:
             return MHD_YES;
@@ -1121,6 +1329,10 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return MHD_YES;
 
     /* The whole request is in. */
+    if (req->busy) {
+        (void)queue_busy(s, conn, req);
+        return req->responded ? MHD_YES : MHD_NO;
+    }
     if (req->too_big)
         return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
                             API_JOBS_MAX_BODY_BYTES);
@@ -1128,7 +1340,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return queue_error(conn, RX_ESYSTEM, "cannot tell who is calling (SO_PEERCRED failed)");
     if (atomic_load(&s->stopping))
         return queue_error(conn, RX_ECONTEXT, "the daemon is shutting down");
-    return route(s, conn, req, url, method);
+    {
+        enum MHD_Result ret = route(s, conn, req, url, method);
+
+        /* Parsed and handled: the body's memory, and its turn, go now. */
+        drop_body(req);
+        large_give(s, req);
+        return ret;
+    }
 }
 
 static void
@@ -1139,13 +1358,22 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_request *req = *con_cls;
 
     (void)conn;
-    (void)toe;
     if (req == NULL)
         return;
     *con_cls = NULL;
+    if (req->results != NULL) {
+        /* Delivered only if MHD sent the whole body; otherwise the collection deletes nothing
+         * and the job can be collected again. */
+        atomic_store(&req->results->delivered,
+                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+                         api_jobs_results_writer_finished(req->results->w));
+        results_release(req->results);
+        req->results = NULL;
+    }
     if (req->stop_after && s->on_stop != NULL)
         s->on_stop(s->stop_user);
     drop_body(req);
+    large_give(s, req);
     rx__free(req);
     atomic_fetch_sub(&s->active, 1);
 }
@@ -1174,6 +1402,15 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
         err = RX_ENOMEM;
         goto fail;
     }
+    {
+        pthread_condattr_t ca;
+
+        pthread_mutex_init(&s->large_mu, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->large_cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     s->engine = e;
     s->socket_path = rx__strdup(opts->socket_path != NULL ? opts->socket_path : "");
     s->state_dir = rx__strdup(opts->state_dir != NULL ? opts->state_dir : "");
@@ -1191,11 +1428,12 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
     atomic_init(&s->requests_total, 0);
     atomic_init(&s->active, 0);
 
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, s, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER,
+                              mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+                              MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS,
+                              MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S,
+                              MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_END);
     if (s->mhd == NULL) {
         (void)snprintf(errbuf, errlen, "libmicrohttpd did not start (see its message above)");
         err = RX_ESYSTEM;
@@ -1208,6 +1446,8 @@ fail:
     if (listen_fd >= 0)
         (void)close(listen_fd);
     if (s != NULL) {
+        pthread_mutex_destroy(&s->large_mu);
+        pthread_cond_destroy(&s->large_cond);
         rx__free(s->socket_path);
         rx__free(s->state_dir);
         rx__free(s);
@@ -1242,6 +1482,8 @@ http_stop(http_server *s)
          waited_ms += 10)
         sleep_ms(10);
     MHD_stop_daemon(s->mhd);
+    pthread_mutex_destroy(&s->large_mu);
+    pthread_cond_destroy(&s->large_cond);
     rx__free(s->socket_path);
     rx__free(s->state_dir);
     rx__free(s);

@@ -47,6 +47,7 @@
 #define MAIN_DEFAULT_GRACE_MS 1000     /* --grace-ms default */
 #define MAIN_ERR_LEN          1024     /* one error line, bytes */
 #define MAIN_PATH_LEN         PATH_MAX /* a path we build, bytes */
+#define MAIN_MAX_POLL_MS      600000   /* --slurm-poll-ms at most: ten minutes */
 
 typedef struct main_opts {
     char *socket_path;
@@ -55,6 +56,8 @@ typedef struct main_opts {
     int hold;
     int64_t grace_ms;
     int foreground;
+    const char *executor; /* "local" or "slurm" */
+    int64_t poll_ms;      /* --slurm-poll-ms; 0 = the executor's default */
 } main_opts;
 
 /* The write end of the daemonizing pipe, while the daemon is starting; -1 otherwise. */
@@ -62,6 +65,32 @@ static int ready_fd = -1;
 
 /* The self-pipe that stops the daemon: written by signal handlers and /v1/daemon/stop. */
 static int stop_pipe[2] = {-1, -1};
+
+/* The most detailed level the log sink prints: info, or debug with --verbose. */
+static rx_log_level log_max_level = RX_LOG_INFO;
+
+/* The library's and the engine's messages (rx__log), as "rxjobd: LEVEL: message" lines on
+ * stderr, which is STATE_DIR/rxjobd.log once daemonized. One write per line. */
+static void
+log_sink(rx_log_level level, const char *msg, void *user)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    char line[MAIN_ERR_LEN + 32];
+    int len;
+
+    (void)user;
+    if (level > log_max_level)
+        return;
+    len = snprintf(line, sizeof(line), "rxjobd: %s: %s\n",
+                   (unsigned)level < RX__ARRAY_LEN(names) ? names[level] : "log", msg);
+    if (len < 0)
+        return;
+    if ((size_t)len >= sizeof(line)) {
+        len = (int)sizeof(line) - 1;
+        line[len - 1] = '\n';
+    }
+    (void)!write(STDERR_FILENO, line, (size_t)len);
+}
 
 static void log_line(const char *fmt, ...) RX_PRINTF(1, 2);
 
@@ -124,7 +153,7 @@ usage(FILE *out)
 {
     (void)fputs(
         "usage: rxjobd [--socket PATH] [--state-dir DIR] [--slots N] [--hold] [--grace-ms MS]\n"
-        "              [--foreground]\n"
+        "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS]\n"
         "       rxjobd --help | --version\n"
         "\n"
         "The rxjob daemon: runs jobs submitted over HTTP on a Unix socket (docs/protocol.md).\n"
@@ -137,6 +166,11 @@ usage(FILE *out)
         "  --hold           accept and store jobs, start no task (benchmarks)\n"
         "  --grace-ms MS    SIGTERM to SIGKILL delay on cancel and time limits (default 1000)\n"
         "  --foreground     do not daemonize; log to stderr\n"
+        "  --verbose        log debug messages too\n"
+        "  --executor E     where tasks run: local (this host, default) or slurm (one Slurm job\n"
+        "                   array per job; the spool must be shared with the nodes: "
+        "docs/slurm.md)\n"
+        "  --slurm-poll-ms MS  how often squeue is asked (default 1000)\n"
         "  --help           show this help\n"
         "  --version        show the version\n",
         out);
@@ -269,6 +303,49 @@ prepare_socket_path(const char *path)
         die("socket: out of memory");
     (void)snprintf(abs, len, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", base);
     return abs;
+}
+
+/* Whoever else may write into the state directory (or is its owner) could plant jobs, work
+ * files or a database there, which this daemon would run: like the socket's directory, it must
+ * be ours and closed to others. The files already in it that matter must be ours, regular and
+ * not writable by others; a database readable by others (older versions made it 0644) is made
+ * 0600. Exits on failure. */
+static void
+check_state_dir(const char *dir)
+{
+    static const char *const files[] = {"jobs.db", "jobs.db-wal", "jobs.db-shm"};
+    char path[MAIN_PATH_LEN];
+    struct stat st;
+
+    if (lstat(dir, &st) != 0)
+        die("state: stat '%s' failed: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        die("state: '%s' is not a directory", dir);
+    if (st.st_uid != geteuid())
+        die("state: directory '%s' belongs to uid %lu, not to this user (uid %lu): refusing to "
+            "use it",
+            dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        die("state: directory '%s' is writable by others (mode %04o): refusing to use it; "
+            "chmod go-w it",
+            dir, (unsigned)(st.st_mode & 07777));
+    path_printf(path, sizeof(path), "%s/spool", dir);
+    if (lstat(path, &st) == 0 &&
+        (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))))
+        die("state: '%s' is not a directory of this user closed to others: refusing to use it",
+            path);
+    for (size_t i = 0; i < RX__ARRAY_LEN(files); i++) {
+        path_printf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (lstat(path, &st) != 0)
+            continue;
+        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+            (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+            die("state: '%s' is not a regular file of this user closed to others: refusing to "
+                "use it",
+                path);
+        if ((st.st_mode & 077) != 0 && chmod(path, 0600) != 0)
+            die("state: chmod 0600 '%s' failed: %s", path, strerror(errno));
+    }
 }
 
 /* Refuse to start when a daemon answers on path; remove a stale socket file. Exits on error. */
@@ -477,7 +554,16 @@ parse_opt_i64(const char *name, const char *value, int64_t min, int64_t max)
 static void
 parse_options(int argc, char **argv, main_opts *o)
 {
-    enum { OPT_SOCKET = 256, OPT_STATE_DIR, OPT_SLOTS, OPT_HOLD, OPT_GRACE_MS, OPT_FOREGROUND };
+    enum {
+        OPT_SOCKET = 256,
+        OPT_STATE_DIR,
+        OPT_SLOTS,
+        OPT_HOLD,
+        OPT_GRACE_MS,
+        OPT_FOREGROUND,
+        OPT_EXECUTOR,
+        OPT_POLL_MS
+    };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
@@ -485,6 +571,9 @@ parse_options(int argc, char **argv, main_opts *o)
         {"hold", no_argument, NULL, OPT_HOLD},
         {"grace-ms", required_argument, NULL, OPT_GRACE_MS},
         {"foreground", no_argument, NULL, OPT_FOREGROUND},
+        {"executor", required_argument, NULL, OPT_EXECUTOR},
+        {"slurm-poll-ms", required_argument, NULL, OPT_POLL_MS},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -516,8 +605,21 @@ parse_options(int argc, char **argv, main_opts *o)
         case OPT_GRACE_MS:
             o->grace_ms = parse_opt_i64("--grace-ms", optarg, 0, MAIN_MAX_GRACE_MS);
             break;
+        case OPT_EXECUTOR:
+            if (strcmp(optarg, "local") != 0 && strcmp(optarg, "slurm") != 0) {
+                (void)fprintf(stderr, "rxjobd: --executor '%s' is not local or slurm\n", optarg);
+                exit(2);
+            }
+            o->executor = strcmp(optarg, "slurm") == 0 ? "slurm" : "local";
+            break;
+        case OPT_POLL_MS:
+            o->poll_ms = parse_opt_i64("--slurm-poll-ms", optarg, 10, MAIN_MAX_POLL_MS);
+            break;
         case OPT_FOREGROUND:
             o->foreground = 1;
+            break;
+        case 'v':
+            log_max_level = RX_LOG_DEBUG;
             break;
         case 'h':
             usage(stdout);
@@ -568,6 +670,18 @@ main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--shim") == 0)
         return engine_shim_main(argc - 1, argv + 1);
 
+    /* Everything the daemon creates is its user's alone (jobs.db and its -wal and -shm
+     * included); the tasks get the umask the daemon was started with back (exec_local.c). */
+    {
+        char mask[16];
+        mode_t task_umask = umask(077);
+
+        (void)snprintf(mask, sizeof(mask), "%04o", (unsigned)task_umask);
+        if (setenv(ENGINE_TASK_UMASK_ENV, mask, 1) != 0)
+            die("environment: setenv failed: %s", strerror(errno));
+    }
+    rx_set_log(log_sink, NULL);
+
     parse_options(argc, argv, &o);
 
     /* Paths, made absolute: the daemon leaves its working directory for "/". */
@@ -575,6 +689,7 @@ main(int argc, char **argv)
         die("state: create directory '%s' failed: %s", o.state_dir, strerror(errno));
     if (realpath(o.state_dir, real_state) == NULL)
         die("state: resolve '%s' failed: %s", o.state_dir, strerror(errno));
+    check_state_dir(real_state);
     socket_path = prepare_socket_path(o.socket_path);
     check_socket(socket_path);
 
@@ -596,6 +711,8 @@ main(int argc, char **argv)
     eo.hold = o.hold;
     eo.grace_ms = o.grace_ms;
     eo.self_exe = self_exe;
+    eo.executor = o.executor;
+    eo.poll_ms = o.poll_ms;
     err = engine_open(&eo, &e, errbuf, sizeof(errbuf));
     if (err != RX_OK)
         die("engine: open '%s' failed: %s", real_state, errbuf[0] ? errbuf : rx_strerror(err));
@@ -631,8 +748,9 @@ main(int argc, char **argv)
         die("http: start failed: %s", errbuf);
     }
 
-    log_line("started: pid %ld, socket %s, state dir %s, %u slots%s", (long)getpid(), socket_path,
-             real_state, o.slots, o.hold ? ", holding jobs" : "");
+    log_line("started: pid %ld, socket %s, state dir %s, executor %s, %u slots%s", (long)getpid(),
+             socket_path, real_state, o.executor != NULL ? o.executor : "local", o.slots,
+             o.hold ? ", holding jobs" : "");
     if (ready_fd >= 0) {
         (void)!write(ready_fd, "ok", 2);
         (void)close(ready_fd);

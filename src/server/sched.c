@@ -65,6 +65,18 @@ engine_job_counts(const ejob *j, rx__task_counts *c)
         c->pending = (size_t)unstarted;
         c->failed = (size_t)j->failed;
     }
+    /* Slurm may still hold processes of a job being canceled or stopped (tasks never seen
+     * running, or supervisors still exiting): one task counts as running until Slurm says
+     * nothing of the job is left (exec_slurm.c). */
+    if (j->ext_alive && (j->cancel_requested || j->stop_task >= 0) && c->running == 0) {
+        if (c->pending > 0)
+            c->pending--;
+        else if (c->failed > 0)
+            c->failed--;
+        else
+            c->ok--;
+        c->running++;
+    }
     c->cancel_requested = j->cancel_requested;
 }
 
@@ -169,7 +181,7 @@ engine_commit_touched(engine *e)
 
     for (ejob *j = e->t_head; j != NULL && err == RX_OK; j = j->t_next) {
         (void)engine_job_settle(j);
-        if (j->cleanup_requested && j->running == 0) {
+        if (j->cleanup_requested && j->running == 0 && !j->ext_alive) {
             j->deleting = 1;
             err = store_job_delete(e->st, j->id);
         } else {
@@ -229,8 +241,22 @@ engine_after_commit(engine *e)
             engine_queue_gone(e, j->id);
         if ((j->cancel_requested || j->stop_task >= 0) && j->running > 0)
             signal_runs(e, j);
+        if (e->slurm != NULL && (j->cancel_requested || j->stop_task >= 0) && j->ext_alive)
+            sched_wake(e); /* the Slurm executor scancels now, not at its next poll */
     }
     pthread_cond_broadcast(&e->changed);
+}
+
+void
+engine_abort_touched(engine *e)
+{
+    store_rollback(e->st);
+    while (e->t_head != NULL) {
+        ejob *j = e->t_head;
+
+        e->t_head = j->t_next;
+        untouch(j, 1);
+    }
 }
 
 rx_err

@@ -60,6 +60,8 @@ typedef struct ejob {
     uint64_t running; /* tasks with a running row */
     uint64_t ok;      /* tasks ended ok */
     uint64_t failed;  /* tasks ended in any failure (rows); NOT_RUN without row not counted */
+    int ext_alive;    /* slurm executor: its array may still have tasks in Slurm, so a cancel or
+                         stop is not over yet (counted as running then; exec_slurm.c) */
 
     int prepared; /* its spool's work/args/stdin were written by this engine */
     int claimed;  /* its results are being collected with cleanup: gone to everyone else */
@@ -97,6 +99,7 @@ typedef struct esub {
     ejob *job_mem; /* allocated by the submitter, so a committed job always fits in memory */
     int done;
     rx_err err;
+    char why[256]; /* the store's reason when err is RX_ESTORE */
     engine_job job;
     struct esub *next;
 } esub;
@@ -107,6 +110,7 @@ struct engine {
     unsigned slots;
     int hold;
     int64_t grace_ms;
+    struct exec_slurm *slurm; /* the Slurm executor, or NULL for the local one */
 
     store *st;
     pthread_mutex_t mu;
@@ -203,6 +207,10 @@ void engine_queue_gone(engine *e, int64_t id);
 
 /* Remove queued spool directories. Call without mu; takes it briefly. */
 void engine_remove_gone(engine *e);
+
+/* Roll back the current transaction and undo every touched job in memory (a failure before
+ * engine_commit_touched). Caller holds mu. */
+void engine_abort_touched(engine *e);
 
 /* The scheduler thread (sched.c). */
 void *sched_main(void *arg);

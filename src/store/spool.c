@@ -94,7 +94,10 @@ spool_tmp_open(const char *dir, const char *name, char *tmp, size_t tmp_len)
         errno = ENAMETOOLONG;
         return -1;
     }
-    return open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* Afresh: a task may have put anything there (open(2) of a FIFO blocks); O_EXCL refuses
+     * what appears after the unlink. */
+    (void)unlink(tmp);
+    return open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
 rx_err
@@ -186,24 +189,41 @@ spool_remove_dir(const char *path)
     return err;
 }
 
+int
+spool_open_read(const char *path, struct stat *out_st)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        int saved = errno;
+
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    if (out_st != NULL)
+        *out_st = st;
+    return fd;
+}
+
 rx_err
 spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len)
 {
     struct stat st;
     size_t got = 0, size;
     char *buf;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = spool_open_read(path, &st);
 
     if (fd < 0)
-        return errno == ENOENT ? RX_ENOENT : errno == ELOOP ? RX_EINVAL : RX_EIO;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return RX_EIO;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return RX_EINVAL;
-    }
+        return errno == ENOENT ? RX_ENOENT : errno == ELOOP || errno == EINVAL ? RX_EINVAL : RX_EIO;
     if (st.st_size < 0 || (uint64_t)st.st_size > max) {
         close(fd);
         *out_len = st.st_size < 0 ? 0 : (size_t)st.st_size;

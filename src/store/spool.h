@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* "<state_dir>/spool/<id>" into buf. 0, or -1 when it does not fit. */
@@ -35,7 +36,8 @@ int spool_task_path(const char *job_dir, uint64_t idx, const char *suffix, char 
 rx_err spool_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                           int durable);
 
-/* Create dir/name.tmp for writing (O_CLOEXEC); path of the temporary file to tmp. fd or -1. */
+/* Create dir/name.tmp afresh for writing (anything already there is removed first; O_EXCL,
+ * O_NOFOLLOW, O_CLOEXEC, 0600); path of the temporary file to tmp. fd or -1. */
 int spool_tmp_open(const char *dir, const char *name, char *tmp, size_t tmp_len);
 
 /* Close fd (from spool_tmp_open) and rename its file to dir/name. RX_OK; RX_EIO. */
@@ -45,9 +47,20 @@ rx_err spool_tmp_commit(int fd, const char *tmp, const char *dir, const char *na
  * that does not exist is fine. RX_OK; RX_EIO. */
 rx_err spool_remove_dir(const char *path);
 
+/*
+ * Open a spool file for reading the way every reader of the spool must: a task may have put
+ * anything in its place (a FIFO, a device, a symlink), and open(2) of a FIFO blocks until a
+ * writer comes, so it is opened O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC and anything but a regular
+ * file is refused. The fd reads as a regular file does (O_NONBLOCK means nothing to one).
+ * @param out_st  If not NULL, the file's fstat.
+ * @return The fd, or -1 with errno: ENOENT (none), ELOOP (a symlink), EINVAL (not a regular
+ *         file), or open's own.
+ */
+int spool_open_read(const char *path, struct stat *out_st);
+
 /* Read a whole regular file (not following a symlink) of at most max bytes; *out_data is owned
  * (rx__free) and NUL-terminated. RX_OK; RX_ENOENT; RX_ETOOBIG (with *out_len = its size);
- * RX_EINVAL (not a regular file); RX_ENOMEM; RX_EIO. */
+ * RX_EINVAL (not a regular file, or a symlink); RX_ENOMEM; RX_EIO. Never blocks on a FIFO. */
 rx_err spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len);
 
 /* How a task ended, as its supervisor saw it. */
