@@ -673,3 +673,33 @@ cli_json_print(json_t *value)
     json_decref(value);
     return rc;
 }
+
+int
+cli_parse_one_id(cli *c, cli_parser *p, int argc, char **argv, const char *usage,
+                 const char **out_id_arg)
+{
+    const char *id_arg = NULL;
+    const char *arg = NULL;
+
+    *out_id_arg = NULL;
+    cli_parser_init(p, argv[0], argc, argv, 0);
+    for (;;) {
+        int id = cli_next_opt(p, c, NULL, &arg);
+
+        if (id == CLI_OPT_END)
+            break;
+        if (id == CLI_OPT_HELP) {
+            (void)fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (id != CLI_OPT_OPERAND)
+            return CLI_EXIT_USAGE;
+        if (id_arg != NULL)
+            return cli_usage_error(p->cmd, "one job id only ('%s' is extra)", arg);
+        id_arg = arg;
+    }
+    if (id_arg == NULL)
+        return cli_usage_error(p->cmd, "no job id given");
+    *out_id_arg = id_arg;
+    return CLI_EXIT_OK;
+}

@@ -66,6 +66,15 @@ typedef struct cli_parser {
 void cli_parser_init(cli_parser *p, const char *cmd, int argc, char **argv, int stop_at_operand);
 
 /*
+ * The arguments of a subcommand that takes one job id and no option of its own ("status ID",
+ * "cancel ID"): CLI_EXIT_OK with *out_id_arg set; CLI_EXIT_OK with *out_id_arg NULL when --help
+ * printed usage (nothing more to do); or the exit status of a usage error, already reported.
+ * p is initialised here and names the subcommand (p->cmd) afterwards.
+ */
+int cli_parse_one_id(cli *c, cli_parser *p, int argc, char **argv, const char *usage,
+                     const char **out_id_arg);
+
+/*
  * The next option: its id, with *out_arg its value (or NULL); CLI_OPT_OPERAND with *out_arg the
  * operand; CLI_OPT_HELP; CLI_OPT_END; or CLI_OPT_BAD after printing why. With stop_at_operand,
  * CLI_OPT_END leaves p->next at the first operand (after a "--", if any).

@@ -29,29 +29,13 @@ cmd_status(cli *c, int argc, char **argv)
     rx_job_progress progress;
     rx_job_status status = RX_JOB_UNDETERMINED;
     const char *id_arg = NULL;
-    const char *arg = NULL;
     char what[64];
     rx_err err;
     int rc;
 
-    cli_parser_init(&p, argv[0], argc, argv, 0);
-    for (;;) {
-        int id = cli_next_opt(&p, c, NULL, &arg);
-
-        if (id == CLI_OPT_END)
-            break;
-        if (id == CLI_OPT_HELP) {
-            (void)fputs(usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (id != CLI_OPT_OPERAND)
-            return CLI_EXIT_USAGE;
-        if (id_arg != NULL)
-            return cli_usage_error(p.cmd, "one job id only ('%s' is extra)", arg);
-        id_arg = arg;
-    }
-    if (id_arg == NULL)
-        return cli_usage_error(p.cmd, "no job id given");
+    rc = cli_parse_one_id(c, &p, argc, argv, usage, &id_arg);
+    if (rc != CLI_EXIT_OK || id_arg == NULL)
+        return rc;
 
     rc = cli_job_open(c, p.cmd, id_arg, &job);
     if (rc != CLI_EXIT_OK)
