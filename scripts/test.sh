@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== format check (clang-format)"
-find include src tests examples bench -name '*.[ch]' -print0 |
+find include src tests examples bench fuzz -name '*.[ch]' -print0 |
     xargs -0 clang-format --dry-run -Werror
 
 echo "== build and test (RelWithDebInfo, -Werror)"
