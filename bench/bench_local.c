@@ -22,6 +22,8 @@
  */
 #define _GNU_SOURCE /* sched_getaffinity and CPU_COUNT, for nproc */
 
+#include "bench_common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -63,35 +65,6 @@ monotonic_s(void)
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
         return 0.0; /* cannot fail with CLOCK_MONOTONIC on Linux */
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-typedef struct stats {
-    double median;
-    double min;
-    double max;
-} stats;
-
-static int
-compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static stats
-stats_of(const double *values, size_t n)
-{
-    double sorted[RUNS];
-    stats st;
-
-    memcpy(sorted, values, n * sizeof(*values));
-    qsort(sorted, n, sizeof(*sorted), compare_double);
-    st.min = sorted[0];
-    st.max = sorted[n - 1];
-    st.median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0;
-    return st;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -622,34 +595,9 @@ fail:
 }
 
 /* ---------------------------------------------------------------------------------------------
- * The spool's file system: rxjob creates one file there per command task and per function
- * worker, so its file-creation cost is part of theirs
+ * The spool's file system: rxjob creates one file there per function worker and per command
+ * slot, so its file-creation cost is part of theirs
  * ------------------------------------------------------------------------------------------- */
-
-static const struct fs_name {
-    unsigned long magic;
-    const char *name;
-} fs_names[] = {
-    {.magic = 0xef53, .name = "ext2/3/4"},    {.magic = 0x01021994, .name = "tmpfs"},
-    {.magic = 0x58465342, .name = "xfs"},     {.magic = 0x9123683e, .name = "btrfs"},
-    {.magic = 0x794c7630, .name = "overlay"}, {.magic = 0x6969, .name = "nfs"},
-    {.magic = 0x2fc12fc1, .name = "zfs"},     {.magic = 0xf2f52010, .name = "f2fs"},
-    {.magic = 0x65735546, .name = "fuse"},    {.magic = 0x858458f6, .name = "ramfs"},
-};
-
-static const char *
-fs_name(const char *path)
-{
-    struct statfs sf;
-
-    if (statfs(path, &sf) != 0)
-        return "?";
-    for (size_t i = 0; i < sizeof(fs_names) / sizeof(fs_names[0]); i++) {
-        if ((unsigned long)sf.f_type == fs_names[i].magic)
-            return fs_names[i].name;
-    }
-    return "other";
-}
 
 /*
  * Time creating (open O_CREAT, close) and removing SPOOL_PROBE_FILES empty files in a fresh

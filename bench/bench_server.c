@@ -33,6 +33,8 @@
  */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT, prctl, nftw, pipe2 */
 
+#include "bench_common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -147,43 +149,13 @@ sleep_ms(long ms)
         ;
 }
 
-typedef struct stats {
-    double median;
-    double min;
-    double max;
-} stats;
-
-static int
-compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* Median, min and max of n <= RUNS values (one per run). */
-static stats
-stats_of(const double *values, size_t n)
-{
-    double sorted[RUNS];
-    stats st;
-
-    memcpy(sorted, values, n * sizeof(*values));
-    qsort(sorted, n, sizeof(*sorted), compare_double);
-    st.min = sorted[0];
-    st.max = sorted[n - 1];
-    st.median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0;
-    return st;
-}
-
 /* The p-quantile of n samples by nearest rank (p50: the ceil(n/2)-th smallest). Sorts v. */
 static double
 percentile(double *v, size_t n, double p)
 {
     size_t rank;
 
-    qsort(v, n, sizeof(*v), compare_double);
+    qsort(v, n, sizeof(*v), bench_compare_double);
     rank = (size_t)ceil(p * (double)n);
     if (rank < 1)
         rank = 1;
@@ -1164,31 +1136,6 @@ fail:
 /* ---------------------------------------------------------------------------------------------
  * The table
  * ------------------------------------------------------------------------------------------- */
-
-static const struct fs_name {
-    unsigned long magic;
-    const char *name;
-} fs_names[] = {
-    {.magic = 0xef53, .name = "ext2/3/4"},    {.magic = 0x01021994, .name = "tmpfs"},
-    {.magic = 0x58465342, .name = "xfs"},     {.magic = 0x9123683e, .name = "btrfs"},
-    {.magic = 0x794c7630, .name = "overlay"}, {.magic = 0x6969, .name = "nfs"},
-    {.magic = 0x2fc12fc1, .name = "zfs"},     {.magic = 0xf2f52010, .name = "f2fs"},
-    {.magic = 0x65735546, .name = "fuse"},    {.magic = 0x858458f6, .name = "ramfs"},
-};
-
-static const char *
-fs_name(const char *path)
-{
-    struct statfs sf;
-
-    if (statfs(path, &sf) != 0)
-        return "?";
-    for (size_t i = 0; i < sizeof(fs_names) / sizeof(fs_names[0]); i++) {
-        if ((unsigned long)sf.f_type == fs_names[i].magic)
-            return fs_names[i].name;
-    }
-    return "other";
-}
 
 /* "label  N what  pXX median ... ms  min ... ms  max ... ms" (no newline). */
 static void
