@@ -34,6 +34,7 @@ typedef struct engine_opts {
                               Slurm executor by this path */
     const char *executor;  /* "local" (NULL too) or "slurm" (exec_slurm.h, docs/slurm.md) */
     int64_t poll_ms;       /* slurm: how often squeue is asked, ms; 0 = 1000 */
+    const struct rx_limits *limits; /* limits.h; NULL = rx_limits_default(); copied */
 } engine_opts;
 
 /* What a job runs and how: everything a submission carries, already decoded and validated
