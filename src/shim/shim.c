@@ -1,0 +1,605 @@
+/*
+ * shim.c - the task supervisor ("shim"): one process per task, so that tasks outlive the
+ * daemon. Spawned and watched by the local executor (src/server/exec_local.c), run by Slurm array
+ * tasks (src/server/exec_slurm.c). See exec_local.h and docs/engine.md.
+ *
+ * Why a supervisor per task: the daemon may die (kill -9, a crash, an upgrade) while tasks run.
+ * A task's parent must reap it to learn its exit status, enforce its time limit and stop it on
+ * cancel; if that parent were the daemon, all of that would die with it. The shim is that
+ * parent instead. It lives in a session of its own (setsid), so neither the daemon's death nor
+ * a signal to the daemon's process group or terminal reaches it, and it writes how the task
+ * ended to a file (the exit record) that any later daemon can read.
+ *
+ * The shim does little and allocates little: it reads the job's `work` file, its own argument,
+ * starts the task with src/exec/spawn.c (own process group, output to t<i>.out), then waits on
+ * two file descriptors: the task's pidfd and a signalfd for the cancel signals. Time limits run
+ * on CLOCK_MONOTONIC in that same poll loop. No signal handler is installed anywhere.
+ */
+#define _GNU_SOURCE
+#include "core/internal.h"
+#include "exec/argv.h"
+#include "exec/spawn.h"
+#include "server/engine.h"
+#include "server/exec_local.h"
+#include "store/spool.h"
+#include "store/work.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3 /* linux/wait.h; glibc 2.36's idtype_t does not name it yet */
+#endif
+
+extern char **environ;
+
+#define SHIM_GO_FD         3
+#define WORK_MAX_BYTES     ((size_t)64 * 1024 * 1024) /* argv + env + stdin limits, with room */
+#define ERROR_MAX_BYTES    4096
+#define POLL_NO_PIDFD_MS   20
+#define SHIM_EXIT_BAD_ARGS 2
+
+/* The signals that mean "stop the task": blocked from the shim's first instruction (the daemon
+ * spawns it with them blocked), read through a signalfd. */
+static void
+cancel_sigset(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGUSR1);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The shim
+ * ------------------------------------------------------------------------------------------- */
+
+enum stop_reason { STOP_NONE = 0, STOP_TIMEOUT, STOP_CANCEL };
+
+typedef struct shim {
+    const char *job_dir;
+    uint64_t idx;
+    uint64_t n_tasks;
+    int64_t timeout_ms;
+    int64_t grace_ms;
+    int has_args;
+    int under_slurm; /* run by Slurm (exec_slurm.c): its pids mean nothing to the daemon's host */
+    int sfd;
+    store_work work;
+    void *arg;
+    size_t arg_len;
+    spool_exit rec;
+    char out_path[PATH_MAX];
+    char result_path[PATH_MAX];
+    char error_path[PATH_MAX];
+    char arg_path[PATH_MAX];
+    char pid_path[PATH_MAX];
+} shim;
+
+static double
+now_utc_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+parse_u64_arg(const char *s, int64_t max, uint64_t *out)
+{
+    int64_t v;
+
+    if (rx__parse_i64(s, 0, max, &v) != RX_OK)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int set_error(shim *sh, const char *fmt, ...) RX_PRINTF(2, 3);
+
+static int
+set_error(shim *sh, const char *fmt, ...)
+{
+    char buf[ERROR_MAX_BYTES];
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    rx__free(sh->rec.error);
+    sh->rec.error = rx__strdup(buf);
+    return -1;
+}
+
+/* The daemon runs with umask 077; its tasks get the user's umask back (ENGINE_TASK_UMASK_ENV),
+ * and the variable is not theirs to see. The supervisor's own files have explicit 0600 modes. */
+static void
+apply_task_umask(void)
+{
+    const char *v = getenv(ENGINE_TASK_UMASK_ENV);
+    char *end = NULL;
+    unsigned long mask;
+
+    if (v == NULL)
+        return;
+    errno = 0;
+    mask = strtoul(v, &end, 8);
+    if (errno == 0 && end != v && *end == '\0' && mask <= 0777)
+        (void)umask((mode_t)mask);
+    (void)unsetenv(ENGINE_TASK_UMASK_ENV);
+}
+
+/* 1 if a cancel signal is pending (read without blocking). */
+static int
+cancel_pending(const shim *sh)
+{
+    struct signalfd_siginfo si;
+    int got = 0;
+
+    for (;;) {
+        ssize_t n = read(sh->sfd, &si, sizeof(si));
+
+        if (n == (ssize_t)sizeof(si)) {
+            got = 1;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return got;
+    }
+}
+
+/* Wait for "go" on fd 3: 1 for go, 0 for end-of-file (or a cancel) before it. */
+static int
+wait_go(const shim *sh)
+{
+    struct pollfd pfd[2] = {{.fd = SHIM_GO_FD, .events = POLLIN},
+                            {.fd = sh->sfd, .events = POLLIN}};
+
+    for (;;) {
+        char c;
+        ssize_t n;
+        int rc = poll(pfd, 2, -1);
+
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return 0;
+        /* "go" first: a cancel that came with it is seen right after, as a task stopped before
+         * it started, rather than as one never allowed to start. */
+        if (pfd[0].revents != 0) {
+            n = read(SHIM_GO_FD, &c, 1);
+            if (n < 0 && errno == EINTR)
+                continue;
+            return n == 1 && c == 'g';
+        }
+        if (pfd[1].revents != 0 && cancel_pending(sh))
+            return 0;
+    }
+}
+
+/* Create path afresh: whatever the task left there (a FIFO would block open(2)) is removed
+ * first, and O_EXCL refuses anything that appears meanwhile. fd, or -1. */
+static int
+create_fresh(const char *path)
+{
+    (void)unlink(path);
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+static int
+write_file(const char *path, const void *data, size_t len)
+{
+    const char *p = data;
+    int fd = create_fresh(path);
+
+    if (fd < 0)
+        return -1;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            close(fd);
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return close(fd);
+}
+
+/* Read the work and the argument; -1 with rec.error set on failure. */
+static int
+load_inputs(shim *sh)
+{
+    char path[PATH_MAX];
+    void *blob = NULL;
+    size_t len = 0;
+    rx_err err;
+
+    if (snprintf(path, sizeof(path), "%s/work", sh->job_dir) >= (int)sizeof(path))
+        return set_error(sh, "supervisor: spool path is too long");
+    err = spool_read_file(path, WORK_MAX_BYTES, &blob, &len);
+    if (err == RX_OK) {
+        err = store_work_decode(blob, len, &sh->work);
+        rx__free(blob);
+    }
+    if (err != RX_OK)
+        return set_error(sh, "supervisor: read '%s' failed: %s", path, rx_strerror(err));
+    if (sh->has_args) {
+        int fd;
+
+        (void)snprintf(path, sizeof(path), "%s/args", sh->job_dir);
+        fd = spool_open_read(path, NULL);
+        if (fd < 0)
+            return set_error(sh, "supervisor: open '%s' failed: %s", path, strerror(errno));
+        err = store_args_read(fd, (size_t)sh->idx, &sh->arg, &sh->arg_len);
+        close(fd);
+        if (err != RX_OK)
+            return set_error(sh, "supervisor: read argument %" PRIu64 " from '%s' failed: %s",
+                             sh->idx, path, rx_strerror(err));
+    }
+    return 0;
+}
+
+static int
+task_paths(shim *sh)
+{
+    if (spool_task_path(sh->job_dir, sh->idx, ".out", sh->out_path, PATH_MAX) != 0 ||
+        spool_task_path(sh->job_dir, sh->idx, ".result", sh->result_path, PATH_MAX) != 0 ||
+        spool_task_path(sh->job_dir, sh->idx, ".error", sh->error_path, PATH_MAX) != 0 ||
+        spool_task_path(sh->job_dir, sh->idx, ".arg", sh->arg_path, PATH_MAX) != 0 ||
+        spool_task_path(sh->job_dir, sh->idx, ".pid", sh->pid_path, PATH_MAX) != 0)
+        return set_error(sh, "supervisor: spool path is too long");
+    return 0;
+}
+
+/* argv and envp of the task (exec/argv.h's rule), owned by the caller. */
+static int
+task_command(shim *sh, char ***out_argv, size_t *out_argc, char ***out_envp, char **extra,
+             size_t n_extra)
+{
+    const store_work *w = &sh->work;
+    rx_buf arg = {sh->arg ? sh->arg : "", sh->arg_len};
+    char **envp = NULL;
+    size_t n_env = 0;
+
+    if (w->kind == RX_WORK_COMMAND) {
+        if (sh->has_args && memchr(arg.data, '\0', arg.len) != NULL)
+            return set_error(sh, "argument %" PRIu64 " holds a NUL byte: it cannot reach argv",
+                             sh->idx);
+        if (rx__task_argv((const char *const *)w->argv, sh->has_args ? &arg : NULL, out_argv,
+                          out_argc) != RX_OK)
+            return set_error(sh, "supervisor: out of memory");
+    } else {
+        if (rx__task_argv((const char *const *)w->argv, NULL, out_argv, out_argc) != RX_OK)
+            return set_error(sh, "supervisor: out of memory");
+    }
+    if (rx__env_merge(environ, (const char *const *)w->env, n_extra, &envp, &n_env) != RX_OK) {
+        rx__strv_free(*out_argv, *out_argc);
+        return set_error(sh, "supervisor: out of memory");
+    }
+    for (size_t i = 0; i < n_extra; i++)
+        envp[n_env + i] = extra[i];
+    *out_envp = envp;
+    return 0;
+}
+
+/* Check the result file of a task that succeeded: a regular file within the size limit. A
+ * result that breaks the rules fails the task (and is removed, so nobody reads it). */
+static void
+check_result(shim *sh)
+{
+    struct stat st;
+
+    if (lstat(sh->result_path, &st) != 0)
+        return; /* no result: an empty value */
+    if (!S_ISREG(st.st_mode)) {
+        (void)unlink(sh->result_path);
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "$RXJOB_RESULT is not a regular file");
+    } else if ((uint64_t)st.st_size > RX_RESULT_MAX_BYTES) {
+        (void)unlink(sh->result_path);
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "result of %lld bytes is over the limit of %zu bytes",
+                        (long long)st.st_size, RX_RESULT_MAX_BYTES);
+    }
+}
+
+/* How a function task failed: its RXJOB_ERROR message, else what its exit says. */
+static void
+function_failure(shim *sh, int wstatus, const char *text)
+{
+    void *msg = NULL;
+    size_t len = 0;
+    rx_err err = spool_read_file(sh->error_path, ERROR_MAX_BYTES, &msg, &len);
+    int have_msg = err == RX_OK && len > 0;
+
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 127) {
+        /* rx_init's "no function of that name" (DESIGN.md: "could not start ... no such
+         * symbol"). */
+        sh->rec.state = RX_TASK_START_FAILED;
+        if (have_msg)
+            (void)set_error(sh, "%s", (char *)msg);
+        else
+            (void)set_error(sh, "function '%s' is not registered in '%s' (%s)",
+                            sh->work.function ? sh->work.function : "?", sh->work.argv[0], text);
+    } else if (WIFSIGNALED(wstatus)) {
+        sh->rec.state = RX_TASK_SIGNALED;
+        (void)set_error(sh, "%s", text);
+    } else {
+        sh->rec.state = RX_TASK_ERROR;
+        if (have_msg)
+            (void)set_error(sh, "%s", (char *)msg);
+        else
+            (void)set_error(sh, "function failed (%s)", text);
+    }
+    rx__free(msg);
+}
+
+/* Wait for the task, enforcing the time limit and stopping it on a cancel signal. */
+static enum stop_reason
+watch_task(shim *sh, rx__proc *proc)
+{
+    enum stop_reason stop = STOP_NONE;
+    int64_t start_ms = rx__now_ms();
+    int64_t deadline = sh->timeout_ms > 0 ? start_ms + sh->timeout_ms : 0;
+    int64_t sigkill_at = 0;
+
+    for (;;) {
+        struct pollfd pfd[2];
+        int64_t now = rx__now_ms(), next = 0;
+        nfds_t n = 0;
+        int timeout, rc;
+
+        if (stop == STOP_NONE && deadline > 0 && now >= deadline) {
+            stop = STOP_TIMEOUT;
+            (void)rx__proc_signal_group(proc, SIGTERM);
+            sigkill_at = now + sh->grace_ms;
+        }
+        if (sigkill_at > 0 && now >= sigkill_at) {
+            (void)rx__proc_signal_group(proc, SIGKILL);
+            sigkill_at = 0;
+        }
+        if (stop == STOP_NONE && deadline > 0)
+            next = deadline;
+        if (sigkill_at > 0 && (next == 0 || sigkill_at < next))
+            next = sigkill_at;
+        if (proc->pidfd < 0 && (next == 0 || next > now + POLL_NO_PIDFD_MS))
+            next = now + POLL_NO_PIDFD_MS;
+        timeout = next == 0 ? -1 : next > now ? (int)(next - now) : 0;
+
+        pfd[n].fd = sh->sfd;
+        pfd[n++].events = POLLIN;
+        if (proc->pidfd >= 0) {
+            pfd[n].fd = proc->pidfd;
+            pfd[n++].events = POLLIN;
+        }
+        rc = poll(pfd, n, timeout);
+        if (rc < 0 && errno != EINTR)
+            break; /* cannot wait: reap (which kills the group) rather than spin */
+        if (rc > 0 && pfd[0].revents != 0 && cancel_pending(sh) && stop == STOP_NONE) {
+            stop = STOP_CANCEL;
+            (void)rx__proc_signal_group(proc, SIGTERM);
+            sigkill_at = rx__now_ms() + sh->grace_ms;
+        }
+        if (proc->pidfd >= 0 ? (rc > 0 && n > 1 && pfd[1].revents != 0) : rx__proc_exited(proc))
+            break;
+    }
+    return stop;
+}
+
+/* Start and watch the task; fills sh->rec. */
+static void
+run_task(shim *sh)
+{
+    char *extra[8] = {NULL};
+    size_t n_extra = 0;
+    char **argv = NULL, **envp = NULL;
+    size_t argc = 0;
+    char stdin_path[PATH_MAX], text[160], pidline[64];
+    rx__spawn_req req;
+    rx__proc proc = {0, -1};
+    enum stop_reason stop;
+    uint64_t task_start = 0;
+    int out_fd = -1, spawn_errno = 0, wstatus = 0;
+
+    sh->rec.state = RX_TASK_START_FAILED;
+    sh->rec.exit_status = -1;
+    if (task_paths(sh) != 0 || load_inputs(sh) != 0)
+        return;
+    (void)unlink(sh->result_path);
+    (void)unlink(sh->error_path);
+    extra[n_extra++] = rx__env_entry("RXJOB_TASK_INDEX", "%" PRIu64, sh->idx);
+    extra[n_extra++] = rx__env_entry("RXJOB_TASK_COUNT", "%" PRIu64, sh->n_tasks);
+    extra[n_extra++] = rx__env_entry("RXJOB_RESULT", "%s", sh->result_path);
+    if (sh->work.kind == RX_WORK_FUNCTION) {
+        extra[n_extra++] = rx__env_entry("RXJOB_FUNCTION", "%s", sh->work.function);
+        extra[n_extra++] = rx__env_entry("RXJOB_ARG", "%s", sh->arg_path);
+        extra[n_extra++] = rx__env_entry("RXJOB_ERROR", "%s", sh->error_path);
+    }
+    for (size_t i = 0; i < n_extra; i++) {
+        if (extra[i] == NULL) {
+            (void)set_error(sh, "supervisor: out of memory");
+            goto done;
+        }
+    }
+    if (sh->work.kind == RX_WORK_FUNCTION &&
+        write_file(sh->arg_path, sh->arg ? sh->arg : "", sh->arg_len) != 0) {
+        (void)set_error(sh, "supervisor: write '%s' failed: %s", sh->arg_path, strerror(errno));
+        goto done;
+    }
+    if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
+        goto done;
+    out_fd = create_fresh(sh->out_path);
+    if (out_fd < 0) {
+        (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
+        goto done;
+    }
+    (void)snprintf(stdin_path, sizeof(stdin_path), "%s/stdin", sh->job_dir);
+    req.argv = (const char *const *)argv;
+    req.envp = envp;
+    req.cwd = sh->work.cwd;
+    req.stdin_path = sh->work.stdin_data != NULL ? stdin_path : NULL;
+    req.out_fd = out_fd;
+    sh->rec.started_s = now_utc_s();
+    if (rx__spawn(&req, &proc, &spawn_errno) != RX_OK) {
+        sh->rec.ended_s = sh->rec.started_s;
+        if (spawn_errno == ENOENT)
+            (void)set_error(sh, "command not found: '%s'", argv[0]);
+        else
+            (void)set_error(sh, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
+        goto done;
+    }
+    close(out_fd);
+    out_fd = -1;
+    sh->rec.task_pid = proc.pid;
+    /* Where the task is, for a daemon that finds this shim gone without a record. */
+    if (!sh->under_slurm && exec_local_proc_start(proc.pid, &task_start) == 0) {
+        int n = snprintf(pidline, sizeof(pidline), "%ld %" PRIu64 "\n", (long)proc.pid, task_start);
+
+        (void)write_file(sh->pid_path, pidline, (size_t)n);
+    }
+
+    stop = watch_task(sh, &proc);
+    if (rx__proc_reap(&proc, &wstatus) != RX_OK) {
+        sh->rec.ended_s = now_utc_s();
+        sh->rec.state = RX_TASK_LOST;
+        (void)set_error(sh, "supervisor: waitpid failed: %s", strerror(errno));
+        goto done;
+    }
+    sh->rec.ended_s = now_utc_s();
+    rx__wait_status_text(wstatus, text, sizeof(text));
+    sh->rec.exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    sh->rec.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    if (stop == STOP_TIMEOUT) {
+        sh->rec.state = RX_TASK_TIMEOUT;
+        (void)set_error(sh, "time limit of %g s exceeded (%s)", (double)sh->timeout_ms / 1000.0,
+                        text);
+    } else if (stop == STOP_CANCEL) {
+        /* The daemon words the reason (canceled, or the job stopped after a failure). */
+        sh->rec.state = RX_TASK_STOPPED;
+        (void)set_error(sh, "%s", text);
+    } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
+               sh->work.kind == RX_WORK_FUNCTION && access(sh->result_path, F_OK) != 0) {
+        /* rx_init writes a result file (empty or not) whenever the function succeeds: none
+         * means the program ran its own main instead of the task. */
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "the program exited 0 without running the function: does its main "
+                            "call rx_init(&argc, &argv) first?");
+    } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+        sh->rec.state = RX_TASK_OK;
+        check_result(sh);
+    } else if (sh->work.kind == RX_WORK_FUNCTION) {
+        function_failure(sh, wstatus, text);
+    } else {
+        sh->rec.state = WIFSIGNALED(wstatus) ? RX_TASK_SIGNALED : RX_TASK_EXIT;
+        (void)set_error(sh, "%s", text);
+    }
+done:
+    if (out_fd >= 0)
+        close(out_fd);
+    rx__strv_free(argv, argc);
+    rx__free(envp);
+    for (size_t i = 0; i < n_extra; i++)
+        rx__free(extra[i]);
+}
+
+int
+engine_shim_main(int argc, char **argv)
+{
+    shim sh;
+    sigset_t set;
+    char **a;
+    const char *idx_arg;
+    int base, under_slurm, rc = 0;
+
+    memset(&sh, 0, sizeof(sh));
+    sh.sfd = -1;
+    /* Nothing the daemon had open belongs here but fd 3; a stray inherited descriptor (a
+     * listening socket, say) would otherwise live as long as the task. */
+    (void)close_range(SHIM_GO_FD + 1, ~0U, 0);
+    if (argc < 1)
+        return SHIM_EXIT_BAD_ARGS;
+    /* Both `main(argc, argv)` and `main(argc - 1, argv + 1)` are accepted: argv[0] or argv[1]
+     * is "--shim", the supervisor's six arguments follow it. */
+    base = argc >= 1 && strcmp(argv[0], "--shim") == 0 ? 0 : 1;
+    a = argv + base + 1;
+    /* Under Slurm (exec_slurm.c) INDEX is "-": the array task's SLURM_ARRAY_TASK_ID, and no
+     * "go" comes (the array is released only once its submission is durable). */
+    under_slurm = argc == base + 7 && strcmp(a[1], "-") == 0;
+    idx_arg = under_slurm ? getenv("SLURM_ARRAY_TASK_ID") : argc == base + 7 ? a[1] : NULL;
+    if (argc != base + 7 || strcmp(argv[base], "--shim") != 0 || a[0][0] != '/' ||
+        idx_arg == NULL || parse_u64_arg(idx_arg, INT64_MAX, &sh.idx) != 0 ||
+        parse_u64_arg(a[2], INT64_MAX, &sh.n_tasks) != 0 ||
+        rx__parse_i64(a[3], 0, INT64_MAX / 2, &sh.timeout_ms) != RX_OK ||
+        rx__parse_i64(a[4], 0, INT64_MAX / 2, &sh.grace_ms) != RX_OK ||
+        (strcmp(a[5], "0") != 0 && strcmp(a[5], "1") != 0)) {
+        (void)fprintf(stderr, "usage: rxjobd --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS "
+                              "HAS_ARGS (run by rxjobd, not by hand)\n");
+        return SHIM_EXIT_BAD_ARGS;
+    }
+    sh.job_dir = a[0];
+    sh.has_args = a[5][0] == '1';
+    sh.under_slurm = under_slurm;
+    apply_task_umask();
+    /* Blocked already when the daemon spawned us; blocking again covers a shim run otherwise. */
+    cancel_sigset(&set);
+    (void)sigprocmask(SIG_BLOCK, &set, NULL);
+    sh.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    /* A SIGPIPE while writing a record must not kill the shim before the record is written. */
+    (void)signal(SIGPIPE, SIG_IGN);
+
+    if (sh.sfd < 0) {
+        sh.rec.go = 1;
+        sh.rec.state = RX_TASK_START_FAILED;
+        sh.rec.exit_status = -1;
+        (void)set_error(&sh, "supervisor: signalfd failed: %s", strerror(errno));
+    } else if (!under_slurm && !wait_go(&sh)) {
+        /* Never told to start: the task did not run, and may be started again. */
+        sh.rec.go = 0;
+        sh.rec.state = RX_TASK_NOT_RUN;
+        sh.rec.exit_status = -1;
+    } else if (cancel_pending(&sh)) {
+        sh.rec.go = 1;
+        sh.rec.state = RX_TASK_NOT_RUN;
+        sh.rec.exit_status = -1;
+        (void)set_error(&sh, "not run: the job stopped before the task started");
+    } else {
+        sh.rec.go = 1;
+        run_task(&sh);
+    }
+    close(SHIM_GO_FD);
+    if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+        rc = 1; /* no record: the daemon reports the task as lost */
+    if (sh.pid_path[0] != '\0') {
+        (void)unlink(sh.pid_path);
+        (void)unlink(sh.arg_path);
+        (void)unlink(sh.error_path);
+    }
+    if (sh.sfd >= 0)
+        close(sh.sfd);
+    store_work_free(&sh.work);
+    rx__free(sh.arg);
+    spool_exit_free(&sh.rec);
+    return rc;
+}
