@@ -491,17 +491,20 @@ if [[ $(id -u) == 0 ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# A daemon whose binary is removed (or replaced, as a rebuild does) while it runs still starts
-# its tasks' supervisors: it runs them as /proc/self/exe.
+# A daemon whose binary and supervisor binary (rxjob-shim, next to it) are removed (or replaced,
+# as a rebuild does) while it runs still starts its tasks' supervisors: it opened rxjob-shim at
+# start and runs that file.
 
 if [[ $executor == local ]]; then
-    cp "$rxjobd" "$tmp/rxjobd-copy"
-    "$tmp/rxjobd-copy" --foreground --socket "$tmp/c.sock" --state-dir "$tmp/cstate" \
+    mkdir -p "$tmp/copy"
+    cp "$rxjobd" "$tmp/copy/rxjobd-copy"
+    cp "$(dirname "$rxjobd")/rxjob-shim" "$tmp/copy/rxjob-shim"
+    RXJOBD_SHIM= "$tmp/copy/rxjobd-copy" --foreground --socket "$tmp/c.sock" --state-dir "$tmp/cstate" \
         2>"$tmp/copy.log" &
     copy_pid=$!
     pids+=("$copy_pid")
     check "a copy of rxjobd serves" wait_answer "$tmp/c.sock"
-    rm -f "$tmp/rxjobd-copy"
+    rm -f "$tmp/copy/rxjobd-copy" "$tmp/copy/rxjob-shim"
     SOCK=$tmp/c.sock api POST /v1/jobs \
         "{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"$(b64 true)\"]}, \"times_to_run\": 3}"
     expect "submit to a daemon whose binary is gone" 201
@@ -512,6 +515,17 @@ if [[ $executor == local ]]; then
     wait "$copy_pid"
     check "the daemon whose binary is gone stops with status 0" test "$?" = 0
 fi
+
+# Without its supervisor binary the daemon refuses to start, saying which file it looked for.
+RXJOBD_SHIM=$tmp/no-such-shim timeout 20 "$rxjobd" --foreground --socket "$tmp/n.sock" \
+    --state-dir "$tmp/nstate" >"$tmp/noshim.out" 2>&1
+check "no supervisor binary: the daemon exits 1" test "$?" = 1
+check "... saying which file" grep -q "the task supervisor '$tmp/no-such-shim' cannot be found" \
+    "$tmp/noshim.out"
+# `rxjobd --shim` (what Slurm scripts of older daemons run) executes rxjob-shim.
+timeout 20 "$rxjobd" --shim >"$tmp/alias.out" 2>&1
+check "rxjobd --shim runs rxjob-shim (its usage, exit 2)" test "$?" = 2
+check "... whose usage names it" grep -q "usage: rxjob-shim" "$tmp/alias.out"
 
 # ---------------------------------------------------------------------------------------------
 # One daemon per socket, one per state directory.

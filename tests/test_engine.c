@@ -2,8 +2,8 @@
  * test_engine.c - rxjobd's job engine (src/server/engine.h) driven directly, with a temporary
  * state directory and real processes.
  *
- * This binary is its own task supervisor and its own "function program": run with --shim it is
- * the shim (engine_shim_main), and with $RXJOB_FUNCTION set it runs a tiny function the way a
+ * The engine runs the build tree's task supervisor (rxjob-shim, RX_TEST_SHIM). This binary is
+ * its own "function program": with $RXJOB_FUNCTION set it runs a tiny function the way a
  * program's rx_init would (argument from $RXJOB_ARG, result to $RXJOB_RESULT, failure message to
  * $RXJOB_ERROR, exit 127 for an unknown name). Recovery is tested both by closing an engine while
  * tasks run and by SIGKILLing a forked process that holds an engine, as a crash would.
@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "core/internal.h"
 #include "server/engine.h"
+#include "server/limits.h"
 #include "store/spool.h"
 
 #include <dirent.h>
@@ -83,6 +84,7 @@ fixture_open(fixture *f)
 
     f->opts.state_dir = f->dir;
     f->opts.self_exe = self_exe;
+    f->opts.shim_exe = RX_TEST_SHIM;
     f->e = NULL;
     assert_int_equal(engine_open(&f->opts, &f->e, err, sizeof(err)), RX_OK);
     assert_non_null(f->e);
@@ -99,6 +101,27 @@ fixture_new(unsigned slots, int hold)
     f->opts.slots = slots;
     f->opts.hold = hold;
     f->opts.grace_ms = 300;
+    fixture_open(f);
+    return f;
+}
+
+/* A running engine with these run-time limits (the rest of rx_limits is not read by the engine's
+ * executor). */
+static fixture *
+fixture_new_limits(unsigned slots, uint64_t output_bytes, uint64_t result_bytes)
+{
+    static rx_limits lim;
+    fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    (void)snprintf(f->dir, sizeof(f->dir), "/tmp/rxjob-engine-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    memset(&lim, 0, sizeof(lim));
+    lim.output_bytes = output_bytes;
+    lim.result_bytes = result_bytes;
+    f->opts.slots = slots;
+    f->opts.grace_ms = 300;
+    f->opts.limits = &lim;
     fixture_open(f);
     return f;
 }
@@ -1247,6 +1270,173 @@ test_engine_command_not_found(void **state)
     fixture_free(f);
 }
 
+/* Read task idx's t<idx>.out of job id (kept: the job is not cleaned up). */
+static char *
+read_out(fixture *f, int64_t id, uint64_t idx, size_t *out_len)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    void *data = NULL;
+
+    assert_int_equal(spool_job_dir(f->dir, id, dir, sizeof(dir)), 0);
+    assert_int_equal(spool_task_path(dir, idx, ".out", path, sizeof(path)), 0);
+    assert_int_equal(spool_read_file(path, 64 * 1024 * 1024, &data, out_len), RX_OK);
+    return data;
+}
+
+/* output_bytes: 50 MB of output is cut at 1 MiB with a marker line naming the limit and what
+ * was discarded, and the task still FINISHED (OK); output under the cap is kept whole, stdout
+ * and stderr alike, with no marker. */
+static void
+test_engine_output_cap(void **state)
+{
+    fixture *f = fixture_new_limits(2, 1048576, 0);
+    char *big_argv[] = {"sh", "-c", "head -c 50000000 /dev/zero; echo tail", NULL};
+    char *small_argv[] = {"sh", "-c", "echo out; echo err >&2", NULL};
+    char *fn_argv[] = {self_exe, NULL};
+    rx_buf args[1] = {{"x", 1}};
+    static const char marker[] = "\n[rxjob: output cut at 1048576 bytes: output_bytes limit; "
+                                 "48951429 bytes discarded]\n";
+    engine_spec s = cmd_spec(big_argv);
+    engine_results *res;
+    engine_job job;
+    char *out;
+    size_t len;
+    int64_t id;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    id = submit(f, &s);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    out = read_out(f, id, 0, &len);
+    assert_int_equal(len, 1048576 + strlen(marker));
+    for (size_t i = 0; i < 1048576; i++)
+        if (out[i] != '\0')
+            fail_msg("byte %zu of the kept output is 0x%02x", i, (unsigned char)out[i]);
+    assert_memory_equal(out + 1048576, marker, strlen(marker));
+    rx__free(out);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_OK);
+    engine_results_free(res);
+
+    s = cmd_spec(small_argv);
+    s.auto_cleanup = 0;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    out = read_out(f, id, 0, &len);
+    assert_int_equal(len, 8);
+    assert_memory_equal(out, "out\nerr\n", 8);
+    rx__free(out);
+
+    /* Function work goes through the same supervisor: its output is relayed too. */
+    s = cmd_spec(fn_argv);
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = "echo_arg";
+    s.args = args;
+    s.n_args = 1;
+    s.has_args = 1;
+    s.auto_cleanup = 0;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    out = read_out(f, id, 0, &len);
+    assert_int_equal(len, 0);
+    rx__free(out);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "x");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* With an output cap, a task that writes without end is still drained (it never blocks), its
+ * time limit still fires, and a cancel still stops it. */
+static void
+test_engine_output_cap_timeout_cancel(void **state)
+{
+    fixture *f = fixture_new_limits(2, 65536, 0);
+    char *argv[] = {"yes", "rxjob", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    char *out;
+    size_t len;
+    int canceled = 0;
+    int64_t id;
+    double t0;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    s.execution_timeout_s = 1;
+    t0 = now_s();
+    id = submit(f, &s);
+    job = wait_done(f, 1000, id);
+    assert_true(now_s() - t0 < 20);
+    assert_int_equal(job.status, RX_JOB_FAILED);
+    out = read_out(f, id, 0, &len);
+    assert_true(len > 65536);
+    assert_true(len < 65536 + 200);
+    assert_memory_equal(out, "rxjob\nrxjob\n", 12);
+    assert_non_null(memmem(out + 65536, len - 65536,
+                           "[rxjob: output cut at 65536 bytes: output_bytes limit; ", 55));
+    rx__free(out);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_TIMEOUT);
+    engine_results_free(res);
+
+    s = cmd_spec(argv);
+    id = submit(f, &s);
+    (void)wait_running(f, 1000, id);
+    sleep_ms(300);
+    t0 = now_s();
+    assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, NULL), RX_OK);
+    assert_int_equal(canceled, 1);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_CANCELED);
+    assert_true(now_s() - t0 < 20);
+    fixture_free(f);
+}
+
+/* result_bytes: a result over the limit fails its task (ERROR) with a message naming the limit;
+ * one within it is kept. Command and function work alike. */
+static void
+test_engine_result_limit(void **state)
+{
+    fixture *f = fixture_new_limits(2, 0, 10);
+    char *argv[] = {"sh", "-c", "printf '%s' \"$1\" > \"$RXJOB_RESULT\"", "sh", NULL};
+    char *fn_argv[] = {self_exe, NULL};
+    rx_buf args[2] = {{"0123456789", 10}, {"0123456789a", 11}};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    int64_t id;
+
+    (void)state;
+    s.args = args;
+    s.n_args = 2;
+    s.has_args = 1;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_OK);
+    assert_string_equal(res->slots[0].value, "0123456789");
+    assert_int_equal(res->slots[1].state, RX_TASK_ERROR);
+    assert_string_equal(res->slots[1].error,
+                        "result of 11 bytes is over the result_bytes limit of 10 bytes");
+    engine_results_free(res);
+
+    s = cmd_spec(fn_argv);
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = "echo_arg";
+    s.args = args;
+    s.n_args = 2;
+    s.has_args = 1;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_OK);
+    assert_int_equal(res->slots[1].state, RX_TASK_ERROR);
+    assert_non_null(strstr(res->slots[1].error, "result_bytes limit of 10 bytes"));
+    engine_results_free(res);
+    fixture_free(f);
+}
+
 static void
 test_engine_function_work(void **state)
 {
@@ -1593,7 +1783,7 @@ run_function(const char *name)
 }
 
 int
-main(int argc, char **argv)
+main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engine_submit_wait_finished),
@@ -1621,6 +1811,9 @@ main(int argc, char **argv)
         cmocka_unit_test(test_engine_args_env_cwd_stdin),
         cmocka_unit_test(test_engine_command_not_found),
         cmocka_unit_test(test_engine_function_work),
+        cmocka_unit_test(test_engine_output_cap),
+        cmocka_unit_test(test_engine_output_cap_timeout_cancel),
+        cmocka_unit_test(test_engine_result_limit),
         cmocka_unit_test(test_engine_cleanup),
         cmocka_unit_test(test_engine_results_race),
         cmocka_unit_test(test_engine_wait_timeout),
@@ -1632,8 +1825,6 @@ main(int argc, char **argv)
     const char *fn = getenv("RXJOB_FUNCTION");
     ssize_t n;
 
-    if (argc > 1 && strcmp(argv[1], "--shim") == 0)
-        return engine_shim_main(argc, argv);
     if (fn != NULL)
         return run_function(fn);
     n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);

@@ -206,11 +206,12 @@ test_slurm_batch_script(void **state)
     char *s;
 
     (void)state;
-    s = slurm_batch_script("/opt/rx job/rxjobd", "/srv/it's/spool/7", 20, 2000, 1000, 1);
+    s = slurm_batch_script("/opt/rx job/rxjob-shim", "/srv/it's/spool/7", 20, 2000, 1000, 1,
+                           1048576, 268435456);
     assert_non_null(s);
     assert_true(strncmp(s, "#!/bin/sh\n", 10) == 0);
-    assert_non_null(strstr(s, "exec '/opt/rx job/rxjobd' --shim '/srv/it'\\''s/spool/7' - 20 "
-                              "2000 1000 1\n"));
+    assert_non_null(strstr(s, "exec '/opt/rx job/rxjob-shim' --shim '/srv/it'\\''s/spool/7' - 20 "
+                              "2000 1000 1 1048576 268435456\n"));
     rx__free(s);
 }
 

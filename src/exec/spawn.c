@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -238,4 +239,42 @@ rx__wait_status_text(int wstatus, char *buf, size_t len)
                        WCOREDUMP(wstatus) ? ", core dumped" : "");
     else
         (void)snprintf(buf, len, "wait status 0x%x", (unsigned)wstatus);
+}
+
+int
+rx__proc_start_time(pid_t pid, uint64_t *out_start)
+{
+    char path[64], buf[1024];
+    char *p, *end;
+    ssize_t n;
+    int fd;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* Field 2 is "(comm)" and comm may hold spaces and parentheses: count from the last ')'.
+     * After it come field 3 (state) ... field 22 (starttime): skip 19 fields. */
+    p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    p++;
+    for (int field = 3; field < 22; field++) {
+        while (*p == ' ')
+            p++;
+        while (*p != ' ' && *p != '\0')
+            p++;
+        if (*p == '\0')
+            return -1;
+    }
+    errno = 0;
+    *out_start = strtoull(p, &end, 10);
+    if (errno != 0 || end == p)
+        return -1;
+    return 0;
 }

@@ -12,6 +12,7 @@
 #include "rxjob.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct rx__proc {
@@ -75,5 +76,9 @@ void rx__wait_status_text(int wstatus, char *buf, size_t len);
 
 /* Name of a signal: "SIGKILL"; "SIG?" for an unknown number. Static storage. */
 const char *rx__signal_name(int sig);
+
+/* /proc/PID/stat field 22: the process's start time in clock ticks since boot, which tells a
+ * process from a later one that reused its pid. 0, or -1 if there is no such process. */
+int rx__proc_start_time(pid_t pid, uint64_t *out_start);
 
 #endif

@@ -22,6 +22,7 @@
 #include "core/internal.h"
 #include "core/spec.h"
 #include "server/exec_slurm.h"
+#include "server/limits.h"
 #include "server/sched.h"
 #include "store/work.h"
 
@@ -905,6 +906,7 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     if (e == NULL)
         return RX_ENOMEM;
     e->wake_fd = -1;
+    e->shim_fd = -1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -918,6 +920,15 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     e->slots = opts->slots;
     e->hold = opts->hold;
     e->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
+    /* Run-time limits, enforced by the supervisors (limits.h). */
+    e->output_bytes = opts->limits != NULL ? opts->limits->output_bytes : 0;
+    e->result_bytes = opts->limits != NULL && opts->limits->result_bytes > 0
+                          ? opts->limits->result_bytes
+                          : RX_RESULT_MAX_BYTES;
+    err = exec_local_shim_open(opts->self_exe, opts->shim_exe, &e->shim_exe, &e->shim_fd, errbuf,
+                               errlen);
+    if (err != RX_OK)
+        goto fail;
     if (opts->executor != NULL && strcmp(opts->executor, "slurm") == 0) {
         err = exec_slurm_new(opts, &e->slurm, errbuf, errlen);
         if (err != RX_OK)
@@ -1021,6 +1032,9 @@ engine_close(engine *e)
     rx__free(e->gone);
     rx__free(e->state_dir);
     rx__free(e->self_exe);
+    rx__free(e->shim_exe);
+    if (e->shim_fd >= 0)
+        close(e->shim_fd);
     exec_slurm_free(e->slurm);
     rx__free(e);
 }

@@ -28,10 +28,11 @@ typedef struct engine_opts {
     unsigned slots;        /* the most task processes at once, daemon-wide; >= 1 */
     int hold;              /* 1: accept and store jobs but start no task (benchmarks) */
     int64_t grace_ms;      /* SIGTERM -> SIGKILL delay for cancel and time limits */
-    const char *self_exe;  /* path of this program (rxjobd), which runs engine_shim_main on
-                              "--shim": the local executor execs it as /proc/self/exe (the
-                              running binary, even once the file is replaced or removed); the
-                              Slurm executor by this path */
+    const char *self_exe;  /* path of this program (rxjobd) */
+    const char *shim_exe;  /* the task supervisor binary (src/shim); NULL = $RXJOBD_SHIM, else
+                              rxjob-shim next to self_exe (exec_local_shim_open). The local
+                              executor opens it at start and runs that file even once it is
+                              replaced or removed; the Slurm executor runs it by this path */
     const char *executor;  /* "local" (NULL too) or "slurm" (exec_slurm.h, docs/slurm.md) */
     int64_t poll_ms;       /* slurm: how often squeue is asked, ms; 0 = 1000 */
     const struct rx_limits *limits; /* limits.h; NULL = rx_limits_default(); copied */
@@ -186,9 +187,5 @@ void engine_get_stats(engine *e, engine_stats *out_stats);
  * there is nothing to add to rx_strerror. Thread-local storage, valid until the thread's next
  * engine call. */
 const char *engine_errmsg(void);
-
-/* Entry point of the task supervisor: rxjobd --shim ARGS... runs this (see exec_local.c).
- * Returns the process exit status. */
-int engine_shim_main(int argc, char **argv);
 
 #endif

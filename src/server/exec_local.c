@@ -73,39 +73,68 @@ cancel_sigset(sigset_t *set)
 int
 exec_local_proc_start(pid_t pid, uint64_t *out_start)
 {
-    char path[64], buf[1024];
-    char *p, *end;
-    ssize_t n;
+    return rx__proc_start_time(pid, out_start);
+}
+
+rx_err
+exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path, int *out_fd,
+                     char *errbuf, size_t errlen)
+{
+    const char *env = getenv(EXEC_SHIM_ENV);
+    char path[PATH_MAX], real[PATH_MAX];
+    struct stat st;
     int fd;
 
-    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    /* Field 2 is "(comm)" and comm may hold spaces and parentheses: count from the last ')'.
-     * After it come field 3 (state) ... field 22 (starttime): skip 19 fields. */
-    p = strrchr(buf, ')');
-    if (p == NULL)
-        return -1;
-    p++;
-    for (int field = 3; field < 22; field++) {
-        while (*p == ' ')
-            p++;
-        while (*p != ' ' && *p != '\0')
-            p++;
-        if (*p == '\0')
-            return -1;
+    *out_path = NULL;
+    *out_fd = -1;
+    if (shim_exe != NULL) {
+        if (snprintf(path, sizeof(path), "%s", shim_exe) >= (int)sizeof(path))
+            goto too_long;
+    } else if (env != NULL && env[0] != '\0') {
+        if (snprintf(path, sizeof(path), "%s", env) >= (int)sizeof(path))
+            goto too_long;
+    } else {
+        const char *slash = self_exe != NULL ? strrchr(self_exe, '/') : NULL;
+        int dir_len = slash != NULL ? (int)(slash - self_exe) : 1;
+
+        if (snprintf(path, sizeof(path), "%.*s/%s", dir_len, slash != NULL ? self_exe : ".",
+                     EXEC_SHIM_NAME) >= (int)sizeof(path))
+            goto too_long;
     }
-    errno = 0;
-    *out_start = strtoull(p, &end, 10);
-    if (errno != 0 || end == p)
-        return -1;
-    return 0;
+    if (realpath(path, real) == NULL) {
+        (void)snprintf(errbuf, errlen, "the task supervisor '%s' cannot be found: %s", path,
+                       strerror(errno));
+        return RX_EINVAL;
+    }
+    /* Above fd 3 too: the supervisor's spawn puts its own files on 0..3 (exec_local_spawn), and
+     * /proc/self/fd/N is looked up in the child after those. */
+    fd = open(real, O_PATH | O_CLOEXEC);
+    if (fd >= 0 && fd <= SHIM_GO_FD) {
+        int moved = fcntl(fd, F_DUPFD_CLOEXEC, SHIM_GO_FD + 1);
+
+        close(fd);
+        fd = moved;
+    }
+    if (fd < 0 || fstat(fd, &st) != 0 || access(real, X_OK) != 0 ||
+        (!S_ISREG(st.st_mode) && (errno = EINVAL) != 0)) {
+        int saved = errno;
+
+        if (fd >= 0)
+            close(fd);
+        (void)snprintf(errbuf, errlen, "the task supervisor '%s' is not an executable file: %s",
+                       real, strerror(saved));
+        return RX_EINVAL;
+    }
+    *out_path = rx__strdup(real);
+    if (*out_path == NULL) {
+        close(fd);
+        return RX_ENOMEM;
+    }
+    *out_fd = fd;
+    return RX_OK;
+too_long:
+    (void)snprintf(errbuf, errlen, "the task supervisor's path is too long");
+    return RX_EINVAL;
 }
 
 rx_err
@@ -115,7 +144,8 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     posix_spawnattr_t attr;
     sigset_t blocked, all;
     char idx[32], n_tasks[32], timeout[32], grace[32];
-    char *argv[9];
+    char *argv[11];
+    char output_bytes[32], result_bytes[32], exe[64];
     int sv[2] = {-1, -1};
     int child_fd = -1;
     pid_t pid = 0;
@@ -154,7 +184,7 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     (void)snprintf(n_tasks, sizeof(n_tasks), "%" PRIu64, req->n_tasks);
     (void)snprintf(timeout, sizeof(timeout), "%" PRId64, req->timeout_ms);
     (void)snprintf(grace, sizeof(grace), "%" PRId64, req->grace_ms);
-    argv[0] = (char *)req->self_exe;
+    argv[0] = (char *)req->shim_exe;
     argv[1] = "--shim";
     argv[2] = (char *)req->job_dir;
     argv[3] = idx;
@@ -162,7 +192,14 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     argv[5] = timeout;
     argv[6] = grace;
     argv[7] = req->has_args ? "1" : "0";
-    argv[8] = NULL;
+    (void)snprintf(output_bytes, sizeof(output_bytes), "%" PRIu64, req->output_bytes);
+    (void)snprintf(result_bytes, sizeof(result_bytes), "%" PRIu64, req->result_bytes);
+    argv[8] = output_bytes;
+    argv[9] = result_bytes;
+    argv[10] = NULL;
+    /* The binary opened at start (exec_local_shim_open), which stays executable when its file
+     * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
+    (void)snprintf(exe, sizeof(exe), "/proc/self/fd/%d", req->shim_fd);
 
     rc = posix_spawn_file_actions_init(&fa);
     if (rc != 0)
@@ -188,10 +225,8 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
         rc = posix_spawn_file_actions_adddup2(&fa, 0, 2);
     if (rc == 0)
         rc = posix_spawn_file_actions_adddup2(&fa, child_fd, SHIM_GO_FD);
-    /* Through /proc/self/exe, the binary this daemon runs, which stays executable when its file
-     * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
     if (rc == 0)
-        rc = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, environ);
+        rc = posix_spawn(&pid, req->shim_fd >= 0 ? exe : req->shim_exe, &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
 out_fds:

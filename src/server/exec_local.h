@@ -2,15 +2,16 @@
  * exec_local.h - rxjobd's local executor: one supervisor process ("shim") per task, so that
  * tasks outlive the daemon (docs/engine.md "Shim protocol").
  *
- * The daemon side spawns `self_exe --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS`
- * (executing /proc/self/exe, the running binary, so a rebuilt or removed rxjobd file does not
- * fail the tasks; self_exe is its argv[0])
- * in a session of its own with the cancel signals blocked and a socket on fd 3; the shim waits
- * on fd 3 for "go" (sent once the task's start is committed to the store), runs the task,
- * enforces its time limit, stops it on SIGTERM/SIGINT/SIGUSR1, writes the exit record and exits.
- * When fd 3 reaches end-of-file without "go" (the daemon died, or could not record the start),
- * the shim writes a record with go 0 and exits without starting anything, so the task may be
- * started again without running twice.
+ * The daemon side spawns the supervisor binary, `rxjob-shim` (src/shim/shim.c, found next to
+ * rxjobd or at $RXJOBD_SHIM), as
+ *     rxjob-shim --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS OUTPUT_BYTES
+ * RESULT_BYTES (executing the file the daemon opened at start, so a rebuilt or removed binary does
+ * not fail the tasks) in a session of its own with the cancel signals blocked and a socket on fd 3;
+ * the shim waits on fd 3 for "go" (sent once the task's start is committed to the store), runs the
+ * task, enforces its time limit, stops it on SIGTERM/SIGINT/SIGUSR1, writes the exit record and
+ * exits. When fd 3 reaches end-of-file without "go" (the daemon died, or could not record the
+ * start), the shim writes a record with go 0 and exits without starting anything, so the task may
+ * be started again without running twice.
  *
  * The daemon watches shims through pidfds, which work for processes that are not its children
  * too: that is how a restarted daemon adopts the shims of its predecessor.
@@ -32,14 +33,35 @@ typedef struct exec_shim {
 } exec_shim;
 
 typedef struct exec_shim_req {
-    const char *self_exe; /* the shim's argv[0]; the binary run is /proc/self/exe */
+    const char *shim_exe; /* the supervisor's path: its argv[0], and what runs if shim_fd < 0 */
+    int shim_fd;          /* exec_local_shim_open's fd of that binary (what runs), or -1 */
     const char *job_dir;  /* STATE_DIR/spool/<id> */
     uint64_t idx;
     uint64_t n_tasks;
     int64_t timeout_ms; /* 0 = none */
     int64_t grace_ms;   /* SIGTERM -> SIGKILL */
     int has_args;
+    uint64_t output_bytes; /* console output kept, bytes; 0 = no cap (limits.h) */
+    uint64_t result_bytes; /* the largest result, bytes */
 } exec_shim_req;
+
+/* The file name of the supervisor binary, installed next to rxjobd. */
+#define EXEC_SHIM_NAME "rxjob-shim"
+/* The environment variable naming another supervisor binary (tests, unusual installs). */
+#define EXEC_SHIM_ENV  "RXJOBD_SHIM"
+
+/*
+ * Find the supervisor binary and open it (O_PATH, close-on-exec) so that it can be executed for
+ * as long as the daemon runs, even once its file is replaced or removed (a rebuild, an
+ * upgrade). Which binary: shim_exe if not NULL, else $RXJOBD_SHIM if set and not empty, else
+ * EXEC_SHIM_NAME in self_exe's directory.
+ * @param out_path  The absolute path found, owned (rx__free).
+ * @param out_fd    The open fd; the caller closes it.
+ * @return RX_OK; RX_EINVAL (not found, not executable: errbuf says which path and why);
+ *         RX_ENOMEM.
+ */
+rx_err exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path,
+                            int *out_fd, char *errbuf, size_t errlen);
 
 /* Spawn a shim for one task; it waits for exec_local_go. RX_OK; RX_ESYSTEM with *out_errno. */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);

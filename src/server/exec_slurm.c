@@ -567,8 +567,8 @@ submit(engine *e, sjob *sj)
                 strerror(errno));
         return;
     }
-    script = slurm_batch_script(e->self_exe, dir, sj->n_tasks, sj->timeout_ms, e->grace_ms,
-                                sj->has_args);
+    script = slurm_batch_script(e->shim_exe, dir, sj->n_tasks, sj->timeout_ms, e->grace_ms,
+                                sj->has_args, e->output_bytes, e->result_bytes);
     if (script == NULL)
         return;
     (void)snprintf(name, sizeof(name), "--job-name=rxjob-%" PRId64, sj->id);

@@ -17,12 +17,15 @@
  * lets the requests in progress end, closes the engine (running tasks go on under their
  * supervisors, adopted at the next start) and exits 0.
  *
- * `rxjobd --shim ...` is not a daemon at all: the engine re-runs rxjobd as a task supervisor.
+ * `rxjobd --shim ...` is not a daemon at all: it executes the task supervisor, rxjob-shim next to
+ * rxjobd (or $RXJOBD_SHIM), with the same arguments. The engine runs rxjob-shim itself; the
+ * alias serves Slurm batch scripts written by an older rxjobd, which named rxjobd.
  */
 #define _GNU_SOURCE /* pipe2, getopt_long */
 
 #include "core/internal.h"
 #include "server/engine.h"
+#include "server/exec_local.h"
 #include "server/http.h"
 
 #include <errno.h>
@@ -645,6 +648,34 @@ parse_options(int argc, char **argv, main_opts *o)
         die("options: no socket path or state directory (set $HOME or use --state-dir)");
 }
 
+/* `rxjobd --shim ARGS...`: become rxjob-shim --shim ARGS... (fd 3, the signal mask and the
+ * environment carry over). Returns only on failure, with exit status 127. */
+static int
+shim_alias(char **argv)
+{
+    char self[PATH_MAX], err[PATH_MAX + 128];
+    char *path = NULL;
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int fd = -1;
+
+    if (len <= 0) {
+        (void)fprintf(stderr, "rxjobd --shim: readlink /proc/self/exe failed: %s\n",
+                      strerror(errno));
+        return 127;
+    }
+    self[len] = '\0';
+    if (exec_local_shim_open(self, NULL, &path, &fd, err, sizeof(err)) != RX_OK) {
+        (void)fprintf(stderr, "rxjobd --shim: %s\n", err);
+        return 127;
+    }
+    close(fd);
+    argv[0] = path;
+    (void)execv(path, argv);
+    (void)fprintf(stderr, "rxjobd --shim: exec '%s' failed: %s\n", path, strerror(errno));
+    rx__free(path);
+    return 127;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int
@@ -668,7 +699,7 @@ main(int argc, char **argv)
     rx_err err;
 
     if (argc > 1 && strcmp(argv[1], "--shim") == 0)
-        return engine_shim_main(argc - 1, argv + 1);
+        return shim_alias(argv);
 
     /* Everything the daemon creates is its user's alone (jobs.db and its -wal and -shm
      * included); the tasks get the umask the daemon was started with back (exec_local.c). */

@@ -527,13 +527,16 @@ start_task(engine *e, ejob *j, uint64_t idx)
     if (err != RX_OK)
         return err;
     (void)spool_job_dir(e->state_dir, j->id, dir, sizeof(dir));
-    req.self_exe = e->self_exe;
+    req.shim_exe = e->shim_exe;
+    req.shim_fd = e->shim_fd;
     req.job_dir = dir;
     req.idx = idx;
     req.n_tasks = j->n_tasks;
     req.timeout_ms = j->timeout_ms;
     req.grace_ms = e->grace_ms;
     req.has_args = j->has_args;
+    req.output_bytes = e->output_bytes;
+    req.result_bytes = e->result_bytes;
     r = &e->runs[e->n_runs];
     memset(r, 0, sizeof(*r));
     r->shim.pidfd = -1;
@@ -549,7 +552,7 @@ start_task(engine *e, ejob *j, uint64_t idx)
             return RX_OK;
         }
 
-        (void)snprintf(msg, sizeof(msg), "cannot start its supervisor '%s': %s", e->self_exe,
+        (void)snprintf(msg, sizeof(msg), "cannot start its supervisor '%s': %s", e->shim_exe,
                        strerror(spawn_errno));
         return start_failed(e, j, idx, msg);
     }

@@ -107,6 +107,10 @@ typedef struct esub {
 struct engine {
     char *state_dir;
     char *self_exe;
+    char *shim_exe;        /* the task supervisor (exec_local_shim_open) */
+    int shim_fd;           /* ... opened at start, or -1 */
+    uint64_t output_bytes; /* limits.h output_bytes: 0 = no cap */
+    uint64_t result_bytes; /* limits.h result_bytes */
     unsigned slots;
     int hold;
     int64_t grace_ms;

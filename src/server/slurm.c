@@ -584,26 +584,27 @@ quote(char *dst, const char *s)
 }
 
 char *
-slurm_batch_script(const char *self_exe, const char *job_dir, uint64_t n_tasks, int64_t timeout_ms,
-                   int64_t grace_ms, int has_args)
+slurm_batch_script(const char *shim_exe, const char *job_dir, uint64_t n_tasks, int64_t timeout_ms,
+                   int64_t grace_ms, int has_args, uint64_t output_bytes, uint64_t result_bytes)
 {
     static const char head[] = "#!/bin/sh\n"
                                "# rxjob: one array task runs one task supervisor (docs/slurm.md)\n"
                                "exec ";
     static const char shim[] = " --shim ";
-    char nums[128];
+    char nums[192];
     size_t len, pos = 0;
     char *s;
 
-    (void)snprintf(nums, sizeof(nums), " - %" PRIu64 " %" PRId64 " %" PRId64 " %d\n", n_tasks,
-                   timeout_ms, grace_ms, has_args ? 1 : 0);
-    len = strlen(head) + quote(NULL, self_exe) + strlen(shim) + quote(NULL, job_dir) + strlen(nums);
+    (void)snprintf(nums, sizeof(nums),
+                   " - %" PRIu64 " %" PRId64 " %" PRId64 " %d %" PRIu64 " %" PRIu64 "\n", n_tasks,
+                   timeout_ms, grace_ms, has_args ? 1 : 0, output_bytes, result_bytes);
+    len = strlen(head) + quote(NULL, shim_exe) + strlen(shim) + quote(NULL, job_dir) + strlen(nums);
     s = rx__malloc(len + 1);
     if (s == NULL)
         return NULL;
     memcpy(s + pos, head, strlen(head));
     pos += strlen(head);
-    pos += quote(s + pos, self_exe);
+    pos += quote(s + pos, shim_exe);
     memcpy(s + pos, shim, strlen(shim));
     pos += strlen(shim);
     pos += quote(s + pos, job_dir);

@@ -106,10 +106,12 @@ int slurm_parse_sacct_line(char *line, slurm_acct_line *out);
  * limit is the backstop. 0 when timeout_ms is 0 (no limit). */
 int64_t slurm_time_minutes(int64_t timeout_ms, int64_t grace_ms);
 
-/* The batch script that runs one array task's supervisor: "#!/bin/sh\nexec 'RXJOBD' --shim
- * 'JOB_DIR' - N TIMEOUT_MS GRACE_MS HAS_ARGS\n", paths single-quoted. rx__free'd by the
- * caller; NULL when out of memory. */
-char *slurm_batch_script(const char *self_exe, const char *job_dir, uint64_t n_tasks,
-                         int64_t timeout_ms, int64_t grace_ms, int has_args);
+/* The batch script that runs one array task's supervisor: "#!/bin/sh\nexec 'SHIM' --shim
+ * 'JOB_DIR' - N TIMEOUT_MS GRACE_MS HAS_ARGS OUTPUT_BYTES RESULT_BYTES\n", paths single-quoted
+ * (SHIM: the rxjob-shim binary, by a path the compute hosts share). rx__free'd by the caller;
+ * NULL when out of memory. */
+char *slurm_batch_script(const char *shim_exe, const char *job_dir, uint64_t n_tasks,
+                         int64_t timeout_ms, int64_t grace_ms, int has_args, uint64_t output_bytes,
+                         uint64_t result_bytes);
 
 #endif

@@ -1,7 +1,14 @@
 /*
- * shim.c - the task supervisor ("shim"): one process per task, so that tasks outlive the
- * daemon. Spawned and watched by the local executor (src/server/exec_local.c), run by Slurm array
- * tasks (src/server/exec_slurm.c). See exec_local.h and docs/engine.md.
+ * shim.c - rxjob-shim, the task supervisor ("shim"): one process per task, so that tasks outlive
+ * the daemon. Spawned and watched by the local executor (src/server/exec_local.c), run by Slurm
+ * array tasks (src/server/exec_slurm.c). See exec_local.h and docs/engine.md.
+ *
+ *     rxjob-shim [--shim] JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS
+ *                [OUTPUT_BYTES RESULT_BYTES]
+ *
+ * It is a program of its own, linked with nothing but libc and a few of our objects (spawn,
+ * spool, work encoding), because one is exec'd per task: the whole rxjobd with its shared
+ * libraries cost about 5 ms and 380 page faults per task.
  *
  * Why a supervisor per task: the daemon may die (kill -9, a crash, an upgrade) while tasks run.
  * A task's parent must reap it to learn its exit status, enforce its time limit and stop it on
@@ -14,6 +21,11 @@
  * starts the task with src/exec/spawn.c (own process group, output to t<i>.out), then waits on
  * two file descriptors: the task's pidfd and a signalfd for the cancel signals. Time limits run
  * on CLOCK_MONOTONIC in that same poll loop. No signal handler is installed anywhere.
+ *
+ * Output cap (OUTPUT_BYTES > 0): the task writes into a pipe instead of its file, and the same
+ * poll loop moves the pipe's bytes to t<i>.out with splice(2) up to the cap, then discards the
+ * rest (so the task never blocks on a full pipe), and appends one marker line when the output
+ * ends (OUTPUT_CUT_MARKER). Without a cap the task writes straight to its file.
  */
 #define _GNU_SOURCE
 #include "core/internal.h"
@@ -30,22 +42,16 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifndef P_PIDFD
-#define P_PIDFD 3 /* linux/wait.h; glibc 2.36's idtype_t does not name it yet */
-#endif
 
 extern char **environ;
 
@@ -54,6 +60,12 @@ extern char **environ;
 #define ERROR_MAX_BYTES    4096
 #define POLL_NO_PIDFD_MS   20
 #define SHIM_EXIT_BAD_ARGS 2
+#define RELAY_STEP         ((size_t)1 << 20) /* bytes per splice(2) */
+#define RELAY_LINGER_MS    500 /* after the task ended: wait this long for more output, at most */
+
+/* The line appended to a task's output where the cap cut it: the cap, why, what was lost. */
+#define OUTPUT_CUT_MARKER \
+    "\n[rxjob: output cut at %" PRIu64 " bytes: %s; %" PRIu64 " bytes discarded]\n"
 
 /* The signals that mean "stop the task": blocked from the shim's first instruction (the daemon
  * spawns it with them blocked), read through a signalfd. */
@@ -66,11 +78,18 @@ cancel_sigset(sigset_t *set)
     sigaddset(set, SIGUSR1);
 }
 
-/* ---------------------------------------------------------------------------------------------
- * The shim
- * ------------------------------------------------------------------------------------------- */
-
 enum stop_reason { STOP_NONE = 0, STOP_TIMEOUT, STOP_CANCEL };
+
+/* The output relay of a task with an output cap. */
+typedef struct relay {
+    int in_fd;          /* the pipe's read end (non-blocking), or -1 once it reached end-of-file */
+    int out_fd;         /* t<i>.out */
+    uint64_t cap;       /* bytes kept */
+    uint64_t kept;      /* bytes written to t<i>.out */
+    uint64_t discarded; /* bytes read and dropped */
+    int no_splice;      /* splice(2) refused: read and write instead */
+    int write_errno;    /* writing t<i>.out failed: everything after is discarded */
+} relay;
 
 typedef struct shim {
     const char *job_dir;
@@ -79,6 +98,8 @@ typedef struct shim {
     int64_t timeout_ms;
     int64_t grace_ms;
     int has_args;
+    uint64_t output_bytes; /* 0 = no cap */
+    uint64_t result_bytes;
     int under_slurm; /* run by Slurm (exec_slurm.c): its pids mean nothing to the daemon's host */
     int sfd;
     store_work work;
@@ -317,11 +338,12 @@ check_result(shim *sh)
         (void)unlink(sh->result_path);
         sh->rec.state = RX_TASK_ERROR;
         (void)set_error(sh, "$RXJOB_RESULT is not a regular file");
-    } else if ((uint64_t)st.st_size > RX_RESULT_MAX_BYTES) {
+    } else if ((uint64_t)st.st_size > sh->result_bytes) {
         (void)unlink(sh->result_path);
         sh->rec.state = RX_TASK_ERROR;
-        (void)set_error(sh, "result of %lld bytes is over the limit of %zu bytes",
-                        (long long)st.st_size, RX_RESULT_MAX_BYTES);
+        (void)set_error(sh,
+                        "result of %lld bytes is over the result_bytes limit of %" PRIu64 " bytes",
+                        (long long)st.st_size, sh->result_bytes);
     }
 }
 
@@ -356,9 +378,127 @@ function_failure(shim *sh, int wstatus, const char *text)
     rx__free(msg);
 }
 
+/* read(2) from the relay's pipe, again on EINTR. */
+static ssize_t
+relay_read_some(relay *r, char *buf, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = read(r->in_fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/*
+ * Move what the pipe holds now: up to the cap into t<i>.out, the rest discarded. Returns 1 at
+ * end-of-file (every writer closed the pipe; in_fd is closed), 0 when the pipe is empty for now.
+ */
+static int
+relay_pump(relay *r)
+{
+    static char buf[64 * 1024];
+
+    while (r->in_fd >= 0) {
+        ssize_t n;
+
+        if (r->kept < r->cap && r->write_errno == 0 && !r->no_splice) {
+            uint64_t room = r->cap - r->kept;
+
+            n = splice(r->in_fd, NULL, r->out_fd, NULL,
+                       room < RELAY_STEP ? (size_t)room : RELAY_STEP,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                r->kept += (uint64_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return 0;
+            if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+                r->no_splice = 1;
+                continue;
+            }
+            if (n < 0) {
+                r->write_errno = errno; /* the file's side: ENOSPC, EFBIG, EIO */
+                continue;
+            }
+        } else {
+            n = relay_read_some(r, buf, sizeof(buf));
+            if (n < 0 && errno == EAGAIN)
+                return 0;
+            if (n > 0) {
+                size_t keep = 0;
+
+                if (r->kept < r->cap && r->write_errno == 0) {
+                    uint64_t room = r->cap - r->kept;
+
+                    keep = (uint64_t)n < room ? (size_t)n : (size_t)room;
+                    for (size_t done = 0; done < keep;) {
+                        ssize_t w = write(r->out_fd, buf + done, keep - done);
+
+                        if (w < 0 && errno == EINTR)
+                            continue;
+                        if (w < 0) {
+                            r->write_errno = errno;
+                            keep = done;
+                            break;
+                        }
+                        done += (size_t)w;
+                    }
+                    r->kept += keep;
+                }
+                r->discarded += (uint64_t)n - keep;
+                continue;
+            }
+        }
+        /* n == 0 (end-of-file), or a read error: the pipe is done either way. */
+        close(r->in_fd);
+        r->in_fd = -1;
+        return 1;
+    }
+    return 1;
+}
+
+/* After the task ended: take what is left in the pipe, waiting for more only while some writer
+ * (a child that outlived the task's group) keeps sending, at most RELAY_LINGER_MS after the last
+ * byte; then close the pipe and append the marker if anything was cut. */
+static void
+relay_finish(relay *r)
+{
+    while (r->in_fd >= 0) {
+        struct pollfd pfd = {.fd = r->in_fd, .events = POLLIN};
+        uint64_t before = r->kept + r->discarded;
+
+        if (relay_pump(r))
+            break;
+        if (poll(&pfd, 1, RELAY_LINGER_MS) == 0 && r->kept + r->discarded == before)
+            break;
+    }
+    if (r->in_fd >= 0) {
+        close(r->in_fd);
+        r->in_fd = -1;
+    }
+    if (r->discarded > 0 || r->write_errno != 0) {
+        char why[160], line[320];
+        int n;
+
+        if (r->write_errno != 0)
+            (void)snprintf(why, sizeof(why), "writing the output failed: %s",
+                           strerror(r->write_errno));
+        else
+            (void)snprintf(why, sizeof(why), "output_bytes limit");
+        n = snprintf(line, sizeof(line), OUTPUT_CUT_MARKER, r->kept, why, r->discarded);
+        if (n > 0 && write(r->out_fd, line, (size_t)n) < 0) {
+            /* Nowhere left to say it: the exit record is what the daemon reads. */
+        }
+    }
+}
+
 /* Wait for the task, enforcing the time limit and stopping it on a cancel signal. */
 static enum stop_reason
-watch_task(shim *sh, rx__proc *proc)
+watch_task(shim *sh, rx__proc *proc, relay *out)
 {
     enum stop_reason stop = STOP_NONE;
     int64_t start_ms = rx__now_ms();
@@ -366,9 +506,9 @@ watch_task(shim *sh, rx__proc *proc)
     int64_t sigkill_at = 0;
 
     for (;;) {
-        struct pollfd pfd[2];
+        struct pollfd pfd[3];
         int64_t now = rx__now_ms(), next = 0;
-        nfds_t n = 0;
+        nfds_t n = 0, n_relay = 0;
         int timeout, rc;
 
         if (stop == STOP_NONE && deadline > 0 && now >= deadline) {
@@ -394,7 +534,14 @@ watch_task(shim *sh, rx__proc *proc)
             pfd[n].fd = proc->pidfd;
             pfd[n++].events = POLLIN;
         }
+        if (out != NULL && out->in_fd >= 0) {
+            n_relay = n;
+            pfd[n].fd = out->in_fd;
+            pfd[n++].events = POLLIN;
+        }
         rc = poll(pfd, n, timeout);
+        if (rc > 0 && n_relay > 0 && pfd[n_relay].revents != 0)
+            (void)relay_pump(out);
         if (rc < 0 && errno != EINTR)
             break; /* cannot wait: reap (which kills the group) rather than spin */
         if (rc > 0 && pfd[0].revents != 0 && cancel_pending(sh) && stop == STOP_NONE) {
@@ -402,7 +549,7 @@ watch_task(shim *sh, rx__proc *proc)
             (void)rx__proc_signal_group(proc, SIGTERM);
             sigkill_at = rx__now_ms() + sh->grace_ms;
         }
-        if (proc->pidfd >= 0 ? (rc > 0 && n > 1 && pfd[1].revents != 0) : rx__proc_exited(proc))
+        if (proc->pidfd >= 0 ? (rc > 0 && pfd[1].revents != 0) : rx__proc_exited(proc))
             break;
     }
     return stop;
@@ -422,6 +569,8 @@ run_task(shim *sh)
     enum stop_reason stop;
     uint64_t task_start = 0;
     int out_fd = -1, spawn_errno = 0, wstatus = 0;
+    int pipe_fds[2] = {-1, -1};
+    relay out = {.in_fd = -1, .out_fd = -1};
 
     sh->rec.state = RX_TASK_START_FAILED;
     sh->rec.exit_status = -1;
@@ -455,12 +604,23 @@ run_task(shim *sh)
         (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
         goto done;
     }
+    /* With an output cap the task writes into a pipe that this process drains (relay_pump). */
+    if (sh->output_bytes > 0) {
+        if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+            (void)set_error(sh, "supervisor: pipe failed: %s", strerror(errno));
+            goto done;
+        }
+        (void)fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
+        out.in_fd = pipe_fds[0];
+        out.out_fd = out_fd;
+        out.cap = sh->output_bytes;
+    }
     (void)snprintf(stdin_path, sizeof(stdin_path), "%s/stdin", sh->job_dir);
     req.argv = (const char *const *)argv;
     req.envp = envp;
     req.cwd = sh->work.cwd;
     req.stdin_path = sh->work.stdin_data != NULL ? stdin_path : NULL;
-    req.out_fd = out_fd;
+    req.out_fd = out.in_fd >= 0 ? pipe_fds[1] : out_fd;
     sh->rec.started_s = now_utc_s();
     if (rx__spawn(&req, &proc, &spawn_errno) != RX_OK) {
         sh->rec.ended_s = sh->rec.started_s;
@@ -470,23 +630,33 @@ run_task(shim *sh)
             (void)set_error(sh, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
         goto done;
     }
-    close(out_fd);
-    out_fd = -1;
+    if (out.in_fd >= 0) {
+        close(pipe_fds[1]); /* the task holds the write end now */
+        pipe_fds[1] = -1;
+    } else {
+        close(out_fd);
+        out_fd = -1;
+    }
     sh->rec.task_pid = proc.pid;
     /* Where the task is, for a daemon that finds this shim gone without a record. */
-    if (!sh->under_slurm && exec_local_proc_start(proc.pid, &task_start) == 0) {
+    if (!sh->under_slurm && rx__proc_start_time(proc.pid, &task_start) == 0) {
         int n = snprintf(pidline, sizeof(pidline), "%ld %" PRIu64 "\n", (long)proc.pid, task_start);
 
         (void)write_file(sh->pid_path, pidline, (size_t)n);
     }
 
-    stop = watch_task(sh, &proc);
+    stop = watch_task(sh, &proc, out.in_fd >= 0 ? &out : NULL);
     if (rx__proc_reap(&proc, &wstatus) != RX_OK) {
+        if (out.out_fd >= 0)
+            relay_finish(&out);
         sh->rec.ended_s = now_utc_s();
         sh->rec.state = RX_TASK_LOST;
         (void)set_error(sh, "supervisor: waitpid failed: %s", strerror(errno));
         goto done;
     }
+    /* Reaping killed what was left of the task's group: the output ends here. */
+    if (out.out_fd >= 0)
+        relay_finish(&out);
     sh->rec.ended_s = now_utc_s();
     rx__wait_status_text(wstatus, text, sizeof(text));
     sh->rec.exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
@@ -518,6 +688,10 @@ run_task(shim *sh)
 done:
     if (out_fd >= 0)
         close(out_fd);
+    if (out.in_fd >= 0)
+        close(out.in_fd);
+    if (pipe_fds[1] >= 0)
+        close(pipe_fds[1]);
     rx__strv_free(argv, argc);
     rx__free(envp);
     for (size_t i = 0; i < n_extra; i++)
@@ -525,13 +699,14 @@ done:
 }
 
 int
-engine_shim_main(int argc, char **argv)
+main(int argc, char **argv)
 {
     shim sh;
     sigset_t set;
     char **a;
     const char *idx_arg;
-    int base, under_slurm, rc = 0;
+    int n_args, under_slurm, rc = 0;
+    uint64_t output_bytes = 0, result_bytes = 0;
 
     memset(&sh, 0, sizeof(sh));
     sh.sfd = -1;
@@ -540,24 +715,32 @@ engine_shim_main(int argc, char **argv)
     (void)close_range(SHIM_GO_FD + 1, ~0U, 0);
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
-    /* Both `main(argc, argv)` and `main(argc - 1, argv + 1)` are accepted: argv[0] or argv[1]
-     * is "--shim", the supervisor's six arguments follow it. */
-    base = argc >= 1 && strcmp(argv[0], "--shim") == 0 ? 0 : 1;
-    a = argv + base + 1;
+    /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
+     * rxjobd wrote as `rxjobd --shim ...`); six arguments, or eight with the output and result
+     * limits (six: no output cap, results up to RX_RESULT_MAX_BYTES). */
+    a = argv + 1;
+    if (argc > 1 && strcmp(a[0], "--shim") == 0)
+        a++;
+    n_args = argc - (int)(a - argv);
     /* Under Slurm (exec_slurm.c) INDEX is "-": the array task's SLURM_ARRAY_TASK_ID, and no
      * "go" comes (the array is released only once its submission is durable). */
-    under_slurm = argc == base + 7 && strcmp(a[1], "-") == 0;
-    idx_arg = under_slurm ? getenv("SLURM_ARRAY_TASK_ID") : argc == base + 7 ? a[1] : NULL;
-    if (argc != base + 7 || strcmp(argv[base], "--shim") != 0 || a[0][0] != '/' ||
-        idx_arg == NULL || parse_u64_arg(idx_arg, INT64_MAX, &sh.idx) != 0 ||
+    under_slurm = (n_args == 6 || n_args == 8) && strcmp(a[1], "-") == 0;
+    idx_arg = under_slurm ? getenv("SLURM_ARRAY_TASK_ID") : n_args >= 6 ? a[1] : NULL;
+    if ((n_args != 6 && n_args != 8) || a[0][0] != '/' || idx_arg == NULL ||
+        parse_u64_arg(idx_arg, INT64_MAX, &sh.idx) != 0 ||
         parse_u64_arg(a[2], INT64_MAX, &sh.n_tasks) != 0 ||
         rx__parse_i64(a[3], 0, INT64_MAX / 2, &sh.timeout_ms) != RX_OK ||
         rx__parse_i64(a[4], 0, INT64_MAX / 2, &sh.grace_ms) != RX_OK ||
-        (strcmp(a[5], "0") != 0 && strcmp(a[5], "1") != 0)) {
-        (void)fprintf(stderr, "usage: rxjobd --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS "
-                              "HAS_ARGS (run by rxjobd, not by hand)\n");
+        (strcmp(a[5], "0") != 0 && strcmp(a[5], "1") != 0) ||
+        (n_args == 8 && (parse_u64_arg(a[6], INT64_MAX, &output_bytes) != 0 ||
+                         parse_u64_arg(a[7], INT64_MAX, &result_bytes) != 0))) {
+        (void)fprintf(stderr, "usage: rxjob-shim [--shim] JOB_DIR INDEX N_TASKS TIMEOUT_MS "
+                              "GRACE_MS HAS_ARGS [OUTPUT_BYTES RESULT_BYTES] (run by rxjobd, "
+                              "not by hand)\n");
         return SHIM_EXIT_BAD_ARGS;
     }
+    sh.output_bytes = output_bytes;
+    sh.result_bytes = result_bytes > 0 ? result_bytes : RX_RESULT_MAX_BYTES;
     sh.job_dir = a[0];
     sh.has_args = a[5][0] == '1';
     sh.under_slurm = under_slurm;
