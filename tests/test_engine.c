@@ -816,6 +816,46 @@ test_engine_lost_kills_orphan(void **state)
     fixture_free(f);
 }
 
+/* A task started again after a go-0 record (its first supervisor was never told "go") must not
+ * be taken for "never ran" again when its second supervisor dies without a record: the stale
+ * go-0 record is removed before the task starts, so the task is LOST, not started a third time. */
+static void
+test_engine_stale_go0_record(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char pidfile[PATH_MAX], cmd[PATH_MAX + 64], dir[PATH_MAX];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    spool_exit rec;
+    engine_results *res;
+    pid_t task, shim;
+    int64_t id;
+
+    (void)state;
+    /* The first job's id is 1: its spool directory, with the go-0 record a first supervisor
+     * would have left, exists before it is submitted. */
+    assert_int_equal(spool_job_dir(f->dir, 1, dir, sizeof(dir)), 0);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    memset(&rec, 0, sizeof(rec));
+    rec.go = 0;
+    rec.state = RX_TASK_NOT_RUN;
+    rec.exit_status = -1;
+    assert_int_equal(spool_exit_write(dir, 0, &rec), RX_OK);
+    scratch(f, "pid", pidfile, sizeof(pidfile));
+    (void)snprintf(cmd, sizeof(cmd), "echo $$ >> %s; exec sleep 30", pidfile);
+    id = submit(f, &s);
+    assert_int_equal(id, 1);
+    task = (pid_t)read_long_file(pidfile);
+    sleep_ms(100);
+    shim = parent_of(task);
+    assert_int_equal(kill(shim, SIGKILL), 0);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = results(f, 1000, id, 1);
+    assert_int_equal(res->slots[0].state, RX_TASK_LOST);
+    engine_results_free(res);
+    fixture_free(f);
+}
+
 static void
 test_engine_queued_run_after_reopen(void **state)
 {
@@ -1800,6 +1840,7 @@ main(void)
         cmocka_unit_test(test_engine_recover_adopt),
         cmocka_unit_test(test_engine_recover_lost),
         cmocka_unit_test(test_engine_lost_kills_orphan),
+        cmocka_unit_test(test_engine_stale_go0_record),
         cmocka_unit_test(test_engine_queued_run_after_reopen),
         cmocka_unit_test(test_engine_recover_after_kill9),
         cmocka_unit_test(test_engine_recover_not_started),

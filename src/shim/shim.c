@@ -248,6 +248,27 @@ write_file(const char *path, const void *data, size_t len)
     return close(fd);
 }
 
+/* The task is about to run: an exit record left by an earlier supervisor of this task (a go-0
+ * record: that one was never told to start it) must not outlive this start, or a daemon that
+ * finds this supervisor gone without a record of its own would read it as "never ran" and start
+ * the task again. */
+static void
+remove_stale_record(const shim *sh)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (spool_task_path(sh->job_dir, sh->idx, ".exit", path, sizeof(path)) != 0 ||
+        unlink(path) != 0)
+        return; /* none: the common case costs one failed unlink */
+    /* Durable before the task starts, so a machine crash cannot bring the record back. */
+    fd = open(sh->job_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 /* Read the work and the argument; -1 with rec.error set on failure. */
 static int
 load_inputs(shim *sh)
@@ -769,6 +790,7 @@ main(int argc, char **argv)
         (void)set_error(&sh, "not run: the job stopped before the task started");
     } else {
         sh.rec.go = 1;
+        remove_stale_record(&sh);
         run_task(&sh);
     }
     close(SHIM_GO_FD);
