@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# check_limits_runtime.sh - the run-time limits enforced by the task supervisor (rxjob-shim),
+# against a real daemon started with `--limit output_bytes=1M --limit result_bytes=1K`:
+#
+#  1. a task writing 50 MB keeps 1 MiB of it plus one marker line; it FINISHED (the cut does not
+#     fail it), and `rxjob output` shows the marker;
+#  2. a task stuck writing past the cap is still stopped by its time limit (TIMEOUT);
+#  3. a result over result_bytes fails its task with a message naming the limit.
+#
+# Exits 77 (skipped) when rxjobd has no --limit option.
+# Usage: bash tests/check_limits_runtime.sh BUILD_DIR
+set -euo pipefail
+
+build=${1:?usage: check_limits_runtime.sh BUILD_DIR}
+build=$(cd "$build" && pwd)
+rxjobd="$build/rxjobd"
+rxjob="$build/rxjob"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-limits.XXXXXX")
+sock="$tmp/s.sock"
+state="$tmp/state"
+daemon_pid=""
+passed=0
+failed=0
+
+cleanup() {
+    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() {
+    passed=$((passed + 1))
+    echo "ok: $*"
+}
+bad() {
+    failed=$((failed + 1))
+    echo "FAILED: $*"
+}
+rx() { "$rxjob" --url "unix:$sock" "$@"; }
+
+if ! "$rxjobd" --help 2>&1 | grep -q -- '--limit'; then
+    echo "check_limits_runtime: SKIP: this rxjobd has no --limit option"
+    exit 77
+fi
+
+"$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 \
+    --limit output_bytes=1M --limit result_bytes=1K 2>>"$tmp/rxjobd.log" &
+daemon_pid=$!
+for _ in $(seq 1 200); do
+    rx jobs >/dev/null 2>&1 && break
+    sleep 0.05
+done
+
+# 1. 50 MB of output, cap 1 MiB.
+marker="[rxjob: output cut at 1048576 bytes: output_bytes limit; 48951424 bytes discarded]"
+id=$(rx exec --no-auto-cleanup -- head -c 50000000 /dev/zero)
+st=$(rx wait "$id" --timeout 120 || true)
+if [ "$st" = FINISHED ]; then ok "50 MB of output under a 1 MiB cap: FINISHED"; else bad "50 MB job ended $st"; fi
+out="$state/spool/$id/t0.out"
+size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+want=$((1048576 + ${#marker} + 2))
+if [ "$size" -eq "$want" ]; then
+    ok "t0.out is 1 MiB plus the marker line ($size bytes)"
+else
+    bad "t0.out is $size bytes, want $want"
+fi
+if tail -c $((${#marker} + 1)) "$out" | grep -qxF "$marker"; then
+    ok "t0.out ends with the marker"
+else
+    bad "no marker at the end of t0.out: $(tail -c 120 "$out" | tr '\0' '.')"
+fi
+if rx output "$id" 2>/dev/null | tail -c 200 | tr -d '\0' | grep -qF "$marker"; then
+    ok "rxjob output shows the marker"
+else
+    bad "rxjob output does not show the marker"
+fi
+
+# 2. A task writing without end past the cap: its time limit still fires.
+start=$(date +%s)
+id=$(rx exec --no-auto-cleanup --timeout 1 -- yes rxjob)
+st=$(rx wait "$id" --timeout 60 || true)
+took=$(($(date +%s) - start))
+msg=$(rx --json results "$id" 2>/dev/null || true)
+if [ "$st" = FAILED ] && grep -q 'TIMEOUT' <<<"$msg" && [ "$took" -lt 30 ]; then
+    ok "a task stuck writing past the cap times out ($took s)"
+else
+    bad "stuck writer: status $st after $took s; results: ${msg:0:300}"
+fi
+
+# 3. A result over result_bytes (1 KiB).
+id=$(rx exec -- sh -c 'head -c 2000 /dev/zero > "$RXJOB_RESULT"')
+st=$(rx wait "$id" --timeout 60 || true)
+msg=$(rx --json results "$id" 2>/dev/null || true)
+if [ "$st" = FAILED ] && grep -qF 'result of 2000 bytes is over the result_bytes limit of 1024 bytes' <<<"$msg"; then
+    ok "a result over result_bytes fails its task, naming the limit"
+else
+    bad "result over the limit: status $st; results: ${msg:0:300}"
+fi
+
+echo "check_limits_runtime: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
