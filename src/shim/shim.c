@@ -632,6 +632,9 @@ run_task(shim *sh)
             goto done;
         }
         (void)fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
+        /* A bigger pipe, fewer wake-ups for a task that writes a lot (best effort: the most an
+         * unprivileged process may ask is /proc/sys/fs/pipe-max-size, 1 MiB by default). */
+        (void)fcntl(pipe_fds[0], F_SETPIPE_SZ, (int)RELAY_STEP);
         out.in_fd = pipe_fds[0];
         out.out_fd = out_fd;
         out.cap = sh->output_bytes;
