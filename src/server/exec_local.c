@@ -18,25 +18,19 @@
 #include "server/exec_local.h"
 
 #include "core/internal.h"
-#include "exec/argv.h"
 #include "exec/spawn.h"
-#include "server/engine.h"
 #include "store/spool.h"
-#include "store/work.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,14 +43,10 @@
 
 extern char **environ;
 
-#define SHIM_GO_FD         3
-#define WORK_MAX_BYTES     ((size_t)64 * 1024 * 1024) /* argv + env + stdin limits, with room */
-#define ERROR_MAX_BYTES    4096
-#define POLL_NO_PIDFD_MS   20
-#define SHIM_EXIT_BAD_ARGS 2
+#define SHIM_GO_FD 3 /* the supervisor's end of the "go" socket (src/shim/shim.c) */
 
 /* The signals that mean "stop the task": blocked from the shim's first instruction (the daemon
- * spawns it with them blocked), read through a signalfd. */
+ * spawns it with them blocked), read through a signalfd (src/shim/shim.c has the same set). */
 static void
 cancel_sigset(sigset_t *set)
 {
