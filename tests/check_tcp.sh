@@ -327,6 +327,8 @@ check "https://localhost:$port (the certificate's DNS name) works too: exit $?" 
 # --- Tokens of different users ----------------------------------------------------------------
 
 if [[ $multi_user == 1 ]]; then
+    check "the log warns that other users' tasks run as the daemon's user" \
+        grep -q "tcp: warning: 2 of 3 tokens map to users other than this daemon's" "$log"
     as() { # as a|b|c ARGS...: rxjob over https with that token
         local t=$1
         shift
@@ -401,6 +403,25 @@ rc=$?
 check "no CA file (the system's store): the self-signed certificate is refused (exit $rc)" \
     has "$rc $out" "^3 .*TLS with rxjobd.*system's CA store"
 
+# Garbage on the TLS port makes libmicrohttpd log; anyone who can connect must not be able to
+# fill the disk with that: at most 10 of its lines a second.
+before=$(grep -c 'libmicrohttpd: Error' "$log")
+start_s=$(date +%s)
+# garbage: one connection that writes a line of plain HTTP (the daemon may close first: the
+# write's SIGPIPE must not end this script, hence the subshell that ignores it).
+garbage() { (trap '' PIPE && printf 'GET / HTTP/1.0\r\n\r\n' >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+for _ in $(seq 300); do garbage; done
+sleep 1.2
+garbage # a second later: the count of the dropped ones is logged
+sleep 0.5
+secs=$(($(date +%s) - start_s + 1))
+logged=$(($(grep -c 'libmicrohttpd: Error' "$log") - before))
+if ((logged > 0 && logged <= 10 * (secs + 1))) && grep -q "more messages were not logged" "$log"; then
+    ok "300 garbage connections: $logged libmicrohttpd lines logged in ${secs} s, the rest counted"
+else
+    bad "300 garbage connections: $logged libmicrohttpd lines in ${secs} s: $(tail -n 3 "$log")"
+fi
+
 # --- The socket alongside, and stopping over https ----------------------------------------------
 
 out=$("$rxjob" "${unix[@]}" exec --wait -- sh -c 'echo unix >"$RXJOB_RESULT"' 2>&1)
@@ -443,6 +464,17 @@ if [[ -r /proc/net/if_inet6 ]] && grep -q '^00000000000000000000000000000001 ' /
     fi
 else
     echo "check_tcp: no IPv6 loopback here: [::1] not checked"
+fi
+
+# Under ASan/UBSan (a build with RX_ASAN, RX_UBSAN) the daemons report into their logs, at the
+# latest when they exit.
+sleep 0.5
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp"/*/state/rxjobd.log \
+    >"$tmp/san" 2>/dev/null; then
+    bad "sanitizer reports in $(cat "$tmp/san"): $(grep -h -A5 -E 'Sanitizer|runtime error' \
+        "$tmp"/*/state/rxjobd.log | head -n 20)"
+else
+    ok "no sanitizer report in the daemons' logs"
 fi
 
 echo "check_tcp: $passed passed, $failed failed"

@@ -110,6 +110,9 @@ test_auth_parse_user_names(void **state)
     assert_int_equal(uid, 0);
     assert_int_equal(auth_check(t, "Bearer " TOKEN_B, &uid), AUTH_OK);
     assert_int_equal(uid, nobody->pw_uid);
+    assert_int_equal(auth_tokens_count_others(t, 0), 1);
+    assert_int_equal(auth_tokens_count_others(t, nobody->pw_uid), 1);
+    assert_int_equal(auth_tokens_count_others(t, 4242), 2);
     auth_tokens_free(t);
 }
 

@@ -43,6 +43,16 @@ auth_tokens_count(const auth_tokens *t)
     return t != NULL ? t->n : 0;
 }
 
+size_t
+auth_tokens_count_others(const auth_tokens *t, uid_t uid)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; t != NULL && i < t->n; i++)
+        n += t->entries[i].uid != uid;
+    return n;
+}
+
 void
 auth_tokens_free(auth_tokens *t)
 {

@@ -47,6 +47,9 @@ rx_err auth_tokens_load(const char *path, uid_t daemon_uid, auth_tokens **out_to
 /* Tokens in the table. */
 size_t auth_tokens_count(const auth_tokens *t);
 
+/* How many tokens map to a user other than uid. */
+size_t auth_tokens_count_others(const auth_tokens *t, uid_t uid);
+
 /* Free a table. NULL-safe. */
 void auth_tokens_free(auth_tokens *t);
 

@@ -160,14 +160,47 @@ http_log(const char *fmt, ...)
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* libmicrohttpd's messages allowed per second; the rest are counted, and the count is logged.
+ * Anyone who can reach the TCP listener can make it log (a failed TLS handshake is one line),
+ * and must not be able to fill the disk with it. */
+#define HTTP_MHD_LOG_PER_S 10u
+
+static pthread_mutex_t mhd_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t mhd_log_window_ms = INT64_MIN / 2; /* start of the current second */
+static unsigned mhd_log_in_window;                /* lines logged in it */
+static uint64_t mhd_log_dropped;                  /* lines dropped since the last report */
+
 /* libmicrohttpd's own messages, as our log lines (they end with a newline we drop). */
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char line[1024];
     size_t len;
+    uint64_t dropped = 0;
+    int64_t now_ms = rx__now_ms();
+    int drop;
 
     (void)cls;
+    pthread_mutex_lock(&mhd_log_mu);
+    if (now_ms - mhd_log_window_ms >= 1000) {
+        dropped = mhd_log_dropped;
+        mhd_log_dropped = 0;
+        mhd_log_window_ms = now_ms;
+        mhd_log_in_window = 0;
+    }
+    drop = mhd_log_in_window >= HTTP_MHD_LOG_PER_S;
+    if (drop)
+        mhd_log_dropped++;
+    else
+        mhd_log_in_window++;
+    pthread_mutex_unlock(&mhd_log_mu);
+    if (dropped > 0)
+        (void)fprintf(stderr,
+                      "rxjobd: http: libmicrohttpd: %" PRIu64 " more messages were not logged (at "
+                      "most %u a second)\n",
+                      dropped, HTTP_MHD_LOG_PER_S);
+    if (drop)
+        return;
     if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
         return;
     len = strlen(line);
@@ -1203,6 +1236,7 @@ authenticate(http_server *s, struct MHD_Connection *conn, http_request *req, enu
     auth_result r = auth_check(s->tokens, authz, &req->uid);
     const char *message;
     struct MHD_Response *resp;
+    json_t *body;
     char *text;
     int64_t now_ms, last_ms;
 
@@ -1226,7 +1260,9 @@ authenticate(http_server *s, struct MHD_Connection *conn, http_request *req, enu
         http_log("401 to %s: %s (%" PRIu64 " refused so far; at most one such line a second)", peer,
                  message, (uint64_t)atomic_load(&s->unauthorized_total));
     }
-    text = json_dumps(api_jobs_error_json(rx_errname(RX_EPERM), message), JSON_COMPACT);
+    body = api_jobs_error_json(rx_errname(RX_EPERM), message);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
     *ret = MHD_NO;
     if (text == NULL)
         return -1;

@@ -867,6 +867,12 @@ main(int argc, char **argv)
         hto.url = tcp.url;
         hto.tls_cert_pem = tcp.cert_pem;
         hto.tls_key_pem = tcp.key_pem;
+        /* Jobs belong to the token's user, but tasks run as this daemon's user. */
+        if (auth_tokens_count_others(tcp.tokens, geteuid()) > 0)
+            log_line("tcp: warning: %zu of %zu tokens map to users other than this daemon's "
+                     "(uid %lu): their jobs are theirs, but their tasks run as uid %lu",
+                     auth_tokens_count_others(tcp.tokens, geteuid()), auth_tokens_count(tcp.tokens),
+                     (unsigned long)geteuid(), (unsigned long)geteuid());
         hto.tokens = tcp.tokens;
         tcp.tokens = NULL; /* the server's from http_start on */
         if (tcp.cert_pem == NULL)
