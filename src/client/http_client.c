@@ -686,13 +686,17 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
         goto done;
     }
     set_common(http, h, path, url, sizeof(url), curl_err);
-    /* "Expect:" turns off curl's 100-continue round trip for large bodies. */
-    more = curl_slist_append(headers, "Expect:");
-    if (more == NULL) {
-        err = RX_ENOMEM;
-        goto done;
+    /* "Expect:" turns off curl's 100-continue round trip for large bodies. Over TCP it stays:
+     * a daemon that refuses the token answers 401 before a large body is sent, where otherwise
+     * the answer could be lost with the connection it closes while the body is being written. */
+    if (http->base_url == NULL) {
+        more = curl_slist_append(headers, "Expect:");
+        if (more == NULL) {
+            err = RX_ENOMEM;
+            goto done;
+        }
+        headers = more;
     }
-    headers = more;
     if (body != NULL) {
         req = json_dumps(body, JSON_COMPACT);
         more = curl_slist_append(headers, "Content-Type: application/json");

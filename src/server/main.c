@@ -659,6 +659,11 @@ parse_options(int argc, char **argv, main_opts *o)
             o->foreground = 1;
             break;
         case OPT_LISTEN:
+            if (o->tcp.listen != NULL) {
+                (void)fprintf(stderr, "rxjobd: --listen: one address only (got '%s' and '%s')\n",
+                              o->tcp.listen, optarg);
+                exit(2);
+            }
             o->tcp.listen = optarg;
             break;
         case OPT_TLS_CERT:
