@@ -17,7 +17,8 @@
 #   - plain http:// to the TLS port fails; the client refuses a token file of mode 0644 (and
 #     sends nothing), an http:// url, a missing token; with the wrong CA it names the TLS
 #     failure; the Unix socket keeps working alongside; "rxjob daemon stop" over https stops it;
-#   - [::1] works too when the host has IPv6 loopback.
+#   - plain HTTP on loopback (tokens still required) for a TLS-terminating proxy; [::1] works
+#     too when the host has IPv6 loopback; no sanitizer report in any daemon's log.
 # Ends with "check_tcp: N passed, M failed"; exits non-zero if M > 0. Kills only the daemons it
 # started (by pid) and removes its temporary directory.
 # shellcheck disable=SC2016 # the tasks' shell code is single-quoted on purpose
@@ -472,6 +473,20 @@ if start wrongname --listen 127.0.0.1:0 --tokens "$tmp/tokens" --tls-cert "$tmp/
     "$rxjob" --url "unix:$tmp/wrongname/s.sock" daemon stop >/dev/null 2>&1
 else
     bad "rxjobd with the elsewhere certificate: $(cat "$tmp/wrongname.out")"
+fi
+
+# --- Plain HTTP on loopback (for a TLS-terminating proxy on the host): tokens still needed ------
+
+if start plain --listen 127.0.0.1:0 --tokens "$tmp/tokens"; then
+    check "plain HTTP on loopback: the log says tokens cross loopback in clear" \
+        grep -q "tcp: serving plain HTTP on http://127.0.0.1:" "$tmp/plain/state/rxjobd.log"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$url/v1/jobs")
+    check "plain HTTP on loopback: no token: 401 (got $code at $url)" test "$code" = 401
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok_a" "$url/v1/jobs")
+    check "plain HTTP on loopback: the right token: 200 (got $code)" test "$code" = 200
+    "$rxjob" --url "unix:$tmp/plain/s.sock" daemon stop >/dev/null 2>&1
+else
+    bad "rxjobd with plain HTTP on loopback: $(cat "$tmp/plain.out")"
 fi
 
 # --- IPv6 loopback ---------------------------------------------------------------------------
