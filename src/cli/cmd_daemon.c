@@ -24,7 +24,7 @@ static const char usage[] =
     "           executor and job counts (exit status 3 if it does not answer)\n"
     "\n"
     "Options:\n"
-    "  --url unix:/path   the daemon at this socket (never started by rxjob)\n"
+    "  --url URL          the daemon at this socket or URL (never started by rxjob)\n"
     "  --json             print the daemon's status as JSON\n"
     "  -h, --help         this help\n";
 
