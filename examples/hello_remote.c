@@ -8,6 +8,11 @@
  *
  * The function runs in another process: rxjobd runs this same program again with the task
  * handed over, which is why main calls rx_init first (DESIGN.md section 3).
+ *
+ * Usage: hello_remote [URL]. URL names another daemon, as rx_server_context takes it:
+ * "unix:/path/to/socket", or "https://HOST:PORT" for one serving TCP (rxjobd --listen), with the
+ * token in $RXJOB_TOKEN or $RXJOB_TOKEN_FILE and its CA in $RXJOB_CA_FILE. The daemon runs this
+ * program from the same path, so it must be there on the daemon's host too.
  */
 #include "rxjob.h"
 
@@ -29,7 +34,7 @@ print_warning(rx_log_level level, const char *msg, void *user)
 {
     (void)user;
     if (level <= RX_LOG_WARN)
-        fprintf(stderr, "hello_remote: warning: %s\n", msg);
+        fprintf(stderr, "hello_remote: %s: %s\n", level == RX_LOG_ERROR ? "error" : "warning", msg);
 }
 
 int
@@ -46,7 +51,12 @@ main(int argc, char **argv)
 
     rx_init(&argc, &argv); /* runs the task and exits when rxjobd started us for one */
     rx_set_log(print_warning, NULL);
-    err = rx_server_context(NULL, &ctx); /* the per-user daemon; wait defaults to false */
+    if (argc > 2) {
+        fprintf(stderr, "usage: hello_remote [unix:/path/to/socket | https://HOST:PORT]\n");
+        return 2;
+    }
+    /* NULL: the per-user daemon. wait defaults to false. */
+    err = rx_server_context(argc == 2 ? argv[1] : NULL, &ctx);
     if (err != RX_OK) {
         fprintf(stderr, "hello_remote: server context: %s\n", rx_strerror(err));
         return 1;

@@ -458,11 +458,29 @@ RX_API void rx_results_free(rx_results *res);
  *                 its store in $RXJOB_STATE_DIR (else $XDG_STATE_HOME/rxjob, else
  *                 ~/.local/state/rxjob) and waits until it answers, as task-spooler does.
  *                 "unix:/path/to/socket" = that daemon, never started by the library.
+ *                 "https://HOST:PORT" (HOST a name, an IPv4 address or [IPv6]; no path) = a
+ *                 daemon serving TCP (rxjobd --listen, rxjobd(8)), never started by the
+ *                 library. TLS always, the daemon's certificate verified (name included)
+ *                 against the PEM file $RXJOB_CA_FILE, else the system's CA store; never
+ *                 without verification, never plain http. Every request carries
+ *                 "Authorization: Bearer TOKEN": TOKEN is $RXJOB_TOKEN, else the first line of
+ *                 the file $RXJOB_TOKEN_FILE, which must belong to the caller and be closed to
+ *                 group and others (mode 0600 or 0400), as ssh wants of a private key; 32..512
+ *                 characters of A-Z a-z 0-9 - . _ ~ + / then optional '='. The daemon maps the
+ *                 token to a user, who is then the caller as a peer uid is on a socket. The
+ *                 token and CA are read here, once.
  * @param out_ctx  On success, the context; free with rx_context_free.
  * Defaults: wait false (rx_exec returns a job at once), console_output false, auto_cleanup true,
  * as revoscalepy's remote contexts.
- * @return RX_OK; RX_EINVAL for a malformed url or NULL out_ctx; RX_ENOMEM. No connection is
- *         made here: the first call that needs the daemon connects (and starts it).
+ * @return RX_OK; RX_EINVAL for a malformed url (http://, a path, no port) or NULL out_ctx;
+ *         RX_EPERM for an https url without a token, a malformed token, or a token file that
+ *         is another user's or open to group or others; RX_EIO when the token file cannot be
+ *         read; RX_ENOMEM. Each failure's reason is logged at RX_LOG_ERROR (there is no
+ *         context yet for rx_context_errmsg). No connection is made here: the first call that
+ *         needs the daemon connects (and starts it, for the per-user daemon only). Over https,
+ *         a request the daemon refuses for want of a known token fails with RX_EPERM (HTTP
+ *         401), and a certificate that does not verify with RX_ECONTEXT naming the TLS failure
+ *         in rx_context_errmsg.
  */
 RX_API rx_err rx_server_context(const char *url, rx_context **out_ctx);
 
@@ -615,10 +633,12 @@ typedef struct rx_daemon_info {
  * Ask a daemon about itself. Never starts one: a daemon that does not answer is reported as not
  * running, which is an answer, not an error.
  * @param url       As rx_server_context's: NULL = the per-user daemon ($RXJOB_SOCKET, ...);
- *                  "unix:/path/to/socket".
+ *                  "unix:/path/to/socket"; "https://HOST:PORT" (with a token, as there).
  * @param out_info  On RX_OK, the answer; free with rx_daemon_info_free.
- * @return RX_OK; RX_EINVAL for a malformed url or NULL out_info; RX_ECONTEXT when something
- *         answered, but not as rxjobd does (the reason is logged at RX_LOG_ERROR); RX_ENOMEM.
+ * @return RX_OK; RX_EINVAL for a malformed url or NULL out_info; RX_EPERM (no usable token, as
+ *         rx_server_context; or the daemon answered 401/403); RX_EIO (the token file cannot be
+ *         read); RX_ECONTEXT when something answered, but not as rxjobd does, or TLS failed
+ *         (the reason of each is logged at RX_LOG_ERROR); RX_ENOMEM.
  * Thread-safe.
  */
 RX_API rx_err rx_daemon_get_info(const char *url, rx_daemon_info **out_info);
@@ -630,12 +650,15 @@ RX_API void rx_daemon_info_free(rx_daemon_info *info);
  * Ask a daemon to stop (protocol.md POST /v1/daemon/stop) and wait until it no longer answers
  * and its process has exited (so a daemon started next finds its lock free). Its running tasks
  * go on under their supervisors and are adopted at its next start. Never starts a daemon.
- * @param url              As rx_server_context's.
+ * @param url              As rx_server_context's. For an https url, "gone" means its TCP
+ *                         listener refuses connections (its process may run on another host).
  * @param timeout_s        Seconds to wait for it to be gone at most; < 0 = forever.
  * @param out_was_running  If not NULL: 1 if a daemon answered (and is now gone), 0 if none did
  *                         (nothing to stop: still RX_OK).
  * @return RX_OK; RX_EINVAL for a malformed url; RX_ETIMEDOUT (it still runs); RX_EPERM when it
- *         refused (only its own user or root may stop it); RX_ECONTEXT when it answered oddly
+ *         refused (only its own user or root may stop it; over https, a token of such a user),
+ *         or for want of a usable token (as rx_server_context); RX_EIO (the token file cannot
+ *         be read); RX_ECONTEXT when it answered oddly
  *         (the reason of either is logged at RX_LOG_ERROR); RX_ENOMEM.
  * Thread-safe.
  */

@@ -23,10 +23,11 @@
 #include <unistd.h>
 
 /* Options every subcommand takes, besides --help. */
-enum { GLOBAL_URL = 1000, GLOBAL_JSON };
+enum { GLOBAL_URL = 1000, GLOBAL_JSON, GLOBAL_TOKEN_FILE };
 
 static const cli_opt global_opts[] = {
     {"url", 1, GLOBAL_URL},
+    {"token-file", 1, GLOBAL_TOKEN_FILE},
     {"json", 0, GLOBAL_JSON},
     {NULL, 0, 0},
 };
@@ -119,6 +120,10 @@ cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
         }
         if (o->id == GLOBAL_JSON) {
             c->json = 1;
+            continue;
+        }
+        if (o->id == GLOBAL_TOKEN_FILE) {
+            c->token_file = value;
             continue;
         }
         *out_arg = value;
@@ -231,17 +236,43 @@ bad:
     return -1;
 }
 
+const char *
+cli_url(cli *c)
+{
+    const char *env;
+
+    /* The library reads the token from the environment (rxjob.h rx_server_context); the CLI is
+     * built on the public API only, so --token-file is said there. */
+    if (c->token_file != NULL) {
+        if (setenv("RXJOB_TOKEN_FILE", c->token_file, 1) != 0 || unsetenv("RXJOB_TOKEN") != 0)
+            cli_error("--token-file: setenv failed: %s", strerror(errno));
+    }
+    if (c->url != NULL)
+        return c->url;
+    env = getenv("RXJOB_URL");
+    return env != NULL && env[0] != '\0' ? env : NULL;
+}
+
+int
+cli_bad_url(cli *c, const char *cmd)
+{
+    const char *url = cli_url(c);
+
+    return cli_usage_error(cmd,
+                           "%s '%s': not a daemon address (unix:/path/to/socket or "
+                           "https://HOST:PORT)",
+                           c->url != NULL ? "--url" : "RXJOB_URL", url != NULL ? url : "");
+}
+
 int
 cli_context(cli *c, const char *cmd, rx_context **out_ctx)
 {
     rx_err err;
 
     if (c->ctx == NULL) {
-        err = rx_server_context(c->url, &c->ctx);
-        if (err == RX_EINVAL) {
-            return cli_usage_error(cmd, "--url '%s': not a daemon address (unix:/path/to/socket)",
-                                   c->url != NULL ? c->url : "");
-        }
+        err = rx_server_context(cli_url(c), &c->ctx);
+        if (err == RX_EINVAL)
+            return cli_bad_url(c, cmd);
         if (err != RX_OK) {
             cli_error("%s: %s", cmd, rx_strerror(err));
             return cli_exit_for_err(err);

@@ -32,10 +32,13 @@ enum cli_exit {
 
 /* The global options and the context they select; one per process. */
 typedef struct cli {
-    const char *url; /* --url; NULL = the per-user daemon (the library honours $RXJOB_SOCKET) */
-    int json;        /* --json: machine-readable output */
-    rx_context *ctx; /* opened by cli_context on first use; freed by main */
-    int warned;      /* the library logged a warning (set by the log sink) */
+    const char *url; /* --url; NULL = $RXJOB_URL, else the per-user daemon (the library honours
+                        $RXJOB_SOCKET): read it with cli_url */
+    const char *token_file; /* --token-file: the token for an https url; NULL = the library's
+                               $RXJOB_TOKEN or $RXJOB_TOKEN_FILE */
+    int json;               /* --json: machine-readable output */
+    rx_context *ctx;        /* opened by cli_context on first use; freed by main */
+    int warned;             /* the library logged a warning (set by the log sink) */
 } cli;
 
 /* One option a subcommand takes ("--name" or "--name VALUE"). Tables end with {NULL, 0, 0}. */
@@ -53,7 +56,8 @@ enum {
     CLI_OPT_BAD = -3      /* bad option; the message is printed: exit CLI_EXIT_USAGE */
 };
 
-/* Walks a subcommand's arguments. Global options (--url, --json) are accepted anywhere. */
+/* Walks a subcommand's arguments. Global options (--url, --token-file, --json) are accepted
+ * anywhere. */
 typedef struct cli_parser {
     int argc;
     char **argv;
@@ -95,6 +99,16 @@ int cli_parse_i64(const char *cmd, const char *what, const char *s, int64_t min,
                   int64_t *out_value);
 int cli_parse_seconds(const char *cmd, const char *what, const char *s, double min, double max,
                       double *out_value);
+
+/*
+ * The daemon's url: --url, else $RXJOB_URL, else NULL (the per-user daemon). With --token-file,
+ * it also makes that file the token's source for the library (RXJOB_TOKEN_FILE, over any
+ * RXJOB_TOKEN). Call before the library opens the url.
+ */
+const char *cli_url(cli *c);
+
+/* The message of a url the library refused as malformed; returns CLI_EXIT_USAGE. */
+int cli_bad_url(cli *c, const char *cmd);
 
 /* The server context of --url (opened once). On failure prints why and returns the exit status;
  * 0 on success. */

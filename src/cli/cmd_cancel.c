@@ -20,7 +20,7 @@ static const char usage[] =
     "output are removed; its record stays until 'rxjob cleanup'.\n"
     "\n"
     "Options:\n"
-    "  --url unix:/path   the daemon to ask\n"
+    "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
     "  --json             print the job as JSON, with \"canceled\": true|false\n"
     "  -h, --help         this help\n";
 

@@ -21,7 +21,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --force            remove FINISHED jobs too; cancel and remove live ones\n"
-    "  --url unix:/path   the daemon to ask\n"
+    "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
     "  --json             print {\"requested\": N, \"cleaned\": M}\n"
     "  -h, --help         this help\n";
 

@@ -24,7 +24,7 @@ static const char usage[] =
     "           executor and job counts (exit status 3 if it does not answer)\n"
     "\n"
     "Options:\n"
-    "  --url unix:/path   the daemon at this socket (never started by rxjob)\n"
+    "  --url URL          the daemon at this socket or URL (never started by rxjob)\n"
     "  --json             print the daemon's status as JSON\n"
     "  -h, --help         this help\n";
 
@@ -94,12 +94,11 @@ static int
 daemon_status(cli *c)
 {
     rx_daemon_info *info = NULL;
-    rx_err err = rx_daemon_get_info(c->url, &info);
+    rx_err err = rx_daemon_get_info(cli_url(c), &info);
     int rc;
 
     if (err == RX_EINVAL)
-        return cli_usage_error("daemon", "--url '%s': not a daemon address (unix:/path/to/socket)",
-                               c->url != NULL ? c->url : "");
+        return cli_bad_url(c, "daemon");
     if (err != RX_OK)
         return cli_fail(c, "daemon status", err);
     if (!info->running) {
@@ -147,11 +146,10 @@ static int
 daemon_stop(cli *c)
 {
     int was_running = 0;
-    rx_err err = rx_daemon_stop(c->url, STOP_WAIT_S, &was_running);
+    rx_err err = rx_daemon_stop(cli_url(c), STOP_WAIT_S, &was_running);
 
     if (err == RX_EINVAL)
-        return cli_usage_error("daemon", "--url '%s': not a daemon address (unix:/path/to/socket)",
-                               c->url != NULL ? c->url : "");
+        return cli_bad_url(c, "daemon");
     if (err == RX_ETIMEDOUT) {
         cli_error("daemon stop: the daemon still runs after %g s", STOP_WAIT_S);
         return CLI_EXIT_TIMEOUT;

@@ -35,7 +35,7 @@ static const char usage[] =
     "  --console-output     print the tasks' output when the results are collected\n"
     "  --no-auto-cleanup    keep the job after its results are collected\n"
     "  --stop-on-failure    stop the job at its first failed task\n"
-    "  --url unix:/path     the daemon to use\n"
+    "  --url URL            the daemon to use (unix:/path or https://HOST:PORT)\n"
     "  --json               print the job as JSON (with --wait: the results)\n"
     "  -h, --help           this help\n";
 

@@ -27,7 +27,7 @@ static const char usage[] =
     "                          FAILED, CANCELED; any case)\n"
     "  --since UNIX_SECONDS    only jobs created at or after this time (date +%s)\n"
     "  --until UNIX_SECONDS    only jobs created at or before this time\n"
-    "  --url unix:/path        the daemon to ask\n"
+    "  --url URL               the daemon to ask (unix:/path or https://HOST:PORT)\n"
     "  --json                  print {\"jobs\": [...]}\n"
     "  -h, --help              this help\n";
 

@@ -26,7 +26,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --follow           print new output as it comes, until the job is over\n"
-    "  --url unix:/path   the daemon to ask\n"
+    "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
     "  --json             print {\"id\": ID, \"output_b64\": \"...\"}\n"
     "  -h, --help         this help\n";
 

@@ -17,7 +17,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --keep             keep the job and its results (no auto-cleanup)\n"
-    "  --url unix:/path   the daemon to ask\n"
+    "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
     "  --json             print {\"job\": ..., \"slots\": [...]} with base64 values\n"
     "  -h, --help         this help\n";
 

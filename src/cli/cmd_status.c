@@ -11,15 +11,16 @@
 
 #include <string.h>
 
-static const char usage[] = "Usage: rxjob status [--json] ID\n"
-                            "\n"
-                            "Print the status of job ID: QUEUED, RUNNING, FINISHED, FAILED,\n"
-                            "CANCELED or UNDETERMINED (unknown, or cleaned up).\n"
-                            "\n"
-                            "Options:\n"
-                            "  --url unix:/path   the daemon to ask\n"
-                            "  --json             print the job as JSON (id, status, task counts)\n"
-                            "  -h, --help         this help\n";
+static const char usage[] =
+    "Usage: rxjob status [--json] ID\n"
+    "\n"
+    "Print the status of job ID: QUEUED, RUNNING, FINISHED, FAILED,\n"
+    "CANCELED or UNDETERMINED (unknown, or cleaned up).\n"
+    "\n"
+    "Options:\n"
+    "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
+    "  --json             print the job as JSON (id, status, task counts)\n"
+    "  -h, --help         this help\n";
 
 int
 cmd_status(cli *c, int argc, char **argv)

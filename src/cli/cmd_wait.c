@@ -19,7 +19,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --timeout SECONDS  give up after SECONDS (exit status 6); default: wait forever\n"
-    "  --url unix:/path   the daemon to ask\n"
+    "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
     "  --json             print the job as JSON (id, status, task counts)\n"
     "  -h, --help         this help\n";
 

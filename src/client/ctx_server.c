@@ -206,6 +206,10 @@ reply_error(rx_context *ctx, const char *what, const rx__http_reply *reply)
     case 405:
         fallback = RX_EINVAL;
         break;
+    case 401: /* over TCP: no token the daemon knows */
+    case 403:
+        fallback = RX_EPERM;
+        break;
     case 404:
         fallback = RX_ENOENT;
         break;
@@ -1017,7 +1021,7 @@ rx__server_job_ops(const rx_context *ctx)
 rx_err
 rx_server_context(const char *url, rx_context **out_ctx)
 {
-    char sock[PATH_MAX];
+    char why[400] = "";
     rx_context *ctx = NULL;
     server_impl *impl = NULL;
     int lock_ok = 0;
@@ -1025,21 +1029,6 @@ rx_server_context(const char *url, rx_context **out_ctx)
 
     if (out_ctx == NULL)
         return RX_EINVAL;
-    if (url == NULL) {
-        err = rx__daemon_socket_path(sock, sizeof(sock));
-        if (err != RX_OK)
-            return RX_EINVAL; /* $RXJOB_SOCKET or $XDG_RUNTIME_DIR too long for a socket */
-    } else {
-        static const char scheme[] = "unix:";
-        int n;
-
-        if (strncmp(url, scheme, sizeof(scheme) - 1) != 0 || url[sizeof(scheme) - 1] == '\0')
-            return RX_EINVAL;
-        n = snprintf(sock, sizeof(sock), "%s", url + sizeof(scheme) - 1);
-        if (n < 0 || (size_t)n >= sizeof(sock))
-            return RX_EINVAL;
-    }
-
     impl = rx__calloc(1, sizeof(*impl));
     if (impl == NULL)
         return RX_ENOMEM;
@@ -1048,9 +1037,13 @@ rx_server_context(const char *url, rx_context **out_ctx)
         goto fail;
     }
     lock_ok = 1;
-    err = rx__http_new(sock, &impl->http);
-    if (err != RX_OK)
+    /* The url, and for https the token and CA: there is no context yet to hold why it failed. */
+    err = rx__http_open(url, &impl->http, why, sizeof(why));
+    if (err != RX_OK) {
+        rx__log(RX_LOG_ERROR, "server context: %s", why);
         goto fail;
+    }
+    /* Only the per-user daemon is ever started by the library (never one behind a url). */
     if (url == NULL) {
         impl->may_start = 1;
         if (rx__daemon_state_dir(impl->state_dir, sizeof(impl->state_dir)) != RX_OK)

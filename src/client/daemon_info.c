@@ -27,19 +27,16 @@
 /* Pause between probes of the socket while waiting for a stopping daemon, in milliseconds. */
 #define STOP_PROBE_INTERVAL_MS 20
 
-/* The socket a url names: NULL = the per-user one. RX_OK; RX_EINVAL. */
+/* A client for the daemon url names (rx__http_open); its failure is logged. */
 static rx_err
-socket_of(const char *url, char *buf, size_t len)
+open_url(const char *url, rx__http **out_http)
 {
-    static const char scheme[] = "unix:";
-    int n;
+    char why[400] = "";
+    rx_err err = rx__http_open(url, out_http, why, sizeof(why));
 
-    if (url == NULL)
-        return rx__daemon_socket_path(buf, len) == RX_OK ? RX_OK : RX_EINVAL;
-    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0 || url[sizeof(scheme) - 1] == '\0')
-        return RX_EINVAL;
-    n = snprintf(buf, len, "%s", url + sizeof(scheme) - 1);
-    return n < 0 || (size_t)n >= len ? RX_EINVAL : RX_OK;
+    if (err != RX_OK)
+        rx__log(RX_LOG_ERROR, "daemon: %s", why);
+    return err;
 }
 
 void
@@ -102,22 +99,25 @@ parse_info(const json_t *body, const char *sock, rx_daemon_info *info)
 rx_err
 rx_daemon_get_info(const char *url, rx_daemon_info **out_info)
 {
-    char sock[PATH_MAX];
     char why[400];
+    const char *sock;
     rx__http *http = NULL;
     rx__http_reply reply = {0};
     rx_daemon_info *info = NULL;
     int conn_errno = 0;
     rx_err err;
 
-    if (out_info == NULL || socket_of(url, sock, sizeof(sock)) != RX_OK)
+    if (out_info == NULL)
         return RX_EINVAL;
-    info = rx__calloc(1, sizeof(*info));
-    if (info == NULL)
-        return RX_ENOMEM;
-    err = rx__http_new(sock, &http);
+    err = open_url(url, &http);
     if (err != RX_OK)
+        return err;
+    sock = rx__http_where(http);
+    info = rx__calloc(1, sizeof(*info));
+    if (info == NULL) {
+        err = RX_ENOMEM;
         goto done;
+    }
     err = rx__http_json(http, "GET", "/v1/daemon", NULL, DAEMON_REQUEST_TIMEOUT_MS, &reply,
                         &conn_errno, why, sizeof(why));
     if (err == RX_ECONTEXT && conn_errno != 0) {
@@ -142,7 +142,7 @@ rx_daemon_get_info(const char *url, rx_daemon_info **out_info)
         rx__log(RX_LOG_ERROR, "daemon: GET /v1/daemon at '%s' answered HTTP %ld%s%s", sock,
                 reply.status, rx__http_reply_message(&reply)[0] != '\0' ? ": " : "",
                 rx__http_reply_message(&reply));
-        err = RX_ECONTEXT;
+        err = reply.status == 401 || reply.status == 403 ? RX_EPERM : RX_ECONTEXT;
         goto done;
     }
     err = parse_info(reply.body, sock, info);
@@ -219,6 +219,26 @@ daemon_pid(rx__http *http)
     return pid;
 }
 
+/* 1 while something accepts connections at the https url (a new connection each time: a kept
+ * one would outlive the listener). */
+static int
+tcp_answers(const char *url)
+{
+    rx__http *http = NULL;
+    rx__http_reply reply = {0};
+    char why[400];
+    int conn_errno = 0;
+    rx_err err;
+
+    if (rx__http_open(url, &http, why, sizeof(why)) != RX_OK)
+        return 0;
+    err = rx__http_json(http, "GET", "/v1/daemon", NULL, DAEMON_REQUEST_TIMEOUT_MS, &reply,
+                        &conn_errno, why, sizeof(why));
+    rx__http_reply_clear(&reply);
+    rx__http_free(http);
+    return !(err == RX_ECONTEXT && conn_errno != 0);
+}
+
 rx_err
 rx_daemon_stop(const char *url, double timeout_s, int *out_was_running)
 {
@@ -227,21 +247,27 @@ rx_daemon_stop(const char *url, double timeout_s, int *out_was_running)
     rx__http *http = NULL;
     rx__http_reply reply = {0};
     int conn_errno = 0;
+    int is_tcp;
     int64_t deadline;
-    int64_t pid;
+    int64_t pid = 0;
     rx_err err;
 
-    if (socket_of(url, sock, sizeof(sock)) != RX_OK || isnan(timeout_s))
+    if (isnan(timeout_s))
         return RX_EINVAL;
-    err = rx__http_new(sock, &http);
+    err = open_url(url, &http);
     if (err != RX_OK)
         return err;
+    is_tcp = rx__http_socket(http) == NULL;
+    (void)snprintf(sock, sizeof(sock), "%s", rx__http_where(http));
     /* The socket stops answering before the process has exited and released its lock: a daemon
-     * started in between would be refused. So wait for the process too. */
-    pid = daemon_pid(http);
+     * started in between would be refused. So wait for the process too (on this host: a daemon
+     * behind a URL may run elsewhere, where its pid means nothing here). */
+    if (!is_tcp)
+        pid = daemon_pid(http);
     err = rx__http_json(http, "POST", "/v1/daemon/stop", NULL, DAEMON_REQUEST_TIMEOUT_MS, &reply,
                         &conn_errno, why, sizeof(why));
     rx__http_free(http); /* drop the connection before watching the socket */
+    http = NULL;
     if (err == RX_ECONTEXT && conn_errno != 0) {
         if (out_was_running != NULL)
             *out_was_running = 0; /* nothing answers: nothing to stop */
@@ -257,7 +283,7 @@ rx_daemon_stop(const char *url, double timeout_s, int *out_was_running)
         rx__log(RX_LOG_ERROR, "daemon: stop at '%s' refused: HTTP %ld%s%s", sock, reply.status,
                 rx__http_reply_message(&reply)[0] != '\0' ? ": " : "",
                 rx__http_reply_message(&reply));
-        err = reply.status == 403 ? RX_EPERM : RX_ECONTEXT;
+        err = reply.status == 401 || reply.status == 403 ? RX_EPERM : RX_ECONTEXT;
         rx__http_reply_clear(&reply);
         return err;
     }
@@ -267,7 +293,7 @@ rx_daemon_stop(const char *url, double timeout_s, int *out_was_running)
     deadline = timeout_s < 0 || timeout_s > RX_MAX_TIMEOUT_S
                    ? INT64_MAX
                    : rx__now_ms() + (int64_t)(timeout_s * 1000.0);
-    while (rx__daemon_answers(sock, NULL) || process_alive(pid)) {
+    while ((is_tcp ? tcp_answers(url) : rx__daemon_answers(sock, NULL)) || process_alive(pid)) {
         if (rx__now_ms() >= deadline)
             return RX_ETIMEDOUT;
         sleep_ms(STOP_PROBE_INTERVAL_MS);

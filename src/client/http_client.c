@@ -1,5 +1,10 @@
 /*
  * http_client.c - HTTP/1.1 over rxjobd's Unix socket with libcurl; JSON in and out with jansson.
+ * Or over TCP with TLS, to "https://HOST:PORT" (rxjobd --listen): then every request carries
+ * the caller's token ("Authorization: Bearer", from $RXJOB_TOKEN or $RXJOB_TOKEN_FILE) and the
+ * daemon's certificate is verified against $RXJOB_CA_FILE or the system's CA store, never not at
+ * all. The transport is chosen once, by rx__http_open, and applied to each request by
+ * set_transport.
  *
  * Each request takes an easy handle from the client's small stack of idle ones (or makes one),
  * resets its options with curl_easy_reset, which keeps the live connection, and gives it back
@@ -11,14 +16,19 @@
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "client/http_client.h"
 
+#include "client/daemon_start.h"
 #include "core/internal.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,8 +41,18 @@
 /* Bytes of an error body kept while streaming (the rest is dropped). */
 #define HTTP_ERROR_BODY_MAX (64 * 1024)
 
+/* A token: 32..512 characters of RFC 6750's b64token, as rxjobd's token file (auth.h). */
+#define HTTP_TOKEN_MIN_LEN 32
+#define HTTP_TOKEN_MAX_LEN 512
+
+/* The longest "https://HOST:PORT" taken, bytes. */
+#define HTTP_BASE_URL_MAX 300
+
 struct rx__http {
-    char *socket_path;
+    char *socket_path;    /* the Unix socket; NULL over TCP */
+    char *base_url;       /* "https://HOST:PORT" over TCP; NULL on the Unix socket */
+    char *token;          /* TCP: the bearer token; wiped at free */
+    char *ca_file;        /* TCP: $RXJOB_CA_FILE, or NULL: the system's CA store */
     pthread_mutex_t lock; /* guards idle */
     CURL *idle[HTTP_IDLE_MAX];
     size_t n_idle;
@@ -85,6 +105,12 @@ rx__http_free(rx__http *http)
         curl_easy_cleanup(http->idle[i]);
     (void)pthread_mutex_destroy(&http->lock);
     rx__free(http->socket_path);
+    rx__free(http->base_url);
+    if (http->token != NULL) {
+        explicit_bzero(http->token, strlen(http->token));
+        rx__free(http->token);
+    }
+    rx__free(http->ca_file);
     rx__free(http);
 }
 
@@ -92,6 +118,272 @@ const char *
 rx__http_socket(const rx__http *http)
 {
     return http->socket_path;
+}
+
+const char *
+rx__http_where(const rx__http *http)
+{
+    return http->base_url != NULL ? http->base_url : http->socket_path;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Transport, URL and token
+ * ------------------------------------------------------------------------------------------- */
+
+static int
+is_token_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+/* 1 if s is a b64token of HTTP_TOKEN_MIN_LEN..HTTP_TOKEN_MAX_LEN characters: nothing that could
+ * end a header line or smuggle another one. */
+static int
+is_token(const char *s)
+{
+    size_t len = strlen(s), i = 0;
+
+    if (len < HTTP_TOKEN_MIN_LEN || len > HTTP_TOKEN_MAX_LEN)
+        return 0;
+    while (i < len && is_token_char(s[i]))
+        i++;
+    if (i == 0)
+        return 0;
+    while (i < len && s[i] == '=')
+        i++;
+    return i == len;
+}
+
+/*
+ * The token's first line, from the file at path, which must be the caller's and closed to group
+ * and others (as ssh wants of a private key: a token is a password). RX_OK with *out_token
+ * (rx__malloc'd); RX_EPERM (ownership or mode); RX_EIO (cannot be read); RX_ENOMEM.
+ */
+static rx_err
+read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
+{
+    char buf[HTTP_TOKEN_MAX_LEN + 4];
+    struct stat st;
+    size_t len = 0;
+    rx_err err = RX_OK;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        (void)snprintf(errbuf, errlen, "token file '%s' (RXJOB_TOKEN_FILE): %s", path,
+                       strerror(errno));
+        return RX_EIO;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        (void)snprintf(errbuf, errlen, "token file '%s' (RXJOB_TOKEN_FILE) is not a regular file",
+                       path);
+        err = RX_EIO;
+        goto done;
+    }
+    if (st.st_uid != geteuid()) {
+        (void)snprintf(errbuf, errlen,
+                       "token file '%s' (RXJOB_TOKEN_FILE) belongs to uid %lu, not to this user "
+                       "(uid %lu): refusing to use it",
+                       path, (unsigned long)st.st_uid, (unsigned long)geteuid());
+        err = RX_EPERM;
+        goto done;
+    }
+    if ((st.st_mode & 077) != 0) {
+        (void)snprintf(errbuf, errlen,
+                       "token file '%s' (RXJOB_TOKEN_FILE) is open to group or others (mode "
+                       "%04o): refusing to use it; chmod 600 it",
+                       path, (unsigned)(st.st_mode & 07777));
+        err = RX_EPERM;
+        goto done;
+    }
+    while (len < sizeof(buf) - 1) {
+        ssize_t got = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            (void)snprintf(errbuf, errlen, "token file '%s' (RXJOB_TOKEN_FILE): read failed: %s",
+                           path, strerror(errno));
+            err = RX_EIO;
+            goto done;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    buf[len] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0'; /* the first line */
+    *out_token = rx__strdup(buf);
+    if (*out_token == NULL)
+        err = RX_ENOMEM;
+
+done:
+    explicit_bzero(buf, sizeof(buf));
+    (void)close(fd);
+    return err;
+}
+
+/* The caller's token for base_url: $RXJOB_TOKEN, else the first line of $RXJOB_TOKEN_FILE. */
+static rx_err
+load_token(const char *base_url, char **out_token, char *errbuf, size_t errlen)
+{
+    const char *env = getenv("RXJOB_TOKEN");
+    const char *from = "RXJOB_TOKEN";
+    char *token = NULL;
+    rx_err err;
+
+    if (env != NULL && env[0] != '\0') {
+        token = rx__strdup(env);
+        if (token == NULL)
+            return RX_ENOMEM;
+    } else if ((env = getenv("RXJOB_TOKEN_FILE")) != NULL && env[0] != '\0') {
+        err = read_token_file(env, &token, errbuf, errlen);
+        if (err != RX_OK)
+            return err;
+        from = "the first line of RXJOB_TOKEN_FILE";
+    } else {
+        (void)snprintf(errbuf, errlen,
+                       "%s needs a token: set RXJOB_TOKEN, or RXJOB_TOKEN_FILE to a file (mode "
+                       "0600) holding it (rxjob --token-file FILE)",
+                       base_url);
+        return RX_EPERM;
+    }
+    if (!is_token(token)) {
+        (void)snprintf(errbuf, errlen,
+                       "the token (%s) is not %d to %d characters of A-Z a-z 0-9 - . _ ~ + / "
+                       "(then optional '=')",
+                       from, HTTP_TOKEN_MIN_LEN, HTTP_TOKEN_MAX_LEN);
+        explicit_bzero(token, strlen(token));
+        rx__free(token);
+        return RX_EPERM;
+    }
+    *out_token = token;
+    return RX_OK;
+}
+
+/*
+ * Check "https://HOST:PORT" (an optional trailing '/'): HOST a name, an IPv4 address or
+ * [IPv6]; no user, path, query or fragment (the client adds the paths). Writes the URL without
+ * the trailing '/' into buf. 0, or -1 with the reason in errbuf.
+ */
+static int
+parse_https_url(const char *url, char *buf, size_t len, char *errbuf, size_t errlen)
+{
+    static const char scheme[] = "https://";
+    const char *host = url + sizeof(scheme) - 1;
+    const char *port;
+    size_t n = strlen(url);
+    int64_t port_n;
+
+    if (n > 0 && url[n - 1] == '/')
+        n--;
+    if (n >= len || n >= HTTP_BASE_URL_MAX) {
+        (void)snprintf(errbuf, errlen, "url '%.64s...' is too long", url);
+        return -1;
+    }
+    memcpy(buf, url, n);
+    buf[n] = '\0';
+    host = buf + sizeof(scheme) - 1;
+    if (host[strcspn(host, "/?#@ \t\r\n")] != '\0') {
+        (void)snprintf(errbuf, errlen,
+                       "url '%s': only https://HOST:PORT is taken (no user, path or query)", url);
+        return -1;
+    }
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+
+        port = close != NULL && close[1] == ':' && close > host + 1 ? close + 1 : NULL;
+    } else {
+        port = strrchr(host, ':');
+        if (port != NULL && (port == host || memchr(host, ':', (size_t)(port - host)) != NULL))
+            port = NULL;
+    }
+    if (port == NULL || port[1] == '\0' || strspn(port + 1, "0123456789") != strlen(port + 1) ||
+        rx__parse_i64(port + 1, 1, 65535, &port_n) != RX_OK) {
+        (void)snprintf(errbuf, errlen,
+                       "url '%s': not https://HOST:PORT (a port from 1 to 65535; an IPv6 address "
+                       "in brackets)",
+                       url);
+        return -1;
+    }
+    return 0;
+}
+
+rx_err
+rx__http_open(const char *url, rx__http **out_http, char *errbuf, size_t errlen)
+{
+    static const char unix_scheme[] = "unix:";
+    static const char https_scheme[] = "https://";
+    char path[PATH_MAX];
+    char base[HTTP_BASE_URL_MAX];
+    rx__http *http = NULL;
+    const char *ca;
+    rx_err err;
+
+    if (out_http == NULL) {
+        (void)snprintf(errbuf, errlen, "missing argument");
+        return RX_EINVAL;
+    }
+    if (url == NULL || strncmp(url, unix_scheme, sizeof(unix_scheme) - 1) == 0) {
+        if (url == NULL) {
+            if (rx__daemon_socket_path(path, sizeof(path)) != RX_OK) {
+                (void)snprintf(errbuf, errlen,
+                               "the per-user socket path ($RXJOB_SOCKET or $XDG_RUNTIME_DIR) is "
+                               "too long for a socket");
+                return RX_EINVAL;
+            }
+        } else {
+            int n = snprintf(path, sizeof(path), "%s", url + sizeof(unix_scheme) - 1);
+
+            if (n <= 0 || (size_t)n >= sizeof(path)) {
+                (void)snprintf(errbuf, errlen, "url '%.64s': no socket path after unix:", url);
+                return RX_EINVAL;
+            }
+        }
+        err = rx__http_new(path, out_http);
+        if (err == RX_EINVAL)
+            (void)snprintf(errbuf, errlen, "socket path '%s' is longer than %zu bytes", path,
+                           sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        else if (err != RX_OK)
+            (void)snprintf(errbuf, errlen, "%s", rx_strerror(err));
+        return err;
+    }
+    if (strncmp(url, https_scheme, sizeof(https_scheme) - 1) != 0) {
+        (void)snprintf(errbuf, errlen,
+                       "url '%.200s': not unix:/path/to/socket or https://HOST:PORT (plain "
+                       "http:// is never used over TCP: a token would travel in clear)",
+                       url);
+        return RX_EINVAL;
+    }
+    if (parse_https_url(url, base, sizeof(base), errbuf, errlen) != 0)
+        return RX_EINVAL;
+    /* rx__http_new wants a socket path; the TCP client is the same object with no socket. */
+    err = rx__http_new("/", &http);
+    if (err != RX_OK) {
+        (void)snprintf(errbuf, errlen, "%s", rx_strerror(err));
+        return err;
+    }
+    rx__free(http->socket_path);
+    http->socket_path = NULL;
+    http->base_url = rx__strdup(base);
+    ca = getenv("RXJOB_CA_FILE");
+    if (ca != NULL && ca[0] != '\0')
+        http->ca_file = rx__strdup(ca);
+    if (http->base_url == NULL || (ca != NULL && ca[0] != '\0' && http->ca_file == NULL)) {
+        (void)snprintf(errbuf, errlen, "out of memory");
+        err = RX_ENOMEM;
+        goto fail;
+    }
+    err = load_token(base, &http->token, errbuf, errlen);
+    if (err != RX_OK)
+        goto fail;
+    *out_http = http;
+    return RX_OK;
+
+fail:
+    rx__http_free(http);
+    return err;
 }
 
 void
@@ -279,20 +571,56 @@ check_peer(void *clientp, char *conn_primary_ip, char *conn_local_ip, int conn_p
     return CURL_PREREQFUNC_ABORT;
 }
 
+/* A TCP connection's socket: close-on-exec, so a task process started meanwhile does not keep
+ * the connection (and its TLS session) open. */
+static curl_socket_t
+open_socket_tcp(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    curl_socket_t fd;
+
+    (void)clientp;
+    (void)purpose;
+    fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+/* The request's URL and how it gets there: the Unix socket, its peer checked (check_peer); or
+ * HTTPS with the daemon's certificate verified and the caller's bearer token. */
+static void
+set_transport(rx__http *http, CURL *h, const char *path, char *url, size_t url_len)
+{
+    if (http->base_url == NULL) {
+        (void)snprintf(url, url_len, "http://localhost%s", path);
+        (void)curl_easy_setopt(h, CURLOPT_URL, url);
+        (void)curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, http->socket_path);
+        (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+        (void)curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        (void)curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_peer);
+        (void)curl_easy_setopt(h, CURLOPT_PREREQDATA, http);
+        return;
+    }
+    (void)snprintf(url, url_len, "%s%s", http->base_url, path);
+    (void)curl_easy_setopt(h, CURLOPT_URL, url);
+    (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    (void)curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_tcp);
+    /* libcurl's defaults, said out loud: the certificate is always verified, name included. */
+    (void)curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    (void)curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (http->ca_file != NULL)
+        (void)curl_easy_setopt(h, CURLOPT_CAINFO, http->ca_file);
+    /* One method only, so libcurl sends it with the first request, not after a 401. */
+    (void)curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+    (void)curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, http->token);
+}
+
 /* Options every request shares. */
 static void
 set_common(rx__http *http, CURL *h, const char *path, char *url, size_t url_len, char *curl_err)
 {
-    (void)snprintf(url, url_len, "http://localhost%s", path);
-    (void)curl_easy_setopt(h, CURLOPT_URL, url);
-    (void)curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, http->socket_path);
+    set_transport(http, h, path, url, url_len);
     (void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     (void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
     (void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
-    (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-    (void)curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    (void)curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_peer);
-    (void)curl_easy_setopt(h, CURLOPT_PREREQDATA, http);
     fresh_fd = CURL_SOCKET_BAD;
     curl_err[0] = '\0';
 }
@@ -309,15 +637,24 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
     if (code == CURLE_COULDNT_CONNECT) {
         (void)curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         conn_errno = os_errno != 0 ? (int)os_errno : ECONNREFUSED;
-        (void)snprintf(errbuf, errlen, "connect to rxjobd at '%s' failed: %s", http->socket_path,
+        (void)snprintf(errbuf, errlen, "connect to rxjobd at '%s' failed: %s", rx__http_where(http),
                        strerror(conn_errno));
+    } else if (http->base_url != NULL &&
+               (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CONNECT_ERROR ||
+                code == CURLE_SSL_CACERT_BADFILE || code == CURLE_SSL_CERTPROBLEM)) {
+        (void)snprintf(errbuf, errlen,
+                       "TLS with rxjobd at '%s' failed: %s (the daemon's certificate must be "
+                       "signed by a CA in %s%s and name the host)",
+                       http->base_url, curl_err[0] != '\0' ? curl_err : curl_easy_strerror(code),
+                       http->ca_file != NULL ? "RXJOB_CA_FILE " : "the system's CA store",
+                       http->ca_file != NULL ? http->ca_file : "");
     } else if (code == CURLE_ABORTED_BY_CALLBACK) {
         (void)snprintf(errbuf, errlen,
                        "refused to talk to '%s': the process listening there runs as another "
                        "user (not this user, not root)",
                        http->socket_path);
     } else {
-        (void)snprintf(errbuf, errlen, "request to rxjobd at '%s' failed: %s", http->socket_path,
+        (void)snprintf(errbuf, errlen, "request to rxjobd at '%s' failed: %s", rx__http_where(http),
                        curl_err[0] != '\0' ? curl_err : curl_easy_strerror(code));
     }
     if (out_conn_errno != NULL)
@@ -349,13 +686,17 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
         goto done;
     }
     set_common(http, h, path, url, sizeof(url), curl_err);
-    /* "Expect:" turns off curl's 100-continue round trip for large bodies. */
-    more = curl_slist_append(headers, "Expect:");
-    if (more == NULL) {
-        err = RX_ENOMEM;
-        goto done;
+    /* "Expect:" turns off curl's 100-continue round trip for large bodies. Over TCP it stays:
+     * a daemon that refuses the token answers 401 before a large body is sent, where otherwise
+     * the answer could be lost with the connection it closes while the body is being written. */
+    if (http->base_url == NULL) {
+        more = curl_slist_append(headers, "Expect:");
+        if (more == NULL) {
+            err = RX_ENOMEM;
+            goto done;
+        }
+        headers = more;
     }
-    headers = more;
     if (body != NULL) {
         req = json_dumps(body, JSON_COMPACT);
         more = curl_slist_append(headers, "Content-Type: application/json");

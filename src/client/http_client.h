@@ -1,6 +1,6 @@
 /*
- * http_client.h - the server context's HTTP/1.1 client: libcurl over rxjobd's Unix socket,
- * JSON bodies with jansson (docs/protocol.md is the contract).
+ * http_client.h - the server context's HTTP/1.1 client: libcurl over rxjobd's Unix socket or
+ * over TCP with TLS (https), JSON bodies with jansson (docs/protocol.md is the contract).
  *
  * One client per context. It keeps its libcurl easy handles (and so their keep-alive
  * connections) for reuse: a single-threaded caller always uses the same one; concurrent callers
@@ -25,11 +25,26 @@ typedef struct rx__http_reply {
 /* A client for the daemon at socket_path (copied). RX_OK; RX_EINVAL; RX_ENOMEM. */
 rx_err rx__http_new(const char *socket_path, rx__http **out_http);
 
+/*
+ * A client for the daemon a url names (rxjob.h rx_server_context): NULL = the per-user socket
+ * ($RXJOB_SOCKET, ...); "unix:/path/to/socket"; "https://HOST:PORT" (TLS, the certificate
+ * verified against $RXJOB_CA_FILE or the system's CA store; the token from $RXJOB_TOKEN, else
+ * the first line of the file $RXJOB_TOKEN_FILE, which must be the caller's and closed to group
+ * and others). Reads the environment and the token file now. RX_OK; RX_EINVAL (a malformed url);
+ * RX_EPERM (https without a token, a malformed token, or a token file open to others or not the
+ * caller's); RX_EIO (the token file cannot be read); RX_ENOMEM. errbuf says why on failure.
+ */
+rx_err rx__http_open(const char *url, rx__http **out_http, char *errbuf, size_t errlen);
+
 /* Free the client and its handles. NULL-safe. */
 void rx__http_free(rx__http *http);
 
-/* The socket path the client talks to. Borrowed until rx__http_free. */
+/* The socket path the client talks to; NULL over TCP. Borrowed until rx__http_free. */
 const char *rx__http_socket(const rx__http *http);
+
+/* Where the client talks to, for messages: the socket path, or "https://HOST:PORT". Borrowed
+ * until rx__http_free. */
+const char *rx__http_where(const rx__http *http);
 
 /*
  * One request with an optional JSON body (NULL: none) and a JSON answer.

@@ -6,10 +6,17 @@
  * not wait for those, so they poll in slices of HTTP_POLL_SLICE_MS and give up when the server
  * is stopping.
  *
+ * Who calls: on the Unix socket, the peer's uid, asked once per connection (SO_PEERCRED, when
+ * libmicrohttpd reports the connection started) and kept in the connection's socket context. On
+ * the TCP listener (rxjobd --listen, TLS with GnuTLS through libmicrohttpd), each request names
+ * its user with a bearer token (auth.h); a request without a known token is answered 401 from its
+ * first call, before a byte of its body is read or kept, so an unauthenticated client costs a
+ * TLS handshake and its headers, nothing more.
+ *
  * A request goes through the access handler several times: once with the headers (we note the
- * caller's uid and refuse an announced body over the limit at once, with 413, before reading
- * it), once per piece of body (accumulated, up to API_JOBS_MAX_BODY_BYTES; a chunked body that
- * grows past it is refused the same way), and once at the end, when the route runs.
+ * caller's uid, or answer 401, and refuse an announced body over the limit at once, with 413,
+ * before reading it), once per piece of body (accumulated, up to API_JOBS_MAX_BODY_BYTES; a chunked
+ * body that grows past it is refused the same way), and once at the end, when the route runs.
  *
  * A body over HTTP_LARGE_BODY_BYTES (announced, or grown to it) costs many times its size while
  * it is read and parsed, so at most HTTP_MAX_LARGE_BODIES are read and handled at once: the
@@ -31,8 +38,10 @@
 
 #include "core/internal.h"
 #include "server/api_jobs.h"
+#include "server/auth.h"
 #include "store/spool.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,21 +59,40 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_POLL_SLICE_MS        500                   /* longest a long poll sleeps unchecked */
-#define HTTP_FOLLOW_POLL_MS       200                   /* followed output: wait between looks */
-#define HTTP_STREAM_BLOCK_BYTES   ((size_t)64 * 1024)   /* output and results: one send buffer */
-#define HTTP_MAX_QUERY_ARGS       16                    /* query parameters per request */
-#define HTTP_MAX_CONNECTIONS      1024u                 /* open connections at once */
-#define HTTP_CONNECTION_TIMEOUT_S 300u                  /* idle connection closed after */
-#define HTTP_BACKLOG              128                   /* listen(2) backlog */
-#define HTTP_WHY_LEN              512                   /* reasons in error bodies, bytes */
-#define HTTP_DRAIN_MS             3000                  /* stop: longest wait for requests */
-#define HTTP_LARGE_BODY_BYTES     ((size_t)1024 * 1024) /* a body above this is "large" */
-#define HTTP_MAX_LARGE_BODIES     2u                    /* large bodies read/parsed at once */
-#define HTTP_LARGE_BODY_WAIT_MS   30000                 /* longest wait for a turn, then 503 */
+#define HTTP_POLL_SLICE_MS          500                   /* longest a long poll sleeps unchecked */
+#define HTTP_FOLLOW_POLL_MS         200                   /* followed output: wait between looks */
+#define HTTP_STREAM_BLOCK_BYTES     ((size_t)64 * 1024)   /* output and results: one send buffer */
+#define HTTP_MAX_QUERY_ARGS         16                    /* query parameters per request */
+#define HTTP_MAX_CONNECTIONS        1024u                 /* open connections at once */
+#define HTTP_CONNECTION_TIMEOUT_S   300u                  /* idle connection closed after */
+#define HTTP_BACKLOG                128                   /* listen(2) backlog */
+#define HTTP_WHY_LEN                512                   /* reasons in error bodies, bytes */
+#define HTTP_DRAIN_MS               3000                  /* stop: longest wait for requests */
+#define HTTP_LARGE_BODY_BYTES       ((size_t)1024 * 1024) /* a body above this is "large" */
+#define HTTP_MAX_LARGE_BODIES       2u                    /* large bodies read/parsed at once */
+#define HTTP_LARGE_BODY_WAIT_MS     30000                 /* longest wait for a turn, then 503 */
+#define HTTP_TCP_PER_IP_CONNECTIONS 64u  /* TCP: open connections from one address at once */
+#define HTTP_UNAUTH_LOG_MS          1000 /* TCP: at most one "401" log line per this period */
+#define HTTP_TLS_PRIORITIES         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" /* GnuTLS */
+
+/* The closure of each listener's callbacks: which server, and whether it is the TCP one (set
+ * before the listener starts, never changed: a request knows its side without a race). */
+typedef struct http_side {
+    http_server *s;
+    int is_tcp; /* 1: every request must carry a known token */
+} http_side;
 
 struct http_server {
+    http_side unix_side; /* the callbacks' closure on the Unix socket */
+    http_side tcp_side;  /* and on the TCP listener */
     struct MHD_Daemon *mhd;
+    struct MHD_Daemon *mhd_tcp;              /* the TCP listener, or NULL */
+    auth_tokens *tokens;                     /* TCP callers' tokens; NULL without TCP */
+    char *tcp_url;                           /* "https://127.0.0.1:8443", or NULL without TCP */
+    char *tls_cert;                          /* PEM, kept while MHD may read it */
+    char *tls_key;                           /* PEM, wiped at stop */
+    atomic_uint_fast64_t unauthorized_total; /* TCP requests answered 401 */
+    atomic_int_fast64_t unauth_logged_ms;    /* when the last 401 was logged (rx__now_ms) */
     engine *engine;
     char *socket_path;
     char *state_dir;
@@ -88,7 +116,7 @@ typedef struct results_stream results_stream;
 
 /* One request, from its headers to its completion. */
 typedef struct http_request {
-    uid_t uid;               /* the peer's uid (SO_PEERCRED) */
+    uid_t uid;               /* the caller: the peer's uid (SO_PEERCRED), or the token's user */
     int have_uid;            /* 0: SO_PEERCRED failed; the request is refused */
     char *body;              /* accumulated body, NUL-terminated; rx__malloc'd */
     size_t body_len;         /* bytes in body */
@@ -100,6 +128,12 @@ typedef struct http_request {
     int busy;                /* a large body found no turn: answer 503 (queue_busy) */
     results_stream *results; /* GET .../results answered: its collection ends on completion */
 } http_request;
+
+/* A Unix-socket connection's caller, noted once when it starts (MHD's socket context). */
+typedef struct http_conn {
+    int have_uid; /* SO_PEERCRED answered */
+    uid_t uid;    /* the peer's uid */
+} http_conn;
 
 /* The query parameters of a request, collected from MHD. */
 typedef struct http_args {
@@ -126,14 +160,47 @@ http_log(const char *fmt, ...)
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* libmicrohttpd's messages allowed per second; the rest are counted, and the count is logged.
+ * Anyone who can reach the TCP listener can make it log (a failed TLS handshake is one line),
+ * and must not be able to fill the disk with it. */
+#define HTTP_MHD_LOG_PER_S 10u
+
+static pthread_mutex_t mhd_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t mhd_log_window_ms = INT64_MIN / 2; /* start of the current second */
+static unsigned mhd_log_in_window;                /* lines logged in it */
+static uint64_t mhd_log_dropped;                  /* lines dropped since the last report */
+
 /* libmicrohttpd's own messages, as our log lines (they end with a newline we drop). */
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char line[1024];
     size_t len;
+    uint64_t dropped = 0;
+    int64_t now_ms = rx__now_ms();
+    int drop;
 
     (void)cls;
+    pthread_mutex_lock(&mhd_log_mu);
+    if (now_ms - mhd_log_window_ms >= 1000) {
+        dropped = mhd_log_dropped;
+        mhd_log_dropped = 0;
+        mhd_log_window_ms = now_ms;
+        mhd_log_in_window = 0;
+    }
+    drop = mhd_log_in_window >= HTTP_MHD_LOG_PER_S;
+    if (drop)
+        mhd_log_dropped++;
+    else
+        mhd_log_in_window++;
+    pthread_mutex_unlock(&mhd_log_mu);
+    if (dropped > 0)
+        (void)fprintf(stderr,
+                      "rxjobd: http: libmicrohttpd: %" PRIu64 " more messages were not logged (at "
+                      "most %u a second)\n",
+                      dropped, HTTP_MHD_LOG_PER_S);
+    if (drop)
+        return;
     if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
         return;
     len = strlen(line);
@@ -868,6 +935,7 @@ route_daemon(http_server *s, struct MHD_Connection *conn)
 {
     engine_stats st;
     json_t *jobs;
+    json_t *obj;
 
     memset(&st, 0, sizeof(st));
     engine_get_stats(s->engine, &st);
@@ -881,14 +949,19 @@ route_daemon(http_server *s, struct MHD_Connection *conn)
     }
     if (jobs == NULL)
         return MHD_NO;
-    return queue_json(conn, MHD_HTTP_OK,
-                      json_pack("{s:s, s:I, s:s, s:I, s:s, s:s, s:f, s:o, s:I, s:b}", "version",
-                                rx_version(), "pid", (json_int_t)getpid(), "executor",
-                                st.executor != NULL ? st.executor : "local", "slots",
-                                (json_int_t)st.slots, "socket", s->socket_path, "state_dir",
-                                s->state_dir, "started_s", s->started_s, "jobs", jobs,
-                                "tasks_running", (json_int_t)st.tasks_running, "hold",
-                                st.hold != 0));
+    obj = json_pack("{s:s, s:I, s:s, s:I, s:s, s:s, s:f, s:o, s:I, s:b}", "version", rx_version(),
+                    "pid", (json_int_t)getpid(), "executor",
+                    st.executor != NULL ? st.executor : "local", "slots", (json_int_t)st.slots,
+                    "socket", s->socket_path, "state_dir", s->state_dir, "started_s", s->started_s,
+                    "jobs", jobs, "tasks_running", (json_int_t)st.tasks_running, "hold",
+                    st.hold != 0);
+    /* The TCP listener, when there is one (rxjobd --listen). */
+    if (obj != NULL && s->tcp_url != NULL &&
+        json_object_set_new(obj, "listen", json_string(s->tcp_url)) != 0) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    return queue_json(conn, MHD_HTTP_OK, obj);
 }
 
 static enum MHD_Result
@@ -987,6 +1060,13 @@ route_metrics(http_server *s, struct MHD_Connection *conn)
                         "rxjobd_http_large_bodies_waiting %u\n",
                         HTTP_LARGE_BODY_BYTES, HTTP_MAX_LARGE_BODIES, large_reading,
                         HTTP_LARGE_BODY_BYTES, large_waiting);
+    if (rc == 0)
+        rc = buf_printf(&text, &len, &cap,
+                        "# HELP rxjobd_http_unauthorized_total TCP requests answered 401 (no "
+                        "known token).\n"
+                        "# TYPE rxjobd_http_unauthorized_total counter\n"
+                        "rxjobd_http_unauthorized_total %" PRIu64 "\n",
+                        (uint64_t)atomic_load(&s->unauthorized_total));
     if (rc != 0) {
         free(text);
         return MHD_NO;
@@ -1078,23 +1158,127 @@ route(http_server *s, struct MHD_Connection *conn, http_request *req, const char
     return queue_errorf(conn, RX_ENOENT, "no such path: %.128s", url);
 }
 
-/* The connection's peer uid, from SO_PEERCRED. */
-static int
-peer_uid(struct MHD_Connection *conn, uid_t *out_uid)
+/*
+ * A Unix-socket connection starts: note the peer's uid once for all its requests (SO_PEERCRED
+ * gives the credentials of the process that connected, fixed for the connection's life). When it
+ * cannot be had, the socket context stays NULL and every request is refused.
+ */
+static void
+notify_unix(void *cls, struct MHD_Connection *conn, void **socket_context,
+            enum MHD_ConnectionNotificationCode toe)
 {
     const union MHD_ConnectionInfo *info;
+    http_conn *hc;
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        rx__free(*socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
     info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (info == NULL)
-        return -1;
+    hc = rx__calloc(1, sizeof(*hc));
+    if (hc == NULL)
+        return;
     memset(&cred, 0, sizeof(cred));
-    if (getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-        len != sizeof(cred))
+    if (info != NULL && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+        len == sizeof(cred)) {
+        hc->uid = cred.uid;
+        hc->have_uid = 1;
+    }
+    *socket_context = hc;
+}
+
+/* "127.0.0.1:40312" or "[::1]:40312": the TCP peer, for the log. */
+static void
+peer_text(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (info != NULL && info->client_addr != NULL) {
+        const struct sockaddr *sa = info->client_addr;
+
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+            (void)inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+            port = ntohs(in->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+            (void)inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            port = ntohs(in6->sin6_port);
+            (void)snprintf(buf, len, "[%s]:%d", host, port);
+            return;
+        }
+    }
+    (void)snprintf(buf, len, "%s:%d", host, port);
+}
+
+/*
+ * A TCP request: its token names the caller. 0 with req->uid set; -1 when there is no known
+ * token, after queueing 401 (RFC 6750: WWW-Authenticate: Bearer, with error="invalid_token" when
+ * a token was given) with a protocol error body, *ret holding what to return. Called from the
+ * request's first call, so the 401 goes out before any of the body is read.
+ */
+static int
+authenticate(http_server *s, struct MHD_Connection *conn, http_request *req, enum MHD_Result *ret)
+{
+    const char *authz =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    auth_result r = auth_check(s->tokens, authz, &req->uid);
+    const char *message;
+    struct MHD_Response *resp;
+    json_t *body;
+    char *text;
+    int64_t now_ms, last_ms;
+
+    if (r == AUTH_OK) {
+        req->have_uid = 1;
+        return 0;
+    }
+    message = r == AUTH_MISSING ? "no token: over TCP every request needs the header "
+                                  "\"Authorization: Bearer TOKEN\""
+              : r == AUTH_MALFORMED
+                  ? "the Authorization header is not \"Bearer TOKEN\" with a well-formed token"
+                  : "the token is not one this daemon knows";
+    atomic_fetch_add(&s->unauthorized_total, 1);
+    now_ms = rx__now_ms();
+    last_ms = atomic_load(&s->unauth_logged_ms);
+    if (now_ms - last_ms >= HTTP_UNAUTH_LOG_MS &&
+        atomic_compare_exchange_strong(&s->unauth_logged_ms, &last_ms, now_ms)) {
+        char peer[INET6_ADDRSTRLEN + 16];
+
+        peer_text(conn, peer, sizeof(peer));
+        http_log("401 to %s: %s (%" PRIu64 " refused so far; at most one such line a second)", peer,
+                 message, (uint64_t)atomic_load(&s->unauthorized_total));
+    }
+    body = api_jobs_error_json(rx_errname(RX_EPERM), message);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    *ret = MHD_NO;
+    if (text == NULL)
         return -1;
-    *out_uid = cred.uid;
-    return 0;
+    resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(text);
+        return -1;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                  r == AUTH_MISSING
+                                      ? "Bearer realm=\"rxjobd\""
+                                      : "Bearer realm=\"rxjobd\", error=\"invalid_token\"");
+    *ret = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, resp);
+    MHD_destroy_response(resp);
+    return -1;
 }
 
 /* Refuse a body announced over the limit, before reading it. */
@@ -1275,7 +1459,8 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
                const char *version, const char *upload_data, size_t *upload_data_size,
                void **con_cls)
 {
-    http_server *s = cls;
+    const http_side *side = cls;
+    http_server *s = side->s;
     http_request *req = *con_cls;
 
     (void)version;
@@ -1287,7 +1472,24 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         *con_cls = req;
         atomic_fetch_add(&s->requests_total, 1);
         atomic_fetch_add(&s->active, 1);
-        req->have_uid = peer_uid(conn, &req->uid) == 0;
+        if (side->is_tcp) {
+            enum MHD_Result ret;
+
+            /* Nobody unknown gets further: no body read, no large-body turn taken. */
+            if (authenticate(s, conn, req, &ret) != 0) {
+                req->responded = 1;
+                return ret;
+            }
+        } else {
+            const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+            const http_conn *hc = info != NULL ? info->socket_context : NULL;
+
+            if (hc != NULL && hc->have_uid) {
+                req->uid = hc->uid;
+                req->have_uid = 1;
+            }
+        }
         if (announced_too_big(conn)) {
             req->responded = 1;
             return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
@@ -1354,7 +1556,8 @@ static void
 request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
-    http_server *s = cls;
+    const http_side *side = cls;
+    http_server *s = side->s;
     http_request *req = *con_cls;
 
     (void)conn;
@@ -1382,17 +1585,86 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* Start and stop                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
+int
+http_tls_supported(void)
+{
+    return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
+/* The GnuTLS priorities of the TCP listener: TLS 1.2 and 1.3 only. */
+static char tls_priorities[] = HTTP_TLS_PRIORITIES;
+
+/* Start one listener on fd: the Unix socket (tcp NULL) or the TCP one. NULL when MHD refused
+ * (its message is logged); fd is then still open. */
+static struct MHD_Daemon *
+start_listener(http_server *s, http_side *side, int fd, const http_tcp_opts *tcp)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem extra[6];
+    size_t n = 0;
+
+    if (tcp != NULL) {
+        extra[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                             HTTP_TCP_PER_IP_CONNECTIONS, NULL};
+        if (s->tls_cert != NULL) {
+            flags |= MHD_USE_TLS;
+            extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+            extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+            extra[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, tls_priorities};
+        }
+    } else {
+        /* Who calls is asked once per connection (notify_unix), not per request. */
+        extra[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_unix, side};
+    }
+    extra[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, access_handler, side, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
+        side, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
+        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+}
+
+/* Free what http_start set up (the listeners are stopped or never started). NULL-safe. */
+static void
+server_free(http_server *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_destroy(&s->large_mu);
+    pthread_cond_destroy(&s->large_cond);
+    rx__free(s->socket_path);
+    rx__free(s->state_dir);
+    rx__free(s->tcp_url);
+    rx__free(s->tls_cert);
+    if (s->tls_key != NULL) {
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+        rx__free(s->tls_key);
+    }
+    auth_tokens_free(s->tokens);
+    rx__free(s);
+}
+
 rx_err
 http_start(const http_opts *opts, engine *e, http_server **out_server, char *errbuf, size_t errlen)
 {
     http_server *s = NULL;
+    const http_tcp_opts *tcp = opts != NULL ? opts->tcp : NULL;
     int listen_fd = opts != NULL ? opts->listen_fd : -1;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    int tcp_fd = tcp != NULL ? tcp->listen_fd : -1;
+    auth_tokens *tokens = tcp != NULL ? tcp->tokens : NULL;
     rx_err err;
 
-    if (opts == NULL || e == NULL || out_server == NULL || listen_fd < 0) {
+    if (opts == NULL || e == NULL || out_server == NULL || listen_fd < 0 ||
+        (tcp != NULL && tcp_fd < 0)) {
         (void)snprintf(errbuf, errlen, "http_start: missing argument");
+        err = RX_EINVAL;
+        goto fail;
+    }
+    if (tcp != NULL && auth_tokens_count(tokens) == 0) {
+        (void)snprintf(errbuf, errlen, "http_start: a TCP listener needs tokens");
         err = RX_EINVAL;
         goto fail;
     }
@@ -1411,6 +1683,8 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
         pthread_cond_init(&s->large_cond, &ca);
         pthread_condattr_destroy(&ca);
     }
+    s->unix_side = (http_side){.s = s, .is_tcp = 0};
+    s->tcp_side = (http_side){.s = s, .is_tcp = 1};
     s->engine = e;
     s->socket_path = rx__strdup(opts->socket_path != NULL ? opts->socket_path : "");
     s->state_dir = rx__strdup(opts->state_dir != NULL ? opts->state_dir : "");
@@ -1418,6 +1692,21 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
         (void)snprintf(errbuf, errlen, "out of memory");
         err = RX_ENOMEM;
         goto fail;
+    }
+    if (tcp != NULL) {
+        s->tokens = tokens;
+        tokens = NULL;
+        s->tcp_url = rx__strdup(tcp->url != NULL ? tcp->url : "");
+        if (tcp->tls_cert_pem != NULL) {
+            s->tls_cert = rx__strdup(tcp->tls_cert_pem);
+            s->tls_key = rx__strdup(tcp->tls_key_pem != NULL ? tcp->tls_key_pem : "");
+        }
+        if (s->tcp_url == NULL ||
+            (tcp->tls_cert_pem != NULL && (s->tls_cert == NULL || s->tls_key == NULL))) {
+            (void)snprintf(errbuf, errlen, "out of memory");
+            err = RX_ENOMEM;
+            goto fail;
+        }
     }
     s->started_s = opts->started_s;
     s->uid = getuid();
@@ -1427,13 +1716,20 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
     atomic_init(&s->quiesced, 0);
     atomic_init(&s->requests_total, 0);
     atomic_init(&s->active, 0);
+    atomic_init(&s->unauthorized_total, 0);
+    atomic_init(&s->unauth_logged_ms, INT64_MIN / 2);
 
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s, MHD_OPTION_EXTERNAL_LOGGER,
-                              mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
-                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
-                              MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS,
-                              MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S,
-                              MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_END);
+    if (tcp != NULL) {
+        s->mhd_tcp = start_listener(s, &s->tcp_side, tcp_fd, tcp);
+        if (s->mhd_tcp == NULL) {
+            (void)snprintf(errbuf, errlen,
+                           "libmicrohttpd did not start on %s (see its message above)", s->tcp_url);
+            err = RX_ESYSTEM;
+            goto fail;
+        }
+        tcp_fd = -1; /* MHD's now: MHD_stop_daemon closes it */
+    }
+    s->mhd = start_listener(s, &s->unix_side, listen_fd, NULL);
     if (s->mhd == NULL) {
         (void)snprintf(errbuf, errlen, "libmicrohttpd did not start (see its message above)");
         err = RX_ESYSTEM;
@@ -1445,13 +1741,12 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
 fail:
     if (listen_fd >= 0)
         (void)close(listen_fd);
-    if (s != NULL) {
-        pthread_mutex_destroy(&s->large_mu);
-        pthread_cond_destroy(&s->large_cond);
-        rx__free(s->socket_path);
-        rx__free(s->state_dir);
-        rx__free(s);
-    }
+    if (tcp_fd >= 0)
+        (void)close(tcp_fd);
+    auth_tokens_free(tokens);
+    if (s != NULL && s->mhd_tcp != NULL)
+        MHD_stop_daemon(s->mhd_tcp);
+    server_free(s);
     return err;
 }
 
@@ -1468,6 +1763,11 @@ http_quiesce(http_server *s)
     fd = MHD_quiesce_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET)
         (void)close(fd);
+    if (s->mhd_tcp != NULL) {
+        fd = MHD_quiesce_daemon(s->mhd_tcp);
+        if (fd != MHD_INVALID_SOCKET)
+            (void)close(fd);
+    }
 }
 
 void
@@ -1482,9 +1782,7 @@ http_stop(http_server *s)
          waited_ms += 10)
         sleep_ms(10);
     MHD_stop_daemon(s->mhd);
-    pthread_mutex_destroy(&s->large_mu);
-    pthread_cond_destroy(&s->large_cond);
-    rx__free(s->socket_path);
-    rx__free(s->state_dir);
-    rx__free(s);
+    if (s->mhd_tcp != NULL)
+        MHD_stop_daemon(s->mhd_tcp);
+    server_free(s);
 }

@@ -17,6 +17,13 @@
  * lets the requests in progress end, closes the engine (running tasks go on under their
  * supervisors, adopted at the next start) and exits 0.
  *
+ * Over the network (--listen HOST:PORT): a TCP listener beside the socket, same routes, where
+ * each request names its user with a bearer token of the --tokens file. Its rules are checked
+ * before anything starts, and break them and rxjobd refuses to start (exit 2): any TCP listener
+ * needs tokens (anyone on the host can connect to a loopback port, and TCP has no SO_PEERCRED);
+ * an address other than loopback also needs TLS (--tls-cert, --tls-key), so tokens never cross a
+ * network in clear. Plain HTTP on loopback is allowed for a TLS-terminating proxy on the host.
+ *
  * `rxjobd --shim ...` is not a daemon at all: it executes the task supervisor, rxjob-shim next to
  * rxjobd (or $RXJOBD_SHIM), with the same arguments. The engine runs rxjob-shim itself; the
  * alias serves Slurm batch scripts written by an older rxjobd, which named rxjobd.
@@ -27,6 +34,7 @@
 #include "server/engine.h"
 #include "server/exec_local.h"
 #include "server/http.h"
+#include "server/tcp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +69,24 @@ typedef struct main_opts {
     int foreground;
     const char *executor; /* "local" or "slurm" */
     int64_t poll_ms;      /* --slurm-poll-ms; 0 = the executor's default */
+    struct main_tcp {
+        const char *listen;   /* --listen HOST:PORT, or NULL: the Unix socket only */
+        const char *tls_cert; /* --tls-cert FILE (PEM) */
+        const char *tls_key;  /* --tls-key FILE (PEM) */
+        const char *tokens;   /* --tokens FILE */
+    } tcp;
 } main_opts;
+
+/* The TCP listener, prepared before daemonizing (files are read while relative paths still
+ * mean what they meant on the command line), listening after. */
+typedef struct main_tcp_setup {
+    int enabled;
+    tcp_addr addr;
+    char *cert_pem; /* NULL: plain HTTP (loopback only) */
+    char *key_pem;
+    auth_tokens *tokens; /* handed to http_start */
+    char url[TCP_URL_LEN];
+} main_tcp_setup;
 
 /* The write end of the daemonizing pipe, while the daemon is starting; -1 otherwise. */
 static int ready_fd = -1;
@@ -157,6 +182,7 @@ usage(FILE *out)
     (void)fputs(
         "usage: rxjobd [--socket PATH] [--state-dir DIR] [--slots N] [--hold] [--grace-ms MS]\n"
         "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS]\n"
+        "              [--listen HOST:PORT --tokens FILE [--tls-cert FILE --tls-key FILE]]\n"
         "       rxjobd --help | --version\n"
         "\n"
         "The rxjob daemon: runs jobs submitted over HTTP on a Unix socket (docs/protocol.md).\n"
@@ -174,6 +200,12 @@ usage(FILE *out)
         "                   array per job; the spool must be shared with the nodes: "
         "docs/slurm.md)\n"
         "  --slurm-poll-ms MS  how often squeue is asked (default 1000)\n"
+        "  --listen HOST:PORT  also serve over TCP (IPv4, or [IPv6]; numeric); every request\n"
+        "                   needs a token of --tokens; an address other than loopback also\n"
+        "                   needs --tls-cert and --tls-key (see rxjobd(8))\n"
+        "  --tokens FILE    lines \"TOKEN USER\"; owned by this user, mode 0600\n"
+        "  --tls-cert FILE  PEM certificate (chain) for TCP\n"
+        "  --tls-key FILE   PEM private key for TCP, unencrypted\n"
         "  --help           show this help\n"
         "  --version        show the version\n",
         out);
@@ -565,7 +597,11 @@ parse_options(int argc, char **argv, main_opts *o)
         OPT_GRACE_MS,
         OPT_FOREGROUND,
         OPT_EXECUTOR,
-        OPT_POLL_MS
+        OPT_POLL_MS,
+        OPT_LISTEN,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY,
+        OPT_TOKENS
     };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -576,6 +612,10 @@ parse_options(int argc, char **argv, main_opts *o)
         {"foreground", no_argument, NULL, OPT_FOREGROUND},
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"slurm-poll-ms", required_argument, NULL, OPT_POLL_MS},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tokens", required_argument, NULL, OPT_TOKENS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -620,6 +660,23 @@ parse_options(int argc, char **argv, main_opts *o)
             break;
         case OPT_FOREGROUND:
             o->foreground = 1;
+            break;
+        case OPT_LISTEN:
+            if (o->tcp.listen != NULL) {
+                (void)fprintf(stderr, "rxjobd: --listen: one address only (got '%s' and '%s')\n",
+                              o->tcp.listen, optarg);
+                exit(2);
+            }
+            o->tcp.listen = optarg;
+            break;
+        case OPT_TLS_CERT:
+            o->tcp.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            o->tcp.tls_key = optarg;
+            break;
+        case OPT_TOKENS:
+            o->tcp.tokens = optarg;
             break;
         case 'v':
             log_max_level = RX_LOG_DEBUG;
@@ -677,6 +734,71 @@ shim_alias(char **argv)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Over the network                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static void refuse(const char *fmt, ...) RX_PRINTF(1, 2);
+
+/* A configuration rxjobd will not run with: say why and exit 2, before anything started. */
+static void
+refuse(const char *fmt, ...)
+{
+    char line[MAIN_ERR_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+        line[0] = '\0';
+    va_end(ap);
+    (void)fprintf(stderr, "rxjobd: %s\n", line);
+    exit(2);
+}
+
+/* Check --listen and its companions against the rules (main.c's head comment), and read the
+ * token file, certificate and key. Exits 2 on any refusal. */
+static void
+tcp_prepare(const struct main_tcp *t, main_tcp_setup *out)
+{
+    char errbuf[MAIN_ERR_LEN] = "";
+    int tls = t->tls_cert != NULL || t->tls_key != NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (t->listen == NULL) {
+        if (tls || t->tokens != NULL)
+            refuse("--tls-cert, --tls-key and --tokens go with --listen HOST:PORT");
+        return;
+    }
+    if (tcp_parse_listen(t->listen, &out->addr, errbuf, sizeof(errbuf)) != RX_OK)
+        refuse("%s", errbuf);
+    if (!out->addr.is_loopback && (!tls || t->tokens == NULL))
+        refuse("--listen %s is not a loopback address: serving it needs TLS (--tls-cert FILE "
+               "--tls-key FILE) and tokens (--tokens FILE), and %s: refusing to start",
+               t->listen,
+               !tls && t->tokens == NULL ? "both are missing"
+               : !tls                    ? "TLS is missing"
+                                         : "tokens are missing");
+    if (t->tokens == NULL)
+        refuse("--listen %s needs --tokens FILE: anyone on this host can connect to a loopback "
+               "port, and only a token tells who calls over TCP: refusing to start",
+               t->listen);
+    if (tls && (t->tls_cert == NULL || t->tls_key == NULL))
+        refuse("--tls-cert and --tls-key go together: %s is missing",
+               t->tls_cert == NULL ? "--tls-cert" : "--tls-key");
+    if (tls && !http_tls_supported())
+        refuse("--tls-cert: this libmicrohttpd was built without TLS (GnuTLS): refusing to start");
+    if (auth_tokens_load(t->tokens, geteuid(), &out->tokens, errbuf, sizeof(errbuf)) != RX_OK)
+        refuse("--tokens: %s", errbuf);
+    if (tls) {
+        if (tcp_read_pem(t->tls_cert, "--tls-cert", &out->cert_pem, errbuf, sizeof(errbuf)) !=
+                RX_OK ||
+            tcp_read_pem(t->tls_key, "--tls-key", &out->key_pem, errbuf, sizeof(errbuf)) != RX_OK ||
+            tcp_check_tls(out->cert_pem, out->key_pem, errbuf, sizeof(errbuf)) != RX_OK)
+            refuse("%s", errbuf);
+    }
+    out->enabled = 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 int
 main(int argc, char **argv)
@@ -690,6 +812,8 @@ main(int argc, char **argv)
     http_server *srv = NULL;
     http_opts ho;
     struct stat sock_st;
+    main_tcp_setup tcp;
+    http_tcp_opts hto;
     struct timespec now;
     char *socket_path;
     ssize_t len;
@@ -714,6 +838,7 @@ main(int argc, char **argv)
     rx_set_log(log_sink, NULL);
 
     parse_options(argc, argv, &o);
+    tcp_prepare(&o.tcp, &tcp);
 
     /* Paths, made absolute: the daemon leaves its working directory for "/". */
     if (mkdir_p(o.state_dir) != 0)
@@ -765,6 +890,33 @@ main(int argc, char **argv)
     if (stat(socket_path, &sock_st) != 0)
         memset(&sock_st, 0, sizeof(sock_st));
 
+    memset(&hto, 0, sizeof(hto));
+    if (tcp.enabled) {
+        err = tcp_listen(&tcp.addr, &hto.listen_fd, errbuf, sizeof(errbuf));
+        if (err != RX_OK) {
+            (void)close(listen_fd);
+            (void)unlink(socket_path);
+            engine_close(e);
+            die("tcp: %s", errbuf);
+        }
+        tcp_url(&tcp.addr, tcp.cert_pem != NULL, tcp.url, sizeof(tcp.url));
+        hto.url = tcp.url;
+        hto.tls_cert_pem = tcp.cert_pem;
+        hto.tls_key_pem = tcp.key_pem;
+        /* Jobs belong to the token's user, but tasks run as this daemon's user. */
+        if (auth_tokens_count_others(tcp.tokens, geteuid()) > 0)
+            log_line("tcp: warning: %zu of %zu tokens map to users other than this daemon's "
+                     "(uid %lu): their jobs are theirs, but their tasks run as uid %lu",
+                     auth_tokens_count_others(tcp.tokens, geteuid()), auth_tokens_count(tcp.tokens),
+                     (unsigned long)geteuid(), (unsigned long)geteuid());
+        hto.tokens = tcp.tokens;
+        tcp.tokens = NULL; /* the server's from http_start on */
+        if (tcp.cert_pem == NULL)
+            log_line("tcp: serving plain HTTP on %s: tokens cross loopback in clear (meant for a "
+                     "TLS-terminating proxy on this host)",
+                     tcp.url);
+    }
+
     (void)clock_gettime(CLOCK_REALTIME, &now);
     memset(&ho, 0, sizeof(ho));
     ho.listen_fd = listen_fd;
@@ -772,16 +924,22 @@ main(int argc, char **argv)
     ho.state_dir = real_state;
     ho.started_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     ho.on_stop = on_http_stop;
+    ho.tcp = tcp.enabled ? &hto : NULL;
     err = http_start(&ho, e, &srv, errbuf, sizeof(errbuf));
+    /* The server keeps its own copies of the certificate and key. */
+    tcp_pem_free(tcp.cert_pem);
+    tcp_pem_free(tcp.key_pem);
+    tcp.cert_pem = tcp.key_pem = NULL;
     if (err != RX_OK) {
         (void)unlink(socket_path);
         engine_close(e);
         die("http: start failed: %s", errbuf);
     }
 
-    log_line("started: pid %ld, socket %s, state dir %s, executor %s, %u slots%s", (long)getpid(),
-             socket_path, real_state, o.executor != NULL ? o.executor : "local", o.slots,
-             o.hold ? ", holding jobs" : "");
+    log_line("started: pid %ld, socket %s, state dir %s, executor %s, %u slots%s%s%s",
+             (long)getpid(), socket_path, real_state, o.executor != NULL ? o.executor : "local",
+             o.slots, o.hold ? ", holding jobs" : "", tcp.enabled ? ", listening on " : "",
+             tcp.enabled ? tcp.url : "");
     if (ready_fd >= 0) {
         (void)!write(ready_fd, "ok", 2);
         (void)close(ready_fd);
