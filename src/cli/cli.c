@@ -23,11 +23,15 @@
 #include <unistd.h>
 
 /* Options every subcommand takes, besides --help. */
-enum { GLOBAL_URL = 1000, GLOBAL_JSON };
+enum { GLOBAL_URL = 1000, GLOBAL_JSON, GLOBAL_SYSTEM };
+
+/* --system: the system-wide daemon (rxjobd --system), never started by rxjob. */
+#define SYSTEM_URL "unix:/run/rxjob/rxjobd.sock"
 
 static const cli_opt global_opts[] = {
     {"url", 1, GLOBAL_URL},
     {"json", 0, GLOBAL_JSON},
+    {"system", 0, GLOBAL_SYSTEM},
     {NULL, 0, 0},
 };
 
@@ -119,6 +123,10 @@ cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
         }
         if (o->id == GLOBAL_JSON) {
             c->json = 1;
+            continue;
+        }
+        if (o->id == GLOBAL_SYSTEM) {
+            c->url = SYSTEM_URL;
             continue;
         }
         *out_arg = value;
