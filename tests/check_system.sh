@@ -28,7 +28,10 @@
 #   - a uid with no passwd entry gets its task failed ("no user with uid ..."), never run as root;
 #   - rxjobd --system as a user exits 2 saying it needs root; with --executor slurm exits 2; with a
 #     state directory other users cannot reach exits 1 saying so;
-#   - the client never starts a daemon for a socket under /run/rxjob.
+#   - the client never starts a daemon for a socket under /run/rxjob;
+#   - socket activation as systemd does it (fd 3, LISTEN_PID, LISTEN_FDS): served, the socket
+#     file left in place at exit, no LISTEN_* in a task's environment;
+#   - contrib/systemd/rxjobd.{socket,service} pass systemd-analyze verify (if installed).
 # Ends with "check_system: N passed, M failed"; exits non-zero if M > 0.
 set -uo pipefail
 export LC_ALL=C
@@ -450,6 +453,55 @@ else
     fail "daemon exit $rc: $(cat "$tmp/daemon.log")"
 fi
 daemon_pid=""
+
+# Socket activation as systemd does it (sd_listen_fds(3)): a listening socket on fd 3,
+# LISTEN_PID = the daemon's pid, LISTEN_FDS = 1. The daemon serves it and leaves its file.
+asock=$tmp/act.sock
+python3 -c '
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path); os.chmod(path, 0o666); s.listen(64)
+if s.fileno() == 3:
+    os.set_inheritable(3, True)  # a socket is born close-on-exec
+else:
+    os.dup2(s.fileno(), 3)
+os.environ["LISTEN_PID"] = str(os.getpid()); os.environ["LISTEN_FDS"] = "1"
+os.execv(sys.argv[2], [sys.argv[2]] + sys.argv[3:])
+' "$asock" "$build/rxjobd" --system --foreground --state-dir "$state" >"$tmp/act.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do grep -q started "$tmp/act.log" 2>/dev/null && break; sleep 0.05; done
+ida2=$(as rxtest_a "$build/rxjob" --url "unix:$asock" exec -- sh -c 'id -u; env | grep -c "^LISTEN_" || true')
+as rxtest_a "$build/rxjob" --url "unix:$asock" wait "$ida2" >/dev/null 2>&1
+out=$(as rxtest_a "$build/rxjob" --url "unix:$asock" output "$ida2" 2>&1 | tr '\n' ' ')
+kill -TERM "$daemon_pid"
+for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$daemon_pid" 2>/dev/null
+rc=$?
+daemon_pid=""
+if grep -q "(from systemd)" "$tmp/act.log" && [ "$out" = "==> task 0 <== $a_uid 0 " ] &&
+    [ "$rc" = 0 ] && [ -S "$asock" ]; then
+    ok "socket activation: the daemon serves fd 3, its tasks see no LISTEN_*, the socket file stays"
+else
+    fail "socket activation: exit $rc, output '$out', socket $(ls -la "$asock" 2>&1), log: $(cat "$tmp/act.log")"
+fi
+
+# The units (contrib/systemd) pass systemd-analyze verify, with ExecStart at this build's rxjobd.
+if command -v systemd-analyze >/dev/null; then
+    src=$(cd "$(dirname "$0")/.." && pwd)
+    mkdir -p "$tmp/units"
+    sed "s#^ExecStart=[^ ]*#ExecStart=$build/rxjobd#" "$src/contrib/systemd/rxjobd.service" \
+        >"$tmp/units/rxjobd.service"
+    cp "$src/contrib/systemd/rxjobd.socket" "$tmp/units/rxjobd.socket"
+    if (cd "$tmp/units" && systemd-analyze verify --man=no rxjobd.socket rxjobd.service) \
+        >"$tmp/verify" 2>&1 && [ ! -s "$tmp/verify" ]; then
+        ok "systemd-analyze verify: rxjobd.socket and rxjobd.service are clean"
+    else
+        fail "systemd-analyze verify: $(cat "$tmp/verify")"
+    fi
+else
+    echo "skip: systemd-analyze is not installed (package systemd): units not verified"
+fi
 
 echo "check_system: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -39,7 +39,8 @@ typedef struct exec_shim_req {
     int64_t timeout_ms; /* 0 = none */
     int64_t grace_ms;   /* SIGTERM -> SIGKILL */
     int has_args;
-    uid_t uid;      /* the job's owner: a root daemon runs the shim as this user (system mode) */
+    uid_t uid;      /* who the task runs as: the job's owner in system mode (engine_opts.system),
+                       else the daemon's own uid; a root daemon starts the shim as this user */
     char *why;      /* NULL, or where a one-line reason goes when the shim cannot be started */
     size_t why_len; /* bytes at why */
 } exec_shim_req;

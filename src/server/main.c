@@ -849,6 +849,7 @@ main(int argc, char **argv)
     eo.self_exe = self_exe;
     eo.executor = o.executor;
     eo.poll_ms = o.poll_ms;
+    eo.system = o.system;
     err = engine_open(&eo, &e, errbuf, sizeof(errbuf));
     if (err != RX_OK)
         die("engine: open '%s' failed: %s", real_state, errbuf[0] ? errbuf : rx_strerror(err));

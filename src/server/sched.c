@@ -375,7 +375,7 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
         row.error = msg;
         /* The task may still run, orphaned: nothing may run on unwatched. */
         if (spool_job_dir(e->state_dir, j->id, job_dir, sizeof(job_dir)) == 0)
-            exec_local_kill_orphan(job_dir, idx, j->uid);
+            exec_local_kill_orphan(job_dir, idx, e->system ? j->uid : geteuid());
     }
     if (row.task_state == RX_TASK_OK)
         row.error = NULL;
@@ -534,7 +534,7 @@ start_task(engine *e, ejob *j, uint64_t idx)
     req.timeout_ms = j->timeout_ms;
     req.grace_ms = e->grace_ms;
     req.has_args = j->has_args;
-    req.uid = j->uid;
+    req.uid = e->system ? j->uid : geteuid(); /* only in system mode as the job's user */
     req.why = why;
     req.why_len = sizeof(why);
     r = &e->runs[e->n_runs];
