@@ -185,6 +185,16 @@ else
     fail "job environment: $(rx rxtest_a output "$idenv")"
 fi
 
+# A job without PATH: its task gets login's default PATH for users, nothing of the daemon's.
+idp=$(setpriv --reuid=rxtest_a --regid=rxtest_a --init-groups env -i "$build/rxjob" \
+    --url "unix:$sock" exec -- /bin/sh -c 'echo "path $PATH"; env | grep -c "^RXJOBD_" || true')
+rx rxtest_a wait "$idp" >/dev/null
+if [ "$(rx rxtest_a output "$idp" | tr '\n' ' ')" = "==> task 0 <== path /usr/local/bin:/usr/bin:/bin 0 " ]; then
+    ok "a job without PATH gets /usr/local/bin:/usr/bin:/bin"
+else
+    fail "job without PATH: $(rx rxtest_a output "$idp")"
+fi
+
 # A's running job, and B's own job.
 idrun=$(rx rxtest_a exec -- sleep 300)
 idb=$(rx rxtest_b exec -- sh -c 'id -u')

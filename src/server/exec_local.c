@@ -121,8 +121,9 @@ exec_local_proc_start(pid_t pid, uint64_t *out_start)
  * ------------------------------------------------------------------------------------------- */
 
 #define USER_BUF_MAX    ((size_t)1 << 20) /* getpwuid_r buffer, bytes, at most */
-#define USER_ENV_MAX    6                 /* HOME, USER, LOGNAME, SHELL, the umask, NULL */
+#define USER_ENV_MAX    7                 /* HOME, USER, LOGNAME, SHELL, PATH, umask, NULL */
 #define USER_GROUPS_CAP 65536             /* supplementary groups at most (NGROUPS_MAX) */
+#define USER_PATH       "/usr/local/bin:/usr/bin:/bin" /* login.defs' ENV_PATH for users */
 
 /* One user's credentials and the environment its shim starts with. */
 typedef struct exec_user {
@@ -150,8 +151,10 @@ user_free(exec_user *u)
 
 /* Look the user up: uid, primary gid, supplementary groups, and the shim's environment: HOME,
  * USER, LOGNAME and SHELL from the passwd entry (SHELL /bin/sh when it names none, as login(1)
- * does) and the daemon's task umask; nothing else of the daemon's. 0, or -1 with *out_errno and
- * why. */
+ * does), PATH as login(1) gives users (USER_PATH), and the daemon's task umask; nothing else of
+ * the daemon's. The task's environment is this, overridden by the job's own (so a job's PATH
+ * wins in the task), but the shim looks the command up in this PATH. 0, or -1 with *out_errno
+ * and why. */
 static int
 user_lookup(uid_t uid, exec_user *out, int *out_errno, char *why, size_t why_len)
 {
@@ -220,6 +223,7 @@ user_lookup(uid_t uid, exec_user *out, int *out_errno, char *why, size_t why_len
     out->env[k++] = rx__env_entry("LOGNAME", "%s", pw.pw_name);
     out->env[k++] = rx__env_entry(
         "SHELL", "%s", pw.pw_shell != NULL && pw.pw_shell[0] != '\0' ? pw.pw_shell : "/bin/sh");
+    out->env[k++] = rx__env_entry("PATH", "%s", USER_PATH);
     if (umask_env != NULL)
         out->env[k++] = rx__env_entry(ENGINE_TASK_UMASK_ENV, "%s", umask_env);
     for (int i = 0; i < k; i++) {
