@@ -448,6 +448,13 @@ if [ ! -e /run/rxjob ]; then
         [ -e /run/rxjob/rxjobd.sock ] && "$build/rxjob" --url unix:/run/rxjob/rxjobd.sock daemon stop
         rm -rf /run/rxjob
     fi
+    as rxtest_a "$build/rxjob" --system jobs >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" = 3 ] && grep -q "/run/rxjob/rxjobd.sock" "$tmp/err" && [ ! -e /run/rxjob ]; then
+        ok "rxjob --system names /run/rxjob/rxjobd.sock and starts nothing (exit 3)"
+    else
+        fail "rxjob --system: exit $rc, $(cat "$tmp/err")"
+    fi
 else
     echo "skip: /run/rxjob exists (a system daemon here?): the no-autostart check needs it absent"
 fi
