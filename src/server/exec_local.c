@@ -292,8 +292,8 @@ child_fail(int err_fd, int step)
  * that root cannot be had back; then exec. A failure before exec comes back through a
  * close-on-exec pipe. 0 with *out_pid, or an errno value with why. */
 static int
-spawn_as_user(const exec_user *u, char *const argv[], int child_fd, pid_t *out_pid, char *why,
-              size_t why_len)
+spawn_as_user(const exec_user *u, const char *exe, char *const argv[], int child_fd, pid_t *out_pid,
+              char *why, size_t why_len)
 {
     sigset_t all, old, blocked;
     int errp[2] = {-1, -1};
@@ -360,7 +360,7 @@ spawn_as_user(const exec_user *u, char *const argv[], int child_fd, pid_t *out_p
             errno = EPERM;
             child_fail(errp[1], STEP_CHECK);
         }
-        execve("/proc/self/exe", argv, (char *const *)u->env);
+        execve(exe, argv, (char *const *)u->env);
         child_fail(errp[1], STEP_EXEC);
     }
     rc = pid < 0 ? errno : 0;
@@ -394,10 +394,12 @@ out:
     return rc;
 }
 
-/* The shim of a task of another user: look the user up, give them the job directory, start. 0
- * with *out_pid, or an errno value with req->why filled. */
+/* The shim of a task of another user: look the user up, give them the job directory, start exe
+ * (the binary to run; argv[0] names it). 0 with *out_pid, or an errno value with req->why
+ * filled. */
 static int
-spawn_user_shim(const exec_shim_req *req, char *const argv[], int child_fd, pid_t *out_pid)
+spawn_user_shim(const exec_shim_req *req, const char *exe, char *const argv[], int child_fd,
+                pid_t *out_pid)
 {
     char scratch[256];
     char *why = req->why != NULL ? req->why : scratch;
@@ -414,7 +416,7 @@ spawn_user_shim(const exec_shim_req *req, char *const argv[], int child_fd, pid_
         user_free(&u);
         return rc == EAGAIN || rc == ENOMEM ? EIO : rc;
     }
-    rc = spawn_as_user(&u, argv, child_fd, out_pid, why, why_len);
+    rc = spawn_as_user(&u, exe, argv, child_fd, out_pid, why, why_len);
     user_free(&u);
     return rc;
 }
@@ -477,7 +479,7 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     if (req->why != NULL && req->why_len > 0)
         req->why[0] = '\0';
     if (exec_local_as_user(req->uid)) {
-        rc = spawn_user_shim(req, argv, child_fd, &pid);
+        rc = spawn_user_shim(req, "/proc/self/exe", argv, child_fd, &pid);
         goto out_fds;
     }
 
