@@ -29,6 +29,8 @@
 #   - rxjobd --system as a user exits 2 saying it needs root; with --executor slurm exits 2; with a
 #     state directory other users cannot reach exits 1 saying so;
 #   - the client never starts a daemon for a socket under /run/rxjob;
+#   - after kill -9 of the daemon mid-job, the next one adopts A's running task and runs the
+#     rest as A;
 #   - socket activation as systemd does it (fd 3, LISTEN_PID, LISTEN_FDS): served, the socket
 #     file left in place at exit, no LISTEN_* in a task's environment;
 #   - contrib/systemd/rxjobd.{socket,service} pass systemd-analyze verify (if installed).
@@ -469,6 +471,33 @@ if [ "$rc" = 0 ] && grep -q "system mode" "$tmp/daemon.log"; then
 else
     fail "daemon exit $rc: $(cat "$tmp/daemon.log")"
 fi
+daemon_pid=""
+
+# Tasks outlive the daemon: kill -9 it while the first of three one-at-a-time tasks runs; the
+# next daemon adopts that task and starts the other two, rewriting the job's files in the user's
+# directory and giving them to the user again.
+"$build/rxjobd" --system --foreground --socket "$sock" --state-dir "$state" \
+    >>"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do [ -S "$sock" ] && rx rxtest_a jobs >/dev/null 2>&1 && break; sleep 0.05; done
+idr=$(rx rxtest_a exec --times 3 --num-tasks 1 -- sh -c 'sleep 2; echo "task $RXJOB_TASK_INDEX $(id -u)"')
+for _ in $(seq 100); do [ "$(rx rxtest_a status "$idr")" = RUNNING ] && break; sleep 0.1; done
+kill -KILL "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null
+"$build/rxjobd" --system --foreground --socket "$sock" --state-dir "$state" \
+    >>"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do rx rxtest_a status "$idr" >/dev/null 2>&1 && break; sleep 0.05; done
+rx rxtest_a wait --timeout 60 "$idr" >/dev/null 2>&1
+st=$(rx rxtest_a status "$idr")
+out=$(rx rxtest_a output "$idr" | grep '^task' | tr '\n' ' ')
+if [ "$st" = FINISHED ] && [ "$out" = "task 0 $a_uid task 1 $a_uid task 2 $a_uid " ]; then
+    ok "after kill -9 of the daemon A's job finishes as A: $out"
+else
+    fail "restart: job $st, output '$out'; log: $(tail -5 "$tmp/daemon.log")"
+fi
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null
 daemon_pid=""
 
 # Socket activation as systemd does it (sd_listen_fds(3)): a listening socket on fd 3,
