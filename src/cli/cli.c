@@ -23,12 +23,16 @@
 #include <unistd.h>
 
 /* Options every subcommand takes, besides --help. */
-enum { GLOBAL_URL = 1000, GLOBAL_JSON, GLOBAL_TOKEN_FILE };
+enum { GLOBAL_URL = 1000, GLOBAL_JSON, GLOBAL_TOKEN_FILE, GLOBAL_SYSTEM };
+
+/* --system: the system-wide daemon (rxjobd --system), never started by rxjob. */
+#define SYSTEM_URL "unix:/run/rxjob/rxjobd.sock"
 
 static const cli_opt global_opts[] = {
     {"url", 1, GLOBAL_URL},
     {"token-file", 1, GLOBAL_TOKEN_FILE},
     {"json", 0, GLOBAL_JSON},
+    {"system", 0, GLOBAL_SYSTEM},
     {NULL, 0, 0},
 };
 
@@ -124,6 +128,10 @@ cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
         }
         if (o->id == GLOBAL_TOKEN_FILE) {
             c->token_file = value;
+            continue;
+        }
+        if (o->id == GLOBAL_SYSTEM) {
+            c->url = SYSTEM_URL;
             continue;
         }
         *out_arg = value;

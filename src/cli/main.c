@@ -2,10 +2,11 @@
  * main.c - rxjob, the command line of rxjob: submit commands as jobs to rxjobd and follow them,
  * as Slurm's sbatch/squeue/scancel or task-spooler's tsp do.
  *
- * main parses the global options (--url, --token-file, --json, --help, --version), installs the log
- * sink that prints the library's warnings, and hands the rest of the command line to the
- * subcommand's cmd_<verb> function (one per file). Every subcommand talks to the daemon through the
- * public API only; its exit status is one of cli_exit (cli.h), documented in docs/rxjob.1.
+ * main parses the global options (--url, --system, --token-file, --json, --help, --version),
+ * installs the log sink that prints the library's warnings, and hands the rest of the command
+ * line to the subcommand's cmd_<verb> function (one per file). Every subcommand talks to the daemon
+ * through the public API only; its exit status is one of cli_exit (cli.h), documented in
+ * docs/rxjob.1.
  */
 #include "cli.h"
 
@@ -43,7 +44,8 @@ static const cli_opt main_opts[] = {
 static void
 print_usage(void)
 {
-    (void)printf("Usage: rxjob [--url URL] [--token-file FILE] [--json] COMMAND [OPTIONS] [ARGS]\n"
+    (void)printf("Usage: rxjob [--url URL | --system] [--token-file FILE] [--json] COMMAND "
+                 "[OPTIONS] [ARGS]\n"
                  "       rxjob exec [OPTIONS] -- PROGRAM [ARG...]\n"
                  "\n"
                  "Run commands as jobs on rxjobd, the per-user job daemon (started on first use),\n"
@@ -61,6 +63,7 @@ print_usage(void)
                  "                    CA in $RXJOB_CA_FILE (else the system's), a token\n"
                  "  --token-file FILE the token for https (mode 0600; else $RXJOB_TOKEN or\n"
                  "                    $RXJOB_TOKEN_FILE)\n"
+                 "  --system          the system-wide daemon: --url unix:/run/rxjob/rxjobd.sock\n"
                  "  --json            machine-readable output\n"
                  "  -h, --help        this help; 'rxjob COMMAND --help' for a command's\n"
                  "  --version         print the version\n"

@@ -12,6 +12,10 @@
 /* How long to wait for a daemon the library started to answer, in milliseconds. */
 #define RX__DAEMON_START_WAIT_MS 5000
 
+/* The system-wide rxjobd's socket directory (rxjobd --system, root's): a socket below it is
+ * never answered by a daemon the library starts, so none is started for it. */
+#define RX__SYSTEM_SOCKET_DIR "/run/rxjob/"
+
 /* The per-user socket: $RXJOB_SOCKET, else $XDG_RUNTIME_DIR/rxjob/rxjobd.sock, else
  * /tmp/rxjob-$UID/rxjobd.sock. RX_OK; RX_ETOOBIG if it does not fit in buf (or a socket). */
 rx_err rx__daemon_socket_path(char *buf, size_t len);

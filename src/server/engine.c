@@ -929,6 +929,13 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
                                errlen);
     if (err != RX_OK)
         goto fail;
+    e->system = opts->system;
+    if (opts->system &&
+        (geteuid() != 0 || (opts->executor != NULL && strcmp(opts->executor, "local") != 0))) {
+        (void)snprintf(errbuf, errlen, "engine: system mode needs root and the local executor");
+        err = RX_EINVAL;
+        goto fail;
+    }
     if (opts->executor != NULL && strcmp(opts->executor, "slurm") == 0) {
         err = exec_slurm_new(opts, &e->slurm, errbuf, errlen);
         if (err != RX_OK)

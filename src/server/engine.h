@@ -36,6 +36,9 @@ typedef struct engine_opts {
     const char *executor;  /* "local" (NULL too) or "slurm" (exec_slurm.h, docs/slurm.md) */
     int64_t poll_ms;       /* slurm: how often squeue is asked, ms; 0 = 1000 */
     const struct rx_limits *limits; /* limits.h; NULL = rx_limits_default(); copied */
+    int system; /* 1: rxjobd --system: each task runs as its job's uid (exec_local.h); the
+                   daemon must be root and the executor local. 0: every task runs as the
+                   daemon's own user. */
 } engine_opts;
 
 /* What a job runs and how: everything a submission carries, already decoded and validated

@@ -23,8 +23,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -127,6 +131,316 @@ too_long:
     return RX_EINVAL;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Tasks of other users (rxjobd --system)
+ *
+ * A root daemon runs each task as the user who submitted it. The shim is started with the user's
+ * credentials, so the task and its supervisor are the user's processes from their first
+ * instruction, and the job directory is given to the user so the shim can write there
+ * (spool_give_job_dir); the daemon reads back what is there as untrusted input (spool.h).
+ * ------------------------------------------------------------------------------------------- */
+
+#define USER_BUF_MAX    ((size_t)1 << 20) /* getpwuid_r buffer, bytes, at most */
+#define USER_ENV_MAX    7                 /* HOME, USER, LOGNAME, SHELL, PATH, umask, NULL */
+#define USER_GROUPS_CAP 65536             /* supplementary groups at most (NGROUPS_MAX) */
+#define USER_PATH       "/usr/local/bin:/usr/bin:/bin" /* login.defs' ENV_PATH for users */
+
+/* One user's credentials and the environment its shim starts with. */
+typedef struct exec_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups; /* supplementary groups, the primary one included (getgrouplist) */
+    int n_groups;
+    char *env[USER_ENV_MAX];
+} exec_user;
+
+int
+exec_local_as_user(uid_t uid)
+{
+    return geteuid() == 0 && uid != 0;
+}
+
+static void
+user_free(exec_user *u)
+{
+    rx__free(u->groups);
+    for (size_t i = 0; i < USER_ENV_MAX; i++)
+        rx__free(u->env[i]);
+    memset(u, 0, sizeof(*u));
+}
+
+/* Look the user up: uid, primary gid, supplementary groups, and the shim's environment: HOME,
+ * USER, LOGNAME and SHELL from the passwd entry (SHELL /bin/sh when it names none, as login(1)
+ * does), PATH as login(1) gives users (USER_PATH), and the daemon's task umask; nothing else of
+ * the daemon's. The task's environment is this, overridden by the job's own (so a job's PATH
+ * wins in the task), but the shim looks the command up in this PATH. 0, or -1 with *out_errno
+ * and why. */
+static int
+user_lookup(uid_t uid, exec_user *out, int *out_errno, char *why, size_t why_len)
+{
+    struct passwd pw, *found = NULL;
+    long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+    size_t buf_len = hint > 0 ? (size_t)hint : 16384;
+    char *buf = NULL;
+    const char *umask_env = getenv(ENGINE_TASK_UMASK_ENV);
+    int rc, n = 0, k = 0;
+
+    memset(out, 0, sizeof(*out));
+    for (;;) {
+        buf = rx__malloc(buf_len);
+        if (buf == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+        rc = getpwuid_r(uid, &pw, buf, buf_len, &found);
+        if (rc != ERANGE || buf_len >= USER_BUF_MAX)
+            break;
+        rx__free(buf);
+        buf = NULL;
+        buf_len *= 2;
+    }
+    if (rc != 0 || found == NULL) {
+        *out_errno = rc != 0 ? rc : ENOENT;
+        if (rc != 0 && rc != ENOENT && rc != ESRCH)
+            (void)snprintf(why, why_len, "look up uid %lu in the passwd database failed: %s",
+                           (unsigned long)uid, strerror(rc));
+        else
+            (void)snprintf(why, why_len,
+                           "no user with uid %lu in the passwd database: a task is "
+                           "never run as root for another user",
+                           (unsigned long)uid);
+        rx__free(buf);
+        return -1;
+    }
+    out->uid = pw.pw_uid;
+    out->gid = pw.pw_gid;
+    /* getgrouplist says how many there are when the array is too small. */
+    for (n = 32;;) {
+        int want = n;
+
+        out->groups = rx__malloc((size_t)want * sizeof(gid_t));
+        if (out->groups == NULL) {
+            *out_errno = ENOMEM;
+            (void)snprintf(why, why_len, "out of memory");
+            goto fail;
+        }
+        if (getgrouplist(pw.pw_name, pw.pw_gid, out->groups, &n) >= 0)
+            break;
+        rx__free(out->groups);
+        out->groups = NULL;
+        if (n <= want)
+            n = want * 2;
+        if (n > USER_GROUPS_CAP) {
+            *out_errno = E2BIG;
+            (void)snprintf(why, why_len, "user '%s' has more than %d groups", pw.pw_name,
+                           USER_GROUPS_CAP);
+            goto fail;
+        }
+    }
+    out->n_groups = n;
+    out->env[k++] = rx__env_entry("HOME", "%s", pw.pw_dir != NULL ? pw.pw_dir : "/");
+    out->env[k++] = rx__env_entry("USER", "%s", pw.pw_name);
+    out->env[k++] = rx__env_entry("LOGNAME", "%s", pw.pw_name);
+    out->env[k++] = rx__env_entry(
+        "SHELL", "%s", pw.pw_shell != NULL && pw.pw_shell[0] != '\0' ? pw.pw_shell : "/bin/sh");
+    out->env[k++] = rx__env_entry("PATH", "%s", USER_PATH);
+    if (umask_env != NULL)
+        out->env[k++] = rx__env_entry(ENGINE_TASK_UMASK_ENV, "%s", umask_env);
+    for (int i = 0; i < k; i++) {
+        if (out->env[i] == NULL) {
+            *out_errno = ENOMEM;
+            (void)snprintf(why, why_len, "out of memory");
+            goto fail;
+        }
+    }
+    rx__free(buf);
+    return 0;
+fail:
+    rx__free(buf);
+    user_free(out);
+    return -1;
+}
+
+/* What failed in the child before exec: one of these and the errno, through the error pipe. */
+enum child_step {
+    STEP_SETSID = 1,
+    STEP_SIGNALS,
+    STEP_STDIO,
+    STEP_SETGROUPS,
+    STEP_SETGID,
+    STEP_SETUID,
+    STEP_CHECK,
+    STEP_EXEC
+};
+
+static const char *
+step_name(int step)
+{
+    switch (step) {
+    case STEP_SETSID:
+        return "setsid";
+    case STEP_SIGNALS:
+        return "reset signals";
+    case STEP_STDIO:
+        return "set up fds 0..3";
+    case STEP_SETGROUPS:
+        return "setgroups";
+    case STEP_SETGID:
+        return "setgid";
+    case STEP_SETUID:
+        return "setuid";
+    case STEP_CHECK:
+        return "check the credentials";
+    default:
+        return "exec";
+    }
+}
+
+/* In the child: report the failed step and exit. Async-signal-safe. */
+static void
+child_fail(int err_fd, int step)
+{
+    int msg[2] = {step, errno};
+
+    (void)!write(err_fd, msg, sizeof(msg));
+    _exit(127);
+}
+
+/* Start the shim as the user: fork, then in the child (only async-signal-safe calls) a session,
+ * the cancel signals blocked and every other signal at its default, stdio on /dev/null, the
+ * go socket on fd 3, then setgroups, setgid, setuid, in that order, each checked, and a check
+ * that root cannot be had back; then exec. A failure before exec comes back through a
+ * close-on-exec pipe. 0 with *out_pid, or an errno value with why. */
+static int
+spawn_as_user(const exec_user *u, const char *exe, char *const argv[], int child_fd, pid_t *out_pid,
+              char *why, size_t why_len)
+{
+    sigset_t all, old, blocked;
+    int errp[2] = {-1, -1};
+    int msg[2] = {0, 0};
+    int dev_null, rc = 0, status;
+    ssize_t got;
+    pid_t pid;
+
+    dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (dev_null < 0) {
+        rc = errno;
+        (void)snprintf(why, why_len, "open /dev/null failed: %s", strerror(rc));
+        return rc;
+    }
+    if (pipe2(errp, O_CLOEXEC) != 0) {
+        rc = errno;
+        close(dev_null);
+        return rc;
+    }
+    /* Above fd 3, so that setting up fds 0..3 in the child cannot close them. */
+    for (int i = 0; i < 2; i++) {
+        int fd = fcntl(errp[i], F_DUPFD_CLOEXEC, SHIM_GO_FD + 1);
+
+        close(errp[i]);
+        errp[i] = fd;
+    }
+    {
+        int fd = fcntl(dev_null, F_DUPFD_CLOEXEC, SHIM_GO_FD + 1);
+
+        close(dev_null);
+        dev_null = fd;
+    }
+    if (errp[0] < 0 || errp[1] < 0 || dev_null < 0) {
+        rc = EMFILE;
+        goto out;
+    }
+    cancel_sigset(&blocked);
+    /* No signal handler of the daemon's may run in the child (on_signal would stop the daemon). */
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        struct sigaction dfl;
+
+        if (setsid() < 0)
+            child_fail(errp[1], STEP_SETSID);
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+            (void)sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP, 32, 33: EINVAL, harmless */
+        if (sigprocmask(SIG_SETMASK, &blocked, NULL) != 0)
+            child_fail(errp[1], STEP_SIGNALS);
+        if (dup2(dev_null, 0) < 0 || dup2(dev_null, 1) < 0 || dup2(dev_null, 2) < 0 ||
+            dup2(child_fd, SHIM_GO_FD) < 0)
+            child_fail(errp[1], STEP_STDIO);
+        if (setgroups((size_t)u->n_groups, u->groups) != 0)
+            child_fail(errp[1], STEP_SETGROUPS);
+        if (setresgid(u->gid, u->gid, u->gid) != 0)
+            child_fail(errp[1], STEP_SETGID);
+        if (setresuid(u->uid, u->uid, u->uid) != 0)
+            child_fail(errp[1], STEP_SETUID);
+        if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid ||
+            getegid() != u->gid || setuid(0) == 0) {
+            errno = EPERM;
+            child_fail(errp[1], STEP_CHECK);
+        }
+        execve(exe, argv, (char *const *)u->env);
+        child_fail(errp[1], STEP_EXEC);
+    }
+    rc = pid < 0 ? errno : 0;
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0)
+        goto out;
+    close(errp[1]);
+    errp[1] = -1;
+    do
+        got = read(errp[0], msg, sizeof(msg));
+    while (got < 0 && errno == EINTR);
+    if (got == 0) {
+        *out_pid = pid; /* exec'd: the pipe closed on exec */
+        goto out;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    rc = got == (ssize_t)sizeof(msg) && msg[1] != 0 ? msg[1] : EIO;
+    (void)snprintf(why, why_len, "start its supervisor as uid %lu: %s failed: %s",
+                   (unsigned long)u->uid, step_name(got == (ssize_t)sizeof(msg) ? msg[0] : 0),
+                   strerror(rc));
+    if (rc == EAGAIN || rc == ENOMEM)
+        rc = EIO; /* a refusal of the user's, not a shortage to wait out */
+out:
+    if (errp[0] >= 0)
+        close(errp[0]);
+    if (errp[1] >= 0)
+        close(errp[1]);
+    if (dev_null >= 0)
+        close(dev_null);
+    return rc;
+}
+
+/* The shim of a task of another user: look the user up, give them the job directory, start exe
+ * (the binary to run; argv[0] names it). 0 with *out_pid, or an errno value with req->why
+ * filled. */
+static int
+spawn_user_shim(const exec_shim_req *req, const char *exe, char *const argv[], int child_fd,
+                pid_t *out_pid)
+{
+    char scratch[256];
+    char *why = req->why != NULL ? req->why : scratch;
+    size_t why_len = req->why != NULL ? req->why_len : sizeof(scratch);
+    exec_user u;
+    int rc = 0;
+
+    if (user_lookup(req->uid, &u, &rc, why, why_len) != 0)
+        return rc;
+    if (spool_give_job_dir(req->job_dir, u.uid, u.gid) != RX_OK) {
+        rc = errno != 0 ? errno : EIO;
+        (void)snprintf(why, why_len, "give the job directory '%s' to uid %lu failed: %s",
+                       req->job_dir, (unsigned long)u.uid, strerror(rc));
+        user_free(&u);
+        return rc == EAGAIN || rc == ENOMEM ? EIO : rc;
+    }
+    rc = spawn_as_user(&u, exe, argv, child_fd, out_pid, why, why_len);
+    user_free(&u);
+    return rc;
+}
+
 rx_err
 exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
 {
@@ -190,6 +504,12 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     /* The binary opened at start (exec_local_shim_open), which stays executable when its file
      * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
     (void)snprintf(exe, sizeof(exe), "/proc/self/fd/%d", req->shim_fd);
+    if (req->why != NULL && req->why_len > 0)
+        req->why[0] = '\0';
+    if (exec_local_as_user(req->uid)) {
+        rc = spawn_user_shim(req, exe, argv, child_fd, &pid);
+        goto out_fds;
+    }
 
     rc = posix_spawn_file_actions_init(&fa);
     if (rc != 0)
@@ -333,8 +653,37 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     return 1;
 }
 
+/* kill(-pgid, SIGKILL) with uid's rights only: from a child that has become uid, so that a
+ * pid the user wrote into t<i>.pid cannot make root kill someone else's processes. 0 or -1. */
+static int
+kill_group_as(uid_t uid, pid_t pgid)
+{
+    sigset_t all, old;
+    int status = 0;
+    pid_t pid;
+
+    if (!exec_local_as_user(uid))
+        return kill(-pgid, SIGKILL);
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setresuid(uid, uid, uid) != 0)
+            _exit(2);
+        _exit(kill(-pgid, SIGKILL) == 0 ? 0 : 1);
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0)
+        return -1;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 void
-exec_local_kill_orphan(const char *job_dir, uint64_t idx)
+exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid)
 {
     char path[PATH_MAX];
     void *data = NULL;
@@ -358,7 +707,7 @@ exec_local_kill_orphan(const char *job_dir, uint64_t idx)
      * its number reused (a pid stays taken while it names a group), so the group is the task's. */
     if (exec_local_proc_start((pid_t)pid, &now_start) == 0 && now_start != start)
         return;
-    if (kill(-(pid_t)pid, SIGKILL) == 0)
+    if (kill_group_as(uid, (pid_t)pid) == 0)
         rx__log(RX_LOG_INFO, "exec: killed the orphaned process group %lld of task %" PRIu64, pid,
                 idx);
     (void)unlink(path);

@@ -43,6 +43,10 @@ typedef struct exec_shim_req {
     int has_args;
     uint64_t output_bytes; /* console output kept, bytes; 0 = no cap (limits.h) */
     uint64_t result_bytes; /* the largest result, bytes */
+    uid_t uid;      /* who the task runs as: the job's owner in system mode (engine_opts.system),
+                       else the daemon's own uid; a root daemon starts the shim as this user */
+    char *why;      /* NULL, or where a one-line reason goes when the shim cannot be started */
+    size_t why_len; /* bytes at why */
 } exec_shim_req;
 
 /* The file name of the supervisor binary, installed next to rxjobd. */
@@ -63,7 +67,18 @@ typedef struct exec_shim_req {
 rx_err exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path,
                             int *out_fd, char *errbuf, size_t errlen);
 
-/* Spawn a shim for one task; it waits for exec_local_go. RX_OK; RX_ESYSTEM with *out_errno. */
+/* 1 if a task of uid runs as another user than the daemon: the daemon is root and uid is not
+ * (rxjobd --system). Then exec_local_spawn starts the shim with that user's credentials and
+ * environment (docs/rxjobd.8 "System mode"), and never as root. */
+int exec_local_as_user(uid_t uid);
+
+/* Spawn a shim for one task; it waits for exec_local_go. For a task of another user
+ * (exec_local_as_user(req->uid)), the job directory and the files the daemon wrote there are
+ * given to the user first, and the shim runs with the user's supplementary groups, gid and uid
+ * (set in that order and checked before exec) and only HOME, USER, LOGNAME and SHELL of the
+ * user's passwd entry in its environment. RX_OK; RX_ESYSTEM with *out_errno (EAGAIN, ENOMEM:
+ * try again later) and, if req->why is set, the reason ("no user with uid 1234 in the passwd
+ * database", "setgid(1001) failed: ..."). */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
 
 /* Tell the shim to start its task, and close go_fd. A shim that died meanwhile is not an error
@@ -91,7 +106,9 @@ int exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim);
 int exec_local_proc_start(pid_t pid, uint64_t *out_start);
 
 /* A shim vanished without an exit record: kill what is left of its task's process group, if the
- * task recorded in t<idx>.pid is still that process (or its group outlived it). */
-void exec_local_kill_orphan(const char *job_dir, uint64_t idx);
+ * task recorded in t<idx>.pid is still that process (or its group outlived it). uid is the job's
+ * owner: for a task of another user the t<idx>.pid file is the user's to write, so the signal is
+ * sent with that user's uid (from a child process), never with root's. */
+void exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid);
 
 #endif

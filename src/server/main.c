@@ -24,6 +24,14 @@
  * an address other than loopback also needs TLS (--tls-cert, --tls-key), so tokens never cross a
  * network in clear. Plain HTTP on loopback is allowed for a TLS-terminating proxy on the host.
  *
+ * System mode (--system, root only): one daemon for every user of the host, on
+ * /run/rxjob/rxjobd.sock (0666, in a 0755 directory) with its state in /var/lib/rxjob; each job
+ * is its submitter's (SO_PEERCRED) and each task runs as that user (exec_local.c). The state
+ * directory and its spool/ are 0711 then: a task's supervisor, running as the user, must reach
+ * its job's directory (spool/ID, the user's own) but can list nothing. Under systemd the socket
+ * may come ready-made (socket activation: LISTEN_PID and LISTEN_FDS, fd 3, as sd_listen_fds(3)
+ * reads them; no libsystemd needed).
+ *
  * `rxjobd --shim ...` is not a daemon at all: it executes the task supervisor, rxjob-shim next to
  * rxjobd (or $RXJOBD_SHIM), with the same arguments. The engine runs rxjob-shim itself; the
  * alias serves Slurm batch scripts written by an older rxjobd, which named rxjobd.
@@ -44,21 +52,27 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAIN_MAX_SLOTS        4096     /* --slots at most (RX_MAX_WORKERS) */
-#define MAIN_MAX_GRACE_MS     3600000  /* --grace-ms at most: one hour */
-#define MAIN_DEFAULT_GRACE_MS 1000     /* --grace-ms default */
-#define MAIN_ERR_LEN          1024     /* one error line, bytes */
-#define MAIN_PATH_LEN         PATH_MAX /* a path we build, bytes */
-#define MAIN_MAX_POLL_MS      600000   /* --slurm-poll-ms at most: ten minutes */
+#define MAIN_MAX_SLOTS        4096                     /* --slots at most (RX_MAX_WORKERS) */
+#define MAIN_MAX_GRACE_MS     3600000                  /* --grace-ms at most: one hour */
+#define MAIN_DEFAULT_GRACE_MS 1000                     /* --grace-ms default */
+#define MAIN_ERR_LEN          1024                     /* one error line, bytes */
+#define MAIN_PATH_LEN         PATH_MAX                 /* a path we build, bytes */
+#define MAIN_MAX_POLL_MS      600000                   /* --slurm-poll-ms at most: ten minutes */
+#define SYSTEM_SOCKET         "/run/rxjob/rxjobd.sock" /* --system's default socket */
+#define SYSTEM_STATE_DIR      "/var/lib/rxjob"         /* --system's default state directory */
+#define LISTEN_FDS_START      3 /* the first fd systemd passes (sd_listen_fds(3)) */
 
 typedef struct main_opts {
     char *socket_path;
@@ -75,6 +89,7 @@ typedef struct main_opts {
         const char *tls_key;  /* --tls-key FILE (PEM) */
         const char *tokens;   /* --tokens FILE */
     } tcp;
+    int system; /* --system: serve every user, run each task as its submitter */
 } main_opts;
 
 /* The TCP listener, prepared before daemonizing (files are read while relative paths still
@@ -181,7 +196,7 @@ usage(FILE *out)
 {
     (void)fputs(
         "usage: rxjobd [--socket PATH] [--state-dir DIR] [--slots N] [--hold] [--grace-ms MS]\n"
-        "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS]\n"
+        "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS] [--system]\n"
         "              [--listen HOST:PORT --tokens FILE [--tls-cert FILE --tls-key FILE]]\n"
         "       rxjobd --help | --version\n"
         "\n"
@@ -200,6 +215,9 @@ usage(FILE *out)
         "                   array per job; the spool must be shared with the nodes: "
         "docs/slurm.md)\n"
         "  --slurm-poll-ms MS  how often squeue is asked (default 1000)\n"
+        "  --system         serve every user of this host (root only): socket\n"
+        "                   " SYSTEM_SOCKET " (0666), state dir " SYSTEM_STATE_DIR ";\n"
+        "                   each job is its submitter's, each task runs as that user\n"
         "  --listen HOST:PORT  also serve over TCP (IPv4, or [IPv6]; numeric); every request\n"
         "                   needs a token of --tokens; an address other than loopback also\n"
         "                   needs --tls-cert and --tls-key (see rxjobd(8))\n"
@@ -266,9 +284,9 @@ default_state_dir(void)
     return rx__strdup(buf);
 }
 
-/* mkdir -p with mode 0700 for what it creates; the last component must end up a directory. */
+/* mkdir -p with mode for what it creates; the last component must end up a directory. */
 static int
-mkdir_p(const char *path)
+mkdir_p(const char *path, mode_t mode)
 {
     char buf[MAIN_PATH_LEN];
     size_t len = strlen(path);
@@ -282,7 +300,7 @@ mkdir_p(const char *path)
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
             return -1;
         buf[i] = i < len ? '/' : '\0';
     }
@@ -303,7 +321,7 @@ mkdir_p(const char *path)
  * whoever may write there could put their own socket in our place. Returns the absolute socket
  * path (rx__malloc'd), or exits. */
 static char *
-prepare_socket_path(const char *path)
+prepare_socket_path(const char *path, mode_t dir_mode)
 {
     char dir[MAIN_PATH_LEN];
     char real[PATH_MAX];
@@ -321,7 +339,7 @@ prepare_socket_path(const char *path)
         (void)snprintf(dir, sizeof(dir), "/");
     else
         path_printf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    if (mkdir_p(dir) != 0)
+    if (mkdir_p(dir, dir_mode) != 0)
         die("socket: create directory '%s' failed: %s", dir, strerror(errno));
     if (realpath(dir, real) == NULL)
         die("socket: resolve directory '%s' failed: %s", dir, strerror(errno));
@@ -381,6 +399,88 @@ check_state_dir(const char *dir)
         if ((st.st_mode & 077) != 0 && chmod(path, 0600) != 0)
             die("state: chmod 0600 '%s' failed: %s", path, strerror(errno));
     }
+}
+
+/* System mode: every directory from path up to / must be searchable by other users (o+x), or
+ * they could not reach what is below it (the socket, their job's spool). Exits if one is not. */
+static void
+check_searchable(const char *path, const char *what)
+{
+    char buf[MAIN_PATH_LEN];
+    struct stat st;
+
+    path_printf(buf, sizeof(buf), "%s", path);
+    for (;;) {
+        char *slash;
+
+        if (stat(buf[0] != '\0' ? buf : "/", &st) != 0)
+            die("system: stat '%s' failed: %s", buf[0] != '\0' ? buf : "/", strerror(errno));
+        if ((st.st_mode & S_IXOTH) == 0)
+            die("system: '%s' is not searchable by other users (mode %04o): they could not "
+                "reach %s; chmod o+x it",
+                buf[0] != '\0' ? buf : "/", (unsigned)(st.st_mode & 07777), what);
+        slash = strrchr(buf, '/');
+        if (slash == NULL || buf[0] == '\0')
+            return;
+        *slash = '\0';
+    }
+}
+
+/* System mode: the state directory and its spool/ are 0711, so that a task's supervisor,
+ * running as the task's user, can reach its job's directory (spool/ID, 0700, the user's) but
+ * list nothing; jobs.db and the log stay 0600. check_state_dir has vetted both. Exits on error. */
+static void
+open_state_dir_to_users(const char *dir)
+{
+    char path[MAIN_PATH_LEN];
+
+    path_printf(path, sizeof(path), "%s/spool", dir);
+    if (mkdir(path, 0711) != 0 && errno != EEXIST)
+        die("state: create '%s' failed: %s", path, strerror(errno));
+    if (chmod(dir, 0711) != 0 || chmod(path, 0711) != 0)
+        die("state: chmod 0711 '%s' failed: %s", dir, strerror(errno));
+    check_searchable(path, "their jobs' spool directories");
+}
+
+/* The socket systemd made for us (socket activation, sd_listen_fds(3) without libsystemd): if
+ * LISTEN_PID is this process and LISTEN_FDS is 1, fd 3 must be a listening Unix stream socket.
+ * The variables are removed either way, so no task inherits them. Returns the fd with its path
+ * in *out_path (rx__malloc'd), or -1 when there is none; exits on a socket it cannot serve. */
+static int
+activation_socket(char **out_path)
+{
+    const char *pid_s = getenv("LISTEN_PID");
+    const char *fds_s = getenv("LISTEN_FDS");
+    struct sockaddr_un sa;
+    socklen_t len = sizeof(sa);
+    int64_t pid = 0, n = 0;
+    int pid_ok, fds_ok, type = 0, listening = 0, fd = LISTEN_FDS_START;
+    socklen_t opt_len = sizeof(int);
+
+    if (pid_s == NULL || fds_s == NULL)
+        return -1;
+    pid_ok = rx__parse_i64(pid_s, 1, INT32_MAX, &pid) == RX_OK && pid == (int64_t)getpid();
+    fds_ok = rx__parse_i64(fds_s, 0, INT32_MAX, &n) == RX_OK;
+    (void)unsetenv("LISTEN_PID");
+    (void)unsetenv("LISTEN_FDS");
+    (void)unsetenv("LISTEN_FDNAMES");
+    if (!pid_ok)
+        return -1; /* meant for another process */
+    if (!fds_ok || n != 1)
+        die("socket activation: LISTEN_FDS is not 1: rxjobd serves exactly one socket");
+    memset(&sa, 0, sizeof(sa));
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &opt_len) != 0 || type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &opt_len) != 0 || !listening ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0 || sa.sun_family != AF_UNIX ||
+        len <= offsetof(struct sockaddr_un, sun_path) || sa.sun_path[0] != '/')
+        die("socket activation: fd %d is not a listening Unix stream socket with a path", fd);
+    sa.sun_path[sizeof(sa.sun_path) - 1] = '\0';
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+        die("socket activation: fcntl failed: %s", strerror(errno));
+    *out_path = rx__strdup(sa.sun_path);
+    if (*out_path == NULL)
+        die("socket activation: out of memory");
+    return fd;
 }
 
 /* Refuse to start when a daemon answers on path; remove a stale socket file. Exits on error. */
@@ -601,7 +701,8 @@ parse_options(int argc, char **argv, main_opts *o)
         OPT_LISTEN,
         OPT_TLS_CERT,
         OPT_TLS_KEY,
-        OPT_TOKENS
+        OPT_TOKENS,
+        OPT_SYSTEM
     };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -612,6 +713,7 @@ parse_options(int argc, char **argv, main_opts *o)
         {"foreground", no_argument, NULL, OPT_FOREGROUND},
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"slurm-poll-ms", required_argument, NULL, OPT_POLL_MS},
+        {"system", no_argument, NULL, OPT_SYSTEM},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
@@ -661,6 +763,9 @@ parse_options(int argc, char **argv, main_opts *o)
         case OPT_FOREGROUND:
             o->foreground = 1;
             break;
+        case OPT_SYSTEM:
+            o->system = 1;
+            break;
         case OPT_LISTEN:
             if (o->tcp.listen != NULL) {
                 (void)fprintf(stderr, "rxjobd: --listen: one address only (got '%s' and '%s')\n",
@@ -696,6 +801,23 @@ parse_options(int argc, char **argv, main_opts *o)
         (void)fprintf(stderr, "rxjobd: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
         exit(2);
+    }
+    if (o->system) {
+        if (geteuid() != 0) {
+            (void)fprintf(stderr, "rxjobd: --system needs root: it serves every user and runs "
+                                  "each task as the user who submitted it (without --system, "
+                                  "rxjobd is a per-user daemon)\n");
+            exit(2);
+        }
+        if (o->executor != NULL && strcmp(o->executor, "slurm") == 0) {
+            (void)fprintf(stderr, "rxjobd: --system needs --executor local (the Slurm executor "
+                                  "does not run tasks as their submitters)\n");
+            exit(2);
+        }
+        if (o->socket_path == NULL)
+            o->socket_path = rx__strdup(SYSTEM_SOCKET);
+        if (o->state_dir == NULL)
+            o->state_dir = rx__strdup(SYSTEM_STATE_DIR);
     }
     if (o->socket_path == NULL)
         o->socket_path = default_socket_path();
@@ -818,6 +940,7 @@ main(int argc, char **argv)
     char *socket_path;
     ssize_t len;
     int listen_fd = -1;
+    int activated = 0; /* the socket came from systemd, which owns its file */
     int lock_fd;
     int sig;
     rx_err err;
@@ -841,13 +964,26 @@ main(int argc, char **argv)
     tcp_prepare(&o.tcp, &tcp);
 
     /* Paths, made absolute: the daemon leaves its working directory for "/". */
-    if (mkdir_p(o.state_dir) != 0)
+    if (mkdir_p(o.state_dir, 0700) != 0)
         die("state: create directory '%s' failed: %s", o.state_dir, strerror(errno));
     if (realpath(o.state_dir, real_state) == NULL)
         die("state: resolve '%s' failed: %s", o.state_dir, strerror(errno));
     check_state_dir(real_state);
-    socket_path = prepare_socket_path(o.socket_path);
-    check_socket(socket_path);
+    if (o.system)
+        open_state_dir_to_users(real_state);
+    listen_fd = activation_socket(&socket_path);
+    activated = listen_fd >= 0;
+    if (!activated) {
+        socket_path = prepare_socket_path(o.socket_path, o.system ? 0755 : 0700);
+        check_socket(socket_path);
+    }
+    if (o.system) {
+        char dir[MAIN_PATH_LEN];
+
+        path_printf(dir, sizeof(dir), "%s", socket_path);
+        *strrchr(dir, '/') = '\0';
+        check_searchable(dir[0] != '\0' ? dir : "/", "the socket");
+    }
 
     if (!o.foreground)
         daemonize(real_state);
@@ -869,11 +1005,12 @@ main(int argc, char **argv)
     eo.self_exe = self_exe;
     eo.executor = o.executor;
     eo.poll_ms = o.poll_ms;
+    eo.system = o.system;
     err = engine_open(&eo, &e, errbuf, sizeof(errbuf));
     if (err != RX_OK)
         die("engine: open '%s' failed: %s", real_state, errbuf[0] ? errbuf : rx_strerror(err));
 
-    err = http_listen_unix(socket_path, &listen_fd, errbuf, sizeof(errbuf));
+    err = activated ? RX_OK : http_listen_unix(socket_path, &listen_fd, errbuf, sizeof(errbuf));
     if (err != RX_OK && errno == EADDRINUSE) {
         /* Another daemon bound it since check_socket: say who, as check_socket would. */
         pid_t pid = 0;
@@ -887,7 +1024,16 @@ main(int argc, char **argv)
         engine_close(e);
         die("socket: %s", errbuf);
     }
-    if (stat(socket_path, &sock_st) != 0)
+    /* Everyone may connect in system mode: who they are comes from SO_PEERCRED. */
+    if (o.system && chmod(socket_path, 0666) != 0) {
+        int saved = errno;
+
+        if (!activated)
+            (void)unlink(socket_path);
+        engine_close(e);
+        die("socket: chmod 0666 '%s' failed: %s", socket_path, strerror(saved));
+    }
+    if (activated || stat(socket_path, &sock_st) != 0)
         memset(&sock_st, 0, sizeof(sock_st));
 
     memset(&hto, 0, sizeof(hto));
@@ -931,14 +1077,16 @@ main(int argc, char **argv)
     tcp_pem_free(tcp.key_pem);
     tcp.cert_pem = tcp.key_pem = NULL;
     if (err != RX_OK) {
-        (void)unlink(socket_path);
+        if (!activated)
+            (void)unlink(socket_path);
         engine_close(e);
         die("http: start failed: %s", errbuf);
     }
 
-    log_line("started: pid %ld, socket %s, state dir %s, executor %s, %u slots%s%s%s",
-             (long)getpid(), socket_path, real_state, o.executor != NULL ? o.executor : "local",
-             o.slots, o.hold ? ", holding jobs" : "", tcp.enabled ? ", listening on " : "",
+    log_line("started: pid %ld, socket %s%s, state dir %s, executor %s, %u slots%s%s%s%s",
+             (long)getpid(), socket_path, activated ? " (from systemd)" : "", real_state,
+             o.executor != NULL ? o.executor : "local", o.slots, o.hold ? ", holding jobs" : "",
+             o.system ? ", system mode" : "", tcp.enabled ? ", listening on " : "",
              tcp.enabled ? tcp.url : "");
     if (ready_fd >= 0) {
         (void)!write(ready_fd, "ok", 2);
@@ -958,7 +1106,7 @@ main(int argc, char **argv)
     {
         struct stat st;
 
-        if (stat(socket_path, &st) == 0 && st.st_ino == sock_st.st_ino &&
+        if (!activated && stat(socket_path, &st) == 0 && st.st_ino == sock_st.st_ino &&
             st.st_dev == sock_st.st_dev)
             (void)unlink(socket_path);
     }

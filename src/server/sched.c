@@ -375,7 +375,7 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
         row.error = msg;
         /* The task may still run, orphaned: nothing may run on unwatched. */
         if (spool_job_dir(e->state_dir, j->id, job_dir, sizeof(job_dir)) == 0)
-            exec_local_kill_orphan(job_dir, idx);
+            exec_local_kill_orphan(job_dir, idx, e->system ? j->uid : geteuid());
     }
     if (row.task_state == RX_TASK_OK)
         row.error = NULL;
@@ -537,6 +537,9 @@ start_task(engine *e, ejob *j, uint64_t idx)
     req.has_args = j->has_args;
     req.output_bytes = e->output_bytes;
     req.result_bytes = e->result_bytes;
+    req.uid = e->system ? j->uid : geteuid(); /* only in system mode as the job's user */
+    req.why = why;
+    req.why_len = sizeof(why);
     r = &e->runs[e->n_runs];
     memset(r, 0, sizeof(*r));
     r->shim.pidfd = -1;
@@ -552,8 +555,11 @@ start_task(engine *e, ejob *j, uint64_t idx)
             return RX_OK;
         }
 
-        (void)snprintf(msg, sizeof(msg), "cannot start its supervisor '%s': %s", e->shim_exe,
-                       strerror(spawn_errno));
+        if (why[0] != '\0')
+            (void)snprintf(msg, sizeof(msg), "cannot start: %s", why);
+        else
+            (void)snprintf(msg, sizeof(msg), "cannot start its supervisor '%s': %s", e->shim_exe,
+                           strerror(spawn_errno));
         return start_failed(e, j, idx, msg);
     }
     r->job = j;

@@ -114,6 +114,7 @@ struct engine {
     unsigned slots;
     int hold;
     int64_t grace_ms;
+    int system;               /* engine_opts.system: tasks run as their jobs' users */
     struct exec_slurm *slurm; /* the Slurm executor, or NULL for the local one */
 
     store *st;

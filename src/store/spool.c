@@ -154,16 +154,13 @@ spool_write_atomic(const char *dir, const char *name, const void *data, size_t l
     return spool_tmp_commit(fd, tmp, dir, name, durable);
 }
 
-rx_err
-spool_remove_dir(const char *path)
+/* Empty the directory open at dfd (which this call closes), depth levels down at most. */
+static rx_err
+remove_tree_at(int dfd, int depth)
 {
-    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    DIR *d;
+    DIR *d = fdopendir(dfd);
     rx_err err = RX_OK;
 
-    if (dfd < 0)
-        return errno == ENOENT ? RX_OK : RX_EIO;
-    d = fdopendir(dfd);
     if (d == NULL) {
         close(dfd);
         return RX_EIO;
@@ -180,13 +177,70 @@ spool_remove_dir(const char *path)
         }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (unlinkat(dfd, e->d_name, 0) != 0 && errno != ENOENT)
-            err = RX_EIO;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno == ENOENT)
+            continue;
+        if (errno == EISDIR && depth > 0) {
+            /* A directory a task made (it owns its job directory in system mode). */
+            int sub = openat(dirfd(d), e->d_name,
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+            if (sub >= 0 && remove_tree_at(sub, depth - 1) == RX_OK &&
+                unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+                continue;
+        }
+        err = RX_EIO;
     }
     closedir(d);
+    return err;
+}
+
+rx_err
+spool_remove_dir(const char *path)
+{
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    rx_err err;
+
+    if (dfd < 0)
+        return errno == ENOENT ? RX_OK : RX_EIO;
+    err = remove_tree_at(dfd, SPOOL_MAX_DEPTH);
     if (rmdir(path) != 0 && errno != ENOENT)
         err = RX_EIO;
     return err;
+}
+
+rx_err
+spool_give_job_dir(const char *job_dir, uid_t uid, gid_t gid)
+{
+    static const char *const daemon_files[] = {"work", "stdin", "args"};
+    struct stat st;
+    int dfd = open(job_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int saved;
+
+    if (dfd < 0)
+        return RX_EIO;
+    for (size_t i = 0; i < sizeof(daemon_files) / sizeof(daemon_files[0]); i++) {
+        int fd = openat(dfd, daemon_files[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+        if (fd < 0)
+            continue; /* none (no stdin, no args), or not ours to give */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+            st.st_uid == geteuid() && fchown(fd, uid, gid) != 0) {
+            saved = errno;
+            close(fd);
+            close(dfd);
+            errno = saved;
+            return RX_EIO;
+        }
+        close(fd);
+    }
+    if (fstat(dfd, &st) != 0 || (st.st_uid != uid && fchown(dfd, uid, gid) != 0)) {
+        saved = errno;
+        close(dfd);
+        errno = saved;
+        return RX_EIO;
+    }
+    close(dfd);
+    return RX_OK;
 }
 
 int
@@ -204,7 +258,7 @@ spool_open_read(const char *path, struct stat *out_st)
         errno = saved;
         return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st.st_mode) || (st.st_nlink > 1 && geteuid() == 0)) {
         close(fd);
         errno = EINVAL;
         return -1;

@@ -25,6 +25,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+/* How deep spool_remove_dir goes into subdirectories a task made in its job directory. */
+#define SPOOL_MAX_DEPTH 16
+
 /* "<state_dir>/spool/<id>" into buf. 0, or -1 when it does not fit. */
 int spool_job_dir(const char *state_dir, int64_t id, char *buf, size_t len);
 
@@ -43,18 +46,33 @@ int spool_tmp_open(const char *dir, const char *name, char *tmp, size_t tmp_len)
 /* Close fd (from spool_tmp_open) and rename its file to dir/name. RX_OK; RX_EIO. */
 rx_err spool_tmp_commit(int fd, const char *tmp, const char *dir, const char *name, int durable);
 
-/* Remove a job directory and every file in it (the spool holds no subdirectories). A directory
- * that does not exist is fine. RX_OK; RX_EIO. */
+/* Remove a job directory and everything in it. The daemon's spool holds no subdirectories, but
+ * a task that owns its job directory (system mode) may have made some: they are removed too, up
+ * to SPOOL_MAX_DEPTH levels down, never following a symlink. A directory that does not exist is
+ * fine. RX_OK; RX_EIO. */
 rx_err spool_remove_dir(const char *path);
+
+/* Give a job directory to the user whose tasks run in it (rxjobd --system: the task's supervisor
+ * runs as that user and writes its output, results and exit record there). The files the daemon
+ * wrote there (work, stdin, args) become the user's, so the supervisor can read them: each is
+ * opened without following symlinks and changed through its fd only if it is a regular file
+ * of the daemon's own with a single link, so nothing the user planted in its place is given
+ * away. Then the directory itself (opened O_NOFOLLOW), unless it is the user's already. Called
+ * before each task's start, so files rewritten by a restarted daemon are given again.
+ * RX_OK; RX_EIO with errno. */
+rx_err spool_give_job_dir(const char *job_dir, uid_t uid, gid_t gid);
 
 /*
  * Open a spool file for reading the way every reader of the spool must: a task may have put
  * anything in its place (a FIFO, a device, a symlink), and open(2) of a FIFO blocks until a
  * writer comes, so it is opened O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC and anything but a regular
  * file is refused. The fd reads as a regular file does (O_NONBLOCK means nothing to one).
+ * A root daemon (system mode) also refuses a file with more than one link: a task that owns its
+ * job directory could otherwise hard-link a file it may not read (where fs.protected_hardlinks
+ * is off) and have the daemon read it out as its result or output.
  * @param out_st  If not NULL, the file's fstat.
  * @return The fd, or -1 with errno: ENOENT (none), ELOOP (a symlink), EINVAL (not a regular
- *         file), or open's own.
+ *         file, or a linked one read by root), or open's own.
  */
 int spool_open_read(const char *path, struct stat *out_st);
 
