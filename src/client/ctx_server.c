@@ -1045,9 +1045,11 @@ rx_server_context(const char *url, rx_context **out_ctx)
     }
     /* Only the per-user daemon is ever started by the library (never one behind a url). */
     if (url == NULL) {
+        const char *sock = rx__http_socket(impl->http);
+
         /* $RXJOB_SOCKET may name the system daemon's socket: that one only root starts. */
-        impl->may_start =
-            strncmp(sock, RX__SYSTEM_SOCKET_DIR, sizeof(RX__SYSTEM_SOCKET_DIR) - 1) != 0;
+        impl->may_start = sock != NULL && strncmp(sock, RX__SYSTEM_SOCKET_DIR,
+                                                  sizeof(RX__SYSTEM_SOCKET_DIR) - 1) != 0;
         if (rx__daemon_state_dir(impl->state_dir, sizeof(impl->state_dir)) != RX_OK)
             impl->state_dir[0] = '\0'; /* reported if the daemon has to be started */
     }

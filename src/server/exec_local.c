@@ -18,7 +18,9 @@
 #include "server/exec_local.h"
 
 #include "core/internal.h"
+#include "exec/argv.h"
 #include "exec/spawn.h"
+#include "server/engine.h"
 #include "store/spool.h"
 
 #include <errno.h>

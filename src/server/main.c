@@ -879,7 +879,7 @@ refuse(const char *fmt, ...)
 /* Check --listen and its companions against the rules (main.c's head comment), and read the
  * token file, certificate and key. Exits 2 on any refusal. */
 static void
-tcp_prepare(const struct main_tcp *t, main_tcp_setup *out)
+tcp_prepare(const struct main_tcp *t, int system, main_tcp_setup *out)
 {
     char errbuf[MAIN_ERR_LEN] = "";
     int tls = t->tls_cert != NULL || t->tls_key != NULL;
@@ -917,6 +917,14 @@ tcp_prepare(const struct main_tcp *t, main_tcp_setup *out)
             tcp_check_tls(out->cert_pem, out->key_pem, errbuf, sizeof(errbuf)) != RX_OK)
             refuse("%s", errbuf);
     }
+    /* A root daemon outside system mode runs every task as root: a token of another user would
+     * hand that user root. Only --system runs each task as its owner. */
+    if (!system && auth_tokens_count_others(out->tokens, geteuid()) > 0)
+        refuse("--tokens: %zu of %zu tokens map to users other than this daemon's (uid %lu), whose "
+               "tasks would run as uid %lu: map every token to uid %lu, or serve every user with "
+               "--system (tasks run as their owners)",
+               auth_tokens_count_others(out->tokens, geteuid()), auth_tokens_count(out->tokens),
+               (unsigned long)geteuid(), (unsigned long)geteuid(), (unsigned long)geteuid());
     out->enabled = 1;
 }
 
@@ -961,7 +969,7 @@ main(int argc, char **argv)
     rx_set_log(log_sink, NULL);
 
     parse_options(argc, argv, &o);
-    tcp_prepare(&o.tcp, &tcp);
+    tcp_prepare(&o.tcp, o.system, &tcp);
 
     /* Paths, made absolute: the daemon leaves its working directory for "/". */
     if (mkdir_p(o.state_dir, 0700) != 0)
@@ -1049,12 +1057,6 @@ main(int argc, char **argv)
         hto.url = tcp.url;
         hto.tls_cert_pem = tcp.cert_pem;
         hto.tls_key_pem = tcp.key_pem;
-        /* Jobs belong to the token's user, but tasks run as this daemon's user. */
-        if (auth_tokens_count_others(tcp.tokens, geteuid()) > 0)
-            log_line("tcp: warning: %zu of %zu tokens map to users other than this daemon's "
-                     "(uid %lu): their jobs are theirs, but their tasks run as uid %lu",
-                     auth_tokens_count_others(tcp.tokens, geteuid()), auth_tokens_count(tcp.tokens),
-                     (unsigned long)geteuid(), (unsigned long)geteuid());
         hto.tokens = tcp.tokens;
         tcp.tokens = NULL; /* the server's from http_start on */
         if (tcp.cert_pem == NULL)
