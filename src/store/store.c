@@ -1,10 +1,11 @@
 /*
  * store.c - the SQLite job store (see store.h; tables in schema.c).
  *
- * Every statement is prepared once at open and reset after use. WAL mode lets readers (the
- * sqlite3 shell, a backup) look while the daemon writes; synchronous=FULL makes COMMIT wait for
- * the WAL's fsync, which is what makes a submission durable when engine_submit returns. The
- * engine groups many submissions into one transaction, so one fsync serves them all.
+ * Every statement, BEGIN and COMMIT included, is prepared once at open and reset after use. WAL
+ * mode lets readers (the sqlite3 shell, a backup) look while the daemon writes; synchronous=FULL
+ * makes COMMIT wait for the WAL's fsync, which is what makes a submission durable when
+ * engine_submit returns. The engine groups many submissions into one transaction, so one fsync
+ * serves them all.
  *
  * The lock file keeps two daemons off one state directory: two schedulers on one store would
  * start every task twice.
@@ -40,6 +41,12 @@ enum {
     S_TOTALS,
     S_RUNNING,
     S_JOB_TASKS,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_COUNT
 };
 
@@ -71,6 +78,12 @@ static const char *const sql_text[S_COUNT] = {
                  "SUM(state = 1 AND task_state <> 0), MAX(idx) FROM tasks GROUP BY job_id",
     [S_RUNNING] = "SELECT " TASK_COLUMNS " FROM tasks WHERE state = 0 ORDER BY job_id, idx",
     [S_JOB_TASKS] = "SELECT " TASK_COLUMNS " FROM tasks WHERE job_id = ?1 ORDER BY idx",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT one",
+    [S_RELEASE] = "RELEASE one",
+    [S_ROLLBACK_TO] = "ROLLBACK TO one",
 };
 
 struct store {
@@ -281,13 +294,27 @@ store_close(store *st)
     rx__free(st);
 }
 
+/* Run one of the prepared transaction statements. */
+static rx_err
+step_txn(store *st, int which, const char *what)
+{
+    sqlite3_stmt *s = st->stmt[which];
+    int rc = sqlite3_step(s);
+    rx_err err = RX_OK;
+
+    if (rc != SQLITE_DONE)
+        err = db_fail(st, what);
+    sqlite3_reset(s);
+    return err;
+}
+
 rx_err
 store_begin(store *st)
 {
     rx_err err;
 
     enter(st);
-    err = exec_sql(st, "BEGIN IMMEDIATE");
+    err = step_txn(st, S_BEGIN, "BEGIN IMMEDIATE");
     if (err != RX_OK) {
         leave(st);
         return err;
@@ -299,7 +326,7 @@ store_begin(store *st)
 rx_err
 store_commit(store *st)
 {
-    rx_err err = exec_sql(st, "COMMIT");
+    rx_err err = step_txn(st, S_COMMIT, "COMMIT");
 
     /* On failure the transaction (and the connection) stay this thread's until
      * store_rollback. */
@@ -318,7 +345,10 @@ store_rollback(store *st)
         return;
     /* Fails harmlessly when SQLite already rolled back on its own (SQLITE_FULL, ...); the
      * error of the failure that led here stays in errmsg. */
-    (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(st->db)) {
+        (void)sqlite3_step(st->stmt[S_ROLLBACK]);
+        sqlite3_reset(st->stmt[S_ROLLBACK]);
+    }
     txn_store = NULL;
     leave(st);
 }
@@ -326,20 +356,20 @@ store_rollback(store *st)
 rx_err
 store_savepoint(store *st)
 {
-    return exec_sql(st, "SAVEPOINT one");
+    return step_txn(st, S_SAVEPOINT, "SAVEPOINT");
 }
 
 void
 store_savepoint_release(store *st)
 {
-    (void)exec_sql(st, "RELEASE one");
+    (void)step_txn(st, S_RELEASE, "RELEASE");
 }
 
 void
 store_savepoint_rollback(store *st)
 {
-    (void)exec_sql(st, "ROLLBACK TO one");
-    (void)exec_sql(st, "RELEASE one");
+    (void)step_txn(st, S_ROLLBACK_TO, "ROLLBACK TO");
+    (void)step_txn(st, S_RELEASE, "RELEASE");
 }
 
 static rx_err
