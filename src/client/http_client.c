@@ -348,10 +348,32 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
               long timeout_ms, rx__http_reply *out_reply, int *out_conn_errno, char *errbuf,
               size_t errlen)
 {
+    char *req = NULL;
+    rx_err err;
+
+    if (body != NULL) {
+        req = json_dumps(body, JSON_COMPACT);
+        if (req == NULL) {
+            if (out_conn_errno != NULL)
+                *out_conn_errno = 0;
+            (void)snprintf(errbuf, errlen, "http: out of memory encoding a request");
+            return RX_ENOMEM;
+        }
+    }
+    err = rx__http_text(http, method, path, req, req != NULL ? strlen(req) : 0, timeout_ms,
+                        out_reply, out_conn_errno, errbuf, errlen);
+    free(req); /* jansson allocates with malloc */
+    return err;
+}
+
+rx_err
+rx__http_text(rx__http *http, const char *method, const char *path, const char *req, size_t req_len,
+              long timeout_ms, rx__http_reply *out_reply, int *out_conn_errno, char *errbuf,
+              size_t errlen)
+{
     char curl_err[CURL_ERROR_SIZE];
     char url[1024];
     body_buf resp = {0};
-    char *req = NULL;
     CURL *h = NULL;
     CURLcode code;
     long status = 0;
@@ -366,14 +388,6 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
         goto done;
     }
     set_common(http, h, path, url, sizeof(url), curl_err);
-    if (body != NULL) {
-        req = json_dumps(body, JSON_COMPACT);
-        if (req == NULL) {
-            (void)snprintf(errbuf, errlen, "http: out of memory encoding a request");
-            err = RX_ENOMEM;
-            goto done;
-        }
-    }
     /* "Expect:" turns off curl's 100-continue round trip for large bodies. */
     (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, req != NULL ? http->hdr_json : http->hdr_plain);
     /* The method, from a clean slate: the handle keeps the last request's options. HTTPGET
@@ -381,7 +395,7 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
     (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
     if (strcmp(method, "GET") != 0 && (req != NULL || strcmp(method, "POST") == 0)) {
         (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                               (curl_off_t)(req != NULL ? strlen(req) : 0));
+                               (curl_off_t)(req != NULL ? req_len : 0));
         (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req != NULL ? req : "");
     } else {
         (void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -408,7 +422,6 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
     if (resp.len > 0)
         out_reply->body = json_loadb(resp.data, resp.len, 0, NULL);
 done:
-    free(req); /* jansson allocates with malloc */
     rx__free(resp.data);
     if (err != RX_OK && h != NULL) {
         /* A broken exchange may leave the connection in any state: do not reuse it. */
