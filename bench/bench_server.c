@@ -26,6 +26,10 @@
  * 5. 1 000 `true` tasks in one job (slots 2), tasks/s of wall time from before rx_exec to the end
  *    of rx_wait_for_job. Floor: posix_spawnp("true") and waitpid(-1), 2 in flight.
  *
+ * Rows 1, 2 and 4 also print their cost per request, which the machine's load disturbs less than
+ * latency: the daemon's CPU time (all threads, /proc/PID/task/TID/schedstat), the client thread's
+ * CPU time (rows 1 and 4) and the daemon's context switches.
+ *
  * --quick runs smaller counts (a smoke run for CI). Figures are printed, not judged: the exit
  * status is 0 even when a goal is NOT MET; it is 1 if something failed (a daemon did not start
  * or stop, a request failed, a task did not run as it should), and 2 on a usage error. See
@@ -35,6 +39,7 @@
 
 #include "bench_common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -651,6 +656,120 @@ status_queued(rx_job *job)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Cost per request: CPU time and context switches, which the machine's load disturbs far less
+ * than wall-clock latency
+ * ------------------------------------------------------------------------------------------- */
+
+/* What a process (all its threads now alive) has used so far. */
+typedef struct proc_use {
+    int64_t cpu_ns; /* on-CPU time: /proc/PID/task/TID/schedstat, first field */
+    int64_t ctxsw;  /* voluntary + involuntary context switches */
+} proc_use;
+
+static void
+proc_use_read(pid_t pid, proc_use *out)
+{
+    char path[PATH_MAX], line[256];
+    struct dirent *ent;
+    DIR *d;
+
+    memset(out, 0, sizeof(*out));
+    (void)snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return;
+    while ((ent = readdir(d)) != NULL) {
+        long long v;
+        FILE *f;
+
+        if (ent->d_name[0] == '.')
+            continue;
+        (void)snprintf(path, sizeof(path), "/proc/%ld/task/%s/schedstat", (long)pid, ent->d_name);
+        f = fopen(path, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%lld", &v) == 1)
+                out->cpu_ns += v;
+            (void)fclose(f);
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%ld/task/%s/status", (long)pid, ent->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %lld", &v) == 1)
+                out->ctxsw += v;
+        }
+        (void)fclose(f);
+    }
+    (void)closedir(d);
+}
+
+/* A process's CPU time so far, its exited threads' included (/proc/PID/stat utime + stime), in
+ * clock ticks' resolution (10 ms): for series of seconds. */
+static double
+proc_cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long long utime = 0, stime = 0;
+    const char *p;
+    FILE *f;
+    size_t n;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    (void)fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* field 2, "(comm)", may hold spaces */
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                            &stime) != 2)
+        return 0;
+    return (double)(utime + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The daemon's and this thread's use across a series of requests. */
+typedef struct cost {
+    pid_t daemon;
+    proc_use d0;
+    int64_t client0_ns;
+    double daemon_us, client_us, daemon_ctxsw; /* summed over series, per request */
+    size_t n;
+} cost;
+
+static void
+cost_begin(cost *c)
+{
+    proc_use_read(c->daemon, &c->d0);
+    c->client0_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+static void
+cost_end(cost *c, size_t n)
+{
+    int64_t client_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c->client0_ns;
+    proc_use d1;
+
+    proc_use_read(c->daemon, &d1);
+    c->daemon_us += (double)(d1.cpu_ns - c->d0.cpu_ns) / 1e3;
+    c->client_us += (double)client_ns / 1e3;
+    c->daemon_ctxsw += (double)(d1.ctxsw - c->d0.ctxsw);
+    c->n += n;
+}
+
+static void
+print_cost(const cost *c)
+{
+    double n = c->n > 0 ? (double)c->n : 1.0;
+
+    printf("  cost per request: daemon CPU %.1f us, client CPU %.1f us (this thread), daemon "
+           "context switches %.2f\n",
+           c->daemon_us / n, c->client_us / n, c->daemon_ctxsw / n);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Row 1: submit latency, one client
  * ------------------------------------------------------------------------------------------- */
 
@@ -1220,6 +1339,7 @@ row_submit_latency(bench *b, double *lat)
     const counts *cnt = b->cnt;
     double p50[RUNS], p99[RUNS], rtt[RUNS], sync[RUNS], ratio[RUNS];
     rx_context *ctx = NULL;
+    cost c = {.daemon = b->hold.pid};
     char label[128];
     int rc = -1;
 
@@ -1230,8 +1350,11 @@ row_submit_latency(bench *b, double *lat)
             goto done;
     }
     for (int r = 0; r < RUNS; r++) {
-        if (rxjob_submit_latency(ctx, cnt->submits, lat, &p50[r], &p99[r]) != 0 ||
-            floor_round_trip(b, cnt->submits, lat, &rtt[r]) != 0 ||
+        cost_begin(&c);
+        if (rxjob_submit_latency(ctx, cnt->submits, lat, &p50[r], &p99[r]) != 0)
+            goto done;
+        cost_end(&c, cnt->submits);
+        if (floor_round_trip(b, cnt->submits, lat, &rtt[r]) != 0 ||
             floor_fdatasync(b, cnt->syncs, lat, &sync[r]) != 0)
             goto done;
         ratio[r] = p50[r] / (sync[r] + rtt[r]);
@@ -1249,6 +1372,7 @@ row_submit_latency(bench *b, double *lat)
     printf("\n");
     print_ratio("  submit p50 / (fdatasync + round trip)", stats_of(ratio, RUNS), "2.00 x",
                 SUBMIT_GOAL_RATIO);
+    print_cost(&c);
     rc = 0;
 done:
     rx_context_free(ctx);
@@ -1260,11 +1384,16 @@ row_concurrent_submit(bench *b, double *lat)
 {
     size_t n = CLIENTS * b->cnt->per_client;
     double rate[RUNS], p50[RUNS], p99[RUNS], status_rate[RUNS], ping_rate[RUNS];
+    double daemon_us = 0;
     stats st;
 
     for (int r = 0; r < RUNS; r++) {
+        double cpu0 = proc_cpu_us(b->hold.pid);
+
         if (run_clients(b, CLIENT_SUBMIT, b->cnt->per_client, lat, &rate[r]) != 0)
             return -1;
+        /* Per-thread figures would miss the connection threads, gone with their clients. */
+        daemon_us += proc_cpu_us(b->hold.pid) - cpu0;
         p50[r] = percentile(lat, n, 0.50);
         p99[r] = percentile(lat, n, 0.99);
         if (run_clients(b, CLIENT_STATUS, b->cnt->per_client, lat, &status_rate[r]) != 0 ||
@@ -1279,6 +1408,8 @@ row_concurrent_submit(bench *b, double *lat)
     printf("\n");
     print_ms("", n, "jobs", "p99", stats_of(p99, RUNS));
     printf("\n");
+    printf("  cost per submission: daemon CPU %.1f us (all threads, 10 ms ticks)\n",
+           daemon_us / (double)(n * RUNS));
     print_rate("  ceiling: 16 clients rx_get_job_status", n, "reqs", stats_of(status_rate, RUNS));
     printf("\n");
     print_rate("  floor: 16 clients AF_UNIX round trips", n, "pings", stats_of(ping_rate, RUNS));
@@ -1340,6 +1471,7 @@ row_status(bench *b, double *lat)
     double p50[RUNS], rtt[RUNS], ratio[RUNS];
     rx_context *ctx = NULL;
     rx_job *job = NULL;
+    cost c = {.daemon = b->hold.pid};
     int rc = -1;
 
     if (server_context(&b->hold, &ctx) != 0)
@@ -1353,6 +1485,7 @@ row_status(bench *b, double *lat)
             goto done;
     }
     for (int r = 0; r < RUNS; r++) {
+        cost_begin(&c);
         for (size_t i = 0; i < cnt->statuses; i++) {
             int64_t t0 = monotonic_ns();
 
@@ -1360,6 +1493,7 @@ row_status(bench *b, double *lat)
                 goto done;
             lat[i] = ms_since(t0);
         }
+        cost_end(&c, cnt->statuses);
         p50[r] = percentile(lat, cnt->statuses, 0.50);
         if (floor_round_trip(b, cnt->statuses, lat, &rtt[r]) != 0)
             goto done;
@@ -1373,6 +1507,7 @@ row_status(bench *b, double *lat)
     printf("\n");
     print_ratio("  status p50 / round trip, per run pair", stats_of(ratio, RUNS), "5.00 x",
                 STATUS_GOAL_RATIO);
+    print_cost(&c);
     rc = 0;
 done:
     rx_job_free(job);

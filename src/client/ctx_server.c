@@ -139,16 +139,16 @@ b64_decode(const json_t *s, void **out_data, size_t *out_len)
  * not be reached (or started); RX_ENOMEM.
  */
 static rx_err
-request(rx_context *ctx, int may_start, const char *method, const char *path, const json_t *body,
-        long timeout_ms, rx__http_reply *reply)
+request(rx_context *ctx, int may_start, const char *method, const char *path, const char *body,
+        size_t body_len, long timeout_ms, rx__http_reply *reply)
 {
     server_impl *impl = impl_of(ctx);
     char why[400];
     int conn_errno = 0;
     rx_err err;
 
-    err = rx__http_json(impl->http, method, path, body, timeout_ms, reply, &conn_errno, why,
-                        sizeof(why));
+    err = rx__http_text(impl->http, method, path, body, body_len, timeout_ms, reply, &conn_errno,
+                        why, sizeof(why));
     if (err == RX_ECONTEXT && may_start && impl->may_start &&
         (conn_errno == ENOENT || conn_errno == ECONNREFUSED)) {
         const char *sock = rx__http_socket(impl->http);
@@ -171,8 +171,8 @@ request(rx_context *ctx, int may_start, const char *method, const char *path, co
             set_errmsg(ctx, "%s", start_why);
             return start_err;
         }
-        err = rx__http_json(impl->http, method, path, body, timeout_ms, reply, &conn_errno, why,
-                            sizeof(why));
+        err = rx__http_text(impl->http, method, path, body, body_len, timeout_ms, reply,
+                            &conn_errno, why, sizeof(why));
     }
     if (err != RX_OK)
         set_errmsg(ctx, "%s", why);
@@ -351,30 +351,121 @@ set_b64(json_t *obj, const char *key, const void *data, size_t len)
     return s != NULL && json_object_set_new(obj, key, s) == 0 ? 0 : -1;
 }
 
-/* The task environment: the caller's (without RXJOB_* variables), then work_env. */
-static int
-add_env(json_t *work, const char *const *work_env)
-{
-    json_t *env = json_array();
+/* One entry of the task environment, borrowed from environ or the work. */
+typedef struct env_entry {
+    const char *p;
+    size_t len;
+} env_entry;
 
-    if (env == NULL || json_object_set_new(work, "env_b64", env) != 0)
+/* The task environment: the caller's (without RXJOB_* variables), then work_env. *out is
+ * rx__malloc'd (NULL when empty); *out_text_len the bytes of its JSON array's inside, each entry
+ * as "base64" and commas between. 0; -1 (ENOMEM, or an entry over B64_MAX_BYTES). */
+static int
+env_collect(const char *const *work_env, env_entry **out, size_t *out_n, size_t *out_text_len)
+{
+    size_t n = 0, k = 0, text_len = 0;
+    env_entry *v;
+
+    for (char **e = environ; e != NULL && *e != NULL; e++)
+        n++;
+    for (size_t i = 0; work_env != NULL && work_env[i] != NULL; i++)
+        n++;
+    v = rx__malloc((n > 0 ? n : 1) * sizeof(*v));
+    if (v == NULL)
         return -1;
-    for (char **e = environ; e != NULL && *e != NULL; e++) {
+    for (char **e = environ; e != NULL && *e != NULL && k < n; e++) {
         if (env_is_rxjob(*e) || env_overridden(*e, work_env))
             continue;
-        if (append_b64(env, *e, strlen(*e)) != 0)
-            return -1;
+        v[k].p = *e;
+        v[k++].len = strlen(*e);
     }
-    for (size_t i = 0; work_env != NULL && work_env[i] != NULL; i++) {
-        if (append_b64(env, work_env[i], strlen(work_env[i])) != 0)
-            return -1;
+    for (size_t i = 0; work_env != NULL && work_env[i] != NULL && k < n; i++) {
+        v[k].p = work_env[i];
+        v[k++].len = strlen(work_env[i]);
     }
+    for (size_t i = 0; i < k; i++) {
+        if (v[i].len > B64_MAX_BYTES) {
+            rx__free(v);
+            return -1;
+        }
+        text_len += (i > 0 ? 1 : 0) + 2 + (v[i].len + 2) / 3 * 4;
+    }
+    *out = v;
+    *out_n = k;
+    *out_text_len = text_len;
     return 0;
 }
 
-/* The submit body of protocol.md. RX_OK; RX_EINVAL (errmsg set); RX_ENOMEM; RX_ESYSTEM. */
+/*
+ * The submit body as text: {"work":{WORK,"env_b64":[ENV]},REST}, where WORK and REST are work's
+ * and body's own members (body without "work") as jansson encodes them, and ENV the task
+ * environment, written here without jansson: it is most of the bytes of a submission, and
+ * base64 needs no JSON escaping. *out_text is rx__malloc'd. RX_OK; RX_ENOMEM.
+ */
 static rx_err
-build_submit(rx_context *ctx, const rx__exec_call *call, json_t **out_body)
+encode_submit(json_t *body, json_t *work, const char *const *work_env, char **out_text,
+              size_t *out_len)
+{
+    static const char head[] = "{\"work\":{", env_key[] = "\"env_b64\":[";
+    char *work_txt = NULL, *rest_txt = NULL, *text = NULL, *q;
+    size_t work_len, rest_len, env_len = 0, n_env = 0, len;
+    env_entry *env = NULL;
+    rx_err err = RX_ENOMEM;
+
+    if (json_object_del(body, "work") != 0)
+        goto done;
+    work_txt = json_dumps(work, JSON_COMPACT | JSON_EMBED);
+    rest_txt = json_dumps(body, JSON_COMPACT | JSON_EMBED);
+    if (work_txt == NULL || rest_txt == NULL || env_collect(work_env, &env, &n_env, &env_len) != 0)
+        goto done;
+    work_len = strlen(work_txt);
+    rest_len = strlen(rest_txt);
+    len = sizeof(head) - 1 + work_len + 1 + sizeof(env_key) - 1 + env_len + 2 + 1 + rest_len + 1;
+    text = rx__malloc(len + 1); /* + 1: EVP_EncodeBlock's NUL after the last entry */
+    if (text == NULL)
+        goto done;
+    q = text;
+    memcpy(q, head, sizeof(head) - 1);
+    q += sizeof(head) - 1;
+    memcpy(q, work_txt, work_len);
+    q += work_len;
+    if (work_len > 0)
+        *q++ = ',';
+    memcpy(q, env_key, sizeof(env_key) - 1);
+    q += sizeof(env_key) - 1;
+    for (size_t i = 0; i < n_env; i++) {
+        if (i > 0)
+            *q++ = ',';
+        *q++ = '"';
+        /* Writes a NUL after the base64, which the closing quote replaces. */
+        q += EVP_EncodeBlock((unsigned char *)q, (const unsigned char *)env[i].p, (int)env[i].len);
+        *q++ = '"';
+    }
+    *q++ = ']';
+    *q++ = '}';
+    if (rest_len > 0) {
+        *q++ = ',';
+        memcpy(q, rest_txt, rest_len);
+        q += rest_len;
+    }
+    *q++ = '}';
+    *q = '\0';
+    *out_text = text;
+    *out_len = (size_t)(q - text);
+    text = NULL;
+    err = RX_OK;
+done:
+    rx__free(text);
+    rx__free(env);
+    free(work_txt); /* jansson allocates with malloc */
+    free(rest_txt);
+    return err;
+}
+
+/* The submit body of protocol.md, as text (rx__malloc'd). RX_OK; RX_EINVAL (errmsg set);
+ * RX_ENOMEM; RX_ESYSTEM. */
+static rx_err
+build_submit(rx_context *ctx, const rx__exec_call *call, char **out_text, size_t *out_len)
 {
     const rx_work *w = call->work;
     const rx_exec_opts *opts = call->opts;
@@ -432,8 +523,6 @@ build_submit(rx_context *ctx, const rx__exec_call *call, json_t **out_body)
         if (w->stdin_data != NULL && set_b64(work, "stdin_b64", w->stdin_data, w->stdin_len) != 0)
             goto fail;
     }
-    if (add_env(work, w->kind == RX_WORK_COMMAND ? w->env : NULL) != 0)
-        goto fail;
     /* The daemon runs in its own directory: send an absolute one (the caller's by default). */
     if (w->kind == RX_WORK_COMMAND && w->cwd != NULL) {
         if (realpath(w->cwd, dir) == NULL) {
@@ -470,8 +559,11 @@ build_submit(rx_context *ctx, const rx__exec_call *call, json_t **out_body)
         json_object_set_new(body, "console_output", json_boolean(console_output)) != 0 ||
         json_object_set_new(body, "auto_cleanup", json_boolean(ctx->auto_cleanup)) != 0)
         goto fail;
+    err = encode_submit(body, work, w->kind == RX_WORK_COMMAND ? w->env : NULL, out_text, out_len);
+    if (err != RX_OK)
+        goto fail;
     json_decref(work);
-    *out_body = body;
+    json_decref(body);
     return RX_OK;
 
 fail:
@@ -490,17 +582,18 @@ static rx_err
 server_exec(rx_context *ctx, rx__exec_call *call, rx_results **out_results, rx_job **out_job)
 {
     rx__http_reply reply = {0};
-    json_t *body = NULL;
+    char *body = NULL;
+    size_t body_len = 0;
     rx_job *job = NULL;
     rx_results *res = NULL;
     job_info info;
     rx_err err;
 
-    err = build_submit(ctx, call, &body);
+    err = build_submit(ctx, call, &body, &body_len);
     if (err != RX_OK)
         return err;
-    err = request(ctx, 1, "POST", "/v1/jobs", body, 0, &reply);
-    json_decref(body);
+    err = request(ctx, 1, "POST", "/v1/jobs", body, body_len, 0, &reply);
+    rx__free(body);
     if (err != RX_OK)
         goto done;
     if (reply.status != 201 && reply.status != 200) {
@@ -558,7 +651,7 @@ get_job_info(rx_job *job, job_info *out_info)
     rx_err err;
 
     (void)snprintf(path, sizeof(path), "/v1/jobs/%" PRId64, job->id);
-    err = request(job->ctx, 0, "GET", path, NULL, 0, &reply);
+    err = request(job->ctx, 0, "GET", path, NULL, 0, 0, &reply);
     if (err != RX_OK)
         return err;
     if (reply.status == 200) {
@@ -610,7 +703,7 @@ server_wait(rx_job *job, double timeout_s)
         }
         (void)snprintf(path, sizeof(path), "/v1/jobs/%" PRId64 "/wait?timeout_s=%.3f", job->id,
                        poll_s);
-        err = request(job->ctx, 0, "GET", path, NULL, (long)(poll_s * 1000.0) + WAIT_SLACK_MS,
+        err = request(job->ctx, 0, "GET", path, NULL, 0, (long)(poll_s * 1000.0) + WAIT_SLACK_MS,
                       &reply);
         if (err != RX_OK)
             return err;
@@ -644,7 +737,7 @@ server_cancel(rx_job *job, int *out_canceled)
     rx_err err;
 
     (void)snprintf(path, sizeof(path), "/v1/jobs/%" PRId64 "/cancel", job->id);
-    err = request(job->ctx, 0, "POST", path, NULL, 0, &reply);
+    err = request(job->ctx, 0, "POST", path, NULL, 0, 0, &reply);
     if (err != RX_OK)
         return err;
     if (reply.status == 404) {
@@ -821,7 +914,7 @@ server_results(rx_job *job, rx_tristate console_output, rx_tristate auto_cleanup
     else
         (void)snprintf(path, sizeof(path), "/v1/jobs/%" PRId64 "/results?auto_cleanup=%d", job->id,
                        auto_cleanup == RX_TRUE);
-    err = request(job->ctx, 0, "GET", path, NULL, 0, &reply);
+    err = request(job->ctx, 0, "GET", path, NULL, 0, 0, &reply);
     if (err != RX_OK)
         return err;
     if (reply.status == 404) {
@@ -868,7 +961,7 @@ server_cleanup(rx_job *job, int force, int *out_cleaned)
     rx_err err;
 
     (void)snprintf(path, sizeof(path), "/v1/jobs/%" PRId64 "?force=%d", job->id, force != 0);
-    err = request(job->ctx, 0, "DELETE", path, NULL, 0, &reply);
+    err = request(job->ctx, 0, "DELETE", path, NULL, 0, 0, &reply);
     if (err != RX_OK)
         return err;
     if (reply.status == 404) {
@@ -934,7 +1027,7 @@ server_list(rx_context *ctx, const rx_job_filter *filter, int64_t **out_ids, siz
                                  strchr(path, '?') ? "&" : "?", filter->until_s);
     (void)used;
 
-    err = request(ctx, 1, "GET", path, NULL, 0, &reply);
+    err = request(ctx, 1, "GET", path, NULL, 0, 0, &reply);
     if (err != RX_OK)
         return err;
     if (reply.status != 200) {

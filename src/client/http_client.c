@@ -6,12 +6,13 @@
  * all. The transport is chosen once, by rx__http_open, and applied to each request by
  * set_transport.
  *
- * Each request takes an easy handle from the client's small stack of idle ones (or makes one),
- * resets its options with curl_easy_reset, which keeps the live connection, and gives it back
- * afterwards. A caller on one thread thus reuses one handle and one keep-alive connection for
- * every request; threads that overlap get a handle each. JSON answers are read into memory (the
- * protocol's bodies are bounded by what the daemon sends); console output is streamed to the
- * caller's FILE as it arrives, never held whole.
+ * Each request takes an easy handle from the client's small stack of idle ones (or makes one)
+ * and gives it back afterwards, options and live connection kept: no curl_easy_reset, so every
+ * request sets each option it depends on (method, body, headers, write callback, timeout); the
+ * header lists are built once per client. A caller on one thread thus reuses one handle and one
+ * keep-alive connection for every request; threads that overlap get a handle each. JSON answers are
+ * read into memory (the protocol's bodies are bounded by what the daemon sends); console output is
+ * streamed to the caller's FILE as it arrives, never held whole.
  */
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "client/http_client.h"
@@ -56,6 +57,8 @@ struct rx__http {
     pthread_mutex_t lock; /* guards idle */
     CURL *idle[HTTP_IDLE_MAX];
     size_t n_idle;
+    struct curl_slist *hdr_plain; /* "Expect:" (no 100-continue round trip) */
+    struct curl_slist *hdr_json;  /* that and "Content-Type: application/json" */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -92,6 +95,17 @@ rx__http_new(const char *socket_path, rx__http **out_http)
         rx__free(http);
         return RX_ENOMEM;
     }
+    http->hdr_plain = curl_slist_append(NULL, "Expect:");
+    http->hdr_json = curl_slist_append(NULL, "Expect:");
+    if (http->hdr_json != NULL &&
+        curl_slist_append(http->hdr_json, "Content-Type: application/json") == NULL) {
+        curl_slist_free_all(http->hdr_json);
+        http->hdr_json = NULL;
+    }
+    if (http->hdr_plain == NULL || http->hdr_json == NULL) {
+        rx__http_free(http);
+        return RX_ENOMEM;
+    }
     *out_http = http;
     return RX_OK;
 }
@@ -104,6 +118,8 @@ rx__http_free(rx__http *http)
     for (size_t i = 0; i < http->n_idle; i++)
         curl_easy_cleanup(http->idle[i]);
     (void)pthread_mutex_destroy(&http->lock);
+    curl_slist_free_all(http->hdr_plain);
+    curl_slist_free_all(http->hdr_json);
     rx__free(http->socket_path);
     rx__free(http->base_url);
     if (http->token != NULL) {
@@ -366,11 +382,19 @@ rx__http_open(const char *url, rx__http **out_http, char *errbuf, size_t errlen)
     }
     rx__free(http->socket_path);
     http->socket_path = NULL;
+    /* Over TCP curl's 100-continue stays (no "Expect:"): a daemon that refuses the token answers
+     * 401 before a large body is sent, where otherwise the answer could be lost with the
+     * connection it closes while the body is being written. */
+    curl_slist_free_all(http->hdr_plain);
+    curl_slist_free_all(http->hdr_json);
+    http->hdr_plain = NULL; /* no header of ours */
+    http->hdr_json = curl_slist_append(NULL, "Content-Type: application/json");
     http->base_url = rx__strdup(base);
     ca = getenv("RXJOB_CA_FILE");
     if (ca != NULL && ca[0] != '\0')
         http->ca_file = rx__strdup(ca);
-    if (http->base_url == NULL || (ca != NULL && ca[0] != '\0' && http->ca_file == NULL)) {
+    if (http->base_url == NULL || http->hdr_json == NULL ||
+        (ca != NULL && ca[0] != '\0' && http->ca_file == NULL)) {
         (void)snprintf(errbuf, errlen, "out of memory");
         err = RX_ENOMEM;
         goto fail;
@@ -419,8 +443,8 @@ handle_take(rx__http *http)
     (void)pthread_mutex_unlock(&http->lock);
     if (h == NULL)
         h = curl_easy_init();
-    else
-        curl_easy_reset(h); /* options back to defaults; the live connection stays */
+    /* A reused handle keeps its options and its live connection: each request sets every
+     * option it depends on. */
     return h;
 }
 
@@ -621,6 +645,8 @@ set_common(rx__http *http, CURL *h, const char *path, char *url, size_t url_len,
     (void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     (void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
     (void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+    /* Never a proxy: and no look at the proxy environment variables on every request. */
+    (void)curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     fresh_fd = CURL_SOCKET_BAD;
     curl_err[0] = '\0';
 }
@@ -667,11 +693,32 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
               long timeout_ms, rx__http_reply *out_reply, int *out_conn_errno, char *errbuf,
               size_t errlen)
 {
+    char *req = NULL;
+    rx_err err;
+
+    if (body != NULL) {
+        req = json_dumps(body, JSON_COMPACT);
+        if (req == NULL) {
+            if (out_conn_errno != NULL)
+                *out_conn_errno = 0;
+            (void)snprintf(errbuf, errlen, "http: out of memory encoding a request");
+            return RX_ENOMEM;
+        }
+    }
+    err = rx__http_text(http, method, path, req, req != NULL ? strlen(req) : 0, timeout_ms,
+                        out_reply, out_conn_errno, errbuf, errlen);
+    free(req); /* jansson allocates with malloc */
+    return err;
+}
+
+rx_err
+rx__http_text(rx__http *http, const char *method, const char *path, const char *req, size_t req_len,
+              long timeout_ms, rx__http_reply *out_reply, int *out_conn_errno, char *errbuf,
+              size_t errlen)
+{
     char curl_err[CURL_ERROR_SIZE];
     char url[1024];
-    struct curl_slist *headers = NULL, *more;
     body_buf resp = {0};
-    char *req = NULL;
     CURL *h = NULL;
     CURLcode code;
     long status = 0;
@@ -686,41 +733,20 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
         goto done;
     }
     set_common(http, h, path, url, sizeof(url), curl_err);
-    /* "Expect:" turns off curl's 100-continue round trip for large bodies. Over TCP it stays:
-     * a daemon that refuses the token answers 401 before a large body is sent, where otherwise
-     * the answer could be lost with the connection it closes while the body is being written. */
-    if (http->base_url == NULL) {
-        more = curl_slist_append(headers, "Expect:");
-        if (more == NULL) {
-            err = RX_ENOMEM;
-            goto done;
-        }
-        headers = more;
-    }
-    if (body != NULL) {
-        req = json_dumps(body, JSON_COMPACT);
-        more = curl_slist_append(headers, "Content-Type: application/json");
-        if (req == NULL || more == NULL) {
-            (void)snprintf(errbuf, errlen, "http: out of memory encoding a request");
-            err = RX_ENOMEM;
-            goto done;
-        }
-        headers = more;
-    }
-    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    if (strcmp(method, "GET") == 0) {
-        (void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "POST") == 0) {
-        (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req != NULL ? req : "");
+    /* "Expect:" turns off curl's 100-continue round trip for large bodies. */
+    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, req != NULL ? http->hdr_json : http->hdr_plain);
+    /* The method, from a clean slate: the handle keeps the last request's options. HTTPGET
+     * also drops a previous request's body. */
+    (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    if (strcmp(method, "GET") != 0 && (req != NULL || strcmp(method, "POST") == 0)) {
         (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                               (curl_off_t)(req != NULL ? strlen(req) : 0));
+                               (curl_off_t)(req != NULL ? req_len : 0));
+        (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req != NULL ? req : "");
     } else {
-        (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        if (req != NULL) {
-            (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
-            (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req));
-        }
+        (void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_to_buf);
     (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
     (void)curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
@@ -741,8 +767,6 @@ rx__http_json(rx__http *http, const char *method, const char *path, const json_t
     if (resp.len > 0)
         out_reply->body = json_loadb(resp.data, resp.len, 0, NULL);
 done:
-    curl_slist_free_all(headers);
-    free(req); /* jansson allocates with malloc */
     rx__free(resp.data);
     if (err != RX_OK && h != NULL) {
         /* A broken exchange may leave the connection in any state: do not reuse it. */
@@ -778,9 +802,12 @@ rx__http_stream(rx__http *http, const char *path, FILE *out, rx__http_reply *out
     }
     sink.h = h;
     set_common(http, h, path, url, sizeof(url), curl_err);
+    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, http->hdr_plain);
+    (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
     (void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_to_stream);
     (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    (void)curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
     code = curl_easy_perform(h);
     if (code != CURLE_OK) {
         if (sink.io_error) {

@@ -59,6 +59,12 @@ rx_err rx__http_json(rx__http *http, const char *method, const char *path, const
                      long timeout_ms, rx__http_reply *out_reply, int *out_conn_errno, char *errbuf,
                      size_t errlen);
 
+/* As rx__http_json, with the body already encoded: req_len bytes of JSON text at req (NULL: no
+ * body), borrowed for the call. */
+rx_err rx__http_text(rx__http *http, const char *method, const char *path, const char *req,
+                     size_t req_len, long timeout_ms, rx__http_reply *out_reply,
+                     int *out_conn_errno, char *errbuf, size_t errlen);
+
 /*
  * GET path and stream a 200 answer's body to out as it arrives (never whole in memory). Any other
  * status writes nothing to out; a JSON error body is kept in out_reply->body. Returns as

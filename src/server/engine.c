@@ -4,10 +4,13 @@
  * task supervisors in exec_local.c; the store and spool in src/store/.
  *
  * Group commit: engine_submit validates and encodes the job in the caller's thread, then queues
- * it for the committer thread and waits. The committer takes every queued submission at once,
- * inserts them all in one transaction (a savepoint each, so one bad row fails only its own
- * submission), commits (one fsync), adds them to memory and wakes their callers. Under load, the
- * submissions that arrive during one fsync share the next one.
+ * it. The first submitter to find no commit in progress leads: in its own thread it takes every
+ * queued submission, inserts them all in one transaction (a savepoint each when there are
+ * several, so one bad row fails only its own submission), commits (one fsync), adds them to
+ * memory and wakes each follower on the follower's own condition variable, then hands the lead
+ * to the first submission queued meanwhile. The leader holds the store, not the engine's mutex,
+ * while it writes and syncs. Under load, the submissions that arrive during one fsync share the
+ * next one.
  *
  * Recovery (engine_open): every task the store records as running is reconciled with reality,
  * in this order for each: its supervisor still alive (pid and /proc start time match) ->
@@ -457,36 +460,52 @@ check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_le
     return RX_OK;
 }
 
-/* Insert a batch of submissions in one transaction and wake their callers' job objects. */
+/*
+ * Insert a batch of submissions in one transaction (a savepoint each when there are several, so
+ * one bad row fails only its own), commit (one fsync), then add the jobs to memory. Run by the
+ * batch's leader, a submitter's own thread, holding the store but not the engine's mutex while
+ * it writes and syncs: queries and the scheduler's bookkeeping in memory go on meanwhile.
+ */
 static void
 commit_batch(engine *e, esub *batch)
 {
-    size_t n_ok = 0;
+    size_t n = 0, n_ok = 0;
     rx_err err;
 
+    for (esub *s = batch; s != NULL; s = s->next)
+        n++;
+    /* Room in memory first: once committed, a job must be visible. Only the leader appends. */
     pthread_mutex_lock(&e->mu);
-    err = store_begin(e->st);
+    err = jobs_reserve(e, n);
+    pthread_mutex_unlock(&e->mu);
+    if (err == RX_OK)
+        err = store_begin(e->st);
     for (esub *s = batch; s != NULL; s = s->next) {
         s->err = err;
         if (err != RX_OK)
             continue;
-        s->err = store_savepoint(e->st);
-        if (s->err != RX_OK)
-            continue;
+        if (n > 1) {
+            s->err = store_savepoint(e->st);
+            if (s->err != RX_OK)
+                continue;
+        }
         s->err = store_job_insert(e->st, &s->row, s->spec, s->spec_len, s->args, s->args_len,
                                   &s->row.id);
         if (s->err != RX_OK) {
             rx__log(RX_LOG_ERROR, "engine: record a submission failed: %s", store_errmsg(e->st));
             (void)snprintf(s->why, sizeof(s->why), "%s", store_errmsg(e->st));
-            store_savepoint_rollback(e->st);
+            if (n > 1)
+                store_savepoint_rollback(e->st);
         } else {
-            store_savepoint_release(e->st);
+            if (n > 1)
+                store_savepoint_release(e->st);
             n_ok++;
         }
     }
-    /* Room in memory first: once committed, a job must be visible. */
-    if (err == RX_OK)
-        err = jobs_reserve(e, n_ok);
+    if (err == RX_OK && n_ok == 0) {
+        store_rollback(e->st); /* nothing to commit: every row failed */
+        return;
+    }
     if (err == RX_OK)
         err = store_commit(e->st);
     if (err != RX_OK) {
@@ -498,9 +517,10 @@ commit_batch(engine *e, esub *batch)
                            err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
         }
         store_rollback(e->st);
-        pthread_mutex_unlock(&e->mu);
         return;
     }
+    /* Durable. No one waits on a job that did not exist: engine_wait callers are not woken. */
+    pthread_mutex_lock(&e->mu);
     for (esub *s = batch; s != NULL; s = s->next) {
         ejob *j;
 
@@ -513,36 +533,59 @@ commit_batch(engine *e, esub *batch)
         job_fill(j, &s->job);
         e->submissions_total++;
     }
-    pthread_cond_broadcast(&e->changed);
     pthread_mutex_unlock(&e->mu);
-    sched_wake(e);
+    if (!e->hold)
+        sched_wake(e);
 }
 
-static void *
-commit_main(void *arg)
+/*
+ * Queue a submission and wait until it is durable. Group commit as leader and followers: a
+ * submitter that finds no commit in progress leads; it takes every submission queued (its own
+ * included), commits them in its own thread (commit_batch), marks them done and wakes each
+ * follower through the follower's own condition variable; then it hands the lead to the first
+ * submission that queued meanwhile, which commits the next batch. So one submitter alone pays
+ * no thread switch, and submissions that arrive during one fsync share the next one.
+ */
+static void
+submit_wait(engine *e, esub *sub)
 {
-    engine *e = arg;
+    esub *batch;
 
-    pthread_mutex_lock(&e->q_mu);
-    for (;;) {
-        esub *batch;
-
-        while (e->q_head == NULL && !e->q_stop)
-            pthread_cond_wait(&e->q_cond, &e->q_mu);
-        if (e->q_head == NULL)
-            break;
-        batch = e->q_head;
-        e->q_head = e->q_tail = NULL;
-        pthread_mutex_unlock(&e->q_mu);
-        commit_batch(e, batch);
-        pthread_mutex_lock(&e->q_mu);
-        /* The callers wait on q_mu, so none frees its submission before this loop ends. */
-        for (esub *s = batch; s != NULL; s = s->next)
-            s->done = 1;
-        pthread_cond_broadcast(&e->q_done);
+    if (e->q_tail != NULL)
+        e->q_tail->next = sub;
+    else
+        e->q_head = sub;
+    e->q_tail = sub;
+    if (!e->committing) {
+        e->committing = 1;
+        sub->lead = 1;
     }
+    while (!sub->done && !sub->lead)
+        pthread_cond_wait(&sub->cond, &e->q_mu);
+    if (sub->done)
+        return;
+    /* The leader: sub is the head of the queue, so in the batch. */
+    batch = e->q_head;
+    e->q_head = e->q_tail = NULL;
     pthread_mutex_unlock(&e->q_mu);
-    return NULL;
+    commit_batch(e, batch);
+    pthread_mutex_lock(&e->q_mu);
+    /* The followers wait on q_mu, so none frees its submission before this loop ends. */
+    for (esub *s = batch, *next; s != NULL; s = next) {
+        next = s->next;
+        s->done = 1;
+        if (s != sub)
+            pthread_cond_signal(&s->cond);
+    }
+    sub->lead = 0;
+    if (e->q_head != NULL) {
+        e->q_head->lead = 1;
+        pthread_cond_signal(&e->q_head->cond);
+    } else {
+        e->committing = 0;
+        if (e->q_stop)
+            pthread_cond_broadcast(&e->q_idle);
+    }
 }
 
 rx_err
@@ -606,15 +649,10 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
         err = why_fail(why, why_len, RX_ECONTEXT, "the daemon is shutting down");
         goto done;
     }
-    if (e->q_tail != NULL)
-        e->q_tail->next = &sub;
-    else
-        e->q_head = &sub;
-    e->q_tail = &sub;
-    pthread_cond_signal(&e->q_cond);
-    while (!sub.done)
-        pthread_cond_wait(&e->q_done, &e->q_mu);
+    pthread_cond_init(&sub.cond, NULL);
+    submit_wait(e, &sub);
     pthread_mutex_unlock(&e->q_mu);
+    pthread_cond_destroy(&sub.cond);
     err = sub.err;
     if (err == RX_OK)
         *out_job = sub.job;
@@ -913,8 +951,7 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     pthread_cond_init(&e->changed, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&e->q_mu, NULL);
-    pthread_cond_init(&e->q_cond, NULL);
-    pthread_cond_init(&e->q_done, NULL);
+    pthread_cond_init(&e->q_idle, NULL);
     e->state_dir = rx__strdup(opts->state_dir);
     e->self_exe = rx__strdup(opts->self_exe);
     e->slots = opts->slots;
@@ -974,12 +1011,6 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     if (err != RX_OK)
         goto fail;
     engine_remove_gone(e);
-    if (pthread_create(&e->commit_thread, NULL, commit_main, e) != 0) {
-        (void)snprintf(errbuf, errlen, "engine: start the committer thread failed");
-        err = RX_ESYSTEM;
-        goto fail;
-    }
-    e->commit_started = 1;
     if (pthread_create(&e->sched_thread, NULL, e->slurm ? exec_slurm_main : sched_main, e) != 0) {
         (void)snprintf(errbuf, errlen, "engine: start the scheduler thread failed");
         err = RX_ESYSTEM;
@@ -1001,14 +1032,12 @@ engine_close(engine *e)
 {
     if (e == NULL)
         return;
-    if (e->commit_started) {
-        /* Submissions already queued are committed first: their callers are waiting. */
-        pthread_mutex_lock(&e->q_mu);
-        e->q_stop = 1;
-        pthread_cond_signal(&e->q_cond);
-        pthread_mutex_unlock(&e->q_mu);
-        pthread_join(e->commit_thread, NULL);
-    }
+    /* Submissions already queued are committed first: their callers are waiting. */
+    pthread_mutex_lock(&e->q_mu);
+    e->q_stop = 1;
+    while (e->committing)
+        pthread_cond_wait(&e->q_idle, &e->q_mu);
+    pthread_mutex_unlock(&e->q_mu);
     if (e->sched_started) {
         pthread_mutex_lock(&e->mu);
         e->stopping = 1;
@@ -1032,8 +1061,7 @@ engine_close(engine *e)
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->changed);
     pthread_mutex_destroy(&e->q_mu);
-    pthread_cond_destroy(&e->q_cond);
-    pthread_cond_destroy(&e->q_done);
+    pthread_cond_destroy(&e->q_idle);
     rx__free(e->jobs);
     rx__free(e->runs);
     rx__free(e->gone);

@@ -96,7 +96,9 @@ typedef struct esub {
     size_t spec_len;
     void *args; /* or NULL */
     size_t args_len;
-    ejob *job_mem; /* allocated by the submitter, so a committed job always fits in memory */
+    ejob *job_mem;       /* allocated by the submitter, so a committed job always fits in memory */
+    pthread_cond_t cond; /* its submitter waits here (with q_mu) to be done, or to lead */
+    int lead;            /* its submitter commits the next batch */
     int done;
     rx_err err;
     char why[256]; /* the store's reason when err is RX_ESTORE */
@@ -139,13 +141,12 @@ struct engine {
     pthread_t sched_thread;
     int sched_started;
 
+    /* The group commit (engine.c submit_wait): submissions not yet taken by a leader. */
     pthread_mutex_t q_mu;
-    pthread_cond_t q_cond; /* the committer waits for submissions */
-    pthread_cond_t q_done; /* submitters wait for their commit */
+    pthread_cond_t q_idle; /* engine_close waits here for the last leader */
     esub *q_head, *q_tail;
+    int committing; /* a leader is committing a batch (the lead passes on while any queue) */
     int q_stop;
-    pthread_t commit_thread;
-    int commit_started;
 
     /* Spool directories to remove once the mutex is released (jobs canceled or removed). */
     int64_t *gone;

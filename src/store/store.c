@@ -1,10 +1,11 @@
 /*
  * store.c - the SQLite job store (see store.h; tables in schema.c).
  *
- * Every statement is prepared once at open and reset after use. WAL mode lets readers (the
- * sqlite3 shell, a backup) look while the daemon writes; synchronous=FULL makes COMMIT wait for
- * the WAL's fsync, which is what makes a submission durable when engine_submit returns. The
- * engine groups many submissions into one transaction, so one fsync serves them all.
+ * Every statement, BEGIN and COMMIT included, is prepared once at open and reset after use. WAL
+ * mode lets readers (the sqlite3 shell, a backup) look while the daemon writes; synchronous=FULL
+ * makes COMMIT wait for the WAL's fsync, which is what makes a submission durable when
+ * engine_submit returns. The engine groups many submissions into one transaction, so one fsync
+ * serves them all.
  *
  * The lock file keeps two daemons off one state directory: two schedulers on one store would
  * start every task twice.
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +41,12 @@ enum {
     S_TOTALS,
     S_RUNNING,
     S_JOB_TASKS,
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_COUNT
 };
 
@@ -70,14 +78,39 @@ static const char *const sql_text[S_COUNT] = {
                  "SUM(state = 1 AND task_state <> 0), MAX(idx) FROM tasks GROUP BY job_id",
     [S_RUNNING] = "SELECT " TASK_COLUMNS " FROM tasks WHERE state = 0 ORDER BY job_id, idx",
     [S_JOB_TASKS] = "SELECT " TASK_COLUMNS " FROM tasks WHERE job_id = ?1 ORDER BY idx",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT one",
+    [S_RELEASE] = "RELEASE one",
+    [S_ROLLBACK_TO] = "ROLLBACK TO one",
 };
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
     int lock_fd;
+    /* One thread at a time on the connection. Recursive: a transaction holds it from
+     * store_begin to store_commit / store_rollback, and the calls inside take it again. */
+    pthread_mutex_t mu;
+    int mu_ready;
     char errmsg[256];
 };
+
+/* The store whose transaction this thread holds (store_begin), or NULL. */
+static _Thread_local store *txn_store;
+
+static void
+enter(store *st)
+{
+    (void)pthread_mutex_lock(&st->mu);
+}
+
+static void
+leave(store *st)
+{
+    (void)pthread_mutex_unlock(&st->mu);
+}
 
 static rx_err
 db_fail(store *st, const char *what)
@@ -188,6 +221,22 @@ store_open(const char *state_dir, store **out_store, char *errbuf, size_t errlen
     st = rx__calloc(1, sizeof(*st));
     if (st == NULL)
         return RX_ENOMEM;
+    st->lock_fd = -1;
+    {
+        pthread_mutexattr_t ma;
+
+        if (pthread_mutexattr_init(&ma) != 0) {
+            rx__free(st);
+            return RX_ENOMEM;
+        }
+        (void)pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+        st->mu_ready = pthread_mutex_init(&st->mu, &ma) == 0;
+        (void)pthread_mutexattr_destroy(&ma);
+        if (!st->mu_ready) {
+            rx__free(st);
+            return RX_ENOMEM;
+        }
+    }
     st->lock_fd = lock_state_dir(state_dir, errbuf, errlen, &err);
     if (st->lock_fd < 0)
         goto fail;
@@ -240,50 +289,92 @@ store_close(store *st)
         rx__log(RX_LOG_WARN, "store: close failed: %s, ignoring", sqlite3_errmsg(st->db));
     if (st->lock_fd >= 0)
         close(st->lock_fd);
+    if (st->mu_ready)
+        (void)pthread_mutex_destroy(&st->mu);
     rx__free(st);
+}
+
+/* Run one of the prepared transaction statements. */
+static rx_err
+step_txn(store *st, int which, const char *what)
+{
+    sqlite3_stmt *s = st->stmt[which];
+    int rc = sqlite3_step(s);
+    rx_err err = RX_OK;
+
+    if (rc != SQLITE_DONE)
+        err = db_fail(st, what);
+    sqlite3_reset(s);
+    return err;
 }
 
 rx_err
 store_begin(store *st)
 {
-    return exec_sql(st, "BEGIN IMMEDIATE");
+    rx_err err;
+
+    enter(st);
+    err = step_txn(st, S_BEGIN, "BEGIN IMMEDIATE");
+    if (err != RX_OK) {
+        leave(st);
+        return err;
+    }
+    txn_store = st;
+    return RX_OK;
 }
 
 rx_err
 store_commit(store *st)
 {
-    return exec_sql(st, "COMMIT");
+    rx_err err = step_txn(st, S_COMMIT, "COMMIT");
+
+    /* On failure the transaction (and the connection) stay this thread's until
+     * store_rollback. */
+    if (err == RX_OK && txn_store == st) {
+        txn_store = NULL;
+        leave(st);
+    }
+    return err;
 }
 
 void
 store_rollback(store *st)
 {
-    /* Fails harmlessly when SQLite already rolled back on its own (SQLITE_FULL, ...). */
-    (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Only this thread's own transaction: another thread's must not be touched. */
+    if (txn_store != st)
+        return;
+    /* Fails harmlessly when SQLite already rolled back on its own (SQLITE_FULL, ...); the
+     * error of the failure that led here stays in errmsg. */
+    if (!sqlite3_get_autocommit(st->db)) {
+        (void)sqlite3_step(st->stmt[S_ROLLBACK]);
+        sqlite3_reset(st->stmt[S_ROLLBACK]);
+    }
+    txn_store = NULL;
+    leave(st);
 }
 
 rx_err
 store_savepoint(store *st)
 {
-    return exec_sql(st, "SAVEPOINT one");
+    return step_txn(st, S_SAVEPOINT, "SAVEPOINT");
 }
 
 void
 store_savepoint_release(store *st)
 {
-    (void)exec_sql(st, "RELEASE one");
+    (void)step_txn(st, S_RELEASE, "RELEASE");
 }
 
 void
 store_savepoint_rollback(store *st)
 {
-    (void)exec_sql(st, "ROLLBACK TO one");
-    (void)exec_sql(st, "RELEASE one");
+    (void)step_txn(st, S_ROLLBACK_TO, "ROLLBACK TO");
+    (void)step_txn(st, S_RELEASE, "RELEASE");
 }
 
-rx_err
-store_job_insert(store *st, const store_job_row *row, const void *spec, size_t spec_len,
-                 const void *args, size_t args_len, int64_t *out_id)
+static rx_err
+job_insert_locked(store *st, const store_job_row *row, const void *spec, size_t spec_len,
+                  const void *args, size_t args_len, int64_t *out_id)
 {
     sqlite3_stmt *s = stmt(st, S_INS_JOB);
     int64_t id;
@@ -323,8 +414,8 @@ store_job_insert(store *st, const store_job_row *row, const void *spec, size_t s
     return RX_OK;
 }
 
-rx_err
-store_job_update(store *st, const store_job_row *row)
+static rx_err
+job_update_locked(store *st, const store_job_row *row)
 {
     sqlite3_stmt *s = stmt(st, S_UPD_JOB);
 
@@ -337,8 +428,8 @@ store_job_update(store *st, const store_job_row *row)
     return step_done(st, s, "update job");
 }
 
-rx_err
-store_job_delete(store *st, int64_t id)
+static rx_err
+job_delete_locked(store *st, int64_t id)
 {
     static const int which[] = {S_DEL_TASKS, S_DEL_ARGS, S_DEL_JOB};
 
@@ -354,8 +445,8 @@ store_job_delete(store *st, int64_t id)
     return RX_OK;
 }
 
-rx_err
-store_jobs_each(store *st, store_job_cb *cb, void *user)
+static rx_err
+jobs_each_locked(store *st, store_job_cb *cb, void *user)
 {
     sqlite3_stmt *s = stmt(st, S_ALL_JOBS);
     rx_err err = RX_OK;
@@ -395,8 +486,8 @@ store_jobs_each(store *st, store_job_cb *cb, void *user)
     return err;
 }
 
-rx_err
-store_job_spec(store *st, int64_t id, void **out_blob, size_t *out_len)
+static rx_err
+job_spec_locked(store *st, int64_t id, void **out_blob, size_t *out_len)
 {
     sqlite3_stmt *s = stmt(st, S_SPEC);
     rx_err err = RX_OK;
@@ -437,8 +528,8 @@ write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-rx_err
-store_job_args_write(store *st, int64_t id, int fd)
+static rx_err
+job_args_write_locked(store *st, int64_t id, int fd)
 {
     sqlite3_stmt *s = stmt(st, S_HAS_ARGS);
     sqlite3_blob *blob = NULL;
@@ -479,8 +570,8 @@ store_job_args_write(store *st, int64_t id, int fd)
     return err;
 }
 
-rx_err
-store_task_put(store *st, const store_task_row *r)
+static rx_err
+task_put_locked(store *st, const store_task_row *r)
 {
     sqlite3_stmt *s = stmt(st, S_PUT_TASK);
 
@@ -500,8 +591,8 @@ store_task_put(store *st, const store_task_row *r)
     return step_done(st, s, "write task");
 }
 
-rx_err
-store_task_delete(store *st, int64_t job_id, uint64_t idx)
+static rx_err
+task_delete_locked(store *st, int64_t job_id, uint64_t idx)
 {
     sqlite3_stmt *s = stmt(st, S_DEL_TASK);
 
@@ -510,8 +601,8 @@ store_task_delete(store *st, int64_t job_id, uint64_t idx)
     return step_done(st, s, "delete task");
 }
 
-rx_err
-store_task_totals_each(store *st, store_totals_cb *cb, void *user)
+static rx_err
+task_totals_each_locked(store *st, store_totals_cb *cb, void *user)
 {
     sqlite3_stmt *s = stmt(st, S_TOTALS);
     rx_err err = RX_OK;
@@ -575,17 +666,142 @@ tasks_each(store *st, sqlite3_stmt *s, store_task_cb *cb, void *user)
     return err;
 }
 
-rx_err
-store_tasks_running_each(store *st, store_task_cb *cb, void *user)
+static rx_err
+tasks_running_each_locked(store *st, store_task_cb *cb, void *user)
 {
     return tasks_each(st, stmt(st, S_RUNNING), cb, user);
 }
 
-rx_err
-store_tasks_of_job_each(store *st, int64_t job_id, store_task_cb *cb, void *user)
+static rx_err
+tasks_of_job_each_locked(store *st, int64_t job_id, store_task_cb *cb, void *user)
 {
     sqlite3_stmt *s = stmt(st, S_JOB_TASKS);
 
     sqlite3_bind_int64(s, 1, job_id);
     return tasks_each(st, s, cb, user);
+}
+
+/* The API: each call holds the connection (store.h: the submission leader uses it without the
+ * engine's mutex). */
+
+rx_err
+store_job_insert(store *st, const store_job_row *row, const void *spec, size_t spec_len,
+                 const void *args, size_t args_len, int64_t *out_id)
+{
+    rx_err err;
+
+    enter(st);
+    err = job_insert_locked(st, row, spec, spec_len, args, args_len, out_id);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_job_update(store *st, const store_job_row *row)
+{
+    rx_err err;
+
+    enter(st);
+    err = job_update_locked(st, row);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_job_delete(store *st, int64_t id)
+{
+    rx_err err;
+
+    enter(st);
+    err = job_delete_locked(st, id);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_jobs_each(store *st, store_job_cb *cb, void *user)
+{
+    rx_err err;
+
+    enter(st);
+    err = jobs_each_locked(st, cb, user);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_job_spec(store *st, int64_t id, void **out_blob, size_t *out_len)
+{
+    rx_err err;
+
+    enter(st);
+    err = job_spec_locked(st, id, out_blob, out_len);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_job_args_write(store *st, int64_t id, int fd)
+{
+    rx_err err;
+
+    enter(st);
+    err = job_args_write_locked(st, id, fd);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_task_put(store *st, const store_task_row *r)
+{
+    rx_err err;
+
+    enter(st);
+    err = task_put_locked(st, r);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_task_delete(store *st, int64_t job_id, uint64_t idx)
+{
+    rx_err err;
+
+    enter(st);
+    err = task_delete_locked(st, job_id, idx);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_task_totals_each(store *st, store_totals_cb *cb, void *user)
+{
+    rx_err err;
+
+    enter(st);
+    err = task_totals_each_locked(st, cb, user);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_tasks_running_each(store *st, store_task_cb *cb, void *user)
+{
+    rx_err err;
+
+    enter(st);
+    err = tasks_running_each_locked(st, cb, user);
+    leave(st);
+    return err;
+}
+
+rx_err
+store_tasks_of_job_each(store *st, int64_t job_id, store_task_cb *cb, void *user)
+{
+    rx_err err;
+
+    enter(st);
+    err = tasks_of_job_each_locked(st, job_id, cb, user);
+    leave(st);
+    return err;
 }

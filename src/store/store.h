@@ -3,7 +3,10 @@
  * synchronous=FULL, so a committed transaction survives a crash of the daemon or the machine.
  *
  * The store is a thin typed layer over SQL: rows in, rows out, transactions. It decides nothing
- * (the engine does) and is not thread-safe: the engine serialises every call with its mutex.
+ * (the engine does). Each call is thread-safe (a recursive mutex over the one connection), and a
+ * transaction belongs to the thread that began it: store_begin holds the connection for that
+ * thread until its store_commit succeeds or its store_rollback, so the engine's submission
+ * leader can write and sync without the engine's mutex while other threads wait for the store.
  * One writer per state directory: store_open takes an exclusive lock on STATE_DIR/lock.
  */
 #ifndef RX_STORE_STORE_H
@@ -74,7 +77,9 @@ void store_close(store *st);
 /* The last SQLite error text. Borrowed until the next call on st. */
 const char *store_errmsg(store *st);
 
-/* Transactions. begin is BEGIN IMMEDIATE. RX_OK; RX_ESTORE. */
+/* Transactions. begin is BEGIN IMMEDIATE, and holds the connection for the calling thread until
+ * commit succeeds or rollback (a rollback by a thread without a transaction does nothing; after
+ * a failed commit, call rollback). RX_OK; RX_ESTORE. */
 rx_err store_begin(store *st);
 rx_err store_commit(store *st);
 void store_rollback(store *st);
