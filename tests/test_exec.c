@@ -357,7 +357,9 @@ test_exec_stop_on_failure(void **state)
                 assert_int_equal(s, RX_TASK_OK);
             }
         }
-        assert_true(not_run >= 1);
+        /* In parallel, how many never ran depends on how the two workers were scheduled (under
+         * load one may finish every other task before 13 fails): what must hold is that no task
+         * started after the failure, checked below from the tasks' own stamps. */
         if (c == 1) { /* sequential: exactly the tasks after 13 never ran */
             assert_int_equal(not_run, 6);
             for (size_t i = 0; i < 13; i++)
