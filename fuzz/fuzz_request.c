@@ -59,7 +59,7 @@ fuzz_submit(const uint8_t *data, size_t size)
     if (size > 0)
         memcpy(body, data, size);
     memset(why, 'x', sizeof(why));
-    err = api_jobs_decode_submit(body, size, FUZZ_UID, &spec, why, sizeof(why));
+    err = api_jobs_decode_submit(body, size, FUZZ_UID, NULL, &spec, why, sizeof(why));
     if (err == RX_OK) {
         FUZZ_CHECK(spec != NULL);
         FUZZ_CHECK(spec->uid == FUZZ_UID);

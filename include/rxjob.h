@@ -48,6 +48,10 @@ RX_API const char *rx_version(void);
 /*
  * One list gives the enum, rx_strerror and rx_errname. Numbers are stable: a retired code keeps
  * its slot. Codes are negative; RX_OK is 0.
+ * RX_ETOOBIG is a request over a size limit (rxjobd's body_bytes, argv_bytes, ... of
+ * docs/protocol.md "Limits": the same request will never pass); RX_ELIMIT a limit on what the
+ * caller has at once (queued_jobs_per_user: it passes once some of the caller's jobs end; HTTP
+ * 429, as Slurm's MaxSubmitJobs refuses a submission).
  */
 #define RX_ERR_MAP(X)                                                               \
     X(OK, 0, "success")                                                             \
@@ -66,7 +70,8 @@ RX_API const char *rx_version(void);
     X(ESYSTEM, -13, "system call failed")                                           \
     X(ETOOBIG, -14, "size limit exceeded")                                          \
     X(ENOTSUP, -15, "operation not supported by this compute context")              \
-    X(EPERM, -16, "permission denied")
+    X(EPERM, -16, "permission denied")                                              \
+    X(ELIMIT, -17, "a per-user limit of the daemon was reached: try again later")
 
 typedef enum rx_err {
 #define RX_ERR_ENUM(name, code, msg) RX_##name = (code),

@@ -293,6 +293,8 @@ cli_exit_for_err(rx_err err)
         return CLI_EXIT_TIMEOUT;
     case RX_ENOTFINISHED:
         return CLI_EXIT_NOTFINISHED;
+    case RX_ELIMIT:
+        return CLI_EXIT_LIMIT;
     default:
         return CLI_EXIT_ERROR;
     }

@@ -27,7 +27,9 @@ enum cli_exit {
     CLI_EXIT_UNDETERMINED = 5, /* the job is UNDETERMINED: unknown, cleaned up, results gone */
     CLI_EXIT_TIMEOUT = 6,      /* the wait timed out */
     CLI_EXIT_NOTFINISHED = 7,  /* results asked for before the job was over */
-    CLI_EXIT_ERROR = 8         /* anything else: out of memory, I/O, store or system error */
+    CLI_EXIT_ERROR = 8,        /* anything else: out of memory, I/O, store or system error */
+    CLI_EXIT_LIMIT = 9         /* a per-user limit of the daemon was reached (RX_ELIMIT): the
+                                  same command can pass later, once some of your jobs end */
 };
 
 /* The global options and the context they select; one per process. */

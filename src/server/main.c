@@ -24,6 +24,7 @@
 #include "core/internal.h"
 #include "server/engine.h"
 #include "server/http.h"
+#include "server/limits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,7 @@ typedef struct main_opts {
     int foreground;
     const char *executor; /* "local" or "slurm" */
     int64_t poll_ms;      /* --slurm-poll-ms; 0 = the executor's default */
+    rx_limits limits;     /* --limit NAME=VALUE (limits.h) */
 } main_opts;
 
 /* The write end of the daemonizing pipe, while the daemon is starting; -1 otherwise. */
@@ -154,6 +156,7 @@ usage(FILE *out)
     (void)fputs(
         "usage: rxjobd [--socket PATH] [--state-dir DIR] [--slots N] [--hold] [--grace-ms MS]\n"
         "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS]\n"
+        "              [--limit NAME=VALUE]...\n"
         "       rxjobd --help | --version\n"
         "\n"
         "The rxjob daemon: runs jobs submitted over HTTP on a Unix socket (docs/protocol.md).\n"
@@ -171,6 +174,10 @@ usage(FILE *out)
         "                   array per job; the spool must be shared with the nodes: "
         "docs/slurm.md)\n"
         "  --slurm-poll-ms MS  how often squeue is asked (default 1000)\n"
+        "  --limit NAME=VALUE  set a limit (repeatable): body_bytes, argv_count, argv_bytes,\n"
+        "                   env_count, env_bytes, stdin_bytes, tasks_per_job,\n"
+        "                   queued_jobs_per_user, output_bytes, result_bytes; *_bytes take\n"
+        "                   K, M, G (KiB, MiB, GiB). Defaults: docs/protocol.md \"Limits\"\n"
         "  --help           show this help\n"
         "  --version        show the version\n",
         out);
@@ -562,7 +569,8 @@ parse_options(int argc, char **argv, main_opts *o)
         OPT_GRACE_MS,
         OPT_FOREGROUND,
         OPT_EXECUTOR,
-        OPT_POLL_MS
+        OPT_POLL_MS,
+        OPT_LIMIT
     };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -573,6 +581,7 @@ parse_options(int argc, char **argv, main_opts *o)
         {"foreground", no_argument, NULL, OPT_FOREGROUND},
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"slurm-poll-ms", required_argument, NULL, OPT_POLL_MS},
+        {"limit", required_argument, NULL, OPT_LIMIT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -582,6 +591,7 @@ parse_options(int argc, char **argv, main_opts *o)
 
     o->slots = cpus < 1 ? 1 : cpus > MAIN_MAX_SLOTS ? MAIN_MAX_SLOTS : (unsigned)cpus;
     o->grace_ms = MAIN_DEFAULT_GRACE_MS;
+    rx_limits_default(&o->limits);
     for (;;) {
         int c = getopt_long(argc, argv, "", longopts, NULL);
 
@@ -618,6 +628,15 @@ parse_options(int argc, char **argv, main_opts *o)
         case OPT_FOREGROUND:
             o->foreground = 1;
             break;
+        case OPT_LIMIT: {
+            char why[MAIN_ERR_LEN];
+
+            if (rx_limits_set(&o->limits, optarg, why, sizeof(why)) != RX_OK) {
+                (void)fprintf(stderr, "rxjobd: --limit %s\n", why);
+                exit(2);
+            }
+            break;
+        }
         case 'v':
             log_max_level = RX_LOG_DEBUG;
             break;
@@ -713,6 +732,7 @@ main(int argc, char **argv)
     eo.self_exe = self_exe;
     eo.executor = o.executor;
     eo.poll_ms = o.poll_ms;
+    eo.limits = &o.limits;
     err = engine_open(&eo, &e, errbuf, sizeof(errbuf));
     if (err != RX_OK)
         die("engine: open '%s' failed: %s", real_state, errbuf[0] ? errbuf : rx_strerror(err));

@@ -14,13 +14,12 @@
 #include "core/status.h"
 #include "server/engine.h"
 #include "server/exec_local.h"
+#include "server/limits.h"
 #include "store/spool.h"
 #include "store/store.h"
 
 #include <pthread.h>
 #include <stdint.h>
-
-#define ENGINE_MAX_TASKS ((uint64_t)1000000) /* tasks per job (docs/protocol.md limits) */
 
 /* What a job looked like before this iteration touched it, to undo a failed commit. */
 typedef struct ejob_saved {
@@ -110,6 +109,7 @@ struct engine {
     unsigned slots;
     int hold;
     int64_t grace_ms;
+    rx_limits limits;         /* engine_opts.limits, copied */
     struct exec_slurm *slurm; /* the Slurm executor, or NULL for the local one */
 
     store *st;
@@ -141,6 +141,11 @@ struct engine {
     int q_stop;
     pthread_t commit_thread;
     int commit_started;
+
+    /* Jobs not yet ended, per uid (queued_jobs_per_user): the active list's jobs plus the
+     * submissions between their check and their commit. Under mu. */
+    struct engine_uid_count *uid_counts;
+    size_t n_uid_counts;
 
     /* Spool directories to remove once the mutex is released (jobs canceled or removed). */
     int64_t *gone;
