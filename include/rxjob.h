@@ -597,6 +597,13 @@ RX_API void rx_jobs_free(rx_job **jobs, size_t n);
  * The daemon (rxjobd) behind a server context
  * ------------------------------------------------------------------------------------------- */
 
+/** One of a daemon's limits (protocol.md "Limits"; set with `rxjobd --limit NAME=VALUE`). */
+typedef struct rx_daemon_limit {
+    char *name;     /* "argv_bytes", "queued_jobs_per_user", ... */
+    uint64_t value; /* in unit; output_bytes 0 = no cap */
+    char *unit;     /* "bytes", "elements", "entries", "tasks" or "jobs" */
+} rx_daemon_limit;
+
 /**
  * What a daemon says about itself (protocol.md GET /v1/daemon), or that none answers. Its strings
  * are never NULL and belong to it: rx_daemon_info_free frees them all.
@@ -614,6 +621,9 @@ typedef struct rx_daemon_info {
     size_t jobs[RX_JOB_STATUS_COUNT]; /* its jobs by status (UNDETERMINED: always 0) */
     size_t tasks_running;             /* task processes running now */
     int hold;                         /* 1: it accepts jobs but starts no task (benchmarks) */
+    rx_daemon_limit *limits;          /* its limits, n_limits of them (NULL when 0), in the
+                                         daemon's order */
+    size_t n_limits;
 } rx_daemon_info;
 
 /**
