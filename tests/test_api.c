@@ -315,8 +315,8 @@ static const struct bad_case bad_cases[] = {
     {"{\"work\": " CMD_WORK ", \"times_to_run\": -2}", RX_EINVAL, "times_to_run is -2"},
     {"{\"work\": " CMD_WORK ", \"times_to_run\": 1000001}", RX_ETOOBIG,
      "tasks_per_job limit exceeded: 1000001 > 1000000 tasks"},
-    {"{\"work\": " CMD_WORK ", \"times_to_run\": 9223372036854775807}", RX_EINVAL,
-     "times_to_run is 9223372036854775807"},
+    {"{\"work\": " CMD_WORK ", \"times_to_run\": 9223372036854775807}", RX_ETOOBIG,
+     "tasks_per_job limit exceeded: 9223372036854775807 > 1000000 tasks"},
     {"{\"work\": " CMD_WORK ", \"times_to_run\": 99999999999999999999999}", RX_EINVAL,
      "malformed JSON"},
     {"{\"work\": " CMD_WORK ", \"num_tasks\": -1}", RX_EINVAL,
@@ -411,7 +411,7 @@ test_api_submit_invalid(void **state)
         assert_int_equal(err, tc->want_err);
         assert_non_null(strstr(why, tc->want_why));
         assert_null(spec); /* untouched on failure */
-        assert_int_equal(api_jobs_http_status(err), 400);
+        assert_int_equal(api_jobs_http_status(err), err == RX_ETOOBIG ? 413 : 400);
     }
 }
 
@@ -1026,6 +1026,49 @@ test_api_error_json_and_status(void **state)
     json_decref(obj);
 }
 
+/* Messages that quote bytes which are not UTF-8 (a cwd, a field name cut at its 64th byte, a
+ * function's error text) still make a JSON body: each such byte reads \xNN, control bytes are
+ * JSON escapes, valid UTF-8 stays. (Before, json_pack refused them and the daemon dropped the
+ * connection without an answer.) */
+static void
+test_api_messages_not_utf8(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want; /* the message's JSON text */
+    } cases[] = {
+        {"cwd '\377x' is not a directory", "\"cwd '\\\\xffx' is not a directory\""},
+        {"cut \xc3", "\"cut \\\\xc3\""},
+        {"ok \xc3\xa9 \033[31m", "\"ok \xc3\xa9 \\u001B[31m\""},
+        {"overlong \xc0\xaf surrogate \xed\xa0\x80", "\"overlong \\\\xc0\\\\xaf surrogate "
+                                                     "\\\\xed\\\\xa0\\\\x80\""},
+    };
+    engine_slot bad;
+
+    (void)state;
+    for (size_t i = 0; i < RX__ARRAY_LEN(cases); i++) {
+        json_t *obj = api_jobs_error_json("RX_EINVAL", cases[i].in);
+        char *text;
+
+        assert_non_null(obj);
+        text = json_dumps(json_object_get(obj, "message"), JSON_ENCODE_ANY);
+        assert_non_null(text);
+        assert_string_equal(text, cases[i].want);
+        free(text);
+        json_decref(obj);
+
+        memset(&bad, 0, sizeof(bad));
+        bad.state = RX_TASK_ERROR;
+        bad.error = (char *)cases[i].in;
+        obj = api_jobs_slot_json(&bad);
+        assert_non_null(obj);
+        text = json_dumps(json_object_get(obj, "error"), JSON_ENCODE_ANY);
+        assert_string_equal(text, cases[i].want);
+        free(text);
+        json_decref(obj);
+    }
+}
+
 /* Build results, write them with a given buffer size, parse, and compare slot by slot. */
 static void
 check_results_body(const engine_results *res, size_t cap)
@@ -1447,6 +1490,7 @@ main(void)
         cmocka_unit_test(test_api_submit_big_fields),
         cmocka_unit_test(test_api_submit_configured_limits),
         cmocka_unit_test(test_api_limits_set),
+        cmocka_unit_test(test_api_messages_not_utf8),
         cmocka_unit_test(test_api_submit_arguments),
         cmocka_unit_test(test_api_submit_alloc_failures),
         cmocka_unit_test(test_api_filter),

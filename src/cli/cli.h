@@ -115,8 +115,18 @@ int cli_exit_for_status(rx_job_status status);
  */
 int cli_fail(cli *c, const char *what, rx_err err);
 
-/* Report an error that is not the library's: "rxjob: <printf message>" on stderr. */
+/* Report an error that is not the library's: "rxjob: <printf message>" on stderr. The message
+ * goes through cli_fputs_display (it may quote a task's error text or a daemon's reason). */
 void cli_error(const char *fmt, ...) RX_PRINTF(1, 2);
+
+/*
+ * Write s to f for a person to read: valid UTF-8, newlines and tabs as they are; every other
+ * control byte (C0, DEL, the C1 controls U+0080..U+009F) and every byte that is not part of a
+ * valid UTF-8 sequence as the four characters \xNN, so that a task's or a daemon's text cannot
+ * drive the terminal (colour, cursor, title) or hide itself. Used for messages and task errors,
+ * never for a task's output or values, which rxjob prints raw (docs/rxjob.1 "BYTES").
+ */
+void cli_fputs_display(const char *s, FILE *f);
 
 /* 1 if stderr is a terminal (progress lines are drawn only there). */
 int cli_stderr_is_tty(void);

@@ -796,6 +796,81 @@ slot_elapsed_s(const engine_slot *slot)
     return slot->ended_s - slot->started_s;
 }
 
+/* The length of the UTF-8 sequence at p (1..4), or 0 if none starts there (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). p is NUL-terminated. */
+static size_t
+utf8_seq_len(const unsigned char *p)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        min = 0x80;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        min = 0x800;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        min = 0x10000;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0u) != 0x80u)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/*
+ * A message (a task's error, a refusal's reason) as a JSON string. JSON text is UTF-8, and a
+ * message can quote bytes that are not (a function's rx_task_fail text, a cwd, a field name cut
+ * at QUOTE_MAX bytes): each byte that is not part of a valid UTF-8 sequence becomes the four
+ * characters \xNN (protocol.md "Bytes"). NULL on ENOMEM.
+ */
+static json_t *
+message_json(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    json_t *str;
+    char *copy;
+    size_t len = 0;
+
+    str = json_string(s);
+    if (str != NULL)
+        return str;
+    copy = rx__malloc(strlen(s) * 4 + 1);
+    if (copy == NULL)
+        return NULL;
+    while (*p != '\0') {
+        size_t n = utf8_seq_len(p);
+
+        if (n == 0) {
+            (void)snprintf(copy + len, 5, "\\x%02x", *p);
+            len += 4;
+            p++;
+        } else {
+            memcpy(copy + len, p, n);
+            len += n;
+            p += n;
+        }
+    }
+    copy[len] = '\0';
+    str = json_string(copy);
+    rx__free(copy);
+    return str;
+}
+
 /* The slot's fields but its value: state, then error (failed slots), exit_status, signal,
  * elapsed_s. An OK slot's value_b64 is appended after them. */
 static json_t *
@@ -804,8 +879,8 @@ slot_head_json(const engine_slot *slot)
     const char *state = rx_task_state_name(slot->state);
 
     if (!slot_has_value(slot))
-        return json_pack("{s:s, s:s, s:i, s:i, s:f}", "state", state, "error",
-                         slot->error != NULL ? slot->error : state, "exit_status",
+        return json_pack("{s:s, s:o, s:i, s:i, s:f}", "state", state, "error",
+                         message_json(slot->error != NULL ? slot->error : state), "exit_status",
                          slot->exit_status, "signal", slot->signal, "elapsed_s",
                          slot_elapsed_s(slot));
     return json_pack("{s:s, s:i, s:i, s:f}", "state", state, "exit_status", slot->exit_status,
@@ -842,8 +917,8 @@ api_jobs_slot_json(const engine_slot *slot)
 json_t *
 api_jobs_error_json(const char *error_name, const char *message)
 {
-    return json_pack("{s:s, s:s}", "error", error_name != NULL ? error_name : "RX_ESYSTEM",
-                     "message", message != NULL ? message : "");
+    return json_pack("{s:s, s:o}", "error", error_name != NULL ? error_name : "RX_ESYSTEM",
+                     "message", message_json(message != NULL ? message : ""));
 }
 
 unsigned
