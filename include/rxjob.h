@@ -362,8 +362,11 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
  *         RX_ENOMEM; RX_ESYSTEM: the job could not be set up (temporary directory, fork, pipe);
  *           tasks already started have been stopped. RX_ECONTEXT: the daemon could not be
  *           reached or started. Server contexts also: the daemon's own refusals, RX_EINVAL
- *           (a bad value or a limit of docs/protocol.md), RX_ETOOBIG (the request is over its
- *           size limit), RX_ESTORE (it could not record the job); and, when waiting,
+ *           (a bad value), RX_ETOOBIG (over one of the daemon's size limits: body_bytes,
+ *           argv_count, argv_bytes, env_count, env_bytes, stdin_bytes, tasks_per_job of
+ *           docs/protocol.md "Limits"; the message names it), RX_ELIMIT (the caller already has
+ *           queued_jobs_per_user jobs not yet ended: retry once some end), RX_ESTORE (it could
+ *           not record the job); and, when waiting,
  *           RX_ECANCELED (the job was canceled meanwhile). rx_context_errmsg(ctx) says which
  *           call failed and why.
  * Thread safety: calls on different contexts may run concurrently; calls on one context must
