@@ -12,7 +12,8 @@
  *        api_jobs_decode_submit, so plain JSON files make valid seeds.
  * Everything a decoder hands back is freed, so LeakSanitizer reports any leak on any path, and
  * the decoders' contracts are checked (abort on a breach): output only on success, a NUL-
- * terminated reason, b64_check agreeing with b64_decode, and a canonical round trip.
+ * terminated reason that makes an error body (api_jobs_error_json), b64_check agreeing with
+ * b64_decode, and a canonical round trip.
  */
 #include "core/internal.h"
 #include "server/api_jobs.h"
@@ -59,7 +60,7 @@ fuzz_submit(const uint8_t *data, size_t size)
     if (size > 0)
         memcpy(body, data, size);
     memset(why, 'x', sizeof(why));
-    err = api_jobs_decode_submit(body, size, FUZZ_UID, &spec, why, sizeof(why));
+    err = api_jobs_decode_submit(body, size, FUZZ_UID, NULL, &spec, why, sizeof(why));
     if (err == RX_OK) {
         FUZZ_CHECK(spec != NULL);
         FUZZ_CHECK(spec->uid == FUZZ_UID);
@@ -68,9 +69,16 @@ fuzz_submit(const uint8_t *data, size_t size)
         FUZZ_CHECK(spec->n_args == 0 || spec->args != NULL);
         FUZZ_CHECK(spec->stdin_len == 0 || spec->stdin_data != NULL);
     } else {
+        json_t *reply;
+
         FUZZ_CHECK(spec == NULL);
         check_why(why);
         FUZZ_CHECK(why[0] != '\0');
+        /* The reason goes back as an error body: it must make one whatever bytes it quotes (a
+         * field name cut inside a UTF-8 sequence once made none, and the daemon hung up). */
+        reply = api_jobs_error_json(rx_errname(err), why);
+        FUZZ_CHECK(reply != NULL);
+        json_decref(reply);
     }
     api_jobs_spec_free(spec);
     free(body);

@@ -48,6 +48,10 @@ RX_API const char *rx_version(void);
 /*
  * One list gives the enum, rx_strerror and rx_errname. Numbers are stable: a retired code keeps
  * its slot. Codes are negative; RX_OK is 0.
+ * RX_ETOOBIG is a request over a size limit (rxjobd's body_bytes, argv_bytes, ... of
+ * docs/protocol.md "Limits": the same request will never pass); RX_ELIMIT a limit on what the
+ * caller has at once (queued_jobs_per_user: it passes once some of the caller's jobs end; HTTP
+ * 429, as Slurm's MaxSubmitJobs refuses a submission).
  */
 #define RX_ERR_MAP(X)                                                               \
     X(OK, 0, "success")                                                             \
@@ -66,7 +70,8 @@ RX_API const char *rx_version(void);
     X(ESYSTEM, -13, "system call failed")                                           \
     X(ETOOBIG, -14, "size limit exceeded")                                          \
     X(ENOTSUP, -15, "operation not supported by this compute context")              \
-    X(EPERM, -16, "permission denied")
+    X(EPERM, -16, "permission denied")                                              \
+    X(ELIMIT, -17, "a per-user limit of the daemon was reached: try again later")
 
 typedef enum rx_err {
 #define RX_ERR_ENUM(name, code, msg) RX_##name = (code),
@@ -357,8 +362,11 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
  *         RX_ENOMEM; RX_ESYSTEM: the job could not be set up (temporary directory, fork, pipe);
  *           tasks already started have been stopped. RX_ECONTEXT: the daemon could not be
  *           reached or started. Server contexts also: the daemon's own refusals, RX_EINVAL
- *           (a bad value or a limit of docs/protocol.md), RX_ETOOBIG (the request is over its
- *           size limit), RX_ESTORE (it could not record the job); and, when waiting,
+ *           (a bad value), RX_ETOOBIG (over one of the daemon's size limits: body_bytes,
+ *           argv_count, argv_bytes, env_count, env_bytes, stdin_bytes, tasks_per_job of
+ *           docs/protocol.md "Limits"; the message names it), RX_ELIMIT (the caller already has
+ *           queued_jobs_per_user jobs not yet ended: retry once some end), RX_ESTORE (it could
+ *           not record the job); and, when waiting,
  *           RX_ECANCELED (the job was canceled meanwhile). rx_context_errmsg(ctx) says which
  *           call failed and why.
  * Thread safety: calls on different contexts may run concurrently; calls on one context must
@@ -610,6 +618,13 @@ RX_API void rx_jobs_free(rx_job **jobs, size_t n);
  * The daemon (rxjobd) behind a server context
  * ------------------------------------------------------------------------------------------- */
 
+/** One of a daemon's limits (protocol.md "Limits"; set with `rxjobd --limit NAME=VALUE`). */
+typedef struct rx_daemon_limit {
+    char *name;     /* "argv_bytes", "queued_jobs_per_user", ... */
+    uint64_t value; /* in unit; output_bytes 0 = no cap */
+    char *unit;     /* "bytes", "elements", "entries", "tasks" or "jobs" */
+} rx_daemon_limit;
+
 /**
  * What a daemon says about itself (protocol.md GET /v1/daemon), or that none answers. Its strings
  * are never NULL and belong to it: rx_daemon_info_free frees them all.
@@ -627,6 +642,9 @@ typedef struct rx_daemon_info {
     size_t jobs[RX_JOB_STATUS_COUNT]; /* its jobs by status (UNDETERMINED: always 0) */
     size_t tasks_running;             /* task processes running now */
     int hold;                         /* 1: it accepts jobs but starts no task (benchmarks) */
+    rx_daemon_limit *limits;          /* its limits, n_limits of them (NULL when 0), in the
+                                         daemon's order */
+    size_t n_limits;
 } rx_daemon_info;
 
 /**

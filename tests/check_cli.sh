@@ -419,8 +419,9 @@ expect_usage "exec --elems-from an empty file" exec --elems-from /dev/null -- tr
 expect_usage "exec --times 3 with 2 elems (refused by the library)" \
     exec --times 3 --elem a --elem b -- echo
 expect_usage "exec of an unknown option" exec --frobnicate -- true
-expect_usage "exec --times 2000000 (refused by the daemon: HTTP 400)" exec --times 2000000 -- true
-expect_match "the daemon's reason is printed" 'rxjob: exec: .*times_to_run' "$err"
+expect_usage "exec --times 2000000 (refused by the daemon: HTTP 413)" exec --times 2000000 -- true
+expect_match "the daemon's reason is printed" \
+    'rxjob: exec: .*tasks_per_job limit exceeded: 2000000 > 1000000 tasks .*HTTP 413' "$err"
 printf 'a\0b\n' >"$tmp/nul-elems"
 expect_usage "exec --elems-from a line with a NUL byte" exec --elems-from "$tmp/nul-elems" -- echo
 expect_usage "status without an id" status

@@ -416,8 +416,9 @@ for n in $((8 * 1024 * 1024)) $((8 * 1024 * 1024 + 1)); do
     if [[ $n == $((8 * 1024 * 1024)) ]]; then
         expect "stdin of 8 MiB" 201 '"id":'
     else
-        expect_error "stdin over 8 MiB" 400 RX_EINVAL
-        check "stdin over 8 MiB says why" grep -q 'stdin_b64 has 8388609 bytes' <<<"$body"
+        expect_error "stdin over 8 MiB" 413 RX_ETOOBIG
+        check "stdin over 8 MiB says why" grep -qF \
+            'stdin_bytes limit exceeded: 8388609 > 8388608 bytes (rxjobd --limit stdin_bytes=...)' <<<"$body"
     fi
 done
 # Large bodies (over 1 MiB) are read two at a time: a third waits for its turn.

@@ -4,7 +4,8 @@
 # Independent of how BUILD_DIR was configured: it configures its own build in
 # BUILD_DIR/fuzz-build with CC=clang -DRX_FUZZ=ON (AddressSanitizer, LeakSanitizer, UBSan),
 # builds only fuzz_request, and runs it for $RX_CHECK_FUZZ_SECONDS (default 30) seconds on a
-# scratch copy of fuzz/corpus/request (the seeds are never modified). Without clang the check
+# scratch copy of fuzz/corpus/request (the seeds are never modified), with the dictionary
+# fuzz/protocol.dict. Without clang the check
 # fails: CI installs it with scripts/install-deps.sh.
 #
 # Checks: clang found, the harness built, every seed runs clean, the timed run ends without a
@@ -72,8 +73,10 @@ else
     fail "a seed of fuzz/corpus/request fails"
 fi
 
+# The dictionary of protocol.md's names (fuzz/protocol.dict) steers the mutations to real fields.
 status=0
 "$harness" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+    -dict="$src_dir/fuzz/protocol.dict" \
     -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/fuzz.log" 2>&1 || status=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/fuzz.log" | tail -1)

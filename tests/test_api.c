@@ -26,6 +26,9 @@
 #define WHY_LEN 512
 #define UID     1000
 
+/* The default body_bytes limit (limits.h), which the big-field cases are sized around. */
+#define TEST_BODY_BYTES ((size_t)16 * 1024 * 1024)
+
 /* A minimal valid command work, to build bodies around: argv ["sh", "-c", "echo {}"]. */
 #define CMD_WORK "{\"kind\": \"command\", \"argv_b64\": [\"c2g=\", \"LWM=\", \"ZWNobyB7fQ==\"]}"
 /* A function work: exe "/bin/prog", name "hello". */
@@ -34,7 +37,7 @@
 static rx_err
 decode(const char *json, engine_spec **out_spec, char *why)
 {
-    return api_jobs_decode_submit(json, strlen(json), UID, out_spec, why, WHY_LEN);
+    return api_jobs_decode_submit(json, strlen(json), UID, NULL, out_spec, why, WHY_LEN);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -308,11 +311,12 @@ static const struct bad_case bad_cases[] = {
     /* Counts: times_to_run 0 and below -1, negative num_tasks, counts over the limit. */
     {"{\"work\": " CMD_WORK ", \"times_to_run\": 0}", RX_EINVAL, "times_to_run is 0"},
     {"{\"work\": " CMD_WORK ", \"times_to_run\": -5}", RX_EINVAL,
-     "times_to_run is -5: it must be -1 (derive it) or 1 to 1000000"},
+     "times_to_run is -5: it must be -1 (derive it) or at least 1"},
     {"{\"work\": " CMD_WORK ", \"times_to_run\": -2}", RX_EINVAL, "times_to_run is -2"},
-    {"{\"work\": " CMD_WORK ", \"times_to_run\": 1000001}", RX_EINVAL, "times_to_run is 1000001"},
-    {"{\"work\": " CMD_WORK ", \"times_to_run\": 9223372036854775807}", RX_EINVAL,
-     "times_to_run is 9223372036854775807"},
+    {"{\"work\": " CMD_WORK ", \"times_to_run\": 1000001}", RX_ETOOBIG,
+     "tasks_per_job limit exceeded: 1000001 > 1000000 tasks"},
+    {"{\"work\": " CMD_WORK ", \"times_to_run\": 9223372036854775807}", RX_ETOOBIG,
+     "tasks_per_job limit exceeded: 9223372036854775807 > 1000000 tasks"},
     {"{\"work\": " CMD_WORK ", \"times_to_run\": 99999999999999999999999}", RX_EINVAL,
      "malformed JSON"},
     {"{\"work\": " CMD_WORK ", \"num_tasks\": -1}", RX_EINVAL,
@@ -407,7 +411,7 @@ test_api_submit_invalid(void **state)
         assert_int_equal(err, tc->want_err);
         assert_non_null(strstr(why, tc->want_why));
         assert_null(spec); /* untouched on failure */
-        assert_int_equal(api_jobs_http_status(err), 400);
+        assert_int_equal(api_jobs_http_status(err), err == RX_ETOOBIG ? 413 : 400);
     }
 }
 
@@ -455,23 +459,23 @@ struct limit_case {
 static const struct limit_case limit_cases[] = {
     /* argv elements: 4096 fit, 4097 do not. */
     {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 1, 4096, "]}}", RX_OK, NULL},
-    {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 1, 4097, "]}}", RX_EINVAL,
-     "work.argv_b64 has 4097 elements, more than the limit of 4096"},
+    {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 1, 4097, "]}}", RX_ETOOBIG,
+     "argv_count limit exceeded: 4097 > 4096 elements (rxjobd --limit argv_count=...)"},
     /* argv bytes: 1 MiB in all fits, a byte more does not. */
     {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 256 * 1024, 4, "]}}", RX_OK, NULL},
-    {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 256 * 1024 + 1, 4, "]}}", RX_EINVAL,
-     "work.argv_b64 holds more than the limit of 1048576 bytes"},
-    {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 1024 * 1024 + 1, 1, "]}}", RX_EINVAL,
-     "more than the limit of 1048576"},
+    {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 256 * 1024 + 1, 4, "]}}", RX_ETOOBIG,
+     "argv_bytes limit exceeded: 1048580 > 1048576 bytes (rxjobd --limit argv_bytes=...)"},
+    {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [", 1024 * 1024 + 1, 1, "]}}", RX_ETOOBIG,
+     "argv_bytes limit exceeded: 1048577 > 1048576 bytes"},
     /* Environment: the same limits. */
     {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"env_b64\": [", 0, 4097, "]}}",
-     RX_EINVAL, "work.env_b64 has 4097 elements, more than the limit of 4096"},
+     RX_ETOOBIG, "env_count limit exceeded: 4097 > 4096 entries"},
     {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"env_b64\": [", 0, 2, "]}}",
      RX_OK, NULL},
     /* elem_args: 1 000 000 tasks fit, one more does not. */
     {"{\"work\": " CMD_WORK ", \"elem_args_b64\": [", 0, 1000000, "]}", RX_OK, NULL},
-    {"{\"work\": " CMD_WORK ", \"elem_args_b64\": [", 0, 1000001, "]}", RX_EINVAL,
-     "elem_args_b64 has 1000001 elements, more than the limit of 1000000 tasks"},
+    {"{\"work\": " CMD_WORK ", \"elem_args_b64\": [", 0, 1000001, "]}", RX_ETOOBIG,
+     "tasks_per_job limit exceeded: 1000001 > 1000000 tasks"},
 };
 
 static void
@@ -485,7 +489,7 @@ test_api_submit_limits(void **state)
         char *body = make_array_body(tc->prefix, elem, tc->n, tc->suffix);
         char why[WHY_LEN] = "";
         engine_spec *spec = NULL;
-        rx_err err = api_jobs_decode_submit(body, strlen(body), UID, &spec, why, sizeof(why));
+        rx_err err = api_jobs_decode_submit(body, strlen(body), UID, NULL, &spec, why, sizeof(why));
 
         if (err != tc->want_err)
             print_error("case %zu: got %s: %s\n", i, rx_errname(err), why);
@@ -506,7 +510,7 @@ test_api_submit_big_fields(void **state)
     static const struct {
         size_t stdin_bytes;
         rx_err want;
-    } cases[] = {{8 * 1024 * 1024, RX_OK}, {8 * 1024 * 1024 + 1, RX_EINVAL}};
+    } cases[] = {{8 * 1024 * 1024, RX_OK}, {8 * 1024 * 1024 + 1, RX_ETOOBIG}};
     char why[WHY_LEN] = "";
     engine_spec *spec = NULL;
     char *body;
@@ -523,30 +527,172 @@ test_api_submit_big_fields(void **state)
                        " \"stdin_b64\": \"%s\"}}",
                        text);
         spec = NULL;
-        assert_int_equal(api_jobs_decode_submit(body, strlen(body), UID, &spec, why, sizeof(why)),
-                         cases[i].want);
-        assert_true(strlen(body) <= API_JOBS_MAX_BODY_BYTES);
+        assert_int_equal(
+            api_jobs_decode_submit(body, strlen(body), UID, NULL, &spec, why, sizeof(why)),
+            cases[i].want);
+        assert_true(strlen(body) <= TEST_BODY_BYTES);
         if (cases[i].want == RX_OK)
             assert_int_equal(spec->stdin_len, cases[i].stdin_bytes);
         else
-            assert_non_null(strstr(why, "work.stdin_b64 has 8388609 bytes, more than the limit"));
+            assert_non_null(strstr(why, "stdin_bytes limit exceeded: 8388609 > 8388608 bytes"));
         api_jobs_spec_free(spec);
         free(body);
         free(text);
     }
 
     /* Over the body limit of 16 MiB: refused on the length alone (never parsed). */
-    assert_int_equal(API_JOBS_MAX_BODY_BYTES, 16 * 1024 * 1024);
-    body = malloc(API_JOBS_MAX_BODY_BYTES + 1);
+    assert_int_equal(TEST_BODY_BYTES, 16 * 1024 * 1024);
+    body = malloc(TEST_BODY_BYTES + 1);
     assert_non_null(body);
-    memset(body, ' ', API_JOBS_MAX_BODY_BYTES + 1);
+    memset(body, ' ', TEST_BODY_BYTES + 1);
     spec = NULL;
     assert_int_equal(
-        api_jobs_decode_submit(body, API_JOBS_MAX_BODY_BYTES + 1, UID, &spec, why, sizeof(why)),
+        api_jobs_decode_submit(body, TEST_BODY_BYTES + 1, UID, NULL, &spec, why, sizeof(why)),
         RX_ETOOBIG);
     assert_null(spec);
     assert_int_equal(api_jobs_http_status(RX_ETOOBIG), 413);
     free(body);
+}
+
+#define SMALL_WORK "{\"kind\": \"command\", \"argv_b64\": [\"c2g=\"]}"
+
+/* Limits set as `rxjobd --limit` sets them: every decoder bound follows them, at value and
+ * value + 1, and each refusal names its limit. */
+static void
+test_api_submit_configured_limits(void **state)
+{
+    static const char *const settings[] = {"argv_count=2", "argv_bytes=6",  "env_count=1",
+                                           "env_bytes=5",  "stdin_bytes=3", "tasks_per_job=2",
+                                           "body_bytes=1K"};
+    static const struct {
+        const char *body;
+        rx_err want;
+        const char *want_why;
+    } cases[] = {
+        /* argv ["sh", "-c"]: 2 elements, 4 bytes; ["sh", "-c", "x"]: 3 elements. */
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\", \"LWM=\"]}}", RX_OK, NULL},
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\", \"LWM=\", \"eA==\"]}}",
+         RX_ETOOBIG, "argv_count limit exceeded: 3 > 2 elements (rxjobd --limit argv_count=...)"},
+        /* ["shell", "-c"]: 7 bytes. */
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2hlbGw=\", \"LWM=\"]}}", RX_ETOOBIG,
+         "argv_bytes limit exceeded: 7 > 6 bytes (rxjobd --limit argv_bytes=...)"},
+        /* env ["A=1"] fits; ["A=1", "A=1"] is 2 entries; ["A=123"] 5 bytes fits, ["A=1234"] not. */
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"env_b64\": [\"QT0x\"]}}",
+         RX_OK, NULL},
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"env_b64\": [\"QT0x\", "
+         "\"QT0x\"]}}",
+         RX_ETOOBIG, "env_count limit exceeded: 2 > 1 entries"},
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"env_b64\": "
+         "[\"QT0xMjM0\"]}}",
+         RX_ETOOBIG, "env_bytes limit exceeded: 6 > 5 bytes"},
+        /* stdin "abc" fits, "abcd" not. */
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"stdin_b64\": \"YWJj\"}}",
+         RX_OK, NULL},
+        {"{\"work\": {\"kind\": \"command\", \"argv_b64\": [\"c2g=\"], \"stdin_b64\": "
+         "\"YWJjZA==\"}}",
+         RX_ETOOBIG, "stdin_bytes limit exceeded: 4 > 3 bytes"},
+        /* tasks: 2 fit, 3 not, by times_to_run or by elem_args. */
+        {"{\"work\": " SMALL_WORK ", \"times_to_run\": 2}", RX_OK, NULL},
+        {"{\"work\": " SMALL_WORK ", \"times_to_run\": 3}", RX_ETOOBIG,
+         "tasks_per_job limit exceeded: 3 > 2 tasks"},
+        {"{\"work\": " SMALL_WORK ", \"elem_args_b64\": [\"\", \"\", \"\"]}", RX_ETOOBIG,
+         "tasks_per_job limit exceeded: 3 > 2 tasks"},
+    };
+    rx_limits lim;
+    char why[WHY_LEN] = "";
+    char *big;
+
+    (void)state;
+    rx_limits_default(&lim);
+    for (size_t i = 0; i < RX__ARRAY_LEN(settings); i++)
+        assert_int_equal(rx_limits_set(&lim, settings[i], why, sizeof(why)), RX_OK);
+    assert_int_equal(lim.body_bytes, 1024);
+    for (size_t i = 0; i < RX__ARRAY_LEN(cases); i++) {
+        engine_spec *spec = NULL;
+        rx_err err = api_jobs_decode_submit(cases[i].body, strlen(cases[i].body), UID, &lim, &spec,
+                                            why, sizeof(why));
+
+        if (err != cases[i].want)
+            print_error("case %zu: got %s: %s\n", i, rx_errname(err), why);
+        assert_int_equal(err, cases[i].want);
+        if (cases[i].want_why != NULL)
+            assert_non_null(strstr(why, cases[i].want_why));
+        api_jobs_spec_free(spec);
+    }
+    /* A body of 1025 bytes, whatever it holds. */
+    big = malloc(1025);
+    assert_non_null(big);
+    memset(big, ' ', 1025);
+    {
+        engine_spec *spec = NULL;
+
+        assert_int_equal(api_jobs_decode_submit(big, 1025, UID, &lim, &spec, why, sizeof(why)),
+                         RX_ETOOBIG);
+        assert_null(spec);
+    }
+    assert_string_equal(why, "body_bytes limit exceeded: 1025 > 1024 bytes (rxjobd --limit "
+                             "body_bytes=...)");
+    free(big);
+    assert_int_equal(api_jobs_http_status(RX_ELIMIT), 429);
+}
+
+/* rxjobd --limit NAME=VALUE: names, numbers, suffixes, ranges. */
+static void
+test_api_limits_set(void **state)
+{
+    static const struct {
+        const char *arg;
+        rx_err want;
+        const char *why;
+    } cases[] = {
+        {"argv_bytes=2M", RX_OK, NULL},
+        {"body_bytes=1G", RX_OK, NULL},
+        {"output_bytes=0", RX_OK, NULL},
+        {"queued_jobs_per_user=1", RX_OK, NULL},
+        {"argv_count=2K", RX_EINVAL, "is not a number of elements"},
+        {"argv_bytes=-1", RX_EINVAL, "is not a number of bytes"},
+        {"argv_bytes= 1", RX_EINVAL, "is not a number"},
+        {"argv_bytes=1KB", RX_EINVAL, "is not a number"},
+        {"argv_bytes=", RX_EINVAL, "is not a number"},
+        {"queued_jobs_per_user=0", RX_EINVAL, "out of range"},
+        {"body_bytes=2G", RX_EINVAL, "out of range"},
+        {"argv_bytes=99999999999999999999", RX_EINVAL, "out of range"},
+        {"result_bytes=257M", RX_EINVAL, "out of range"},
+        {"no_such=1", RX_EINVAL, "unknown limit 'no_such' (one of: body_bytes"},
+        {"argv_bytes", RX_EINVAL, "is not NAME=VALUE"},
+        {"=5", RX_EINVAL, "is not NAME=VALUE"},
+    };
+    rx_limits lim;
+    char why[WHY_LEN];
+    uint64_t v = 0;
+    json_t *j;
+
+    (void)state;
+    for (size_t i = 0; i < RX__ARRAY_LEN(cases); i++) {
+        rx_err err;
+
+        rx_limits_default(&lim);
+        err = rx_limits_set(&lim, cases[i].arg, why, sizeof(why));
+        if (err != cases[i].want)
+            print_error("case %s: got %s: %s\n", cases[i].arg, rx_errname(err), why);
+        assert_int_equal(err, cases[i].want);
+        if (cases[i].why != NULL)
+            assert_non_null(strstr(why, cases[i].why));
+    }
+    rx_limits_default(&lim);
+    assert_int_equal(rx_limits_set(&lim, "argv_bytes=2M", why, sizeof(why)), RX_OK);
+    assert_int_equal(rx_limits_get(&lim, "argv_bytes", &v), 0);
+    assert_int_equal(v, 2 * 1024 * 1024);
+    assert_int_equal(lim.stdin_bytes, 8 * 1024 * 1024);
+    assert_int_equal(lim.result_bytes, RX_RESULT_MAX_BYTES);
+    j = rx_limits_json(&lim);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), 10);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "argv_bytes"), "value")),
+                     2 * 1024 * 1024);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "tasks_per_job"), "unit")), "tasks");
+    json_decref(j);
 }
 
 /* NULL arguments, no body, and a NULL why (the reason is optional). */
@@ -558,17 +704,19 @@ test_api_submit_arguments(void **state)
     const char *ok = "{\"work\": " CMD_WORK "}";
 
     (void)state;
-    assert_int_equal(api_jobs_decode_submit(ok, strlen(ok), UID, NULL, why, sizeof(why)),
+    assert_int_equal(api_jobs_decode_submit(ok, strlen(ok), UID, NULL, NULL, why, sizeof(why)),
                      RX_EINVAL);
-    assert_int_equal(api_jobs_decode_submit(NULL, 5, UID, &spec, why, sizeof(why)), RX_EINVAL);
-    assert_int_equal(api_jobs_decode_submit(NULL, 0, UID, &spec, why, sizeof(why)), RX_EINVAL);
+    assert_int_equal(api_jobs_decode_submit(NULL, 5, UID, NULL, &spec, why, sizeof(why)),
+                     RX_EINVAL);
+    assert_int_equal(api_jobs_decode_submit(NULL, 0, UID, NULL, &spec, why, sizeof(why)),
+                     RX_EINVAL);
     assert_non_null(strstr(why, "malformed JSON"));
-    assert_int_equal(api_jobs_decode_submit("{}", 2, UID, &spec, NULL, 0), RX_EINVAL);
+    assert_int_equal(api_jobs_decode_submit("{}", 2, UID, NULL, &spec, NULL, 0), RX_EINVAL);
     assert_null(spec);
     /* A body is bytes, not a C string: only body_len bytes are read. */
-    assert_int_equal(api_jobs_decode_submit(ok, strlen(ok) - 1, UID, &spec, why, sizeof(why)),
+    assert_int_equal(api_jobs_decode_submit(ok, strlen(ok) - 1, UID, NULL, &spec, why, sizeof(why)),
                      RX_EINVAL);
-    assert_int_equal(api_jobs_decode_submit(ok, strlen(ok), UID, &spec, NULL, 0), RX_OK);
+    assert_int_equal(api_jobs_decode_submit(ok, strlen(ok), UID, NULL, &spec, NULL, 0), RX_OK);
     api_jobs_spec_free(spec);
     api_jobs_spec_free(NULL);
 }
@@ -592,8 +740,8 @@ test_api_submit_alloc_failures(void **state)
             rx_err err;
 
             rx__alloc_fail_after(n);
-            err =
-                api_jobs_decode_submit(bodies[b], strlen(bodies[b]), UID, &spec, why, sizeof(why));
+            err = api_jobs_decode_submit(bodies[b], strlen(bodies[b]), UID, NULL, &spec, why,
+                                         sizeof(why));
             rx__alloc_fail_after(-1);
             if (err == RX_OK) {
                 assert_true(n > 5);
@@ -876,6 +1024,49 @@ test_api_error_json_and_status(void **state)
                               "\"message\":\"times_to_run is 5 but elem_args has 3\"}");
     free(text);
     json_decref(obj);
+}
+
+/* Messages that quote bytes which are not UTF-8 (a cwd, a field name cut at its 64th byte, a
+ * function's error text) still make a JSON body: each such byte reads \xNN, control bytes are
+ * JSON escapes, valid UTF-8 stays. (Before, json_pack refused them and the daemon dropped the
+ * connection without an answer.) */
+static void
+test_api_messages_not_utf8(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want; /* the message's JSON text */
+    } cases[] = {
+        {"cwd '\377x' is not a directory", "\"cwd '\\\\xffx' is not a directory\""},
+        {"cut \xc3", "\"cut \\\\xc3\""},
+        {"ok \xc3\xa9 \033[31m", "\"ok \xc3\xa9 \\u001B[31m\""},
+        {"overlong \xc0\xaf surrogate \xed\xa0\x80", "\"overlong \\\\xc0\\\\xaf surrogate "
+                                                     "\\\\xed\\\\xa0\\\\x80\""},
+    };
+    engine_slot bad;
+
+    (void)state;
+    for (size_t i = 0; i < RX__ARRAY_LEN(cases); i++) {
+        json_t *obj = api_jobs_error_json("RX_EINVAL", cases[i].in);
+        char *text;
+
+        assert_non_null(obj);
+        text = json_dumps(json_object_get(obj, "message"), JSON_ENCODE_ANY);
+        assert_non_null(text);
+        assert_string_equal(text, cases[i].want);
+        free(text);
+        json_decref(obj);
+
+        memset(&bad, 0, sizeof(bad));
+        bad.state = RX_TASK_ERROR;
+        bad.error = (char *)cases[i].in;
+        obj = api_jobs_slot_json(&bad);
+        assert_non_null(obj);
+        text = json_dumps(json_object_get(obj, "error"), JSON_ENCODE_ANY);
+        assert_string_equal(text, cases[i].want);
+        free(text);
+        json_decref(obj);
+    }
 }
 
 /* Build results, write them with a given buffer size, parse, and compare slot by slot. */
@@ -1297,6 +1488,9 @@ main(void)
         cmocka_unit_test(test_api_submit_invalid),
         cmocka_unit_test(test_api_submit_limits),
         cmocka_unit_test(test_api_submit_big_fields),
+        cmocka_unit_test(test_api_submit_configured_limits),
+        cmocka_unit_test(test_api_limits_set),
+        cmocka_unit_test(test_api_messages_not_utf8),
         cmocka_unit_test(test_api_submit_arguments),
         cmocka_unit_test(test_api_submit_alloc_failures),
         cmocka_unit_test(test_api_filter),

@@ -1193,6 +1193,57 @@ test_engine_many_tasks_no_leaks(void **state)
     assert_int_equal(count_open_fds(), fds_before);
 }
 
+/* queued_jobs_per_user: a uid's jobs not yet ended, counted as they are created, end (cancel)
+ * and are recovered by the next engine_open; other uids are not held back. */
+static void
+test_engine_queued_per_user(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+    rx_limits lim;
+    engine_job job;
+    int64_t first = 0;
+    int canceled = 0;
+    char why[256];
+
+    (void)state;
+    assert_non_null(f);
+    (void)snprintf(f->dir, sizeof(f->dir), "/tmp/rxjob-engine-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    rx_limits_default(&lim);
+    assert_int_equal(rx_limits_set(&lim, "queued_jobs_per_user=3", why, sizeof(why)), RX_OK);
+    f->opts.slots = 1;
+    f->opts.hold = 1; /* nothing runs: every job stays QUEUED */
+    f->opts.grace_ms = 300;
+    f->opts.limits = &lim;
+    fixture_open(f);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+        if (i == 0)
+            first = job.id;
+    }
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ELIMIT);
+    assert_string_equal(why, "queued_jobs_per_user limit exceeded: 4 > 3 jobs (rxjobd --limit "
+                             "queued_jobs_per_user=...)");
+    s.uid = 1001;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    s.uid = 1000;
+    /* One ends (canceled): room for one more. */
+    assert_int_equal(engine_cancel(f->e, 1000, first, &canceled, &job), RX_OK);
+    assert_int_equal(engine_wait(f->e, 1000, first, 10000, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_CANCELED);
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ELIMIT);
+    /* A restart counts the recovered jobs again. */
+    engine_close(f->e);
+    fixture_open(f);
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ELIMIT);
+    s.uid = 1001;
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    fixture_free(f);
+}
+
 static void
 test_engine_limits(void **state)
 {
@@ -1207,8 +1258,8 @@ test_engine_limits(void **state)
 
     (void)state;
     s.times_to_run = 1000001;
-    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_EINVAL);
-    assert_non_null(strstr(why, "1000000"));
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ETOOBIG);
+    assert_non_null(strstr(why, "tasks_per_job limit exceeded: 1000001 > 1000000 tasks"));
     s.times_to_run = 1000000;
     assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
     s.times_to_run = 3;
@@ -1848,6 +1899,7 @@ main(void)
         cmocka_unit_test(test_engine_uid_isolation),
         cmocka_unit_test(test_engine_group_commit),
         cmocka_unit_test(test_engine_many_tasks_no_leaks),
+        cmocka_unit_test(test_engine_queued_per_user),
         cmocka_unit_test(test_engine_limits),
         cmocka_unit_test(test_engine_args_env_cwd_stdin),
         cmocka_unit_test(test_engine_command_not_found),

@@ -77,6 +77,7 @@ test_error_stable_numbers(void **state)
     assert_int_equal(RX_ECOUNT, -8);
     assert_int_equal(RX_EJOBFAILED, -9);
     assert_int_equal(RX_ENOTSUP, -15);
+    assert_int_equal(RX_ELIMIT, -17);
     assert_string_equal(rx_errname(RX_ENOMEM), "RX_ENOMEM");
     assert_string_equal(rx_strerror(RX_ENOMEM), "out of memory");
 }
@@ -84,7 +85,7 @@ test_error_stable_numbers(void **state)
 static void
 test_error_unknown_code(void **state)
 {
-    static const int unknown[] = {1, 2, 100, -17, -100, -1000, INT_MIN, INT_MAX};
+    static const int unknown[] = {1, 2, 100, -18, -100, -1000, INT_MIN, INT_MAX};
 
     (void)state;
     for (size_t i = 0; i < RX__ARRAY_LEN(unknown); i++) {

@@ -1187,12 +1187,16 @@ test_server_bad_input(void **state)
     work = rx_work_function(greet);
     assert_int_equal(rx_exec(ctx, &work, &opts, &res, NULL), RX_EINVAL);
 
-    /* Over the daemon's task limit (the library's is higher): the daemon's 400, its message. */
+    /* Over the daemon's task limit (the library's is higher): the daemon's 413, its message
+     * naming the limit. */
     work = rx_work_command((const char *const[]){"true", NULL});
     opts.times_to_run = 2000000;
-    assert_int_equal(rx_exec(ctx, &work, &opts, NULL, &job), RX_EINVAL);
+    assert_int_equal(rx_exec(ctx, &work, &opts, NULL, &job), RX_ETOOBIG);
     assert_null(job);
-    assert_non_null(strstr(rx_context_errmsg(ctx), "HTTP 400"));
+    assert_non_null(strstr(rx_context_errmsg(ctx), "HTTP 413"));
+    assert_non_null(strstr(rx_context_errmsg(ctx),
+                           "tasks_per_job limit exceeded: 2000000 > 1000000 tasks (rxjobd --limit "
+                           "tasks_per_job=...)"));
 
     /* URLs, handles and local contexts. */
     assert_int_equal(rx_server_context("http://localhost:1234", &local), RX_EINVAL);

@@ -139,6 +139,8 @@ cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
     }
 }
 
+static void vprint_display(const char *fmt, va_list ap);
+
 int
 cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -150,13 +152,65 @@ cli_usage_error(const char *cmd, const char *fmt, ...)
     else
         (void)fputs("rxjob: ", stderr);
     va_start(ap, fmt);
-    (void)vfprintf(stderr, fmt, ap);
+    vprint_display(fmt, ap);
     va_end(ap);
     if (cmd != NULL)
         (void)fprintf(stderr, "\nTry 'rxjob %s --help'.\n", cmd);
     else
         (void)fputs("\nTry 'rxjob --help'.\n", stderr);
     return CLI_EXIT_USAGE;
+}
+
+static size_t utf8_len(const unsigned char *s);
+
+void
+cli_fputs_display(const char *s, FILE *f)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p != '\0') {
+        size_t n = utf8_len(p);
+        int control = n == 1 ? (*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f
+                             : n == 2 && p[0] == 0xC2 && p[1] < 0xA0; /* U+0080..U+009F */
+
+        if (n == 0 || control) {
+            /* An escaped C1 control is two bytes: both are written as \xNN. */
+            size_t bytes = n == 0 ? 1 : n;
+
+            for (size_t i = 0; i < bytes; i++)
+                (void)fprintf(f, "\\x%02x", p[i]);
+            p += bytes;
+        } else {
+            (void)fwrite(p, 1, n, f);
+            p += n;
+        }
+    }
+}
+
+/* Format a message and write it to stderr through cli_fputs_display. */
+static void
+vprint_display(const char *fmt, va_list ap)
+{
+    char small[512];
+    char *msg = small;
+    va_list again;
+    int n;
+
+    va_copy(again, ap);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    if (n >= (int)sizeof(small)) {
+        msg = malloc((size_t)n + 1);
+        if (msg != NULL)
+            (void)vsnprintf(msg, (size_t)n + 1, fmt, again);
+        else
+            msg = small; /* cut short, but said */
+    } else if (n < 0) {
+        small[0] = '\0';
+    }
+    va_end(again);
+    cli_fputs_display(msg, stderr);
+    if (msg != small)
+        free(msg);
 }
 
 void
@@ -167,7 +221,7 @@ cli_error(const char *fmt, ...)
     (void)fflush(stdout);
     (void)fputs("rxjob: ", stderr);
     va_start(ap, fmt);
-    (void)vfprintf(stderr, fmt, ap);
+    vprint_display(fmt, ap);
     va_end(ap);
     (void)fputc('\n', stderr);
 }
@@ -332,6 +386,8 @@ cli_exit_for_err(rx_err err)
         return CLI_EXIT_TIMEOUT;
     case RX_ENOTFINISHED:
         return CLI_EXIT_NOTFINISHED;
+    case RX_ELIMIT:
+        return CLI_EXIT_LIMIT;
     default:
         return CLI_EXIT_ERROR;
     }
@@ -560,8 +616,10 @@ cli_print_results(cli *c, const char *what, rx_job *job, int keep)
                 const char *error = rx_results_error(res, i);
 
                 (void)fflush(stdout); /* keep stdout and stderr in task order on a terminal */
-                (void)fprintf(stderr, "task %zu: ERROR: %s\n", i,
-                              error != NULL ? error : rx_task_state_name(rx_results_state(res, i)));
+                (void)fprintf(stderr, "task %zu: ERROR: ", i);
+                cli_fputs_display(
+                    error != NULL ? error : rx_task_state_name(rx_results_state(res, i)), stderr);
+                (void)fputc('\n', stderr);
             }
         }
     }

@@ -27,7 +27,9 @@ enum cli_exit {
     CLI_EXIT_UNDETERMINED = 5, /* the job is UNDETERMINED: unknown, cleaned up, results gone */
     CLI_EXIT_TIMEOUT = 6,      /* the wait timed out */
     CLI_EXIT_NOTFINISHED = 7,  /* results asked for before the job was over */
-    CLI_EXIT_ERROR = 8         /* anything else: out of memory, I/O, store or system error */
+    CLI_EXIT_ERROR = 8,        /* anything else: out of memory, I/O, store or system error */
+    CLI_EXIT_LIMIT = 9         /* a per-user limit of the daemon was reached (RX_ELIMIT): the
+                                  same command can pass later, once some of your jobs end */
 };
 
 /* The global options and the context they select; one per process. */
@@ -127,8 +129,18 @@ int cli_exit_for_status(rx_job_status status);
  */
 int cli_fail(cli *c, const char *what, rx_err err);
 
-/* Report an error that is not the library's: "rxjob: <printf message>" on stderr. */
+/* Report an error that is not the library's: "rxjob: <printf message>" on stderr. The message
+ * goes through cli_fputs_display (it may quote a task's error text or a daemon's reason). */
 void cli_error(const char *fmt, ...) RX_PRINTF(1, 2);
+
+/*
+ * Write s to f for a person to read: valid UTF-8, newlines and tabs as they are; every other
+ * control byte (C0, DEL, the C1 controls U+0080..U+009F) and every byte that is not part of a
+ * valid UTF-8 sequence as the four characters \xNN, so that a task's or a daemon's text cannot
+ * drive the terminal (colour, cursor, title) or hide itself. Used for messages and task errors,
+ * never for a task's output or values, which rxjob prints raw (docs/rxjob.1 "BYTES").
+ */
+void cli_fputs_display(const char *s, FILE *f);
 
 /* 1 if stderr is a terminal (progress lines are drawn only there). */
 int cli_stderr_is_tty(void);

@@ -12,6 +12,7 @@
  */
 #include "cli.h"
 
+#include <inttypes.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,7 +22,8 @@ static const char usage[] =
     "  start    make sure the per-user daemon runs (start it if nothing answers)\n"
     "  stop     stop the daemon; its running tasks go on and are adopted at its next start\n"
     "  status   print the daemon's version, pid, socket, state directory, slots,\n"
-    "           executor and job counts (exit status 3 if it does not answer)\n"
+    "           executor, job counts and limits (exit status 3 if it does not\n"
+    "           answer)\n"
     "\n"
     "Options:\n"
     "  --url URL          the daemon at this socket or URL (never started by rxjob)\n"
@@ -53,6 +55,20 @@ info_json(const rx_daemon_info *info)
     bad = bad ||
           json_object_set_new(obj, "tasks_running", json_integer((json_int_t)info->tasks_running));
     bad = bad || json_object_set_new(obj, "hold", json_boolean(info->hold)) != 0;
+    {
+        json_t *limits = json_object();
+
+        for (size_t i = 0; limits != NULL && i < info->n_limits; i++)
+            if (json_object_set_new(limits, info->limits[i].name,
+                                    json_pack("{s:I, s:s}", "value",
+                                              (json_int_t)info->limits[i].value, "unit",
+                                              info->limits[i].unit)) != 0) {
+                json_decref(limits);
+                limits = NULL;
+            }
+        if (limits == NULL || json_object_set_new(obj, "limits", limits) != 0)
+            bad = 1;
+    }
     json_decref(jobs);
     if (bad) {
         json_decref(obj);
@@ -87,6 +103,11 @@ print_info(cli *c, const rx_daemon_info *info)
     (void)printf("\n");
     if (info->hold)
         (void)printf("hold:           on (jobs are accepted, no task starts)\n");
+    if (info->n_limits > 0)
+        (void)printf("limits:\n");
+    for (size_t i = 0; i < info->n_limits; i++)
+        (void)printf("  %-22s %" PRIu64 " %s\n", info->limits[i].name, info->limits[i].value,
+                     info->limits[i].unit);
     return CLI_EXIT_OK;
 }
 

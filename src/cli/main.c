@@ -70,7 +70,8 @@ print_usage(void)
                  "\n"
                  "Exit status: 0 ok; 1 job FAILED; 2 usage error or bad input; 3 daemon\n"
                  "unreachable; 4 job CANCELED; 5 job UNDETERMINED (unknown, results gone);\n"
-                 "6 wait timed out; 7 job not finished; 8 other error. See rxjob(1).\n"
+                 "6 wait timed out; 7 job not finished; 8 other error; 9 a per-user limit\n"
+                 "of the daemon was reached (try later). See rxjob(1).\n"
                  "\n"
                  "Example:\n"
                  "  id=$(rxjob exec -- sleep 10); rxjob status $id; rxjob wait $id\n");

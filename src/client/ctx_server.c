@@ -219,6 +219,9 @@ reply_error(rx_context *ctx, const char *what, const rx__http_reply *reply)
     case 413:
         fallback = RX_ETOOBIG;
         break;
+    case 429:
+        fallback = RX_ELIMIT;
+        break;
     case 500:
         fallback = RX_ESTORE;
         break;

@@ -49,6 +49,11 @@ rx_daemon_info_free(rx_daemon_info *info)
     rx__free(info->version);
     rx__free(info->executor);
     rx__free(info->state_dir);
+    for (size_t i = 0; i < info->n_limits; i++) {
+        rx__free(info->limits[i].name);
+        rx__free(info->limits[i].unit);
+    }
+    rx__free(info->limits);
     rx__free(info);
 }
 
@@ -67,6 +72,36 @@ size_field(const json_t *obj, const char *key)
     json_t *v = json_object_get(obj, key);
 
     return json_is_integer(v) && json_integer_value(v) > 0 ? (size_t)json_integer_value(v) : 0;
+}
+
+/* The "limits" object, {"argv_bytes": {"value": 1048576, "unit": "bytes"}, ...}; an entry not of
+ * that shape is skipped (an older daemon has no "limits" at all). RX_OK; RX_ENOMEM. */
+static rx_err
+parse_limits(const json_t *limits, rx_daemon_info *info)
+{
+    const char *name;
+    json_t *v;
+
+    if (!json_is_object(limits) || json_object_size(limits) == 0)
+        return RX_OK;
+    info->limits = rx__calloc(json_object_size(limits), sizeof(*info->limits));
+    if (info->limits == NULL)
+        return RX_ENOMEM;
+    json_object_foreach((json_t *)limits, name, v)
+    {
+        json_t *value = json_object_get(v, "value");
+        rx_daemon_limit *l = &info->limits[info->n_limits];
+
+        if (!json_is_integer(value) || json_integer_value(value) < 0)
+            continue;
+        l->name = rx__strdup(name);
+        l->unit = dup_field(v, "unit", "");
+        info->n_limits++; /* counted before the check, so free frees what was made */
+        if (l->name == NULL || l->unit == NULL)
+            return RX_ENOMEM;
+        l->value = (uint64_t)json_integer_value(value);
+    }
+    return RX_OK;
 }
 
 /* Fill info from the GET /v1/daemon body. RX_OK; RX_ENOMEM. */
@@ -93,7 +128,7 @@ parse_info(const json_t *body, const char *sock, rx_daemon_info *info)
         info->jobs[s] = size_field(jobs, rx_job_status_name((rx_job_status)s));
     info->tasks_running = size_field(body, "tasks_running");
     info->hold = json_is_true(json_object_get(body, "hold"));
-    return RX_OK;
+    return parse_limits(json_object_get(body, "limits"), info);
 }
 
 rx_err

@@ -22,6 +22,7 @@
 #include "core/internal.h"
 #include "core/spec.h"
 #include "server/b64.h"
+#include "server/limits.h"
 #include "store/spool.h"
 
 #include <errno.h>
@@ -110,11 +111,12 @@ wrong_type(const char *field, const json_t *v, const char *want, char *why, size
 
 /*
  * Decode the base64 string v (named field) into *out_data / *out_len. max_len caps the decoded
- * length (checked before decoding); with no_nul the bytes may not hold a NUL.
+ * length (checked before decoding): over it is RX_ETOOBIG naming limit_name (limits.h), or
+ * RX_EINVAL when limit_name is NULL (a fixed bound); with no_nul the bytes may not hold a NUL.
  */
 static rx_err
-decode_b64_field(const json_t *v, const char *field, size_t max_len, int no_nul,
-                 unsigned char **out_data, size_t *out_len, char *why, size_t why_len)
+decode_b64_field(const json_t *v, const char *field, uint64_t max_len, const char *limit_name,
+                 int no_nul, unsigned char **out_data, size_t *out_len, char *why, size_t why_len)
 {
     const char *text;
     size_t text_len;
@@ -129,9 +131,11 @@ decode_b64_field(const json_t *v, const char *field, size_t max_len, int no_nul,
     if (!b64_check(text, text_len, &len))
         return fail(why, why_len, RX_EINVAL, "%s is not valid base64 (RFC 4648, with padding)",
                     field);
+    if (len > max_len && limit_name != NULL)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, limit_name, len, max_len);
     if (len > max_len)
-        return fail(why, why_len, RX_EINVAL, "%s has %zu bytes, more than the limit of %zu", field,
-                    len, max_len);
+        return fail(why, why_len, RX_EINVAL, "%s has %zu bytes, more than the limit of %" PRIu64,
+                    field, len, max_len);
     err = b64_decode(text, text_len, &data, &len);
     if (err != RX_OK)
         return fail(why, why_len, err, "%s: %s", field, rx_strerror(err));
@@ -157,12 +161,14 @@ free_strv(char **v)
 
 /*
  * Decode an array of base64 strings into a NULL-terminated vector of C strings: at least min_n
- * and at most max_n elements, at most max_bytes decoded bytes in all. with_eq: each must look
- * like "NAME=value" (an environment entry).
+ * and at most max_n elements (the limit n_name), at most max_bytes decoded bytes in all (the
+ * limit bytes_name; counted without the NULs that end them). with_eq: each must look like
+ * "NAME=value" (an environment entry).
  */
 static rx_err
-decode_strv_field(const json_t *v, const char *field, size_t min_n, size_t max_n, size_t max_bytes,
-                  int with_eq, char ***out_v, char *why, size_t why_len)
+decode_strv_field(const json_t *v, const char *field, size_t min_n, const char *n_name,
+                  uint64_t max_n, const char *bytes_name, uint64_t max_bytes, int with_eq,
+                  char ***out_v, char *why, size_t why_len)
 {
     char **strv = NULL;
     size_t n;
@@ -176,8 +182,20 @@ decode_strv_field(const json_t *v, const char *field, size_t min_n, size_t max_n
     if (n < min_n)
         return fail(why, why_len, RX_EINVAL, "%s is empty", field);
     if (n > max_n)
-        return fail(why, why_len, RX_EINVAL, "%s has %zu elements, more than the limit of %zu",
-                    field, n, max_n);
+        return rx_limits_why(RX_ETOOBIG, why, why_len, n_name, n, max_n);
+    /* The total is checked on the decoded lengths before anything is decoded (an element that
+     * is not valid base64 is reported as such below). */
+    for (size_t i = 0; i < n; i++) {
+        const json_t *elem = json_array_get(v, i);
+        size_t len = 0;
+
+        if (json_is_string(elem) &&
+            b64_check(json_string_value(elem), json_string_length(elem), &len))
+            total += len;
+    }
+    if (total > max_bytes)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, bytes_name, total, max_bytes);
+    total = 0;
     strv = rx__calloc(n + 1, sizeof(*strv));
     if (strv == NULL)
         return fail(why, why_len, RX_ENOMEM, "out of memory");
@@ -188,15 +206,8 @@ decode_strv_field(const json_t *v, const char *field, size_t min_n, size_t max_n
         size_t len = 0;
 
         (void)snprintf(name, sizeof(name), "%s[%zu]", field, i);
-        /* The total is checked on the decoded lengths before anything is decoded. */
-        if (json_is_string(elem) &&
-            b64_check(json_string_value(elem), json_string_length(elem), &len) &&
-            len > max_bytes - total) {
-            err = fail(why, why_len, RX_EINVAL, "%s holds more than the limit of %zu bytes", field,
-                       max_bytes);
-            goto fail;
-        }
-        err = decode_b64_field(elem, name, max_bytes - total, 1, &data, &len, why, why_len);
+        err = decode_b64_field(elem, name, max_bytes - total, bytes_name, 1, &data, &len, why,
+                               why_len);
         if (err != RX_OK)
             goto fail;
         strv[i] = (char *)data;
@@ -276,15 +287,15 @@ static const char *const function_fields[] = {"kind",    "exe_b64", "name",
 
 /* work.env_b64 and work.cwd_b64, which both kinds of work share. */
 static rx_err
-decode_env_cwd(json_t *work, engine_spec *spec, char *why, size_t why_len)
+decode_env_cwd(json_t *work, const rx_limits *lim, engine_spec *spec, char *why, size_t why_len)
 {
     json_t *v;
     rx_err err;
 
     v = json_object_get(work, "env_b64");
     if (v != NULL) {
-        err = decode_strv_field(v, "work.env_b64", 0, API_JOBS_MAX_ENV, API_JOBS_MAX_ENV_BYTES, 1,
-                                &spec->env, why, why_len);
+        err = decode_strv_field(v, "work.env_b64", 0, "env_count", lim->env_count, "env_bytes",
+                                lim->env_bytes, 1, &spec->env, why, why_len);
         if (err != RX_OK)
             return err;
     }
@@ -293,8 +304,8 @@ decode_env_cwd(json_t *work, engine_spec *spec, char *why, size_t why_len)
         unsigned char *data = NULL;
         size_t len = 0;
 
-        err = decode_b64_field(v, "work.cwd_b64", API_JOBS_MAX_PATH_BYTES, 1, &data, &len, why,
-                               why_len);
+        err = decode_b64_field(v, "work.cwd_b64", API_JOBS_MAX_PATH_BYTES, NULL, 1, &data, &len,
+                               why, why_len);
         if (err != RX_OK)
             return err;
         spec->cwd = (char *)data;
@@ -305,7 +316,7 @@ decode_env_cwd(json_t *work, engine_spec *spec, char *why, size_t why_len)
 }
 
 static rx_err
-decode_work(json_t *work, engine_spec *spec, char *why, size_t why_len)
+decode_work(json_t *work, const rx_limits *lim, engine_spec *spec, char *why, size_t why_len)
 {
     json_t *kind;
     json_t *v;
@@ -329,8 +340,8 @@ decode_work(json_t *work, engine_spec *spec, char *why, size_t why_len)
         v = json_object_get(work, "argv_b64");
         if (v == NULL)
             return fail(why, why_len, RX_EINVAL, "work.argv_b64 is missing");
-        err = decode_strv_field(v, "work.argv_b64", 1, API_JOBS_MAX_ARGV, API_JOBS_MAX_ARGV_BYTES,
-                                0, &spec->argv, why, why_len);
+        err = decode_strv_field(v, "work.argv_b64", 1, "argv_count", lim->argv_count, "argv_bytes",
+                                lim->argv_bytes, 0, &spec->argv, why, why_len);
         if (err != RX_OK)
             return err;
         if (spec->argv[0][0] == '\0')
@@ -340,8 +351,8 @@ decode_work(json_t *work, engine_spec *spec, char *why, size_t why_len)
             unsigned char *data = NULL;
             size_t len = 0;
 
-            err = decode_b64_field(v, "work.stdin_b64", API_JOBS_MAX_STDIN_BYTES, 0, &data, &len,
-                                   why, why_len);
+            err = decode_b64_field(v, "work.stdin_b64", lim->stdin_bytes, "stdin_bytes", 0, &data,
+                                   &len, why, why_len);
             if (err != RX_OK)
                 return err;
             spec->stdin_data = data;
@@ -362,7 +373,7 @@ decode_work(json_t *work, engine_spec *spec, char *why, size_t why_len)
         spec->argv = rx__calloc(2, sizeof(*spec->argv));
         if (spec->argv == NULL)
             return fail(why, why_len, RX_ENOMEM, "out of memory");
-        err = decode_b64_field(v, "work.exe_b64", API_JOBS_MAX_PATH_BYTES, 1, &exe, &len, why,
+        err = decode_b64_field(v, "work.exe_b64", API_JOBS_MAX_PATH_BYTES, NULL, 1, &exe, &len, why,
                                why_len);
         if (err != RX_OK)
             return err;
@@ -386,11 +397,11 @@ decode_work(json_t *work, engine_spec *spec, char *why, size_t why_len)
                     "work.kind is '%.*s': it must be \"command\" or \"function\"", QUOTE_MAX,
                     kind_name);
     }
-    return decode_env_cwd(work, spec, why, why_len);
+    return decode_env_cwd(work, lim, spec, why, why_len);
 }
 
 static rx_err
-decode_elem_args(json_t *v, engine_spec *spec, char *why, size_t why_len)
+decode_elem_args(json_t *v, const rx_limits *lim, engine_spec *spec, char *why, size_t why_len)
 {
     size_t n;
     char name[64];
@@ -402,10 +413,8 @@ decode_elem_args(json_t *v, engine_spec *spec, char *why, size_t why_len)
     spec->has_args = 1;
     if (n == 0)
         return fail(why, why_len, RX_EINVAL, "elem_args_b64 has no elements: a job needs a task");
-    if ((int64_t)n > API_JOBS_MAX_TASKS)
-        return fail(why, why_len, RX_EINVAL,
-                    "elem_args_b64 has %zu elements, more than the limit of %" PRId64 " tasks", n,
-                    API_JOBS_MAX_TASKS);
+    if (n > lim->tasks_per_job)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, "tasks_per_job", n, lim->tasks_per_job);
     spec->args = rx__calloc(n, sizeof(*spec->args));
     if (spec->args == NULL)
         return fail(why, why_len, RX_ENOMEM, "out of memory");
@@ -415,7 +424,7 @@ decode_elem_args(json_t *v, engine_spec *spec, char *why, size_t why_len)
 
         (void)snprintf(name, sizeof(name), "elem_args_b64[%zu]", i);
         /* A command's argument goes into argv, which cannot hold a NUL (rx__exec_check). */
-        err = decode_b64_field(json_array_get(v, i), name, API_JOBS_MAX_BODY_BYTES,
+        err = decode_b64_field(json_array_get(v, i), name, lim->body_bytes, "body_bytes",
                                spec->kind == RX_WORK_COMMAND, &data, &len, why, why_len);
         if (err != RX_OK)
             return err;
@@ -427,7 +436,8 @@ decode_elem_args(json_t *v, engine_spec *spec, char *why, size_t why_len)
 }
 
 static rx_err
-decode_submit_object(json_t *root, engine_spec *spec, char *why, size_t why_len)
+decode_submit_object(json_t *root, const rx_limits *lim, engine_spec *spec, char *why,
+                     size_t why_len)
 {
     json_t *v;
     int64_t num_tasks = 0;
@@ -444,17 +454,22 @@ decode_submit_object(json_t *root, engine_spec *spec, char *why, size_t why_len)
     v = json_object_get(root, "work");
     if (v == NULL)
         return fail(why, why_len, RX_EINVAL, "work is missing");
-    err = decode_work(v, spec, why, why_len);
+    err = decode_work(v, lim, spec, why, why_len);
     if (err != RX_OK)
         return err;
 
-    err = get_int(root, "times_to_run", -1, API_JOBS_MAX_TASKS, "-1 (derive it) or 1 to 1000000",
+    err = get_int(root, "times_to_run", -1, INT64_MAX, "-1 (derive it) or at least 1",
                   &spec->times_to_run, why, why_len);
     if (err != RX_OK)
         return err;
     if (spec->times_to_run == 0)
         return fail(why, why_len, RX_EINVAL, "times_to_run is 0: a job needs at least one task");
-    err = get_int(root, "num_tasks", 0, API_JOBS_MAX_TASKS, "0 (the daemon's slots) to 1000000",
+    if (spec->times_to_run > 0 && (uint64_t)spec->times_to_run > lim->tasks_per_job)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, "tasks_per_job",
+                             (uint64_t)spec->times_to_run, lim->tasks_per_job);
+    /* num_tasks is a count of slots; as a job's task count (no times_to_run, no elem_args) the
+     * engine holds it to tasks_per_job. */
+    err = get_int(root, "num_tasks", 0, API_JOBS_NUM_TASKS_MAX, "0 (the daemon's slots) to 1000000",
                   &num_tasks, why, why_len);
     if (err != RX_OK)
         return err;
@@ -483,7 +498,7 @@ decode_submit_object(json_t *root, engine_spec *spec, char *why, size_t why_len)
 
     v = json_object_get(root, "elem_args_b64");
     if (v != NULL) {
-        err = decode_elem_args(v, spec, why, why_len);
+        err = decode_elem_args(v, lim, spec, why, why_len);
         if (err != RX_OK)
             return err;
     }
@@ -495,9 +510,11 @@ decode_submit_object(json_t *root, engine_spec *spec, char *why, size_t why_len)
 }
 
 rx_err
-api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, engine_spec **out_spec,
-                       char *why, size_t why_len)
+api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, const rx_limits *limits,
+                       engine_spec **out_spec, char *why, size_t why_len)
 {
+    rx_limits defaults;
+    const rx_limits *lim = limits;
     engine_spec *spec = NULL;
     json_t *root = NULL;
     json_error_t jerr;
@@ -507,9 +524,12 @@ api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, engine_spec
         why[0] = '\0';
     if (out_spec == NULL || (body == NULL && body_len > 0))
         return fail(why, why_len, RX_EINVAL, "no body");
-    if (body_len > API_JOBS_MAX_BODY_BYTES)
-        return fail(why, why_len, RX_ETOOBIG, "the body has %zu bytes, more than the limit of %zu",
-                    body_len, API_JOBS_MAX_BODY_BYTES);
+    if (lim == NULL) {
+        rx_limits_default(&defaults);
+        lim = &defaults;
+    }
+    if (body_len > lim->body_bytes)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, "body_bytes", body_len, lim->body_bytes);
 
     root = json_loadb(body != NULL ? body : "", body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
@@ -526,7 +546,7 @@ api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, engine_spec
     spec->continue_on_failure = 1;
     spec->auto_cleanup = 1;
 
-    err = decode_submit_object(root, spec, why, why_len);
+    err = decode_submit_object(root, lim, spec, why, why_len);
     if (err != RX_OK)
         goto fail;
     json_decref(root);
@@ -776,6 +796,81 @@ slot_elapsed_s(const engine_slot *slot)
     return slot->ended_s - slot->started_s;
 }
 
+/* The length of the UTF-8 sequence at p (1..4), or 0 if none starts there (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). p is NUL-terminated. */
+static size_t
+utf8_seq_len(const unsigned char *p)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        min = 0x80;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        min = 0x800;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        min = 0x10000;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0u) != 0x80u)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/*
+ * A message (a task's error, a refusal's reason) as a JSON string. JSON text is UTF-8, and a
+ * message can quote bytes that are not (a function's rx_task_fail text, a cwd, a field name cut
+ * at QUOTE_MAX bytes): each byte that is not part of a valid UTF-8 sequence becomes the four
+ * characters \xNN (protocol.md "Bytes"). NULL on ENOMEM.
+ */
+static json_t *
+message_json(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    json_t *str;
+    char *copy;
+    size_t len = 0;
+
+    str = json_string(s);
+    if (str != NULL)
+        return str;
+    copy = rx__malloc(strlen(s) * 4 + 1);
+    if (copy == NULL)
+        return NULL;
+    while (*p != '\0') {
+        size_t n = utf8_seq_len(p);
+
+        if (n == 0) {
+            (void)snprintf(copy + len, 5, "\\x%02x", *p);
+            len += 4;
+            p++;
+        } else {
+            memcpy(copy + len, p, n);
+            len += n;
+            p += n;
+        }
+    }
+    copy[len] = '\0';
+    str = json_string(copy);
+    rx__free(copy);
+    return str;
+}
+
 /* The slot's fields but its value: state, then error (failed slots), exit_status, signal,
  * elapsed_s. An OK slot's value_b64 is appended after them. */
 static json_t *
@@ -784,8 +879,8 @@ slot_head_json(const engine_slot *slot)
     const char *state = rx_task_state_name(slot->state);
 
     if (!slot_has_value(slot))
-        return json_pack("{s:s, s:s, s:i, s:i, s:f}", "state", state, "error",
-                         slot->error != NULL ? slot->error : state, "exit_status",
+        return json_pack("{s:s, s:o, s:i, s:i, s:f}", "state", state, "error",
+                         message_json(slot->error != NULL ? slot->error : state), "exit_status",
                          slot->exit_status, "signal", slot->signal, "elapsed_s",
                          slot_elapsed_s(slot));
     return json_pack("{s:s, s:i, s:i, s:f}", "state", state, "exit_status", slot->exit_status,
@@ -822,8 +917,8 @@ api_jobs_slot_json(const engine_slot *slot)
 json_t *
 api_jobs_error_json(const char *error_name, const char *message)
 {
-    return json_pack("{s:s, s:s}", "error", error_name != NULL ? error_name : "RX_ESYSTEM",
-                     "message", message != NULL ? message : "");
+    return json_pack("{s:s, s:o}", "error", error_name != NULL ? error_name : "RX_ESYSTEM",
+                     "message", message_json(message != NULL ? message : ""));
 }
 
 unsigned
@@ -843,6 +938,8 @@ api_jobs_http_status(rx_err err)
         return 409;
     case RX_ETOOBIG:
         return 413;
+    case RX_ELIMIT:
+        return 429;
     case RX_EPERM:
         return 403;
     case RX_ECONTEXT:

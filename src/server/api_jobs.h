@@ -13,25 +13,20 @@
 #define RX_SERVER_API_JOBS_H
 
 #include "server/engine.h"
+#include "server/limits.h"
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Limits of protocol.md, each enforced before anything is created. A body costs several times
- * its size while it is parsed (jansson's tree), so it is kept small; stdin, base64'd, fits. */
-#define API_JOBS_MAX_BODY_BYTES  ((size_t)16 * 1024 * 1024) /* request body */
-#define API_JOBS_MAX_TASKS       ((int64_t)1000000)         /* tasks per job, and num_tasks */
-#define API_JOBS_MAX_ARGV        ((size_t)4096)             /* argv elements */
-#define API_JOBS_MAX_ARGV_BYTES  ((size_t)1024 * 1024)      /* argv bytes, decoded, all together */
-#define API_JOBS_MAX_ENV         ((size_t)4096)             /* environment entries */
-#define API_JOBS_MAX_ENV_BYTES   ((size_t)1024 * 1024)      /* environment bytes, decoded */
-#define API_JOBS_MAX_STDIN_BYTES ((size_t)8 * 1024 * 1024)  /* stdin bytes, decoded */
-#define API_JOBS_MAX_NAME_BYTES  ((size_t)128)  /* function name, as rx_register_function */
-#define API_JOBS_MAX_PATH_BYTES  ((size_t)4096) /* cwd and exe, decoded (PATH_MAX) */
-#define API_JOBS_WAIT_MAX_S      60.0           /* the longest long poll, seconds */
-#define API_JOBS_WAIT_DEFAULT_S  30.0           /* long poll without timeout_s, seconds */
+/* Fixed bounds of protocol.md; the settable ones (body, argv, env, stdin, tasks per job) are
+ * rx_limits (limits.h), passed to api_jobs_decode_submit. */
+#define API_JOBS_NUM_TASKS_MAX  ((int64_t)1000000) /* num_tasks, a count of slots */
+#define API_JOBS_MAX_NAME_BYTES ((size_t)128)      /* function name, as rx_register_function */
+#define API_JOBS_MAX_PATH_BYTES ((size_t)4096)     /* cwd and exe, decoded (PATH_MAX) */
+#define API_JOBS_WAIT_MAX_S     60.0               /* the longest long poll, seconds */
+#define API_JOBS_WAIT_DEFAULT_S 30.0               /* long poll without timeout_s, seconds */
 
 /* One query-string argument, as the HTTP layer found it. value is NULL for "?key" alone. */
 typedef struct api_jobs_arg {
@@ -51,12 +46,14 @@ typedef struct api_jobs_filter {
  * Checks types, ranges, limits, base64, NUL bytes where a C string must go (argv, env, cwd, exe,
  * and elem_args of a command), and the run-count rule between times_to_run and elem_args_b64
  * (RX_ECOUNT); whether num_tasks' default fits is the engine's call.
+ * @param limits    body_bytes, argv_count, argv_bytes, env_count, env_bytes, stdin_bytes and
+ *                  tasks_per_job are checked here; NULL = rx_limits_default. Borrowed.
  * @param out_spec  On RX_OK, the spec; free with api_jobs_spec_free.
- * @return RX_OK; RX_EINVAL or RX_ECOUNT with why; RX_ETOOBIG for a body over
- *         API_JOBS_MAX_BODY_BYTES; RX_ENOMEM.
+ * @return RX_OK; RX_EINVAL or RX_ECOUNT with why; RX_ETOOBIG over one of those limits, with
+ *         why = rx_limits_why's reason naming it; RX_ENOMEM.
  */
-rx_err api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, engine_spec **out_spec,
-                              char *why, size_t why_len);
+rx_err api_jobs_decode_submit(const char *body, size_t body_len, uid_t uid, const rx_limits *limits,
+                              engine_spec **out_spec, char *why, size_t why_len);
 
 /* Free a spec from api_jobs_decode_submit and everything in it. NULL is a no-op. */
 void api_jobs_spec_free(engine_spec *spec);

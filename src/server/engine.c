@@ -43,12 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Client-controlled quantities (docs/protocol.md "Limits"). */
-#define MAX_ARGV_ELEMS    4096
-#define MAX_ARGV_BYTES    ((size_t)1024 * 1024)
-#define MAX_ENV_ENTRIES   4096
-#define MAX_ENV_BYTES     ((size_t)1024 * 1024)
-#define MAX_STDIN_BYTES   ((size_t)8 * 1024 * 1024)
+/* Client-controlled quantities; the settable ones are e->limits (limits.h). */
 #define MAX_FUNCTION_NAME 128
 #define DEFAULT_GRACE_MS  1000
 #define RESULT_NOT_RUN_TEXT                                   \
@@ -199,12 +194,54 @@ jobs_reserve(engine *e, size_t more)
     return RX_OK;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Jobs not yet ended, per uid (queued_jobs_per_user). Caller holds mu.
+ * ------------------------------------------------------------------------------------------- */
+
+struct engine_uid_count {
+    uid_t uid;
+    uint64_t n;
+};
+
+static uint64_t *
+uid_count(engine *e, uid_t uid, int create)
+{
+    struct engine_uid_count *p;
+
+    for (size_t i = 0; i < e->n_uid_counts; i++)
+        if (e->uid_counts[i].uid == uid)
+            return &e->uid_counts[i].n;
+    if (!create)
+        return NULL;
+    p = rx__realloc(e->uid_counts, (e->n_uid_counts + 1) * sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    e->uid_counts = p;
+    p[e->n_uid_counts].uid = uid;
+    p[e->n_uid_counts].n = 0;
+    return &p[e->n_uid_counts++].n;
+}
+
+static void
+uid_count_add(engine *e, uid_t uid, int delta)
+{
+    uint64_t *n = uid_count(e, uid, delta > 0);
+
+    if (n == NULL)
+        return; /* out of memory: the limit is checked against a lower count, nothing breaks */
+    if (delta > 0)
+        (*n)++;
+    else if (*n > 0)
+        (*n)--;
+}
+
 /* Append a job with an id above every other (new ids only grow). Capacity reserved. */
 static void
 jobs_append(engine *e, ejob *j)
 {
     e->jobs[e->n_jobs++] = j;
     if (!rx_job_status_is_terminal(j->status)) {
+        uid_count_add(e, j->uid, 1);
         j->active = 1;
         j->a_prev = e->a_tail;
         j->a_next = NULL;
@@ -221,6 +258,7 @@ engine_active_remove(engine *e, ejob *j)
 {
     if (!j->active)
         return;
+    uid_count_add(e, j->uid, -1);
     if (j->a_prev != NULL)
         j->a_prev->a_next = j->a_next;
     else
@@ -367,27 +405,31 @@ function_name_ok(const char *name)
     return n >= 1 && n <= MAX_FUNCTION_NAME;
 }
 
+/* A vector within the limits n_name and bytes_name (bytes counted as api_jobs.c does: the
+ * strings' lengths, without their NULs). */
 static rx_err
-check_strv(char *const *v, size_t max_n, size_t max_bytes, const char *what, char *why,
-           size_t why_len, size_t *out_n)
+check_strv(char *const *v, const rx_limits *lim, const char *n_name, const char *bytes_name,
+           char *why, size_t why_len, size_t *out_n)
 {
-    size_t n = 0, bytes = 0;
+    size_t n = 0;
+    uint64_t bytes = 0, max_n = 0, max_bytes = 0;
 
-    for (; v != NULL && v[n] != NULL; n++) {
-        bytes += strlen(v[n]) + 1;
-        if (n + 1 > max_n)
-            return why_fail(why, why_len, RX_EINVAL, "%s has more than %zu elements", what, max_n);
-        if (bytes > max_bytes)
-            return why_fail(why, why_len, RX_EINVAL, "%s is over the limit of %zu bytes", what,
-                            max_bytes);
-    }
+    (void)rx_limits_get(lim, n_name, &max_n);
+    (void)rx_limits_get(lim, bytes_name, &max_bytes);
+    for (; v != NULL && v[n] != NULL; n++)
+        bytes += strlen(v[n]);
+    if (n > max_n)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, n_name, n, max_n);
+    if (bytes > max_bytes)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, bytes_name, bytes, max_bytes);
     *out_n = n;
     return RX_OK;
 }
 
 /* Validate a submission and work out its task count (DESIGN.md section 2, protocol limits). */
 static rx_err
-check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_len)
+check_spec(const engine_spec *s, const rx_limits *lim, uint64_t *out_n_tasks, char *why,
+           size_t why_len)
 {
     size_t argc = 0, n_env = 0, count = 0;
     rx_err err;
@@ -400,7 +442,7 @@ check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_le
         return why_fail(why, why_len, RX_EINVAL,
                         s->kind == RX_WORK_COMMAND ? "the command's argv is empty"
                                                    : "function work needs the program (exe)");
-    err = check_strv(s->argv, MAX_ARGV_ELEMS, MAX_ARGV_BYTES, "argv", why, why_len, &argc);
+    err = check_strv(s->argv, lim, "argv_count", "argv_bytes", why, why_len, &argc);
     if (err != RX_OK)
         return err;
     if (s->kind == RX_WORK_FUNCTION &&
@@ -408,7 +450,7 @@ check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_le
         return why_fail(why, why_len, RX_EINVAL,
                         "function name must be 1 to %d characters of [A-Za-z0-9_.-]",
                         MAX_FUNCTION_NAME);
-    err = check_strv(s->env, MAX_ENV_ENTRIES, MAX_ENV_BYTES, "env", why, why_len, &n_env);
+    err = check_strv(s->env, lim, "env_count", "env_bytes", why, why_len, &n_env);
     if (err != RX_OK)
         return err;
     for (size_t i = 0; i < n_env; i++) {
@@ -428,9 +470,9 @@ check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_le
     }
     if (s->stdin_data == NULL && s->stdin_len > 0)
         return why_fail(why, why_len, RX_EINVAL, "stdin has a length but no bytes");
-    if (s->stdin_len > MAX_STDIN_BYTES)
-        return why_fail(why, why_len, RX_EINVAL, "stdin is over the limit of %zu bytes",
-                        MAX_STDIN_BYTES);
+    if (s->stdin_len > lim->stdin_bytes)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, "stdin_bytes", s->stdin_len,
+                             lim->stdin_bytes);
     if (s->n_args > 0 && s->args == NULL)
         return why_fail(why, why_len, RX_EINVAL, "elem_args has a count but no elements");
     if (!isfinite(s->execution_timeout_s) || s->execution_timeout_s < 0 ||
@@ -443,10 +485,8 @@ check_spec(const engine_spec *s, uint64_t *out_n_tasks, char *why, size_t why_le
                          s->num_tasks > 0 ? s->num_tasks : 1, &count, why, why_len);
     if (err != RX_OK)
         return err;
-    if ((uint64_t)count > ENGINE_MAX_TASKS)
-        return why_fail(why, why_len, RX_EINVAL,
-                        "the job has %zu tasks, more than the limit of %" PRIu64 " per job", count,
-                        ENGINE_MAX_TASKS);
+    if ((uint64_t)count > lim->tasks_per_job)
+        return rx_limits_why(RX_ETOOBIG, why, why_len, "tasks_per_job", count, lim->tasks_per_job);
     if (s->kind == RX_WORK_COMMAND) {
         for (size_t i = 0; s->has_args && i < s->n_args; i++) {
             if (s->args[i].len > 0 && s->args[i].data == NULL)
@@ -595,6 +635,7 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
     store_work w;
     uint64_t n_tasks = 0;
     char *fn_argv[2] = {NULL, NULL};
+    int reserved = 0;
     rx_err err;
 
     if (why != NULL && why_len > 0)
@@ -602,7 +643,24 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
     last_errmsg[0] = '\0';
     if (e == NULL || out_job == NULL)
         return why_fail(why, why_len, RX_EINVAL, "no engine or no place for the job");
-    err = check_spec(spec, &n_tasks, why, why_len);
+    err = check_spec(spec, &e->limits, &n_tasks, why, why_len);
+    if (err != RX_OK)
+        return err;
+    /* queued_jobs_per_user: the uid's jobs not yet ended, this one reserved until committed
+     * (then jobs_append counts it), so concurrent submissions cannot overshoot. */
+    pthread_mutex_lock(&e->mu);
+    {
+        uint64_t *n = uid_count(e, spec->uid, 1);
+
+        if (n != NULL && *n >= e->limits.queued_jobs_per_user)
+            err = rx_limits_why(RX_ELIMIT, why, why_len, "queued_jobs_per_user", *n + 1,
+                                e->limits.queued_jobs_per_user);
+        else if (n != NULL) {
+            (*n)++;
+            reserved = 1;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
     if (err != RX_OK)
         return err;
 
@@ -660,6 +718,11 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
         (void)why_fail(why, why_len, err, "the job could not be recorded: %s",
                        sub.why[0] != '\0' ? sub.why : rx_strerror(err));
 done:
+    if (reserved) {
+        pthread_mutex_lock(&e->mu);
+        uid_count_add(e, spec->uid, -1);
+        pthread_mutex_unlock(&e->mu);
+    }
     if (err == RX_ENOMEM && why != NULL && why_len > 0 && why[0] == '\0')
         (void)why_fail(why, why_len, err, "out of memory");
     job_free(sub.job_mem);
@@ -919,6 +982,12 @@ done:
     return err;
 }
 
+const rx_limits *
+engine_limits(const engine *e)
+{
+    return &e->limits;
+}
+
 rx_err
 engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t errlen)
 {
@@ -957,11 +1026,13 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     e->slots = opts->slots;
     e->hold = opts->hold;
     e->grace_ms = opts->grace_ms > 0 ? opts->grace_ms : DEFAULT_GRACE_MS;
+    if (opts->limits != NULL)
+        e->limits = *opts->limits;
+    else
+        rx_limits_default(&e->limits);
     /* Run-time limits, enforced by the supervisors (limits.h). */
-    e->output_bytes = opts->limits != NULL ? opts->limits->output_bytes : 0;
-    e->result_bytes = opts->limits != NULL && opts->limits->result_bytes > 0
-                          ? opts->limits->result_bytes
-                          : RX_RESULT_MAX_BYTES;
+    e->output_bytes = e->limits.output_bytes;
+    e->result_bytes = e->limits.result_bytes > 0 ? e->limits.result_bytes : RX_RESULT_MAX_BYTES;
     err = exec_local_shim_open(opts->self_exe, opts->shim_exe, &e->shim_exe, &e->shim_fd, errbuf,
                                errlen);
     if (err != RX_OK)
@@ -1065,6 +1136,7 @@ engine_close(engine *e)
     rx__free(e->jobs);
     rx__free(e->runs);
     rx__free(e->gone);
+    rx__free(e->uid_counts);
     rx__free(e->state_dir);
     rx__free(e->self_exe);
     rx__free(e->shim_exe);

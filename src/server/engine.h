@@ -125,13 +125,18 @@ void engine_results_free(engine_results *res);
  * RX_ESYSTEM. */
 rx_err engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t errlen);
 
+/* The limits the engine was opened with (limits.h). Never NULL; valid until engine_close. */
+const struct rx_limits *engine_limits(const engine *e);
+
 /* Stop the scheduler and close the store. Running tasks go on under their supervisors and are
  * adopted by the next engine_open. NULL-safe. */
 void engine_close(engine *e);
 
 /* Create a job: validate (run-count rules, limits), commit it (group commit: concurrent callers
  * share one transaction and fsync), then let the scheduler see it. On RX_OK the job is durable
- * and *out_job describes it. RX_EINVAL / RX_ECOUNT with why; RX_ESTORE. */
+ * and *out_job describes it. RX_EINVAL / RX_ECOUNT with why; RX_ETOOBIG over a size limit and
+ * RX_ELIMIT when spec->uid has queued_jobs_per_user jobs not yet ended, why naming the limit
+ * (rx_limits_why); RX_ESTORE. */
 rx_err engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why,
                      size_t why_len);
 

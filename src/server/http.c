@@ -15,7 +15,7 @@
  *
  * A request goes through the access handler several times: once with the headers (we note the
  * caller's uid, or answer 401, and refuse an announced body over the limit at once, with 413,
- * before reading it), once per piece of body (accumulated, up to API_JOBS_MAX_BODY_BYTES; a chunked
+ * before reading it), once per piece of body (accumulated, up to the body_bytes limit; a chunked
  * body that grows past it is refused the same way), and once at the end, when the route runs.
  *
  * A body over HTTP_LARGE_BODY_BYTES (announced, or grown to it) costs many times its size while
@@ -375,6 +375,18 @@ queue_errorf(struct MHD_Connection *conn, rx_err err, const char *fmt, ...)
     return queue_error(conn, err, message);
 }
 
+/* 413 for a body over body_bytes: announced_len bytes, or 0 = a chunked body cut off. */
+static enum MHD_Result
+queue_body_too_big(http_server *s, struct MHD_Connection *conn, uint64_t announced_len)
+{
+    char why[HTTP_WHY_LEN];
+
+    return queue_error(conn,
+                       rx_limits_why(RX_ETOOBIG, why, sizeof(why), "body_bytes", announced_len,
+                                     engine_limits(s->engine)->body_bytes),
+                       why);
+}
+
 static enum MHD_Result
 queue_not_found(struct MHD_Connection *conn, int64_t id)
 {
@@ -445,7 +457,8 @@ route_submit(http_server *s, struct MHD_Connection *conn, http_request *req)
     engine_job job;
     rx_err err;
 
-    err = api_jobs_decode_submit(req->body, req->body_len, req->uid, &spec, why, sizeof(why));
+    err = api_jobs_decode_submit(req->body, req->body_len, req->uid, engine_limits(s->engine),
+                                 &spec, why, sizeof(why));
     if (err != RX_OK)
         return queue_error(conn, err, why);
     memset(&job, 0, sizeof(job));
@@ -949,12 +962,12 @@ route_daemon(http_server *s, struct MHD_Connection *conn)
     }
     if (jobs == NULL)
         return MHD_NO;
-    obj = json_pack("{s:s, s:I, s:s, s:I, s:s, s:s, s:f, s:o, s:I, s:b}", "version", rx_version(),
-                    "pid", (json_int_t)getpid(), "executor",
+    obj = json_pack("{s:s, s:I, s:s, s:I, s:s, s:s, s:f, s:o, s:I, s:b, s:o}", "version",
+                    rx_version(), "pid", (json_int_t)getpid(), "executor",
                     st.executor != NULL ? st.executor : "local", "slots", (json_int_t)st.slots,
                     "socket", s->socket_path, "state_dir", s->state_dir, "started_s", s->started_s,
                     "jobs", jobs, "tasks_running", (json_int_t)st.tasks_running, "hold",
-                    st.hold != 0);
+                    st.hold != 0, "limits", rx_limits_json(engine_limits(s->engine)));
     /* The TCP listener, when there is one (rxjobd --listen). */
     if (obj != NULL && s->tcp_url != NULL &&
         json_object_set_new(obj, "listen", json_string(s->tcp_url)) != 0) {
@@ -1281,9 +1294,9 @@ authenticate(http_server *s, struct MHD_Connection *conn, http_request *req, enu
     return -1;
 }
 
-/* Refuse a body announced over the limit, before reading it. */
-static int
-announced_too_big(struct MHD_Connection *conn)
+/* Refuse a body announced over the limit, before reading it: its announced length, else 0. */
+static uint64_t
+announced_too_big(struct MHD_Connection *conn, uint64_t max)
 {
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1294,14 +1307,14 @@ announced_too_big(struct MHD_Connection *conn)
     /* A malformed Content-Length is MHD's to refuse; only a well-formed big one is ours. */
     if (rx__parse_i64(cl, 0, INT64_MAX, &len) != RX_OK)
         return 0;
-    return (uint64_t)len > API_JOBS_MAX_BODY_BYTES;
+    return (uint64_t)len > max ? (uint64_t)len : 0;
 }
 
-/* Append a piece of body; -1 past the limit, -2 out of memory. */
+/* Append a piece of body; -1 past the limit of max bytes, -2 out of memory. */
 static int
-append_body(http_request *req, const char *data, size_t len)
+append_body(http_request *req, const char *data, size_t len, size_t max)
 {
-    if (len > API_JOBS_MAX_BODY_BYTES - req->body_len)
+    if (len > max - req->body_len)
         return -1;
     if (req->body_len + len + 1 > req->body_cap) {
         size_t cap = req->body_cap > 0 ? req->body_cap : 4096;
@@ -1309,8 +1322,8 @@ append_body(http_request *req, const char *data, size_t len)
 
         while (cap < req->body_len + len + 1)
             cap *= 2;
-        if (cap > API_JOBS_MAX_BODY_BYTES + 1)
-            cap = API_JOBS_MAX_BODY_BYTES + 1;
+        if (cap > max + 1)
+            cap = max + 1;
         p = rx__realloc(req->body, cap);
         if (p == NULL)
             return -2;
@@ -1490,10 +1503,9 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
                 req->have_uid = 1;
             }
         }
-        if (announced_too_big(conn)) {
+        if (announced_too_big(conn, engine_limits(s->engine)->body_bytes) > 0) {
             req->responded = 1;
-            return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
-                                API_JOBS_MAX_BODY_BYTES);
+            return queue_body_too_big(s, conn, announced_too_big(conn, 0));
         }
         /* A large body waits for its turn before a byte of it is read. */
         if (announced_large(conn) && large_take(s, req) != 0)
@@ -1510,7 +1522,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         /* A body not announced as large (chunked) waits for its turn once it grows large. */
         if (!req->large && req->body_len + len > HTTP_LARGE_BODY_BYTES && large_take(s, req) != 0)
             return queue_busy(s, conn, req);
-        switch (append_body(req, upload_data, len)) {
+        switch (append_body(req, upload_data, len, engine_limits(s->engine)->body_bytes)) {
         case 0:
             return MHD_YES;
         case -1:
@@ -1519,8 +1531,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
              * goes out at the end. */
             req->too_big = 1;
             drop_body(req);
-            if (queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
-                             API_JOBS_MAX_BODY_BYTES) == MHD_YES)
+            if (queue_body_too_big(s, conn, 0) == MHD_YES)
                 req->responded = 1;
             return MHD_YES;
         default:
@@ -1536,8 +1547,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return req->responded ? MHD_YES : MHD_NO;
     }
     if (req->too_big)
-        return queue_errorf(conn, RX_ETOOBIG, "the request body is over the limit of %zu bytes",
-                            API_JOBS_MAX_BODY_BYTES);
+        return queue_body_too_big(s, conn, 0);
     if (!req->have_uid)
         return queue_error(conn, RX_ESYSTEM, "cannot tell who is calling (SO_PEERCRED failed)");
     if (atomic_load(&s->stopping))

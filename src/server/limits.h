@@ -10,6 +10,7 @@
 
 #include "rxjob.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,5 +36,25 @@ void rx_limits_default(rx_limits *out);
  * KiB, MiB, GiB for the *_bytes limits). RX_OK; RX_EINVAL with a one-line reason in why (an
  * unknown name, a bad or out-of-range value). */
 rx_err rx_limits_set(rx_limits *l, const char *name_value, char *why, size_t why_len);
+
+/* The unit a limit is counted in ("bytes", "elements", "entries", "tasks", "jobs"), or NULL for
+ * an unknown name. Static storage. */
+const char *rx_limits_unit(const char *name);
+
+/* The value of the limit named name (*out_value), 0 on success, -1 for an unknown name. */
+int rx_limits_get(const rx_limits *l, const char *name, uint64_t *out_value);
+
+/*
+ * The reason a request over a limit gets, the same everywhere:
+ *   "argv_bytes limit exceeded: 1048577 > 1048576 bytes (rxjobd --limit argv_bytes=...)".
+ * value = 0 means "unknown, but over" (a chunked body cut off at the limit): "more than N".
+ * Returns err, so a caller can `return rx_limits_why(...)`.
+ */
+rx_err rx_limits_why(rx_err err, char *why, size_t why_len, const char *name, uint64_t value,
+                     uint64_t limit);
+
+/* GET /v1/daemon's "limits": {"argv_bytes": {"value": 1048576, "unit": "bytes"}, ...}, every
+ * limit by name. NULL on ENOMEM. Caller owns the reference. */
+json_t *rx_limits_json(const rx_limits *l);
 
 #endif /* RX_SERVER_LIMITS_H */

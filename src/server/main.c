@@ -42,6 +42,7 @@
 #include "server/engine.h"
 #include "server/exec_local.h"
 #include "server/http.h"
+#include "server/limits.h"
 #include "server/tcp.h"
 
 #include <errno.h>
@@ -89,7 +90,8 @@ typedef struct main_opts {
         const char *tls_key;  /* --tls-key FILE (PEM) */
         const char *tokens;   /* --tokens FILE */
     } tcp;
-    int system; /* --system: serve every user, run each task as its submitter */
+    int system;       /* --system: serve every user, run each task as its submitter */
+    rx_limits limits; /* --limit NAME=VALUE (limits.h) */
 } main_opts;
 
 /* The TCP listener, prepared before daemonizing (files are read while relative paths still
@@ -198,6 +200,7 @@ usage(FILE *out)
         "usage: rxjobd [--socket PATH] [--state-dir DIR] [--slots N] [--hold] [--grace-ms MS]\n"
         "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS] [--system]\n"
         "              [--listen HOST:PORT --tokens FILE [--tls-cert FILE --tls-key FILE]]\n"
+        "              [--limit NAME=VALUE]...\n"
         "       rxjobd --help | --version\n"
         "\n"
         "The rxjob daemon: runs jobs submitted over HTTP on a Unix socket (docs/protocol.md).\n"
@@ -224,6 +227,10 @@ usage(FILE *out)
         "  --tokens FILE    lines \"TOKEN USER\"; owned by this user, mode 0600\n"
         "  --tls-cert FILE  PEM certificate (chain) for TCP\n"
         "  --tls-key FILE   PEM private key for TCP, unencrypted\n"
+        "  --limit NAME=VALUE  set a limit (repeatable): body_bytes, argv_count, argv_bytes,\n"
+        "                   env_count, env_bytes, stdin_bytes, tasks_per_job,\n"
+        "                   queued_jobs_per_user, output_bytes, result_bytes; *_bytes take\n"
+        "                   K, M, G (KiB, MiB, GiB). Defaults: docs/protocol.md \"Limits\"\n"
         "  --help           show this help\n"
         "  --version        show the version\n",
         out);
@@ -702,7 +709,8 @@ parse_options(int argc, char **argv, main_opts *o)
         OPT_TLS_CERT,
         OPT_TLS_KEY,
         OPT_TOKENS,
-        OPT_SYSTEM
+        OPT_SYSTEM,
+        OPT_LIMIT
     };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -718,6 +726,7 @@ parse_options(int argc, char **argv, main_opts *o)
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"tokens", required_argument, NULL, OPT_TOKENS},
+        {"limit", required_argument, NULL, OPT_LIMIT},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -727,6 +736,7 @@ parse_options(int argc, char **argv, main_opts *o)
 
     o->slots = cpus < 1 ? 1 : cpus > MAIN_MAX_SLOTS ? MAIN_MAX_SLOTS : (unsigned)cpus;
     o->grace_ms = MAIN_DEFAULT_GRACE_MS;
+    rx_limits_default(&o->limits);
     for (;;) {
         int c = getopt_long(argc, argv, "", longopts, NULL);
 
@@ -783,6 +793,15 @@ parse_options(int argc, char **argv, main_opts *o)
         case OPT_TOKENS:
             o->tcp.tokens = optarg;
             break;
+        case OPT_LIMIT: {
+            char why[MAIN_ERR_LEN];
+
+            if (rx_limits_set(&o->limits, optarg, why, sizeof(why)) != RX_OK) {
+                (void)fprintf(stderr, "rxjobd: --limit %s\n", why);
+                exit(2);
+            }
+            break;
+        }
         case 'v':
             log_max_level = RX_LOG_DEBUG;
             break;
@@ -1014,6 +1033,7 @@ main(int argc, char **argv)
     eo.executor = o.executor;
     eo.poll_ms = o.poll_ms;
     eo.system = o.system;
+    eo.limits = &o.limits;
     err = engine_open(&eo, &e, errbuf, sizeof(errbuf));
     if (err != RX_OK)
         die("engine: open '%s' failed: %s", real_state, errbuf[0] ? errbuf : rx_strerror(err));

@@ -14,13 +14,12 @@
 #include "core/status.h"
 #include "server/engine.h"
 #include "server/exec_local.h"
+#include "server/limits.h"
 #include "store/spool.h"
 #include "store/store.h"
 
 #include <pthread.h>
 #include <stdint.h>
-
-#define ENGINE_MAX_TASKS ((uint64_t)1000000) /* tasks per job (docs/protocol.md limits) */
 
 /* What a job looked like before this iteration touched it, to undo a failed commit. */
 typedef struct ejob_saved {
@@ -117,6 +116,7 @@ struct engine {
     int hold;
     int64_t grace_ms;
     int system;               /* engine_opts.system: tasks run as their jobs' users */
+    rx_limits limits;         /* engine_opts.limits, copied */
     struct exec_slurm *slurm; /* the Slurm executor, or NULL for the local one */
 
     store *st;
@@ -147,6 +147,11 @@ struct engine {
     esub *q_head, *q_tail;
     int committing; /* a leader is committing a batch (the lead passes on while any queue) */
     int q_stop;
+
+    /* Jobs not yet ended, per uid (queued_jobs_per_user): the active list's jobs plus the
+     * submissions between their check and their commit. Under mu. */
+    struct engine_uid_count *uid_counts;
+    size_t n_uid_counts;
 
     /* Spool directories to remove once the mutex is released (jobs canceled or removed). */
     int64_t *gone;
