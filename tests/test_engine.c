@@ -105,8 +105,7 @@ fixture_new(unsigned slots, int hold)
     return f;
 }
 
-/* A running engine with these run-time limits (the rest of rx_limits is not read by the engine's
- * executor). */
+/* A running engine with these run-time limits, the others at their defaults. */
 static fixture *
 fixture_new_limits(unsigned slots, uint64_t output_bytes, uint64_t result_bytes)
 {
@@ -116,7 +115,7 @@ fixture_new_limits(unsigned slots, uint64_t output_bytes, uint64_t result_bytes)
     assert_non_null(f);
     (void)snprintf(f->dir, sizeof(f->dir), "/tmp/rxjob-engine-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    memset(&lim, 0, sizeof(lim));
+    rx_limits_default(&lim);
     lim.output_bytes = output_bytes;
     lim.result_bytes = result_bytes;
     f->opts.slots = slots;
