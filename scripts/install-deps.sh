@@ -4,12 +4,13 @@
 # refreshed when something is missing. slurm-wlm and munge are for the Slurm executor's tests
 # (tests/check_slurm.sh brings up a one-node cluster with scripts/slurm/up.sh); their services
 # are not started here. clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, only a
-# Recommends of clang, so named here) are for fuzz/ and tests/check_fuzz.sh.
+# Recommends of clang, so named here) are for fuzz/ and tests/check_fuzz.sh. task-spooler, nq
+# and gnuplot-nox are for bench/compare (rxjob beside its peers, and its chart).
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
 libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip curl \
-procps python3 slurm-wlm munge clang libclang-rt-14-dev"
+procps python3 slurm-wlm munge clang libclang-rt-14-dev task-spooler nq gnuplot-nox"
 
 missing=""
 for p in $PACKAGES; do
