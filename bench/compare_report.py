@@ -8,6 +8,7 @@ Ratios are rxjob's median over the peer's median, in the same run. Each goal of 
 judged on those medians: MET or NOT MET.
 """
 import argparse
+import os
 import csv
 import statistics
 import sys
@@ -219,11 +220,12 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
 set grid ytics
-set key top left
+set key outside right top
 set yrange [0.01:*]
 plot for [i=2:{1 + len(CHART_SYSTEMS)}] "{a.base}.dat" using i:xtic(1) title columnheader(i)
 """)
-    p(f"Chart: `{png}` (grouped bars of the medians above, log scale).")
+    p(f"Chart: `{os.path.basename(png)}`, beside this report (grouped bars of the medians "
+      "above, log scale).")
     with open(a.base + ".md", "w") as f:
         f.write("\n".join(out) + "\n")
     return 0
