@@ -30,6 +30,10 @@
  * latency: the daemon's CPU time (all threads, /proc/PID/task/TID/schedstat), the client thread's
  * CPU time (rows 1 and 4) and the daemon's context switches.
  *
+ * --floors N runs only the floors, once, and prints them on one line for bench/compare:
+ * "floor_rt_p50_ms=X floor_fdatasync_p50_ms=Y floor_spawn_per_s=Z" (500 round trips, 200
+ * fdatasyncs on $TMPDIR's file system, N `true` spawns 2 at once); no daemon is started.
+ *
  * --quick runs smaller counts (a smoke run for CI). Figures are printed, not judged: the exit
  * status is 0 even when a goal is NOT MET; it is 1 if something failed (a daemon did not start
  * or stop, a request failed, a task did not run as it should), and 2 on a usage error. See
@@ -1550,14 +1554,37 @@ done:
  * main
  * ------------------------------------------------------------------------------------------- */
 
+#define FLOORS_ROUND_TRIPS 500
+#define FLOORS_SYNCS       200
+
+/* --floors N: the floors alone, once, on one line of key=value pairs (for bench/compare). b->dir
+ * exists; no daemon runs. Returns 0 or -1. */
+static int
+floors_only(bench *b, size_t n_spawn)
+{
+    double lat[FLOORS_ROUND_TRIPS];
+    double rt_p50 = 0, sync_p50 = 0, spawn_rate = 0;
+
+    if (echo_listen(b) != 0 || sync_file_open(b) != 0 ||
+        floor_round_trip(b, FLOORS_ROUND_TRIPS, lat, &rt_p50) != 0 ||
+        floor_fdatasync(b, FLOORS_SYNCS, lat, &sync_p50) != 0 ||
+        floor_many_tasks(b, n_spawn, &spawn_rate) != 0)
+        return -1;
+    printf("floor_rt_p50_ms=%.4f floor_fdatasync_p50_ms=%.4f floor_spawn_per_s=%.1f\n", rt_p50,
+           sync_p50, spawn_rate);
+    return 0;
+}
+
 static void
 usage(FILE *out)
 {
     fprintf(out, "usage: bench_server [--quick] [--rxjobd PATH]\n"
+                 "       bench_server --floors N\n"
                  "  rxjobd's submit latency, submissions/s, submit->start latency, status latency\n"
                  "  and tasks/s, beside floors measured in the same run. It starts its own\n"
                  "  daemons (PATH, default ../rxjobd next to this program) under $TMPDIR.\n"
-                 "  --quick runs smaller counts (a smoke run).\n");
+                 "  --quick runs smaller counts (a smoke run). --floors N: only the floors\n"
+                 "  (round trip, fdatasync, N spawns of `true`), once, on one line.\n");
 }
 
 /* ../rxjobd next to this program, as the build tree lays them out. */
@@ -1587,6 +1614,7 @@ main(int argc, char **argv)
     const char *tmp = getenv("TMPDIR");
     double *lat = NULL, *lat2 = NULL;
     size_t lat_n;
+    long floors_n = 0; /* --floors N: only the floors */
     int is_quick = 0;
     int status = 1;
 
@@ -1600,6 +1628,15 @@ main(int argc, char **argv)
             is_quick = 1;
         } else if (strcmp(argv[i], "--rxjobd") == 0 && i + 1 < argc) {
             rxjobd = argv[++i];
+        } else if (strcmp(argv[i], "--floors") == 0 && i + 1 < argc) {
+            char *end;
+
+            errno = 0;
+            floors_n = strtol(argv[++i], &end, 10);
+            if (errno != 0 || *end != '\0' || floors_n < 1 || floors_n > 10000000) {
+                fprintf(stderr, "bench_server: --floors wants a count 1..10000000\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -1609,6 +1646,24 @@ main(int argc, char **argv)
         }
     }
     b.cnt = is_quick ? &quick_counts : &full_counts;
+    if (floors_n > 0) {
+        if (tmp == NULL || tmp[0] == '\0')
+            tmp = "/tmp";
+        (void)snprintf(b.dir, sizeof(b.dir), "%s/rxbench-floors-XXXXXX", tmp);
+        if (mkdtemp(b.dir) == NULL) {
+            fprintf(stderr, "bench_server: mkdtemp '%s': %s\n", b.dir, strerror(errno));
+            return 1;
+        }
+        status = floors_only(&b, (size_t)floors_n) == 0 ? 0 : 1;
+        if (b.echo_fd >= 0)
+            close(b.echo_fd);
+        if (b.sync_fd >= 0)
+            close(b.sync_fd);
+        (void)nftw(b.dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (fflush(stdout) != 0)
+            status = 1;
+        return status;
+    }
     if (rxjobd != NULL) {
         (void)snprintf(b.rxjobd, sizeof(b.rxjobd), "%s", rxjobd);
     } else if (default_rxjobd(b.rxjobd, sizeof(b.rxjobd)) != 0) {

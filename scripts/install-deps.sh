@@ -5,12 +5,13 @@
 # (tests/check_slurm.sh brings up a one-node cluster with scripts/slurm/up.sh); their services
 # are not started here. clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, only a
 # Recommends of clang, so named here) are for fuzz/ and tests/check_fuzz.sh. openssl (the
-# command) makes tests/check_tcp.sh's certificates and tokens.
+# command) makes tests/check_tcp.sh's certificates and tokens. task-spooler, nq and gnuplot-nox
+# are for bench/compare (rxjob beside its peers, and its chart).
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
 libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip curl \
-procps python3 slurm-wlm munge clang libclang-rt-14-dev openssl"
+procps python3 slurm-wlm munge clang libclang-rt-14-dev openssl task-spooler nq gnuplot-nox"
 
 missing=""
 for p in $PACKAGES; do

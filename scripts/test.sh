@@ -26,4 +26,9 @@ fi
 echo "== bench smoke run"
 ./build/bench/bench_local --quick >/dev/null 2>&1 || { echo "bench_local --quick failed"; exit 1; }
 ./build/bench/bench_server --quick >/dev/null 2>&1 || { echo "bench_server --quick failed"; exit 1; }
+# rxjob beside task-spooler, nq and a one-node Slurm (its own, on its own port): about 30 s.
+cmp_out=$(mktemp -d)
+bench/compare --quick --build build --out "$cmp_out" >"$cmp_out/stdout" 2>&1 ||
+    { tail -n 20 "$cmp_out/stdout"; echo "bench/compare --quick failed"; exit 1; }
+rm -rf "$cmp_out"
 echo "test.sh: all passed"
