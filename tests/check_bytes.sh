@@ -13,31 +13,9 @@
 # Usage: bash tests/check_bytes.sh BUILD_DIR
 set -euo pipefail
 
-build=${1:?usage: check_bytes.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-rxjobd="$build/rxjobd"
-rxjob="$build/rxjob"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-bytes.XXXXXX")
-sock="$tmp/s.sock"
-daemon_pid=""
-passed=0
-failed=0
-
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-pass() { passed=$((passed + 1)); }
-fail() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
-}
-rx() { "$rxjob" --url "unix:$sock" "$@"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_bytes "${1:-}"
 
 # same WHAT FILE_A FILE_B: byte-identical.
 same() {
@@ -169,5 +147,4 @@ else
     fail "a usage error quoting control bytes: exit $rc: $(od -c "$tmp/err" | head -3)"
 fi
 
-echo "check_bytes: $passed passed, $failed failed"
-[[ $failed == 0 ]]
+rx_test_end

@@ -12,31 +12,9 @@
 # Usage: bash tests/check_limits.sh BUILD_DIR
 set -euo pipefail
 
-build=${1:?usage: check_limits.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-rxjobd="$build/rxjobd"
-rxjob="$build/rxjob"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-limits.XXXXXX")
-sock="$tmp/s.sock"
-state="$tmp/state"
-daemon_pid=""
-passed=0
-failed=0
-
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-pass() { passed=$((passed + 1)); }
-fail() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
-}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_limits "${1:-}"
 
 # The library sends the caller's environment with each job: a small, fixed one keeps the
 # bodies of normal jobs within the small limits below.
@@ -211,5 +189,4 @@ normal_job "after both ended"
 api GET /v1/daemon
 if [[ $code == 200 ]]; then pass; else fail "the daemon stopped answering: $code"; fi
 
-echo "check_limits: $passed passed, $failed failed"
-[[ $failed == 0 ]]
+rx_test_end

@@ -7,44 +7,12 @@
 #  2. a task stuck writing past the cap is still stopped by its time limit (TIMEOUT);
 #  3. a result over result_bytes fails its task with a message naming the limit.
 #
-# Exits 77 (skipped) when rxjobd has no --limit option.
 # Usage: bash tests/check_limits_runtime.sh BUILD_DIR
 set -euo pipefail
 
-build=${1:?usage: check_limits_runtime.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-rxjobd="$build/rxjobd"
-rxjob="$build/rxjob"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-limits.XXXXXX")
-sock="$tmp/s.sock"
-state="$tmp/state"
-daemon_pid=""
-passed=0
-failed=0
-
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
-}
-rx() { "$rxjob" --url "unix:$sock" "$@"; }
-
-if ! "$rxjobd" --help 2>&1 | grep -q -- '--limit'; then
-    echo "check_limits_runtime: SKIP: this rxjobd has no --limit option"
-    exit 77
-fi
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_limits_runtime "${1:-}"
 
 "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 \
     --limit output_bytes=1M --limit result_bytes=1K 2>>"$tmp/rxjobd.log" &
@@ -100,5 +68,4 @@ else
     bad "result over the limit: status $st; results: ${msg:0:300}"
 fi
 
-echo "check_limits_runtime: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rx_test_end

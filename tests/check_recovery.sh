@@ -9,37 +9,14 @@
 # Usage: bash tests/check_recovery.sh BUILD_DIR
 set -euo pipefail
 
-build=${1:?usage: check_recovery.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-rxjobd="$build/rxjobd"
-rxjob="$build/rxjob"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-recovery.XXXXXX")
-sock="$tmp/s.sock"
-state="$tmp/state"
-daemon_pid=""
-passed=0
-failed=0
-
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    # Tasks of this test run under shims in their own sessions: end what is left of them.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_recovery "${1:-}"
+# Tasks of this test run under shims in their own sessions: end what is left of them.
+rx_test_on_exit() {
     for pid in $(cat "$tmp"/pids.* 2>/dev/null); do
         kill -KILL "$pid" 2>/dev/null || true
     done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
 }
 
 start_daemon() {
@@ -135,5 +112,4 @@ else
     ls -l "/proc/$daemon_pid/fd"
 fi
 
-echo "check_recovery: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rx_test_end

@@ -11,28 +11,9 @@
 # Usage: bash tests/stress/limits_2g.sh BUILD_DIR
 set -euo pipefail
 
-build=${1:?usage: limits_2g.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-rxjobd="$build/rxjobd"
-rxjob="$build/rxjob"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-2g.XXXXXX")
-daemon_pid=""
-failed=0
-
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-bad() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
-}
-rx() { "$rxjob" --url "unix:$sock" "$@"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../lib.sh"
+rx_test_init limits_2g "${1:-}"
 ms() { echo $(($(date +%s%N) / 1000000)); }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$daemon_pid/status"; }
 
