@@ -54,7 +54,9 @@ done
 
 tmp=$(mktemp -d /tmp/rxsys.XXXXXX)
 chmod 0755 "$tmp" # the users reach the socket through it
-sock=$tmp/sys.sock
+# The socket in a directory that does not exist yet, as /run/rxjob on a fresh host: rxjobd
+# makes it 0755 whatever its own umask.
+sock=$tmp/run/rxjob/rxjobd.sock
 state=$tmp/state
 daemon_pid=""
 b_sleep=""
@@ -146,9 +148,9 @@ if [ ! -S "$sock" ]; then
     echo "check_system: $passed passed, $failed failed"
     exit 1
 fi
-modes="$(stat -c %a "$sock") $(stat -c %a "$state") $(stat -c %a "$state/spool") $(stat -c %a "$state/jobs.db")"
-if [ "$modes" = "666 711 711 600" ]; then
-    ok "socket 0666, state directory and spool 0711, jobs.db 0600"
+modes="$(stat -c %a "$(dirname "$sock")") $(stat -c %a "$sock") $(stat -c %a "$state") $(stat -c %a "$state/spool") $(stat -c %a "$state/jobs.db")"
+if [ "$modes" = "755 666 711 711 600" ]; then
+    ok "socket directory (made by rxjobd) 0755, socket 0666, state directory and spool 0711, jobs.db 0600"
 else
     fail "modes of socket, state, spool, jobs.db: $modes"
 fi

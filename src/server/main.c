@@ -307,8 +307,14 @@ mkdir_p(const char *path, mode_t mode)
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         buf[i] = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        /* A directory made here gets exactly mode: the daemon's umask (077 once running)
+         * must not take the search bit a system-mode socket directory needs from others. */
+        if (mkdir(buf, mode) == 0) {
+            if (chmod(buf, mode) != 0)
+                return -1;
+        } else if (errno != EEXIST) {
             return -1;
+        }
         buf[i] = i < len ? '/' : '\0';
     }
     {
