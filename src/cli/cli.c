@@ -293,7 +293,7 @@ cli_parse_seconds(const char *cmd, const char *what, const char *s, double min, 
     return 0;
 
 bad:
-    (void)cli_usage_error(cmd, "%s: '%s' is not a number of seconds from %.10g to %.10g", what, s,
+    (void)cli_usage_error(cmd, "%s: '%s' is not a number of seconds from %.15g to %.15g", what, s,
                           min, max);
     return -1;
 }
@@ -765,7 +765,8 @@ cli_json_print(json_t *value)
         cli_error("JSON output: %s", rx_strerror(RX_ENOMEM));
         return CLI_EXIT_ERROR;
     }
-    if (json_dumpf(value, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)
+    if (json_dumpf(value, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0 ||
+        fputc('\n', stdout) == EOF)
         rc = CLI_EXIT_ERROR; /* main reports the write error when it flushes */
     json_decref(value);
     return rc;

@@ -106,8 +106,11 @@ print_info(cli *c, const rx_daemon_info *info)
     if (info->n_limits > 0)
         (void)printf("limits:\n");
     for (size_t i = 0; i < info->n_limits; i++)
-        (void)printf("  %-22s %" PRIu64 " %s\n", info->limits[i].name, info->limits[i].value,
-                     info->limits[i].unit);
+        (void)printf("  %-22s %" PRIu64 " %s%s\n", info->limits[i].name, info->limits[i].value,
+                     info->limits[i].unit,
+                     info->limits[i].value == 0 && strcmp(info->limits[i].name, "output_bytes") == 0
+                         ? " (no cap)"
+                         : "");
     return CLI_EXIT_OK;
 }
 

@@ -187,19 +187,17 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        (void)snprintf(errbuf, errlen, "token file '%s' (RXJOB_TOKEN_FILE): %s", path,
-                       strerror(errno));
+        (void)snprintf(errbuf, errlen, "token file '%s': %s", path, strerror(errno));
         return RX_EIO;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        (void)snprintf(errbuf, errlen, "token file '%s' (RXJOB_TOKEN_FILE) is not a regular file",
-                       path);
+        (void)snprintf(errbuf, errlen, "token file '%s' is not a regular file", path);
         err = RX_EIO;
         goto done;
     }
     if (st.st_uid != geteuid()) {
         (void)snprintf(errbuf, errlen,
-                       "token file '%s' (RXJOB_TOKEN_FILE) belongs to uid %lu, not to this user "
+                       "token file '%s' belongs to uid %lu, not to this user "
                        "(uid %lu): refusing to use it",
                        path, (unsigned long)st.st_uid, (unsigned long)geteuid());
         err = RX_EPERM;
@@ -207,7 +205,7 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
     }
     if ((st.st_mode & 077) != 0) {
         (void)snprintf(errbuf, errlen,
-                       "token file '%s' (RXJOB_TOKEN_FILE) is open to group or others (mode "
+                       "token file '%s' is open to group or others (mode "
                        "%04o): refusing to use it; chmod 600 it",
                        path, (unsigned)(st.st_mode & 07777));
         err = RX_EPERM;
@@ -219,8 +217,8 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            (void)snprintf(errbuf, errlen, "token file '%s' (RXJOB_TOKEN_FILE): read failed: %s",
-                           path, strerror(errno));
+            (void)snprintf(errbuf, errlen, "token file '%s': read failed: %s", path,
+                           strerror(errno));
             err = RX_EIO;
             goto done;
         }

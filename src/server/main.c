@@ -200,7 +200,7 @@ usage(FILE *out)
         "usage: rxjobd [--socket PATH] [--state-dir DIR] [--slots N] [--hold] [--grace-ms MS]\n"
         "              [--foreground] [--executor local|slurm] [--slurm-poll-ms MS] [--system]\n"
         "              [--listen HOST:PORT --tokens FILE [--tls-cert FILE --tls-key FILE]]\n"
-        "              [--limit NAME=VALUE]...\n"
+        "              [--limit NAME=VALUE]... [--verbose]\n"
         "       rxjobd --help | --version\n"
         "\n"
         "The rxjob daemon: runs jobs submitted over HTTP on a Unix socket (docs/protocol.md).\n"
