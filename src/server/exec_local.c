@@ -571,6 +571,27 @@ exec_local_go(exec_shim *sh)
     sh->go_fd = -1;
 }
 
+int
+exec_local_claim(exec_shim *sh)
+{
+    if (sh->go_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    return send(sh->go_fd, "c", 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+void
+exec_local_discard(exec_shim *sh)
+{
+    exec_local_abandon(sh);
+    if (sh->pidfd >= 0)
+        (void)pidfd_send_signal(sh->pidfd, SIGKILL, NULL, 0);
+    else if (sh->pid > 0)
+        (void)kill(sh->pid, SIGKILL); /* our child, not yet reaped: the pid is still its */
+    exec_local_wait_abandoned(sh);
+}
+
 void
 exec_local_abandon(exec_shim *sh)
 {

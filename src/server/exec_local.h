@@ -81,6 +81,17 @@ int exec_local_as_user(uid_t uid);
  * database", "setgid(1001) failed: ..."). */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
 
+/* Claim the shim for its task: send "c" on go_fd, before the transaction that records the
+ * task as running. A shim that reads end-of-file after "c" writes a go-0 exit record (its start
+ * may have been committed); one that reads end-of-file unclaimed (a shim spawned ahead of its
+ * task, exec_local_discard, or whose daemon died first) exits without writing anything. 0, or
+ * -1 when the shim is gone (errno). */
+int exec_local_claim(exec_shim *sh);
+
+/* Get rid of an unclaimed shim: close go_fd, SIGKILL it, reap it, close its pidfd. It has
+ * started nothing and writes no record. */
+void exec_local_discard(exec_shim *sh);
+
 /* Tell the shim to start its task, and close go_fd. A shim that died meanwhile is not an error
  * here: its pidfd says so. */
 void exec_local_go(exec_shim *sh);

@@ -88,6 +88,18 @@ typedef struct erun {
     spool_exit rec;
 } erun;
 
+/* A supervisor spawned ahead of its task (sched.c spares_fill): it has read the task's work and
+ * waits for "c". Nothing of it is in the store and it was never claimed, so if the daemon dies
+ * it exits without a record. Matched to its task by job id and index (never by pointer: the
+ * job may be removed meanwhile). */
+typedef struct espare {
+    int64_t job_id;
+    uint64_t idx;
+    exec_shim shim;
+} espare;
+
+#define SCHED_SPARES_MAX 4 /* spares at most, and at most `slots` */
+
 /* One submission waiting for the group commit. */
 typedef struct esub {
     store_job_row row;
@@ -132,6 +144,8 @@ struct engine {
     erun *runs;
     size_t n_runs;
     size_t cap_runs;
+    espare spares[SCHED_SPARES_MAX]; /* spawned ahead (local executor, not --system) */
+    size_t n_spares;
 
     uint64_t submissions_total;
     uint64_t tasks_started_total;
@@ -228,5 +242,9 @@ void *sched_main(void *arg);
 
 /* Wake the scheduler (after a submission, or to stop it). */
 void sched_wake(engine *e);
+
+/* Discard every spare supervisor (sched.c): they exit without a trace. Caller holds mu or is
+ * the scheduler thread's last act. */
+void sched_spares_discard(engine *e);
 
 #endif
