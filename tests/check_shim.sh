@@ -5,7 +5,9 @@
 #  1. rxjob-shim by hand, on a copy of a real job's work: end-of-file before "c" (a spare never
 #     given its task) writes nothing and starts nothing; "c" then end-of-file (claimed, never
 #     told to go) writes a go-0 record and starts nothing; "c" "g" runs the task; "g" alone (a
-#     daemon that does not claim) runs it too.
+#     daemon that does not claim) runs it too, without the supervisor's fd 3. On a socket, the
+#     end is said ("e") after the exit record is written, and the supervisor exits on "k" or on
+#     end-of-file.
 #  2. Spares are discarded: after a job is canceled while its tasks run (spares of its next
 #     tasks waiting), and after every job finished, the daemon has no child process left.
 #
@@ -54,8 +56,9 @@ done
 rx jobs >/dev/null 2>&1 || { echo "rxjobd did not answer: $(cat "$tmp/rxjobd.log")"; exit 1; }
 
 # --- 1. the protocol, by hand -----------------------------------------------------------------
-# A job whose task writes a marker: its spool's work file is what the supervisor reads.
-id=$(rx exec --no-auto-cleanup -- sh -c "echo ran >> '$tmp/ran'")
+# A job whose task writes a marker (and "fd3" if it inherited the supervisor's fd 3, which is
+# the daemon's: it must not): its spool's work file is what the supervisor reads.
+id=$(rx exec --no-auto-cleanup -- sh -c "echo ran >> '$tmp/ran'; if [ -e /proc/\$\$/fd/3 ]; then echo fd3 >> '$tmp/ran'; fi")
 st=$(rx wait "$id")
 [ "$st" = FINISHED ] || { echo "the setup job ended $st"; exit 1; }
 rm -f "$tmp/ran"
@@ -98,6 +101,43 @@ for bytes in cg g; do
         ok "\"$bytes\": the task ran once, OK"
     else
         bad "\"$bytes\": exit $rc, record '$(cat "$tmp/job.$bytes/t0.exit" 2>/dev/null)'"
+    fi
+done
+
+# The end: on a socket, "e" once the record is written; "k" back and it exits at once (the
+# daemon recorded the end); end-of-file instead and it syncs the record itself and exits.
+for peer in ack close; do
+    dir="$tmp/job.end-$peer"
+    mkdir -p "$dir"
+    cp "$work" "$dir/work"
+    rm -f "$tmp/ran"
+    out=$(timeout 30 python3 - "$shim" "$dir" "$peer" <<'PY'
+import os, socket, subprocess, sys
+shim, d, peer = sys.argv[1:4]
+mine, theirs = socket.socketpair()
+t = os.dup(theirs.fileno())  # above 3 (0..2 are stdio, 3 and 4 the pair)
+def fd3():
+    os.dup2(t, 3)
+# fd 3 kept open through the close of the others (pass_fds), then made the shim's end.
+p = subprocess.Popen([shim, "--shim", d, "0", "1", "0", "1000", "0"], preexec_fn=fd3,
+                     pass_fds=(3, t), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+theirs.close()
+os.close(t)
+mine.sendall(b"cg")
+got = mine.recv(1)
+have = os.path.exists(os.path.join(d, "t0.exit"))
+if peer == "ack":
+    mine.sendall(b"k")
+mine.close()
+rc = p.wait(timeout=20)
+print(got.decode() or "EOF", "record" if have else "no-record", rc)
+PY
+) || out="python failed: $?"
+    if [ "$out" = "e record 0" ] && grep -qx 'state OK' "$dir/t0.exit" &&
+        [ "$(cat "$tmp/ran" 2>/dev/null)" = ran ]; then
+        ok "end on a socket, peer $peer: "e" after the record, exit 0, the task ran once"
+    else
+        bad "end on a socket, peer $peer: '$out', record '$(cat "$dir/t0.exit" 2>/dev/null)', marker '$(cat "$tmp/ran" 2>/dev/null)'"
     fi
 done
 

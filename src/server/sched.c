@@ -739,6 +739,46 @@ abandon_fresh(engine *e, size_t first_fresh)
     e->n_runs = first_fresh;
 }
 
+/* The end of a shim's task is durable in the store: if it said "e" and waits, "k" (it exits
+ * without syncing its record) and reap it when it exits (sched_main polls the reap list). */
+static void
+ended_committed(engine *e, exec_shim *sh)
+{
+    exec_local_ack(sh);
+    if (sh->pidfd < 0) {
+        /* Released already (its pidfd was readable, or it exited without one), or without a
+         * pidfd and waiting: it exits at once after "k". */
+        if (sh->pid > 0)
+            exec_local_wait_abandoned(sh);
+        return;
+    }
+    if (e->n_reaps == e->cap_reaps) {
+        size_t cap = e->cap_reaps ? e->cap_reaps * 2 : 8;
+        exec_shim *p = rx__realloc(e->reaps, cap * sizeof(*p));
+
+        if (p == NULL) {
+            exec_local_wait_abandoned(sh); /* it exits at once after "k" */
+            return;
+        }
+        e->reaps = p;
+        e->cap_reaps = cap;
+    }
+    e->reaps[e->n_reaps++] = *sh;
+    sh->pidfd = -1;
+    sh->pid = 0;
+}
+
+void
+sched_reaps_finish(engine *e)
+{
+    for (size_t i = 0; i < e->n_reaps; i++)
+        exec_local_wait_abandoned(&e->reaps[i]);
+    e->n_reaps = 0;
+    rx__free(e->reaps);
+    e->reaps = NULL;
+    e->cap_reaps = 0;
+}
+
 /* One transaction: record ended tasks, start new ones. Caller holds mu. */
 static rx_err
 sched_step(engine *e)
@@ -799,6 +839,7 @@ sched_step(engine *e)
     k = 0;
     for (size_t i = 0; i < e->n_runs; i++) {
         if (e->runs[i].exited) {
+            ended_committed(e, &e->runs[i].shim);
             spool_exit_free(&e->runs[i].rec);
             continue;
         }
@@ -830,24 +871,54 @@ sched_wake(engine *e)
         rx__log(RX_LOG_WARN, "engine: wake the scheduler failed: %s", strerror(errno));
 }
 
-/* Note which supervisors exited and read their exit records. Caller holds mu. */
+/* What a poll entry of sched_main watches: owner[k] = index * 3 + one of these. */
+enum { WATCH_PIDFD = 0, WATCH_GO_FD = 1, WATCH_REAP = 2 };
+
+/* Note which supervisors ended (said "e", or exited) and read their exit records; reap the ones
+ * told "k" that exited. Caller holds mu. */
 static void
 collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t n)
 {
+    size_t n_reaped = 0;
+
     for (size_t k = 1; k < n; k++) {
         erun *r;
         char dir[PATH_MAX];
+        size_t i = owner[k] / 3;
+        int what = (int)(owner[k] % 3);
 
         if (pfds[k].revents == 0)
             continue;
-        r = &e->runs[owner[k]];
-        exec_local_release(&r->shim);
+        if (what == WATCH_REAP) {
+            exec_local_release(&e->reaps[i]);
+            n_reaped++;
+            continue;
+        }
+        r = &e->runs[i];
+        if (what == WATCH_GO_FD) {
+            /* "e": the record is written and the shim waits for "k"; anything else closes
+             * go_fd, and the pidfd tells the rest. */
+            if (r->exited || exec_local_read_end(&r->shim) != 1)
+                continue;
+        } else {
+            exec_local_release(&r->shim);
+            if (r->exited)
+                continue; /* said "e" before: its record is read */
+        }
         r->exited = 1;
         r->have_rec = 1;
         if (spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) != 0)
             r->rec_err = RX_EIO;
         else
             r->rec_err = spool_exit_read(dir, r->idx, &r->rec);
+    }
+    if (n_reaped > 0) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < e->n_reaps; i++)
+            if (e->reaps[i].pidfd >= 0)
+                e->reaps[k++] = e->reaps[i];
+        e->n_reaps = k;
     }
     /* Without a pidfd (old kernels, or none could be opened) the pid is checked instead. */
     for (size_t i = 0; i < e->n_runs; i++) {
@@ -893,8 +964,8 @@ sched_main(void *arg)
             timeout = RETRY_AFTER_FAILURE_MS;
         else
             spares_fill(e);
-        if (cap < e->n_runs + 1) {
-            size_t ncap = (e->n_runs + 1) * 2;
+        if (cap < 2 * e->n_runs + e->n_reaps + 1) {
+            size_t ncap = (2 * e->n_runs + e->n_reaps + 1) * 2;
             struct pollfd *p = rx__realloc(pfds, ncap * sizeof(*p));
             size_t *o = p ? rx__realloc(owner, ncap * sizeof(*o)) : NULL;
 
@@ -917,12 +988,24 @@ sched_main(void *arg)
                 continue;
             if (r->shim.pidfd < 0 || n >= cap) {
                 timeout = POLL_NO_PIDFD_MS;
-                continue;
+            } else {
+                pfds[n].fd = r->shim.pidfd;
+                pfds[n].events = POLLIN;
+                pfds[n].revents = 0;
+                owner[n++] = i * 3 + WATCH_PIDFD;
             }
-            pfds[n].fd = r->shim.pidfd;
+            if (r->shim.go_fd >= 0 && n < cap) {
+                pfds[n].fd = r->shim.go_fd;
+                pfds[n].events = POLLIN;
+                pfds[n].revents = 0;
+                owner[n++] = i * 3 + WATCH_GO_FD;
+            }
+        }
+        for (size_t i = 0; i < e->n_reaps && n < cap; i++) {
+            pfds[n].fd = e->reaps[i].pidfd;
             pfds[n].events = POLLIN;
             pfds[n].revents = 0;
-            owner[n++] = i;
+            owner[n++] = i * 3 + WATCH_REAP;
         }
         pthread_mutex_unlock(&e->mu);
 

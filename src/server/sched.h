@@ -82,7 +82,7 @@ typedef struct erun {
     exec_shim shim;
     double started_s;
     int signaled; /* SIGTERM sent (cancel, or the job stopped) */
-    int exited;   /* its pidfd was readable; released */
+    int exited;   /* its pidfd was readable (released), or it said "e" (alive, waits for "k") */
     int have_rec; /* rec_err holds the outcome of reading its exit record */
     rx_err rec_err;
     spool_exit rec;
@@ -146,6 +146,9 @@ struct engine {
     size_t cap_runs;
     espare spares[SCHED_SPARES_MAX]; /* spawned ahead (local executor, not --system) */
     size_t n_spares;
+    exec_shim *reaps; /* told "k" after their end was committed: reaped when they exit */
+    size_t n_reaps;
+    size_t cap_reaps;
 
     uint64_t submissions_total;
     uint64_t tasks_started_total;
@@ -246,5 +249,9 @@ void sched_wake(engine *e);
 /* Discard every spare supervisor (sched.c): they exit without a trace. Caller holds mu or is
  * the scheduler thread's last act. */
 void sched_spares_discard(engine *e);
+
+/* Wait for the supervisors told "k" to exit, reap them, free the list (engine_close, after the
+ * scheduler thread stopped: they exit at once). */
+void sched_reaps_finish(engine *e);
 
 #endif

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -61,7 +62,8 @@ extern char **environ;
 #define POLL_NO_PIDFD_MS   20
 #define SHIM_EXIT_BAD_ARGS 2
 #define RELAY_STEP         ((size_t)1 << 20) /* bytes per splice(2) */
-#define RELAY_LINGER_MS    500 /* after the task ended: wait this long for more output, at most */
+#define RELAY_LINGER_MS    500   /* after the task ended: wait this long for more output, at most */
+#define ACK_WAIT_MS        60000 /* for the daemon's "k" after "e", at most; then fsync anyway */
 
 /* The line appended to a task's output where the cap cut it: the cap, why, what was lost. */
 #define OUTPUT_CUT_MARKER \
@@ -226,6 +228,34 @@ wait_go(const shim *sh)
         }
         if (pfd[1].revents != 0 && cancel_pending(sh))
             return claimed ? 0 : -1;
+    }
+}
+
+/* The task ended and its exit record is written, not yet durable: say "e" on fd 3 and wait for
+ * the daemon's "k", which it sends once it has recorded the end durably in its store (then the
+ * record needs no fsync: the store has it). 1 for "k"; 0 for anything else (the daemon died or
+ * closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the caller makes the
+ * record durable itself, as it always did. */
+static int
+end_acked(void)
+{
+    struct pollfd pfd = {.fd = SHIM_GO_FD, .events = POLLIN};
+
+    if (send(SHIM_GO_FD, "e", 1, MSG_NOSIGNAL) != 1)
+        return 0;
+    for (;;) {
+        char c;
+        ssize_t n;
+        int rc = poll(&pfd, 1, ACK_WAIT_MS);
+
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return 0;
+        n = read(SHIM_GO_FD, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n == 1 && c == 'k';
     }
 }
 
@@ -762,6 +792,8 @@ main(int argc, char **argv)
     /* Nothing the daemon had open belongs here but fd 3; a stray inherited descriptor (a
      * listening socket, say) would otherwise live as long as the task. */
     (void)close_range(SHIM_GO_FD + 1, ~0U, 0);
+    /* fd 3 talks to the daemon until the end ("e", "k"): the task must not have it. */
+    (void)fcntl(SHIM_GO_FD, F_SETFD, FD_CLOEXEC);
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
     /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
@@ -835,9 +867,18 @@ main(int argc, char **argv)
         remove_stale_record(&sh);
         run_task(&sh);
     }
-    close(SHIM_GO_FD);
-    if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+    /* After "go", the daemon that sent it records the end durably itself ("k"): the record's two
+     * fsyncs are needed only when it does not (it died meanwhile: the record is what the next
+     * one reads). */
+    if (sh.went && !under_slurm) {
+        if (spool_exit_write_nosync(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+            rc = 1; /* no record: the daemon reports the task as lost */
+        else if (!end_acked() && spool_exit_sync(sh.job_dir, sh.idx) != RX_OK)
+            rc = 1;
+    } else if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK) {
         rc = 1; /* no record: the daemon reports the task as lost */
+    }
+    close(SHIM_GO_FD);
     if (sh.went && sh.pid_path[0] != '\0') {
         (void)unlink(sh.pid_path);
         (void)unlink(sh.arg_path);
