@@ -1116,7 +1116,9 @@ engine_close(engine *e)
         sched_wake(e);
         pthread_join(e->sched_thread, NULL);
     }
-    /* The supervisors go on; the next engine_open adopts them. */
+    sched_reaps_finish(e);
+    /* The supervisors go on; the next engine_open adopts them. Closing go_fd tells those that
+     * wait for "k" that their end is not recorded: they sync their exit records and exit. */
     for (size_t i = 0; i < e->n_runs; i++) {
         if (e->runs[i].shim.pidfd >= 0)
             close(e->runs[i].shim.pidfd);

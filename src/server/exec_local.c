@@ -564,11 +564,63 @@ exec_local_go(exec_shim *sh)
     if (sh->go_fd < 0)
         return;
     /* MSG_NOSIGNAL: a shim that died must not take the daemon down with SIGPIPE. */
-    if (send(sh->go_fd, "g", 1, MSG_NOSIGNAL) != 1)
+    if (send(sh->go_fd, "g", 1, MSG_NOSIGNAL) != 1) {
         rx__log(RX_LOG_DEBUG, "exec: go to supervisor %ld failed: %s", (long)sh->pid,
                 strerror(errno));
+        close(sh->go_fd);
+        sh->go_fd = -1;
+    }
+}
+
+int
+exec_local_read_end(exec_shim *sh)
+{
+    char c;
+    ssize_t n;
+
+    if (sh->go_fd < 0)
+        return -1;
+    do
+        n = recv(sh->go_fd, &c, 1, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n == 1 && c == 'e')
+        return 1;
     close(sh->go_fd);
     sh->go_fd = -1;
+    return -1;
+}
+
+void
+exec_local_ack(exec_shim *sh)
+{
+    if (sh->go_fd < 0)
+        return;
+    (void)send(sh->go_fd, "k", 1, MSG_NOSIGNAL);
+    close(sh->go_fd);
+    sh->go_fd = -1;
+}
+
+int
+exec_local_claim(exec_shim *sh)
+{
+    if (sh->go_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    return send(sh->go_fd, "c", 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+void
+exec_local_discard(exec_shim *sh)
+{
+    exec_local_abandon(sh);
+    if (sh->pidfd >= 0)
+        (void)pidfd_send_signal(sh->pidfd, SIGKILL, NULL, 0);
+    else if (sh->pid > 0)
+        (void)kill(sh->pid, SIGKILL); /* our child, not yet reaped: the pid is still its */
+    exec_local_wait_abandoned(sh);
 }
 
 void

@@ -81,9 +81,30 @@ int exec_local_as_user(uid_t uid);
  * database", "setgid(1001) failed: ..."). */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
 
-/* Tell the shim to start its task, and close go_fd. A shim that died meanwhile is not an error
- * here: its pidfd says so. */
+/* Claim the shim for its task: send "c" on go_fd, before the transaction that records the
+ * task as running. A shim that reads end-of-file after "c" writes a go-0 exit record (its start
+ * may have been committed); one that reads end-of-file unclaimed (a shim spawned ahead of its
+ * task, exec_local_discard, or whose daemon died first) exits without writing anything. 0, or
+ * -1 when the shim is gone (errno). */
+int exec_local_claim(exec_shim *sh);
+
+/* Get rid of an unclaimed shim: close go_fd, SIGKILL it, reap it, close its pidfd. It has
+ * started nothing and writes no record. */
+void exec_local_discard(exec_shim *sh);
+
+/* Tell the shim to start its task. go_fd stays open: when the task has ended and its exit record
+ * is written (not yet durable), the shim says "e" on it (exec_local_read_end) and waits for "k"
+ * (exec_local_ack) before it exits; without "k" (go_fd closed: the daemon died) it makes the
+ * record durable itself. A shim that died meanwhile is not an error here: its pidfd says so. */
 void exec_local_go(exec_shim *sh);
+
+/* go_fd is readable: 1 for the shim's "e" (its exit record is written; it waits for "k"); 0 for
+ * nothing yet; -1 for end-of-file or an error (go_fd is closed: its pidfd tells the rest). */
+int exec_local_read_end(exec_shim *sh);
+
+/* The end of the shim's task is recorded durably: send "k" (the shim exits without syncing its
+ * record) and close go_fd. */
+void exec_local_ack(exec_shim *sh);
 
 /* Close go_fd without "go": the shim writes a go-0 exit record and exits. */
 void exec_local_abandon(exec_shim *sh);

@@ -503,6 +503,133 @@ start_failed(engine *e, ejob *j, uint64_t idx, const char *msg)
     return engine_task_ended(e, j, idx, NULL, rec.started_s, &rec, RX_OK);
 }
 
+/* The spawn request of task idx of j; dir and why are the caller's buffers. */
+static void
+shim_req_fill(engine *e, const ejob *j, uint64_t idx, char *dir, size_t dir_len, char *why,
+              size_t why_len, exec_shim_req *req)
+{
+    (void)spool_job_dir(e->state_dir, j->id, dir, dir_len);
+    req->shim_exe = e->shim_exe;
+    req->shim_fd = e->shim_fd;
+    req->job_dir = dir;
+    req->idx = idx;
+    req->n_tasks = j->n_tasks;
+    req->timeout_ms = j->timeout_ms;
+    req->grace_ms = e->grace_ms;
+    req->has_args = j->has_args;
+    req->output_bytes = e->output_bytes;
+    req->result_bytes = e->result_bytes;
+    req->uid = e->system ? j->uid : geteuid(); /* only in system mode as the job's user */
+    req->why = why;
+    req->why_len = why_len;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Spares: supervisors spawned ahead of their tasks
+ *
+ * Spawning a supervisor (vfork, exec, the dynamic loader) costs 0.5-1.5 ms of the scheduler's
+ * time, and while it spawns, no task starts: a slot stays idle between one task's end and the
+ * next one's start. So once the turn's tasks got "go", the scheduler spawns the supervisors of
+ * the tasks that will start next (the first active job's next indices, at most `slots` and
+ * SCHED_SPARES_MAX), and a slot that frees takes one of them.
+ *
+ * A spare is not in the store and is not counted anywhere. It reads its task's work and waits
+ * (src/shim/shim.c wait_go). Taking it sends "c" (exec_local_claim) before the transaction that
+ * records the start; "go" follows the commit as for any supervisor. A spare that reads
+ * end-of-file without "c" exits without writing anything: a daemon that dies leaves no trace of
+ * its spares, so nothing changes for recovery. A spare whose task is no longer next (the job
+ * was canceled, stopped, put on hold; a task was put back) is discarded: SIGKILL, reaped.
+ * Not in system mode (the spawn gives the job directory to the user: done at start only).
+ * ------------------------------------------------------------------------------------------- */
+
+static void
+spare_drop(engine *e, size_t i)
+{
+    exec_local_discard(&e->spares[i].shim);
+    e->spares[i] = e->spares[--e->n_spares];
+}
+
+void
+sched_spares_discard(engine *e)
+{
+    while (e->n_spares > 0)
+        spare_drop(e, e->n_spares - 1);
+}
+
+/* The spare of task idx of job job_id, claimed, into *out: 1; or 0 (none, or it died). */
+static int
+spare_take(engine *e, int64_t job_id, uint64_t idx, exec_shim *out)
+{
+    for (size_t i = 0; i < e->n_spares; i++) {
+        espare *sp = &e->spares[i];
+        struct pollfd pfd;
+
+        if (sp->job_id != job_id || sp->idx != idx)
+            continue;
+        pfd.fd = sp->shim.pidfd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        /* Gone already (killed)? Then a fresh one is spawned: it would read as LOST. */
+        if (sp->shim.pidfd < 0 || poll(&pfd, 1, 0) != 0 || exec_local_claim(&sp->shim) != 0) {
+            spare_drop(e, i);
+            return 0;
+        }
+        *out = sp->shim;
+        e->spares[i] = e->spares[--e->n_spares];
+        return 1;
+    }
+    return 0;
+}
+
+/* Discard the spares of tasks that are no longer next; spawn those missing. Caller holds mu. */
+static void
+spares_fill(engine *e)
+{
+    size_t want = e->slots < SCHED_SPARES_MAX ? e->slots : SCHED_SPARES_MAX;
+    ejob *j = NULL;
+    uint64_t first = 0, end = 0;
+
+    if (!e->hold && !e->stopping && !e->system && e->slurm == NULL) {
+        for (j = e->a_head; j != NULL; j = j->a_next)
+            if (engine_next_task(j) >= 0)
+                break;
+    }
+    /* Only plain runs of indices: a job with tasks put back is left to start_task. */
+    if (j != NULL && j->n_requeue == 0) {
+        first = j->next_task;
+        end = j->n_tasks - first < want ? j->n_tasks : first + want;
+    }
+    for (size_t i = e->n_spares; i-- > 0;) {
+        const espare *sp = &e->spares[i];
+
+        if (j == NULL || sp->job_id != j->id || sp->idx < first || sp->idx >= end)
+            spare_drop(e, i);
+    }
+    for (uint64_t idx = first; j != NULL && idx < end && e->n_spares < want; idx++) {
+        char dir[PATH_MAX], why[512];
+        exec_shim_req req;
+        espare *sp;
+        int have = 0, spawn_errno = 0;
+
+        for (size_t i = 0; i < e->n_spares && !have; i++)
+            have = e->spares[i].job_id == j->id && e->spares[i].idx == idx;
+        if (have)
+            continue;
+        if (engine_prepare_spool(e, j, why, sizeof(why)) != RX_OK)
+            return; /* start_task says why, as the task's error */
+        shim_req_fill(e, j, idx, dir, sizeof(dir), why, sizeof(why), &req);
+        sp = &e->spares[e->n_spares];
+        memset(sp, 0, sizeof(*sp));
+        sp->shim.pidfd = -1;
+        sp->shim.go_fd = -1;
+        if (exec_local_spawn(&req, &sp->shim, &spawn_errno) != RX_OK)
+            return; /* start_task tries again, and says why if it fails too */
+        sp->job_id = j->id;
+        sp->idx = idx;
+        e->n_spares++;
+    }
+}
+
 /* Start one task: its supervisor waits for "go" until the transaction commits. */
 static rx_err
 start_task(engine *e, ejob *j, uint64_t idx)
@@ -526,25 +653,14 @@ start_task(engine *e, ejob *j, uint64_t idx)
     err = runs_reserve(e, 1);
     if (err != RX_OK)
         return err;
-    (void)spool_job_dir(e->state_dir, j->id, dir, sizeof(dir));
-    req.shim_exe = e->shim_exe;
-    req.shim_fd = e->shim_fd;
-    req.job_dir = dir;
-    req.idx = idx;
-    req.n_tasks = j->n_tasks;
-    req.timeout_ms = j->timeout_ms;
-    req.grace_ms = e->grace_ms;
-    req.has_args = j->has_args;
-    req.output_bytes = e->output_bytes;
-    req.result_bytes = e->result_bytes;
-    req.uid = e->system ? j->uid : geteuid(); /* only in system mode as the job's user */
-    req.why = why;
-    req.why_len = sizeof(why);
+    shim_req_fill(e, j, idx, dir, sizeof(dir), why, sizeof(why), &req);
     r = &e->runs[e->n_runs];
     memset(r, 0, sizeof(*r));
     r->shim.pidfd = -1;
     r->shim.go_fd = -1;
-    if (exec_local_spawn(&req, &r->shim, &spawn_errno) != RX_OK) {
+    if (spare_take(e, j->id, idx, &r->shim)) {
+        /* claimed already */
+    } else if (exec_local_spawn(&req, &r->shim, &spawn_errno) != RX_OK) {
         char msg[PATH_MAX + 128];
 
         /* Out of processes or memory for now: the task waits, it has not failed. */
@@ -561,6 +677,11 @@ start_task(engine *e, ejob *j, uint64_t idx)
             (void)snprintf(msg, sizeof(msg), "cannot start its supervisor '%s': %s", e->shim_exe,
                            strerror(spawn_errno));
         return start_failed(e, j, idx, msg);
+    } else if (exec_local_claim(&r->shim) != 0) {
+        /* Gone at once: it reads as LOST after the commit, as a supervisor that dies before
+         * "go" always has. */
+        rx__log(RX_LOG_DEBUG, "engine: claim supervisor %ld failed: %s", (long)r->shim.pid,
+                strerror(errno));
     }
     r->job = j;
     r->idx = idx;
@@ -616,6 +737,46 @@ abandon_fresh(engine *e, size_t first_fresh)
             (void)unlink(path);
     }
     e->n_runs = first_fresh;
+}
+
+/* The end of a shim's task is durable in the store: if it said "e" and waits, "k" (it exits
+ * without syncing its record) and reap it when it exits (sched_main polls the reap list). */
+static void
+ended_committed(engine *e, exec_shim *sh)
+{
+    exec_local_ack(sh);
+    if (sh->pidfd < 0) {
+        /* Released already (its pidfd was readable, or it exited without one), or without a
+         * pidfd and waiting: it exits at once after "k". */
+        if (sh->pid > 0)
+            exec_local_wait_abandoned(sh);
+        return;
+    }
+    if (e->n_reaps == e->cap_reaps) {
+        size_t cap = e->cap_reaps ? e->cap_reaps * 2 : 8;
+        exec_shim *p = rx__realloc(e->reaps, cap * sizeof(*p));
+
+        if (p == NULL) {
+            exec_local_wait_abandoned(sh); /* it exits at once after "k" */
+            return;
+        }
+        e->reaps = p;
+        e->cap_reaps = cap;
+    }
+    e->reaps[e->n_reaps++] = *sh;
+    sh->pidfd = -1;
+    sh->pid = 0;
+}
+
+void
+sched_reaps_finish(engine *e)
+{
+    for (size_t i = 0; i < e->n_reaps; i++)
+        exec_local_wait_abandoned(&e->reaps[i]);
+    e->n_reaps = 0;
+    rx__free(e->reaps);
+    e->reaps = NULL;
+    e->cap_reaps = 0;
 }
 
 /* One transaction: record ended tasks, start new ones. Caller holds mu. */
@@ -678,6 +839,7 @@ sched_step(engine *e)
     k = 0;
     for (size_t i = 0; i < e->n_runs; i++) {
         if (e->runs[i].exited) {
+            ended_committed(e, &e->runs[i].shim);
             spool_exit_free(&e->runs[i].rec);
             continue;
         }
@@ -709,24 +871,54 @@ sched_wake(engine *e)
         rx__log(RX_LOG_WARN, "engine: wake the scheduler failed: %s", strerror(errno));
 }
 
-/* Note which supervisors exited and read their exit records. Caller holds mu. */
+/* What a poll entry of sched_main watches: owner[k] = index * 3 + one of these. */
+enum { WATCH_PIDFD = 0, WATCH_GO_FD = 1, WATCH_REAP = 2 };
+
+/* Note which supervisors ended (said "e", or exited) and read their exit records; reap the ones
+ * told "k" that exited. Caller holds mu. */
 static void
 collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t n)
 {
+    size_t n_reaped = 0;
+
     for (size_t k = 1; k < n; k++) {
         erun *r;
         char dir[PATH_MAX];
+        size_t i = owner[k] / 3;
+        int what = (int)(owner[k] % 3);
 
         if (pfds[k].revents == 0)
             continue;
-        r = &e->runs[owner[k]];
-        exec_local_release(&r->shim);
+        if (what == WATCH_REAP) {
+            exec_local_release(&e->reaps[i]);
+            n_reaped++;
+            continue;
+        }
+        r = &e->runs[i];
+        if (what == WATCH_GO_FD) {
+            /* "e": the record is written and the shim waits for "k"; anything else closes
+             * go_fd, and the pidfd tells the rest. */
+            if (r->exited || exec_local_read_end(&r->shim) != 1)
+                continue;
+        } else {
+            exec_local_release(&r->shim);
+            if (r->exited)
+                continue; /* said "e" before: its record is read */
+        }
         r->exited = 1;
         r->have_rec = 1;
         if (spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) != 0)
             r->rec_err = RX_EIO;
         else
             r->rec_err = spool_exit_read(dir, r->idx, &r->rec);
+    }
+    if (n_reaped > 0) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < e->n_reaps; i++)
+            if (e->reaps[i].pidfd >= 0)
+                e->reaps[k++] = e->reaps[i];
+        e->n_reaps = k;
     }
     /* Without a pidfd (old kernels, or none could be opened) the pid is checked instead. */
     for (size_t i = 0; i < e->n_runs; i++) {
@@ -770,8 +962,10 @@ sched_main(void *arg)
             break;
         if (sched_step(e) != RX_OK || e->start_later)
             timeout = RETRY_AFTER_FAILURE_MS;
-        if (cap < e->n_runs + 1) {
-            size_t ncap = (e->n_runs + 1) * 2;
+        else
+            spares_fill(e);
+        if (cap < 2 * e->n_runs + e->n_reaps + 1) {
+            size_t ncap = (2 * e->n_runs + e->n_reaps + 1) * 2;
             struct pollfd *p = rx__realloc(pfds, ncap * sizeof(*p));
             size_t *o = p ? rx__realloc(owner, ncap * sizeof(*o)) : NULL;
 
@@ -794,12 +988,24 @@ sched_main(void *arg)
                 continue;
             if (r->shim.pidfd < 0 || n >= cap) {
                 timeout = POLL_NO_PIDFD_MS;
-                continue;
+            } else {
+                pfds[n].fd = r->shim.pidfd;
+                pfds[n].events = POLLIN;
+                pfds[n].revents = 0;
+                owner[n++] = i * 3 + WATCH_PIDFD;
             }
-            pfds[n].fd = r->shim.pidfd;
+            if (r->shim.go_fd >= 0 && n < cap) {
+                pfds[n].fd = r->shim.go_fd;
+                pfds[n].events = POLLIN;
+                pfds[n].revents = 0;
+                owner[n++] = i * 3 + WATCH_GO_FD;
+            }
+        }
+        for (size_t i = 0; i < e->n_reaps && n < cap; i++) {
+            pfds[n].fd = e->reaps[i].pidfd;
             pfds[n].events = POLLIN;
             pfds[n].revents = 0;
-            owner[n++] = i;
+            owner[n++] = i * 3 + WATCH_REAP;
         }
         pthread_mutex_unlock(&e->mu);
 
@@ -813,6 +1019,7 @@ sched_main(void *arg)
         if (n > 0)
             collect_exits(e, pfds, owner, n);
     }
+    sched_spares_discard(e);
     pthread_mutex_unlock(&e->mu);
     rx__free(pfds);
     rx__free(owner);

@@ -82,11 +82,23 @@ typedef struct erun {
     exec_shim shim;
     double started_s;
     int signaled; /* SIGTERM sent (cancel, or the job stopped) */
-    int exited;   /* its pidfd was readable; released */
+    int exited;   /* its pidfd was readable (released), or it said "e" (alive, waits for "k") */
     int have_rec; /* rec_err holds the outcome of reading its exit record */
     rx_err rec_err;
     spool_exit rec;
 } erun;
+
+/* A supervisor spawned ahead of its task (sched.c spares_fill): it has read the task's work and
+ * waits for "c". Nothing of it is in the store and it was never claimed, so if the daemon dies
+ * it exits without a record. Matched to its task by job id and index (never by pointer: the
+ * job may be removed meanwhile). */
+typedef struct espare {
+    int64_t job_id;
+    uint64_t idx;
+    exec_shim shim;
+} espare;
+
+#define SCHED_SPARES_MAX 4 /* spares at most, and at most `slots` */
 
 /* One submission waiting for the group commit. */
 typedef struct esub {
@@ -132,6 +144,11 @@ struct engine {
     erun *runs;
     size_t n_runs;
     size_t cap_runs;
+    espare spares[SCHED_SPARES_MAX]; /* spawned ahead (local executor, not --system) */
+    size_t n_spares;
+    exec_shim *reaps; /* told "k" after their end was committed: reaped when they exit */
+    size_t n_reaps;
+    size_t cap_reaps;
 
     uint64_t submissions_total;
     uint64_t tasks_started_total;
@@ -228,5 +245,13 @@ void *sched_main(void *arg);
 
 /* Wake the scheduler (after a submission, or to stop it). */
 void sched_wake(engine *e);
+
+/* Discard every spare supervisor (sched.c): they exit without a trace. Caller holds mu or is
+ * the scheduler thread's last act. */
+void sched_spares_discard(engine *e);
+
+/* Wait for the supervisors told "k" to exit, reap them, free the list (engine_close, after the
+ * scheduler thread stopped: they exit at once). */
+void sched_reaps_finish(engine *e);
 
 #endif

@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -61,7 +62,8 @@ extern char **environ;
 #define POLL_NO_PIDFD_MS   20
 #define SHIM_EXIT_BAD_ARGS 2
 #define RELAY_STEP         ((size_t)1 << 20) /* bytes per splice(2) */
-#define RELAY_LINGER_MS    500 /* after the task ended: wait this long for more output, at most */
+#define RELAY_LINGER_MS    500   /* after the task ended: wait this long for more output, at most */
+#define ACK_WAIT_MS        60000 /* for the daemon's "k" after "e", at most; then fsync anyway */
 
 /* The line appended to a task's output where the cap cut it: the cap, why, what was lost. */
 #define OUTPUT_CUT_MARKER \
@@ -101,6 +103,8 @@ typedef struct shim {
     uint64_t output_bytes; /* 0 = no cap */
     uint64_t result_bytes;
     int under_slurm; /* run by Slurm (exec_slurm.c): its pids mean nothing to the daemon's host */
+    int loaded;      /* prepare_task succeeded */
+    int went;        /* "go" came: the task's files are this supervisor's to remove */
     int sfd;
     store_work work;
     void *arg;
@@ -187,12 +191,17 @@ cancel_pending(const shim *sh)
     }
 }
 
-/* Wait for "go" on fd 3: 1 for go, 0 for end-of-file (or a cancel) before it. */
+/* Wait for "go" on fd 3: 1 for go; 0 for end-of-file (or a cancel) after "c" (the daemon
+ * claimed this supervisor for its task: the start may have been committed, so a go-0 record must
+ * say it never ran); -1 for end-of-file (or a cancel) before "c": this supervisor was spawned
+ * ahead of its task and never given it (exec_local_claim), nothing of it is in the store, and it
+ * exits without writing anything. */
 static int
 wait_go(const shim *sh)
 {
     struct pollfd pfd[2] = {{.fd = SHIM_GO_FD, .events = POLLIN},
                             {.fd = sh->sfd, .events = POLLIN}};
+    int claimed = 0;
 
     for (;;) {
         char c;
@@ -202,17 +211,51 @@ wait_go(const shim *sh)
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0)
-            return 0;
+            return claimed ? 0 : -1;
         /* "go" first: a cancel that came with it is seen right after, as a task stopped before
          * it started, rather than as one never allowed to start. */
         if (pfd[0].revents != 0) {
             n = read(SHIM_GO_FD, &c, 1);
             if (n < 0 && errno == EINTR)
                 continue;
-            return n == 1 && c == 'g';
+            if (n == 1 && c == 'c') {
+                claimed = 1;
+                continue;
+            }
+            if (n == 1 && c == 'g')
+                return 1;
+            return claimed ? 0 : -1;
         }
         if (pfd[1].revents != 0 && cancel_pending(sh))
+            return claimed ? 0 : -1;
+    }
+}
+
+/* The task ended and its exit record is written, not yet durable: say "e" on fd 3 and wait for
+ * the daemon's "k", which it sends once it has recorded the end durably in its store (then the
+ * record needs no fsync: the store has it). 1 for "k"; 0 for anything else (the daemon died or
+ * closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the caller makes the
+ * record durable itself, as it always did. */
+static int
+end_acked(void)
+{
+    struct pollfd pfd = {.fd = SHIM_GO_FD, .events = POLLIN};
+
+    if (send(SHIM_GO_FD, "e", 1, MSG_NOSIGNAL) != 1)
+        return 0;
+    for (;;) {
+        char c;
+        ssize_t n;
+        int rc = poll(&pfd, 1, ACK_WAIT_MS);
+
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
             return 0;
+        n = read(SHIM_GO_FD, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n == 1 && c == 'k';
     }
 }
 
@@ -576,6 +619,18 @@ watch_task(shim *sh, rx__proc *proc, relay *out)
     return stop;
 }
 
+/* What can be done before "go" without starting anything: the spool paths, the work and the
+ * argument (reads only). Done while the daemon commits the task's start, so that "go" finds
+ * the task ready to spawn. -1 with rec.error set on failure (reported after "go"). */
+static int
+prepare_task(shim *sh)
+{
+    if (task_paths(sh) != 0 || load_inputs(sh) != 0)
+        return -1;
+    sh->loaded = 1;
+    return 0;
+}
+
 /* Start and watch the task; fills sh->rec. */
 static void
 run_task(shim *sh)
@@ -595,8 +650,8 @@ run_task(shim *sh)
 
     sh->rec.state = RX_TASK_START_FAILED;
     sh->rec.exit_status = -1;
-    if (task_paths(sh) != 0 || load_inputs(sh) != 0)
-        return;
+    if (!sh->loaded)
+        return; /* prepare_task failed: rec.error says why */
     (void)unlink(sh->result_path);
     (void)unlink(sh->error_path);
     extra[n_extra++] = rx__env_entry("RXJOB_TASK_INDEX", "%" PRIu64, sh->idx);
@@ -729,7 +784,7 @@ main(int argc, char **argv)
     sigset_t set;
     char **a;
     const char *idx_arg;
-    int n_args, under_slurm, rc = 0;
+    int n_args, under_slurm, go = 1, rc = 0;
     uint64_t output_bytes = 0, result_bytes = 0;
 
     memset(&sh, 0, sizeof(sh));
@@ -737,6 +792,8 @@ main(int argc, char **argv)
     /* Nothing the daemon had open belongs here but fd 3; a stray inherited descriptor (a
      * listening socket, say) would otherwise live as long as the task. */
     (void)close_range(SHIM_GO_FD + 1, ~0U, 0);
+    /* fd 3 talks to the daemon until the end ("e", "k"): the task must not have it. */
+    (void)fcntl(SHIM_GO_FD, F_SETFD, FD_CLOEXEC);
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
     /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
@@ -776,16 +833,29 @@ main(int argc, char **argv)
     /* A SIGPIPE while writing a record must not kill the shim before the record is written. */
     (void)signal(SIGPIPE, SIG_IGN);
 
+    /* Read the work and the argument while the daemon commits the start. */
+    if (sh.sfd >= 0)
+        (void)prepare_task(&sh);
     if (sh.sfd < 0) {
         sh.rec.go = 1;
         sh.rec.state = RX_TASK_START_FAILED;
         sh.rec.exit_status = -1;
         (void)set_error(&sh, "supervisor: signalfd failed: %s", strerror(errno));
-    } else if (!under_slurm && !wait_go(&sh)) {
+    } else if (!under_slurm && (go = wait_go(&sh)) < 0) {
+        /* Spawned ahead of a task it was never given: nothing to record. */
+        close(SHIM_GO_FD);
+        close(sh.sfd);
+        store_work_free(&sh.work);
+        rx__free(sh.arg);
+        spool_exit_free(&sh.rec);
+        return 0;
+    } else if (!under_slurm && go == 0) {
         /* Never told to start: the task did not run, and may be started again. */
         sh.rec.go = 0;
         sh.rec.state = RX_TASK_NOT_RUN;
         sh.rec.exit_status = -1;
+        rx__free(sh.rec.error); /* whatever prepare_task found: it was never to run */
+        sh.rec.error = NULL;
     } else if (cancel_pending(&sh)) {
         sh.rec.go = 1;
         sh.rec.state = RX_TASK_NOT_RUN;
@@ -793,13 +863,23 @@ main(int argc, char **argv)
         (void)set_error(&sh, "not run: the job stopped before the task started");
     } else {
         sh.rec.go = 1;
+        sh.went = 1;
         remove_stale_record(&sh);
         run_task(&sh);
     }
-    close(SHIM_GO_FD);
-    if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+    /* After "go", the daemon that sent it records the end durably itself ("k"): the record's two
+     * fsyncs are needed only when it does not (it died meanwhile: the record is what the next
+     * one reads). */
+    if (sh.went && !under_slurm) {
+        if (spool_exit_write_nosync(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+            rc = 1; /* no record: the daemon reports the task as lost */
+        else if (!end_acked() && spool_exit_sync(sh.job_dir, sh.idx) != RX_OK)
+            rc = 1;
+    } else if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK) {
         rc = 1; /* no record: the daemon reports the task as lost */
-    if (sh.pid_path[0] != '\0') {
+    }
+    close(SHIM_GO_FD);
+    if (sh.went && sh.pid_path[0] != '\0') {
         (void)unlink(sh.pid_path);
         (void)unlink(sh.arg_path);
         (void)unlink(sh.error_path);

@@ -314,8 +314,40 @@ spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len)
  * The exit record
  * ------------------------------------------------------------------------------------------- */
 
+static rx_err exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable);
+
 rx_err
 spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
+{
+    return exit_write(job_dir, idx, rec, 1);
+}
+
+rx_err
+spool_exit_write_nosync(const char *job_dir, uint64_t idx, const spool_exit *rec)
+{
+    return exit_write(job_dir, idx, rec, 0);
+}
+
+rx_err
+spool_exit_sync(const char *job_dir, uint64_t idx)
+{
+    char path[PATH_MAX];
+    int fd, rc;
+
+    if (snprintf(path, sizeof(path), "%s/t%" PRIu64 ".exit", job_dir, idx) >= (int)sizeof(path))
+        return RX_EIO;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return RX_EIO;
+    rc = fsync(fd);
+    close(fd);
+    if (rc != 0 || fsync_dir(job_dir) != 0)
+        return RX_EIO;
+    return RX_OK;
+}
+
+static rx_err
+exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable)
 {
     char name[64];
     char head[512];
@@ -340,7 +372,7 @@ spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
     if (err_len > 0)
         memcpy(buf + n, rec->error, err_len);
     (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", idx);
-    err = spool_write_atomic(job_dir, name, buf, (size_t)n + err_len, 1);
+    err = spool_write_atomic(job_dir, name, buf, (size_t)n + err_len, durable);
     rx__free(buf);
     return err;
 }

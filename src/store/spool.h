@@ -97,6 +97,14 @@ typedef struct spool_exit {
  * RX_EIO. */
 rx_err spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec);
 
+/* The same without the two fsyncs (atomic, not durable): for a supervisor whose daemon records
+ * the end itself and says so ("k", docs/engine.md); spool_exit_sync makes it durable when the
+ * daemon does not. RX_OK; RX_EIO. */
+rx_err spool_exit_write_nosync(const char *job_dir, uint64_t idx, const spool_exit *rec);
+
+/* fsync task idx's exit record, then the directory. RX_OK; RX_EIO. */
+rx_err spool_exit_sync(const char *job_dir, uint64_t idx);
+
 /* Read task idx's exit record. RX_OK; RX_ENOENT (none yet); RX_EINVAL (malformed); RX_ENOMEM;
  * RX_EIO. Free with spool_exit_free. */
 rx_err spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec);
