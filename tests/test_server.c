@@ -87,7 +87,11 @@ socket_answers(const char *path)
         return 0;
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
-    (void)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        close(fd);
+        return 0;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
     rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
     close(fd);
     return rc == 0;
