@@ -5,7 +5,10 @@
 #  1. a task writing 50 MB keeps 1 MiB of it plus one marker line; it FINISHED (the cut does not
 #     fail it), and `rxjob output` shows the marker;
 #  2. a task stuck writing past the cap is still stopped by its time limit (TIMEOUT);
-#  3. a result over result_bytes fails its task with a message naming the limit.
+#  3. a result over result_bytes fails its task with a message naming the limit;
+#  4. a task that exits leaving a writer of its output in a session of its own (out of reach of
+#     the supervisor's group kill) still ends: the supervisor stops draining the pipe a bounded
+#     time after the task ended, so the job is not held RUNNING (and uncancelable) forever.
 #
 # Exits 77 (skipped) when rxjobd has no --limit option.
 # Usage: bash tests/check_limits_runtime.sh BUILD_DIR
@@ -23,6 +26,7 @@ passed=0
 failed=0
 
 cleanup() {
+    [ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -TERM "$daemon_pid" 2>/dev/null || true
         wait "$daemon_pid" 2>/dev/null || true
@@ -99,6 +103,21 @@ if [ "$st" = FAILED ] && grep -qF 'result of 2000 bytes is over the result_bytes
 else
     bad "result over the limit: status $st; results: ${msg:0:300}"
 fi
+
+# 4. The task exits, its output pipe held by a process in another session that writes forever.
+start=$(date +%s)
+id=$(rx exec --no-auto-cleanup -- sh -c \
+    'setsid sh -c "echo \$\$ > $0; while :; do echo x; sleep 0.05; done" & sleep 1; exit 0' \
+    "$tmp/writer.pid")
+st=$(rx wait "$id" --timeout 60 || true)
+took=$(($(date +%s) - start))
+if [ "$st" = FINISHED ] && [ "$took" -lt 30 ]; then
+    ok "a task whose escaped child keeps writing its output still ends ($took s)"
+else
+    bad "escaped writer: status $st after $took s"
+    rx cancel "$id" >/dev/null 2>&1 || true
+fi
+[ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null
 
 echo "check_limits_runtime: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
