@@ -24,7 +24,8 @@
 #     puts in place of its result or output file is not followed by the daemon; a fake pid file
 #     naming B's process group, left by a task whose supervisor vanished, does not make the
 #     daemon kill B's processes; subdirectories a task made in its job directory are removed with
-#     the job;
+#     the job, but root's files in a directory A's task moved into its job directory are not
+#     (the removal runs as A);
 #   - a uid with no passwd entry gets its task failed ("no user with uid ..."), never run as root;
 #   - rxjobd --system as a user exits 2 saying it needs root; with --executor slurm exits 2; with a
 #     state directory other users cannot reach exits 1 saying so;
@@ -414,7 +415,7 @@ kill -KILL "$b_sleep" 2>/dev/null
 b_sleep=""
 
 # Subdirectories a task made go with its job.
-idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/z"; touch "$d/x/y/z/f" "$d/x/g"')
+idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/z"; touch "$d/x/y/z/f" "$d/x/g"; chmod 0500 "$d/x/y/z" "$d/x/y"')
 rx rxtest_a wait "$idd" >/dev/null
 [ -d "$state/spool/$idd/x/y/z" ] && had_dirs=1 || had_dirs=0
 rx rxtest_a results "$idd" >/dev/null 2>&1
@@ -424,6 +425,24 @@ if [ "$had_dirs" = 1 ] && [ ! -e "$state/spool/$idd" ]; then
 else
     fail "job directory of $idd: had dirs $had_dirs, left: $(ls -R "$state/spool/$idd" 2>&1 | head -5)"
 fi
+
+# A directory of A's holding root's files, moved by A's task into its job directory: removing
+# the job removes what A could remove, never root's files (the removal runs as A).
+mkdir -m 0755 "$tmp/apub" "$tmp/apub/P" "$tmp/apub/P/X"
+chown rxtest_a "$tmp/apub" "$tmp/apub/P"
+echo root-only >"$tmp/apub/P/X/rootfile"
+idm=$(rx rxtest_a exec -- sh -c 'mv "$0/P" "$(dirname "$RXJOB_RESULT")/P"' "$tmp/apub")
+rx rxtest_a wait "$idm" >/dev/null
+[ -e "$state/spool/$idm/P/X/rootfile" ] && moved=1 || moved=0
+rx rxtest_a results "$idm" >/dev/null 2>&1
+for _ in $(seq 100); do [ -e "$state/spool/$idm/t0.exit" ] || break; sleep 0.1; done
+sleep 0.5
+if [ "$moved" = 1 ] && [ -e "$state/spool/$idm/P/X/rootfile" ] && [ ! -e "$state/spool/$idm/t0.exit" ]; then
+    ok "removing a job does not delete root's files a task moved into its directory"
+else
+    fail "root's file moved into job $idm: moved $moved, left: $(ls -R "$state/spool/$idm" 2>&1 | head -8)"
+fi
+rm -rf "${state:?}/spool/$idm" "$tmp/apub"
 
 # A uid with no passwd entry: its task fails, and nothing runs as root.
 idn=$(setpriv --reuid=54321 --regid=54321 --clear-groups env -i PATH=/usr/bin:/bin \
