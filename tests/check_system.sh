@@ -16,7 +16,8 @@
 #     DELETE forms, query variants, a percent-encoded and a zero-padded id, a wrong method):
 #     each answer (exit status and output, or HTTP status and body) is byte for byte the answer
 #     for an unknown id, the id aside; B's listing (CLI and HTTP) holds none of A's jobs; B cannot
-#     stop the daemon;
+#     stop the daemon; B holding 1100 idle connections locks out neither A nor root (B's own past
+#     64 are refused with 503);
 #   - after all that A's jobs are unaffected: the FINISHED one still FINISHED with its results,
 #     the RUNNING one still RUNNING until A cancels it;
 #   - root sees both users' jobs;
@@ -341,6 +342,42 @@ if [ "$code" = 403 ] && kill -0 "$daemon_pid" 2>/dev/null; then
     ok "B cannot stop the daemon (403)"
 else
     fail "B's POST /v1/daemon/stop: $code $(cat "$tmp/h1")"
+fi
+
+# B cannot lock the others out by holding connections open: 1100 idle ones (the daemon takes
+# 1024 at most), sending nothing.
+: >"$tmp/held"
+chown rxtest_b "$tmp/held"
+as rxtest_b python3 -c '
+import resource, socket, sys, time
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+held = []
+for _ in range(1100):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(sys.argv[1])
+    except OSError:
+        break
+    held.append(s)
+open(sys.argv[2], "w").write("%d" % len(held))
+time.sleep(60)
+' "$sock" "$tmp/held" &
+flood=$!
+for _ in $(seq 100); do [ -s "$tmp/held" ] && break; sleep 0.1; done
+sleep 1
+a_ok=0
+rx rxtest_a jobs >/dev/null 2>"$tmp/flood.err" && a_ok=1
+root_ok=0
+"$build/rxjob" --url "unix:$sock" jobs >/dev/null 2>>"$tmp/flood.err" && root_ok=1
+rx rxtest_b jobs >/dev/null 2>"$tmp/flood_b.err"
+b_rc=$?
+kill -KILL "$flood" 2>/dev/null
+wait "$flood" 2>/dev/null
+if [ "$a_ok" = 1 ] && [ "$root_ok" = 1 ] && [ "$b_rc" != 0 ] && grep -q "connections" "$tmp/flood_b.err"; then
+    ok "B's idle connections ($(cat "$tmp/held")) lock out neither A nor root; B's next one is refused: $(head -c 160 "$tmp/flood_b.err")"
+else
+    fail "B holding $(cat "$tmp/held" 2>/dev/null) connections: A ok $a_ok, root ok $root_ok, B rc $b_rc: $(head -c 300 "$tmp/flood.err") / $(head -c 200 "$tmp/flood_b.err")"
 fi
 
 # A's jobs are unaffected.
