@@ -65,9 +65,10 @@
 #define HTTP_MAX_QUERY_ARGS           16                  /* query parameters per request */
 #define HTTP_MAX_CONNECTIONS          1024u               /* open connections at once */
 #define HTTP_CONNECTION_TIMEOUT_S     300u                /* idle connection closed after */
-#define HTTP_BACKLOG                  128                 /* listen(2) backlog */
-#define HTTP_WHY_LEN                  512                 /* reasons in error bodies, bytes */
-#define HTTP_DRAIN_MS                 3000                /* stop: longest wait for requests */
+#define HTTP_TCP_UNAUTH_TIMEOUT_S     10u  /* TCP: idle, no known token sent yet: closed after */
+#define HTTP_BACKLOG                  128  /* listen(2) backlog */
+#define HTTP_WHY_LEN                  512  /* reasons in error bodies, bytes */
+#define HTTP_DRAIN_MS                 3000 /* stop: longest wait for requests */
 #define HTTP_LARGE_BODY_BYTES         ((size_t)1024 * 1024) /* a body above this is "large" */
 #define HTTP_MAX_LARGE_BODIES         2u                    /* large bodies read/parsed at once */
 #define HTTP_LARGE_BODY_WAIT_MS       30000                 /* longest wait for a turn, then 503 */
@@ -1331,6 +1332,9 @@ authenticate(http_server *s, struct MHD_Connection *conn, http_request *req, enu
 
     if (r == AUTH_OK) {
         req->have_uid = 1;
+        /* Known now: the idle time a long poll or a keep-alive needs. */
+        (void)MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                        HTTP_CONNECTION_TIMEOUT_S);
         return 0;
     }
     message = r == AUTH_MISSING ? "no token: over TCP every request needs the header "
@@ -1711,8 +1715,11 @@ start_listener(http_server *s, http_side *side, int fd, const http_tcp_opts *tcp
         flags, 0, NULL, NULL, access_handler, side, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
         side, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
-        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+        /* Over TCP a connection is closed soon unless it sends a known token (authenticate):
+         * idle ones sending nothing must not hold the per-address cap for long. */
+        tcp != NULL ? HTTP_TCP_UNAUTH_TIMEOUT_S : HTTP_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_ARRAY, extra,
+        MHD_OPTION_END);
 }
 
 /* Free what http_start set up (the listeners are stopped or never started). NULL-safe. */
