@@ -24,6 +24,7 @@
 
 #include "core/internal.h"
 #include "core/spec.h"
+#include "server/exec_local.h"
 #include "server/exec_slurm.h"
 #include "server/limits.h"
 #include "server/sched.h"
@@ -465,7 +466,11 @@ check_spec(const engine_spec *s, const rx_limits *lim, uint64_t *out_n_tasks, ch
         /* Relative to what? The daemon's directory means nothing to the client. */
         if (s->cwd[0] != '/')
             return why_fail(why, why_len, RX_EINVAL, "cwd '%s' is not an absolute path", s->cwd);
-        if (stat(s->cwd, &st) != 0 || !S_ISDIR(st.st_mode))
+        /* Another user's job (system mode): asked with that user's rights, not root's, or a
+         * submission would tell whether a directory exists where the user cannot look. A user
+         * that cannot be looked up is not asked: its task fails at start, saying why. */
+        if (exec_local_as_user(s->uid) ? exec_local_dir_ok_as(s->uid, s->cwd) == 0
+                                       : stat(s->cwd, &st) != 0 || !S_ISDIR(st.st_mode))
             return why_fail(why, why_len, RX_EINVAL, "cwd '%s' is not a directory", s->cwd);
     }
     if (s->stdin_data == NULL && s->stdin_len > 0)

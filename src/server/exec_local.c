@@ -263,6 +263,41 @@ fail:
     return -1;
 }
 
+int
+exec_local_dir_ok_as(uid_t uid, const char *path)
+{
+    char why[256];
+    exec_user u;
+    sigset_t all, old;
+    int status = 0, err = 0;
+    pid_t pid;
+
+    if (user_lookup(uid, &u, &err, why, sizeof(why)) != 0)
+        return -1;
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        struct stat st;
+
+        if (setgroups((size_t)u.n_groups, u.groups) != 0 || setresgid(u.gid, u.gid, u.gid) != 0 ||
+            setresuid(u.uid, u.uid, u.uid) != 0 || setuid(0) == 0)
+            _exit(2);
+        _exit(stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1);
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    user_free(&u);
+    if (pid < 0)
+        return -1;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0   ? 1
+           : WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 0
+                                                           : -1;
+}
+
 /* What failed in the child before exec: one of these and the errno, through the error pipe. */
 enum child_step {
     STEP_SETSID = 1,
