@@ -29,7 +29,8 @@
 #     the job, but root's files in a directory A's task moved into its job directory are not
 #     (the removal runs as A);
 #   - a uid with no passwd entry gets its task failed ("no user with uid ..."), never run as root;
-#   - rxjobd --system as a user exits 2 saying it needs root; with --executor slurm exits 2; with a
+#   - rxjobd --system as a user exits 2 saying it needs root; with a task supervisor other users
+#     cannot execute exits 1 saying so; with --executor slurm exits 2; with a
 #     state directory other users cannot reach exits 1 saying so;
 #   - the client never starts a daemon for a socket under /run/rxjob;
 #   - after kill -9 of the daemon mid-job, the next one adopts A's running task and runs the
@@ -137,6 +138,20 @@ if [ "$rc" = 1 ] && grep -q "not searchable by other users" "$tmp/err"; then
 else
     fail "state directory under a 0700 directory: exit $rc: $(cat "$tmp/err")"
 fi
+
+# A task supervisor the users may not execute: refused at start, not task by task.
+mkdir -m 0755 "$tmp/noexec"
+cp "$build/rxjobd" "$build/rxjob-shim" "$tmp/noexec/"
+chmod 0744 "$tmp/noexec/rxjob-shim"
+timeout 20 "$tmp/noexec/rxjobd" --system --foreground --socket "$tmp/n.sock" --state-dir "$tmp/nstate" \
+    >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" = 1 ] && grep -q "not executable by other users" "$tmp/err"; then
+    ok "a task supervisor users cannot execute is refused at start: $(cat "$tmp/err")"
+else
+    fail "supervisor of mode 0744: exit $rc: $(cat "$tmp/err")"
+fi
+rm -rf "$tmp/noexec" "$tmp/nstate"
 
 # --------------------------------------------------------------------------------------------
 # The daemon, with a variable in its environment that no task may see.

@@ -1049,6 +1049,20 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
         err = RX_EINVAL;
         goto fail;
     }
+    if (opts->system) {
+        struct stat st;
+
+        /* Each task's supervisor is exec'd as its user: one the users may not run would fail
+         * every task, one by one, long after the start. */
+        if (fstat(e->shim_fd, &st) != 0 || (st.st_mode & S_IXOTH) == 0) {
+            (void)snprintf(errbuf, errlen,
+                           "system: the task supervisor '%s' is not executable by other users "
+                           "(mode %04o): their tasks could not start; chmod o+x it",
+                           e->shim_exe, (unsigned)(st.st_mode & 07777));
+            err = RX_EINVAL;
+            goto fail;
+        }
+    }
     if (opts->executor != NULL && strcmp(opts->executor, "slurm") == 0) {
         err = exec_slurm_new(opts, &e->slurm, errbuf, errlen);
         if (err != RX_OK)
