@@ -8,7 +8,10 @@
 #  3. a result over result_bytes fails its task with a message naming the limit;
 #  4. a task that exits leaving a writer of its output in a session of its own (out of reach of
 #     the supervisor's group kill) still ends: the supervisor stops draining the pipe a bounded
-#     time after the task ended, so the job is not held RUNNING (and uncancelable) forever.
+#     time after the task ended, so the job is not held RUNNING (and uncancelable) forever;
+#  5. a task that kills its supervisor and leaves an exit record saying it was never started
+#     ("go 0") is not believed (the daemon told it to start): the task is LOST and runs once,
+#     not again and again, hundreds of times a second, past its time limit.
 #
 # Exits 77 (skipped) when rxjobd has no --limit option.
 # Usage: bash tests/check_limits_runtime.sh BUILD_DIR
@@ -26,7 +29,7 @@ passed=0
 failed=0
 
 cleanup() {
-    [ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null
+    [ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null || true
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -TERM "$daemon_pid" 2>/dev/null || true
         wait "$daemon_pid" 2>/dev/null || true
@@ -117,7 +120,22 @@ else
     bad "escaped writer: status $st after $took s"
     rx cancel "$id" >/dev/null 2>&1 || true
 fi
-[ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null
+[ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null || true
+
+# 5. A forged "never started" record.
+: >"$tmp/runs"
+id=$(rx exec --no-auto-cleanup --timeout 30 -- sh -c \
+    'echo run >>"$0"; printf "rxjob-exit 1\ngo 0\nstate OK\nexit_status 0\nsignal 0\ntask_pid 0\nstarted_s 0\nended_s 0\nerror 0\n" >"$(dirname "$RXJOB_RESULT")/t0.exit"; kill -KILL "$PPID"' \
+    "$tmp/runs")
+st=$(rx wait "$id" --timeout 10 || true)
+runs=$(wc -l <"$tmp/runs")
+msg=$(rx --json results "$id" 2>/dev/null || true)
+if [ "$st" = FAILED ] && [ "$runs" -eq 1 ] && grep -q 'was never started, but' <<<"$msg"; then
+    ok "a forged go-0 record: the task is LOST and ran once"
+else
+    bad "forged go-0 record: status $st, ran $runs times; results: ${msg:0:300}"
+    rx cancel "$id" >/dev/null 2>&1 || true
+fi
 
 echo "check_limits_runtime: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -585,6 +585,7 @@ out_fds:
     }
     out_shim->pid = pid;
     out_shim->go_fd = sv[0];
+    out_shim->went = 0;
     out_shim->pidfd = rx__fd_above_stdio(pidfd_open(pid, 0));
     out_shim->start_time = 0;
     /* The shim cannot have exited yet (it waits for "go"), unless it was killed: then its start
@@ -599,7 +600,9 @@ exec_local_go(exec_shim *sh)
     if (sh->go_fd < 0)
         return;
     /* MSG_NOSIGNAL: a shim that died must not take the daemon down with SIGPIPE. */
-    if (send(sh->go_fd, "g", 1, MSG_NOSIGNAL) != 1)
+    if (send(sh->go_fd, "g", 1, MSG_NOSIGNAL) == 1)
+        sh->went = 1;
+    else
         rx__log(RX_LOG_DEBUG, "exec: go to supervisor %ld failed: %s", (long)sh->pid,
                 strerror(errno));
     close(sh->go_fd);
@@ -687,6 +690,7 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     out_shim->pidfd = fd;
     out_shim->start_time = start_time;
     out_shim->go_fd = -1;
+    out_shim->went = 0; /* unknown: the daemon that started it may have died before "go" */
     return 1;
 }
 

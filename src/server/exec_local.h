@@ -30,6 +30,7 @@ typedef struct exec_shim {
     int pidfd;           /* readable once the shim has exited; -1 = none */
     uint64_t start_time; /* /proc/PID/stat field 22, to tell the shim from a reused pid */
     int go_fd;           /* the daemon's end of fd 3 until "go" is sent; -1 after */
+    int went;            /* 1: this daemon sent it "go" (its record cannot truthfully say go 0) */
 } exec_shim;
 
 typedef struct exec_shim_req {
