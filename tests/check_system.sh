@@ -16,7 +16,9 @@
 #     DELETE forms, query variants, a percent-encoded and a zero-padded id, a wrong method):
 #     each answer (exit status and output, or HTTP status and body) is byte for byte the answer
 #     for an unknown id, the id aside; B's listing (CLI and HTTP) holds none of A's jobs; B cannot
-#     stop the daemon;
+#     stop the daemon; a cwd B cannot reach is refused as a missing one (no probing of
+#     root's directories); B holding 1100 idle connections locks out neither A nor root (B's own past
+#     64 are refused with 503);
 #   - after all that A's jobs are unaffected: the FINISHED one still FINISHED with its results,
 #     the RUNNING one still RUNNING until A cancels it;
 #   - root sees both users' jobs;
@@ -24,9 +26,11 @@
 #     puts in place of its result or output file is not followed by the daemon; a fake pid file
 #     naming B's process group, left by a task whose supervisor vanished, does not make the
 #     daemon kill B's processes; subdirectories a task made in its job directory are removed with
-#     the job;
+#     the job, but root's files in a directory A's task moved into its job directory are not
+#     (the removal runs as A);
 #   - a uid with no passwd entry gets its task failed ("no user with uid ..."), never run as root;
-#   - rxjobd --system as a user exits 2 saying it needs root; with --executor slurm exits 2; with a
+#   - rxjobd --system as a user exits 2 saying it needs root; with a task supervisor other users
+#     cannot execute exits 1 saying so; with --executor slurm exits 2; with a
 #     state directory other users cannot reach exits 1 saying so;
 #   - the client never starts a daemon for a socket under /run/rxjob;
 #   - after kill -9 of the daemon mid-job, the next one adopts A's running task and runs the
@@ -136,6 +140,20 @@ if [ "$rc" = 1 ] && grep -q "not searchable by other users" "$tmp/err"; then
 else
     fail "state directory under a 0700 directory: exit $rc: $(cat "$tmp/err")"
 fi
+
+# A task supervisor the users may not execute: refused at start, not task by task.
+mkdir -m 0755 "$tmp/noexec"
+cp "$build/rxjobd" "$build/rxjob-shim" "$tmp/noexec/"
+chmod 0744 "$tmp/noexec/rxjob-shim"
+timeout 20 "$tmp/noexec/rxjobd" --system --foreground --socket "$tmp/n.sock" --state-dir "$tmp/nstate" \
+    >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" = 1 ] && grep -q "not executable by other users" "$tmp/err"; then
+    ok "a task supervisor users cannot execute is refused at start: $(cat "$tmp/err")"
+else
+    fail "supervisor of mode 0744: exit $rc: $(cat "$tmp/err")"
+fi
+rm -rf "$tmp/noexec" "$tmp/nstate"
 
 # --------------------------------------------------------------------------------------------
 # The daemon, with a variable in its environment that no task may see.
@@ -344,6 +362,69 @@ else
     fail "B's POST /v1/daemon/stop: $code $(cat "$tmp/h1")"
 fi
 
+# A cwd is checked with B's rights: a directory B cannot reach (under a 0700 one of root's) is
+# refused just as one that does not exist, so submitting tells B nothing of what is there.
+mkdir -p -m 0700 "$tmp/rootonly"
+mkdir -p "$tmp/rootonly/exists"
+for d in exists absent; do
+    as rxtest_b curl -s --max-time 20 --unix-socket "$sock" -H 'Content-Type: application/json' \
+        -d '{"work":{"kind":"command","argv_b64":["'"$(printf true | base64)"'"],"cwd_b64":"'"$(printf '%s' "$tmp/rootonly/$d" | base64 -w0)"'"}}' \
+        -w ' %{http_code}' http://localhost/v1/jobs >"$tmp/cwd_$d" 2>&1
+done
+if grep -q ' 400$' "$tmp/cwd_exists" &&
+    [ "$(sed "s/exists/X/g" "$tmp/cwd_exists")" = "$(sed "s/absent/X/g" "$tmp/cwd_absent")" ]; then
+    ok "a cwd B cannot reach is refused as one that does not exist: $(cat "$tmp/cwd_exists")"
+else
+    fail "cwd probe: existing: $(cat "$tmp/cwd_exists"); absent: $(cat "$tmp/cwd_absent")"
+fi
+
+# B cannot lock the others out by holding connections open: 1100 idle ones (the daemon takes
+# 1024 at most), sending nothing.
+: >"$tmp/held"
+chown rxtest_b "$tmp/held"
+as rxtest_b python3 -c '
+import resource, socket, sys, time
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+held = []
+for _ in range(1100):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(sys.argv[1])
+    except OSError:
+        break
+    held.append(s)
+open(sys.argv[2], "w").write("%d" % len(held))
+time.sleep(60)
+' "$sock" "$tmp/held" &
+flood=$!
+for _ in $(seq 100); do [ -s "$tmp/held" ] && break; sleep 0.1; done
+sleep 1
+# (A few tries: the daemon refuses B's extra connections one by one, and until it has, its
+# listen queue may be full; without a per-user cap A stays locked out for the whole minute.)
+a_ok=0
+root_ok=0
+for _ in $(seq 10); do
+    [ "$a_ok" = 1 ] || { rx rxtest_a jobs >/dev/null 2>"$tmp/flood.err" && a_ok=1; }
+    [ "$root_ok" = 1 ] ||
+        { "$build/rxjob" --url "unix:$sock" jobs >/dev/null 2>>"$tmp/flood.err" && root_ok=1; }
+    [ "$a_ok$root_ok" = 11 ] && break
+    sleep 1
+done
+for _ in $(seq 10); do
+    rx rxtest_b jobs >/dev/null 2>"$tmp/flood_b.err"
+    b_rc=$?
+    grep -q "connections" "$tmp/flood_b.err" && break
+    sleep 1
+done
+kill -KILL "$flood" 2>/dev/null
+wait "$flood" 2>/dev/null
+if [ "$a_ok" = 1 ] && [ "$root_ok" = 1 ] && [ "$b_rc" != 0 ] && grep -q "connections" "$tmp/flood_b.err"; then
+    ok "B's idle connections ($(cat "$tmp/held")) lock out neither A nor root; B's next one is refused: $(head -c 160 "$tmp/flood_b.err")"
+else
+    fail "B holding $(cat "$tmp/held" 2>/dev/null) connections: A ok $a_ok, root ok $root_ok, B rc $b_rc: $(head -c 300 "$tmp/flood.err") / $(head -c 200 "$tmp/flood_b.err")"
+fi
+
 # A's jobs are unaffected.
 if [ "$(rx rxtest_a status "$idrun")" = RUNNING ] && [ "$(rx rxtest_a status "$ida")" = FINISHED ] &&
     [ "$(rx rxtest_a results "$ida")" = hello ]; then
@@ -416,7 +497,7 @@ kill -KILL "$b_sleep" 2>/dev/null
 b_sleep=""
 
 # Subdirectories a task made go with its job.
-idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/z"; touch "$d/x/y/z/f" "$d/x/g"')
+idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/z"; touch "$d/x/y/z/f" "$d/x/g"; chmod 0500 "$d/x/y/z" "$d/x/y"')
 rx rxtest_a wait "$idd" >/dev/null
 [ -d "$state/spool/$idd/x/y/z" ] && had_dirs=1 || had_dirs=0
 rx rxtest_a results "$idd" >/dev/null 2>&1
@@ -426,6 +507,24 @@ if [ "$had_dirs" = 1 ] && [ ! -e "$state/spool/$idd" ]; then
 else
     fail "job directory of $idd: had dirs $had_dirs, left: $(ls -R "$state/spool/$idd" 2>&1 | head -5)"
 fi
+
+# A directory of A's holding root's files, moved by A's task into its job directory: removing
+# the job removes what A could remove, never root's files (the removal runs as A).
+mkdir -m 0755 "$tmp/apub" "$tmp/apub/P" "$tmp/apub/P/X"
+chown rxtest_a "$tmp/apub" "$tmp/apub/P"
+echo root-only >"$tmp/apub/P/X/rootfile"
+idm=$(rx rxtest_a exec -- sh -c 'mv "$0/P" "$(dirname "$RXJOB_RESULT")/P"' "$tmp/apub")
+rx rxtest_a wait "$idm" >/dev/null
+[ -e "$state/spool/$idm/P/X/rootfile" ] && moved=1 || moved=0
+rx rxtest_a results "$idm" >/dev/null 2>&1
+for _ in $(seq 100); do [ -e "$state/spool/$idm/t0.exit" ] || break; sleep 0.1; done
+sleep 0.5
+if [ "$moved" = 1 ] && [ -e "$state/spool/$idm/P/X/rootfile" ] && [ ! -e "$state/spool/$idm/t0.exit" ]; then
+    ok "removing a job does not delete root's files a task moved into its directory"
+else
+    fail "root's file moved into job $idm: moved $moved, left: $(ls -R "$state/spool/$idm" 2>&1 | head -8)"
+fi
+rm -rf "${state:?}/spool/$idm" "$tmp/apub"
 
 # A uid with no passwd entry: its task fails, and nothing runs as root.
 idn=$(setpriv --reuid=54321 --regid=54321 --clear-groups env -i PATH=/usr/bin:/bin \

@@ -17,8 +17,9 @@
 #   - plain http:// to the TLS port fails; the client refuses a token file of mode 0644 (and
 #     sends nothing), an http:// url, a missing token; with the wrong CA it names the TLS
 #     failure; the Unix socket keeps working alongside; "rxjob daemon stop" over https stops it;
-#   - plain HTTP on loopback (tokens still required) for a TLS-terminating proxy; [::1] works
-#     too when the host has IPv6 loopback; no sanitizer report in any daemon's log.
+#   - plain HTTP on loopback (tokens still required) for a TLS-terminating proxy; 64 idle
+#     connections that never send a token are closed within 30 s (the per-address cap frees);
+#     [::1] works too when the host has IPv6 loopback; no sanitizer report in any daemon's log.
 # Ends with "check_tcp: N passed, M failed"; exits non-zero if M > 0. Kills only the daemons it
 # started (by pid) and removes its temporary directory.
 # shellcheck disable=SC2016 # the tasks' shell code is single-quoted on purpose
@@ -495,6 +496,27 @@ if start plain --listen 127.0.0.1:0 --tokens "$tmp/tokens" "${system[@]}"; then
     check "plain HTTP on loopback: no token: 401 (got $code at $url)" test "$code" = 401
     code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok_a" "$url/v1/jobs")
     check "plain HTTP on loopback: the right token: 200 (got $code)" test "$code" = 200
+    # 64 connections from this address that send nothing take its whole cap: they are closed
+    # soon (10 s), not after the 300 s a client that sent a known token may stay idle.
+    python3 -c '
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(64)]
+time.sleep(60)
+' "${url##*:}" &
+idle=$!
+sleep 2
+code=$(curl -sS -o /dev/null -w '%{http_code}' -m 5 -H "Authorization: Bearer $tok_a" "$url/v1/jobs" 2>/dev/null)
+start_s=$(date +%s)
+for _ in $(seq 80); do
+    code2=$(curl -sS -o /dev/null -w '%{http_code}' -m 5 -H "Authorization: Bearer $tok_a" "$url/v1/jobs" 2>/dev/null)
+    [[ $code2 == 200 ]] && break
+    sleep 0.5
+done
+took=$(($(date +%s) - start_s))
+kill -KILL "$idle" 2>/dev/null
+wait "$idle" 2>/dev/null
+check "plain HTTP: 64 idle connections fill the address's cap ($code), closed within 30 s ($code2 after $took s)" \
+    test "$code" != 200 -a "$code2" = 200 -a "$took" -lt 30
     "$rxjob" --url "unix:$tmp/plain/s.sock" daemon stop >/dev/null 2>&1
 else
     bad "rxjobd with plain HTTP on loopback: $(cat "$tmp/plain.out")"

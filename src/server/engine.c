@@ -24,6 +24,7 @@
 
 #include "core/internal.h"
 #include "core/spec.h"
+#include "server/exec_local.h"
 #include "server/exec_slurm.h"
 #include "server/limits.h"
 #include "server/sched.h"
@@ -465,7 +466,11 @@ check_spec(const engine_spec *s, const rx_limits *lim, uint64_t *out_n_tasks, ch
         /* Relative to what? The daemon's directory means nothing to the client. */
         if (s->cwd[0] != '/')
             return why_fail(why, why_len, RX_EINVAL, "cwd '%s' is not an absolute path", s->cwd);
-        if (stat(s->cwd, &st) != 0 || !S_ISDIR(st.st_mode))
+        /* Another user's job (system mode): asked with that user's rights, not root's, or a
+         * submission would tell whether a directory exists where the user cannot look. A user
+         * that cannot be looked up is not asked: its task fails at start, saying why. */
+        if (exec_local_as_user(s->uid) ? exec_local_dir_ok_as(s->uid, s->cwd) == 0
+                                       : stat(s->cwd, &st) != 0 || !S_ISDIR(st.st_mode))
             return why_fail(why, why_len, RX_EINVAL, "cwd '%s' is not a directory", s->cwd);
     }
     if (s->stdin_data == NULL && s->stdin_len > 0)
@@ -1043,6 +1048,20 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
         (void)snprintf(errbuf, errlen, "engine: system mode needs root and the local executor");
         err = RX_EINVAL;
         goto fail;
+    }
+    if (opts->system) {
+        struct stat st;
+
+        /* Each task's supervisor is exec'd as its user: one the users may not run would fail
+         * every task, one by one, long after the start. */
+        if (fstat(e->shim_fd, &st) != 0 || (st.st_mode & S_IXOTH) == 0) {
+            (void)snprintf(errbuf, errlen,
+                           "system: the task supervisor '%s' is not executable by other users "
+                           "(mode %04o): their tasks could not start; chmod o+x it",
+                           e->shim_exe, (unsigned)(st.st_mode & 07777));
+            err = RX_EINVAL;
+            goto fail;
+        }
     }
     if (opts->executor != NULL && strcmp(opts->executor, "slurm") == 0) {
         err = exec_slurm_new(opts, &e->slurm, errbuf, errlen);

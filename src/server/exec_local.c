@@ -263,6 +263,41 @@ fail:
     return -1;
 }
 
+int
+exec_local_dir_ok_as(uid_t uid, const char *path)
+{
+    char why[256];
+    exec_user u;
+    sigset_t all, old;
+    int status = 0, err = 0;
+    pid_t pid;
+
+    if (user_lookup(uid, &u, &err, why, sizeof(why)) != 0)
+        return -1;
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        struct stat st;
+
+        if (setgroups((size_t)u.n_groups, u.groups) != 0 || setresgid(u.gid, u.gid, u.gid) != 0 ||
+            setresuid(u.uid, u.uid, u.uid) != 0 || setuid(0) == 0)
+            _exit(2);
+        _exit(stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1);
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    user_free(&u);
+    if (pid < 0)
+        return -1;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0   ? 1
+           : WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 0
+                                                           : -1;
+}
+
 /* What failed in the child before exec: one of these and the errno, through the error pipe. */
 enum child_step {
     STEP_SETSID = 1,
@@ -550,6 +585,7 @@ out_fds:
     }
     out_shim->pid = pid;
     out_shim->go_fd = sv[0];
+    out_shim->went = 0;
     out_shim->pidfd = rx__fd_above_stdio(pidfd_open(pid, 0));
     out_shim->start_time = 0;
     /* The shim cannot have exited yet (it waits for "go"), unless it was killed: then its start
@@ -564,7 +600,9 @@ exec_local_go(exec_shim *sh)
     if (sh->go_fd < 0)
         return;
     /* MSG_NOSIGNAL: a shim that died must not take the daemon down with SIGPIPE. */
-    if (send(sh->go_fd, "g", 1, MSG_NOSIGNAL) != 1) {
+    if (send(sh->go_fd, "g", 1, MSG_NOSIGNAL) == 1) {
+        sh->went = 1;
+    } else {
         rx__log(RX_LOG_DEBUG, "exec: go to supervisor %ld failed: %s", (long)sh->pid,
                 strerror(errno));
         close(sh->go_fd);
@@ -704,6 +742,7 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     out_shim->pidfd = fd;
     out_shim->start_time = start_time;
     out_shim->go_fd = -1;
+    out_shim->went = 0; /* unknown: the daemon that started it may have died before "go" */
     return 1;
 }
 

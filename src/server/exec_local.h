@@ -30,6 +30,7 @@ typedef struct exec_shim {
     int pidfd;           /* readable once the shim has exited; -1 = none */
     uint64_t start_time; /* /proc/PID/stat field 22, to tell the shim from a reused pid */
     int go_fd;           /* the daemon's end of fd 3 until "go" is sent; -1 after */
+    int went;            /* 1: this daemon sent it "go" (its record cannot truthfully say go 0) */
 } exec_shim;
 
 typedef struct exec_shim_req {
@@ -71,6 +72,11 @@ rx_err exec_local_shim_open(const char *self_exe, const char *shim_exe, char **o
  * (rxjobd --system). Then exec_local_spawn starts the shim with that user's credentials and
  * environment (docs/rxjobd.8 "System mode"), and never as root. */
 int exec_local_as_user(uid_t uid);
+
+/* Whether path is a directory uid can reach, asked with uid's groups, gid and uid only (from a
+ * child that has become the user), so that a submission tells a user nothing of directories it
+ * cannot search. 1 yes, 0 no, -1 it could not be told (no such user, fork failed). */
+int exec_local_dir_ok_as(uid_t uid, const char *path);
 
 /* Spawn a shim for one task; it waits for exec_local_go. For a task of another user
  * (exec_local_as_user(req->uid)), the job directory and the files the daemon wrote there are

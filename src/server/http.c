@@ -59,21 +59,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_POLL_SLICE_MS          500                   /* longest a long poll sleeps unchecked */
-#define HTTP_FOLLOW_POLL_MS         200                   /* followed output: wait between looks */
-#define HTTP_STREAM_BLOCK_BYTES     ((size_t)64 * 1024)   /* output and results: one send buffer */
-#define HTTP_MAX_QUERY_ARGS         16                    /* query parameters per request */
-#define HTTP_MAX_CONNECTIONS        1024u                 /* open connections at once */
-#define HTTP_CONNECTION_TIMEOUT_S   300u                  /* idle connection closed after */
-#define HTTP_BACKLOG                128                   /* listen(2) backlog */
-#define HTTP_WHY_LEN                512                   /* reasons in error bodies, bytes */
-#define HTTP_DRAIN_MS               3000                  /* stop: longest wait for requests */
-#define HTTP_LARGE_BODY_BYTES       ((size_t)1024 * 1024) /* a body above this is "large" */
-#define HTTP_MAX_LARGE_BODIES       2u                    /* large bodies read/parsed at once */
-#define HTTP_LARGE_BODY_WAIT_MS     30000                 /* longest wait for a turn, then 503 */
-#define HTTP_TCP_PER_IP_CONNECTIONS 64u  /* TCP: open connections from one address at once */
-#define HTTP_UNAUTH_LOG_MS          1000 /* TCP: at most one "401" log line per this period */
-#define HTTP_TLS_PRIORITIES         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" /* GnuTLS */
+#define HTTP_POLL_SLICE_MS            500                 /* longest a long poll sleeps unchecked */
+#define HTTP_FOLLOW_POLL_MS           200                 /* followed output: wait between looks */
+#define HTTP_STREAM_BLOCK_BYTES       ((size_t)64 * 1024) /* output and results: one send buffer */
+#define HTTP_MAX_QUERY_ARGS           16                  /* query parameters per request */
+#define HTTP_MAX_CONNECTIONS          1024u               /* open connections at once */
+#define HTTP_CONNECTION_TIMEOUT_S     300u                /* idle connection closed after */
+#define HTTP_TCP_UNAUTH_TIMEOUT_S     10u  /* TCP: idle, no known token sent yet: closed after */
+#define HTTP_BACKLOG                  128  /* listen(2) backlog */
+#define HTTP_WHY_LEN                  512  /* reasons in error bodies, bytes */
+#define HTTP_DRAIN_MS                 3000 /* stop: longest wait for requests */
+#define HTTP_LARGE_BODY_BYTES         ((size_t)1024 * 1024) /* a body above this is "large" */
+#define HTTP_MAX_LARGE_BODIES         2u                    /* large bodies read/parsed at once */
+#define HTTP_LARGE_BODY_WAIT_MS       30000                 /* longest wait for a turn, then 503 */
+#define HTTP_TCP_PER_IP_CONNECTIONS   64u  /* TCP: open connections from one address at once */
+#define HTTP_UNIX_PER_UID_CONNECTIONS 64u  /* Unix socket: open connections of one other user */
+#define HTTP_UNAUTH_LOG_MS            1000 /* TCP: at most one "401" log line per this period */
+#define HTTP_TLS_PRIORITIES           "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" /* GnuTLS */
 
 /* The closure of each listener's callbacks: which server, and whether it is the TCP one (set
  * before the listener starts, never changed: a request knows its side without a race). */
@@ -110,6 +112,14 @@ struct http_server {
     pthread_cond_t large_cond; /* CLOCK_MONOTONIC */
     unsigned large_reading;    /* turns taken */
     unsigned large_waiting;    /* requests waiting for one */
+    /* Open Unix-socket connections per uid, for the uids other than root and the daemon's own
+     * (system mode: one user must not take all HTTP_MAX_CONNECTIONS and lock the others out). */
+    pthread_mutex_t conn_mu;
+    struct http_uid_conns {
+        uid_t uid;
+        unsigned n;
+    } * uid_conns;
+    size_t n_uid_conns;
 };
 
 typedef struct results_stream results_stream;
@@ -133,6 +143,8 @@ typedef struct http_request {
 typedef struct http_conn {
     int have_uid; /* SO_PEERCRED answered */
     uid_t uid;    /* the peer's uid */
+    int counted;  /* counted in the server's uid_conns */
+    int refused;  /* over HTTP_UNIX_PER_UID_CONNECTIONS: answered 503 and shut */
 } http_conn;
 
 /* The query parameters of a request, collected from MHD. */
@@ -1176,17 +1188,74 @@ route(http_server *s, struct MHD_Connection *conn, http_request *req, const char
  * gives the credentials of the process that connected, fixed for the connection's life). When it
  * cannot be had, the socket context stays NULL and every request is refused.
  */
+/* Count a connection of uid in (delta 1: 0, or -1 when uid has its HTTP_UNIX_PER_UID_CONNECTIONS
+ * already, or on no memory) or out (delta -1). */
+static int
+uid_conns_add(http_server *s, uid_t uid, int delta)
+{
+    struct http_uid_conns *c = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->conn_mu);
+    for (size_t i = 0; i < s->n_uid_conns && c == NULL; i++)
+        if (s->uid_conns[i].uid == uid)
+            c = &s->uid_conns[i];
+    if (delta < 0) {
+        if (c != NULL && c->n > 0)
+            c->n--;
+    } else if (c == NULL) {
+        struct http_uid_conns *p = rx__realloc(s->uid_conns, (s->n_uid_conns + 1) * sizeof(*p));
+
+        if (p == NULL) {
+            rc = -1;
+        } else {
+            s->uid_conns = p;
+            p[s->n_uid_conns].uid = uid;
+            p[s->n_uid_conns++].n = 1;
+        }
+    } else if (c->n >= HTTP_UNIX_PER_UID_CONNECTIONS) {
+        rc = -1;
+    } else {
+        c->n++;
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    return rc;
+}
+
+/* Refuse a connection over its user's cap: a 503 written straight to it, then both directions
+ * shut, so that MHD closes it at once (it sees end-of-file) and no thread is held. */
+static void
+refuse_connection(int fd, uid_t uid)
+{
+    char body[256], msg[512];
+    int body_len = snprintf(body, sizeof(body),
+                            "{\"error\":\"RX_ECONTEXT\",\"message\":\"uid %lu has %u connections "
+                            "to the daemon open already: close some and try again\"}",
+                            (unsigned long)uid, HTTP_UNIX_PER_UID_CONNECTIONS);
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+                     body_len, body);
+
+    if (n > 0 && (size_t)n < sizeof(msg))
+        (void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)shutdown(fd, SHUT_RDWR);
+}
+
 static void
 notify_unix(void *cls, struct MHD_Connection *conn, void **socket_context,
             enum MHD_ConnectionNotificationCode toe)
 {
+    http_server *s = ((const http_side *)cls)->s;
     const union MHD_ConnectionInfo *info;
     http_conn *hc;
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
-    (void)cls;
     if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        hc = *socket_context;
+        if (hc != NULL && hc->counted)
+            (void)uid_conns_add(s, hc->uid, -1);
         rx__free(*socket_context);
         *socket_context = NULL;
         return;
@@ -1202,6 +1271,14 @@ notify_unix(void *cls, struct MHD_Connection *conn, void **socket_context,
         len == sizeof(cred)) {
         hc->uid = cred.uid;
         hc->have_uid = 1;
+        if (hc->uid != 0 && hc->uid != s->uid) {
+            if (uid_conns_add(s, hc->uid, 1) == 0) {
+                hc->counted = 1;
+            } else {
+                hc->refused = 1;
+                refuse_connection(info->connect_fd, hc->uid);
+            }
+        }
     }
     *socket_context = hc;
 }
@@ -1255,6 +1332,9 @@ authenticate(http_server *s, struct MHD_Connection *conn, http_request *req, enu
 
     if (r == AUTH_OK) {
         req->have_uid = 1;
+        /* Known now: the idle time a long poll or a keep-alive needs. */
+        (void)MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                        HTTP_CONNECTION_TIMEOUT_S);
         return 0;
     }
     message = r == AUTH_MISSING ? "no token: over TCP every request needs the header "
@@ -1498,6 +1578,8 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
             const http_conn *hc = info != NULL ? info->socket_context : NULL;
 
+            if (hc != NULL && hc->refused)
+                return MHD_NO; /* answered already (refuse_connection) */
             if (hc != NULL && hc->have_uid) {
                 req->uid = hc->uid;
                 req->have_uid = 1;
@@ -1633,8 +1715,11 @@ start_listener(http_server *s, http_side *side, int fd, const http_tcp_opts *tcp
         flags, 0, NULL, NULL, access_handler, side, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
         side, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
-        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+        /* Over TCP a connection is closed soon unless it sends a known token (authenticate):
+         * idle ones sending nothing must not hold the per-address cap for long. */
+        tcp != NULL ? HTTP_TCP_UNAUTH_TIMEOUT_S : HTTP_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_ARRAY, extra,
+        MHD_OPTION_END);
 }
 
 /* Free what http_start set up (the listeners are stopped or never started). NULL-safe. */
@@ -1645,6 +1730,8 @@ server_free(http_server *s)
         return;
     pthread_mutex_destroy(&s->large_mu);
     pthread_cond_destroy(&s->large_cond);
+    pthread_mutex_destroy(&s->conn_mu);
+    rx__free(s->uid_conns);
     rx__free(s->socket_path);
     rx__free(s->state_dir);
     rx__free(s->tcp_url);
@@ -1688,6 +1775,7 @@ http_start(const http_opts *opts, engine *e, http_server **out_server, char *err
         pthread_condattr_t ca;
 
         pthread_mutex_init(&s->large_mu, NULL);
+        pthread_mutex_init(&s->conn_mu, NULL);
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&s->large_cond, &ca);

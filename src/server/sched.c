@@ -330,6 +330,13 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
     char msg[4200];
     rx_err err;
 
+    /* "Never told to start" from a supervisor this daemon told to start: the task wrote it (a
+     * supervisor killed by its own task leaves the record to it). Believed, the task would run
+     * again at once, endlessly, past any time limit. */
+    int forged = rec_err == RX_OK && !rec->go && shim != NULL && shim->went;
+
+    if (forged)
+        rec_err = RX_EINVAL;
     if (rec_err == RX_OK && !rec->go) {
         /* Its supervisor was never told to start it: it did not run. Start it again later. */
         err = store_task_delete(e->st, j->id, idx);
@@ -366,7 +373,11 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
         char job_dir[PATH_MAX];
 
         row.task_state = RX_TASK_LOST;
-        if (rec_err == RX_ENOENT)
+        if (forged)
+            (void)snprintf(msg, sizeof(msg),
+                           "lost: its exit record says it was never started, but its supervisor "
+                           "was told to start it (the record is not the supervisor's)");
+        else if (rec_err == RX_ENOENT)
             (void)snprintf(msg, sizeof(msg),
                            "lost: its supervisor vanished without an exit record");
         else

@@ -62,7 +62,8 @@ extern char **environ;
 #define POLL_NO_PIDFD_MS   20
 #define SHIM_EXIT_BAD_ARGS 2
 #define RELAY_STEP         ((size_t)1 << 20) /* bytes per splice(2) */
-#define RELAY_LINGER_MS    500   /* after the task ended: wait this long for more output, at most */
+#define RELAY_LINGER_MS    500  /* after the task ended: wait this long for more output, at most */
+#define RELAY_FINISH_MS    5000 /* after the task ended: drain the pipe this long in all, at most */
 #define ACK_WAIT_MS        60000 /* for the daemon's "k" after "e", at most; then fsync anyway */
 
 /* The line appended to a task's output where the cap cut it: the cap, why, what was lost. */
@@ -527,17 +528,26 @@ relay_pump(relay *r)
 
 /* After the task ended: take what is left in the pipe, waiting for more only while some writer
  * (a child that outlived the task's group) keeps sending, at most RELAY_LINGER_MS after the last
- * byte; then close the pipe and append the marker if anything was cut. */
+ * byte and RELAY_FINISH_MS in all (a child in a session of its own, out of reach of the group
+ * kill, could write forever and hold the task RUNNING, past its time limit and any cancel);
+ * then close the pipe and append the marker if anything was cut. */
 static void
 relay_finish(relay *r)
 {
+    int64_t until = rx__now_ms() + RELAY_FINISH_MS;
+
     while (r->in_fd >= 0) {
         struct pollfd pfd = {.fd = r->in_fd, .events = POLLIN};
         uint64_t before = r->kept + r->discarded;
+        int64_t left;
 
         if (relay_pump(r))
             break;
-        if (poll(&pfd, 1, RELAY_LINGER_MS) == 0 && r->kept + r->discarded == before)
+        left = until - rx__now_ms();
+        if (left <= 0)
+            break;
+        if (poll(&pfd, 1, left < RELAY_LINGER_MS ? (int)left : RELAY_LINGER_MS) == 0 &&
+            r->kept + r->discarded == before)
             break;
     }
     if (r->in_fd >= 0) {

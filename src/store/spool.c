@@ -27,12 +27,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_RECORD_MAX (64 * 1024) /* bytes; an error message is cut well below this */
@@ -184,6 +188,9 @@ remove_tree_at(int dfd, int depth)
             int sub = openat(dirfd(d), e->d_name,
                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
+            /* One the task closed to itself (chmod 0500) is opened up again: it is its own. */
+            if (sub >= 0)
+                (void)fchmod(sub, S_IRWXU);
             if (sub >= 0 && remove_tree_at(sub, depth - 1) == RX_OK &&
                 unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
                 continue;
@@ -194,15 +201,55 @@ remove_tree_at(int dfd, int depth)
     return err;
 }
 
+/* Empty the directory open at dfd (closed here) with the rights of uid and gid only: from a
+ * child that has become them, so that what a user moved into a job directory it owns (a
+ * directory of its own holding root's files) is removed only as far as that user could remove it
+ * itself. RX_OK; RX_EIO. */
+static rx_err
+remove_tree_as(int dfd, uid_t uid, gid_t gid)
+{
+    sigset_t all, old;
+    int status = 0;
+    pid_t pid;
+
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+            setresuid(uid, uid, uid) != 0 || setuid(0) == 0)
+            _exit(2);
+        (void)fchmod(dfd, S_IRWXU); /* the user's: a task may have closed it to itself */
+        _exit(remove_tree_at(dfd, SPOOL_MAX_DEPTH) == RX_OK ? 0 : 1);
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(dfd);
+    if (pid < 0)
+        return RX_EIO;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return RX_EIO;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return RX_OK;
+    errno = EPERM;
+    return RX_EIO;
+}
+
 rx_err
 spool_remove_dir(const char *path)
 {
     int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
     rx_err err;
 
     if (dfd < 0)
         return errno == ENOENT ? RX_OK : RX_EIO;
-    err = remove_tree_at(dfd, SPOOL_MAX_DEPTH);
+    /* A job directory given to a user (system mode) is emptied as that user. */
+    if (geteuid() == 0 && fstat(dfd, &st) == 0 && st.st_uid != 0)
+        err = remove_tree_as(dfd, st.st_uid, st.st_gid);
+    else
+        err = remove_tree_at(dfd, SPOOL_MAX_DEPTH);
     if (rmdir(path) != 0 && errno != ENOENT)
         err = RX_EIO;
     return err;

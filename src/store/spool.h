@@ -48,8 +48,12 @@ rx_err spool_tmp_commit(int fd, const char *tmp, const char *dir, const char *na
 
 /* Remove a job directory and everything in it. The daemon's spool holds no subdirectories, but
  * a task that owns its job directory (system mode) may have made some: they are removed too, up
- * to SPOOL_MAX_DEPTH levels down, never following a symlink. A directory that does not exist is
- * fine. RX_OK; RX_EIO. */
+ * to SPOOL_MAX_DEPTH levels down, never following a symlink. Run as root on a directory that
+ * belongs to a user (given with spool_give_job_dir), its content is removed by a child process
+ * with that user's uid and gid only, so nothing the user could not remove itself goes (a
+ * directory of root's files that the user's task moved in there stays, and so does the job
+ * directory); the empty directory is then removed by the caller. A directory that does not exist
+ * is fine. RX_OK; RX_EIO. */
 rx_err spool_remove_dir(const char *path);
 
 /* Give a job directory to the user whose tasks run in it (rxjobd --system: the task's supervisor
