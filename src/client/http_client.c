@@ -19,6 +19,7 @@
 
 #include "client/daemon_start.h"
 #include "core/internal.h"
+#include "core/token.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -43,8 +44,8 @@
 #define HTTP_ERROR_BODY_MAX (64 * 1024)
 
 /* A token: 32..512 characters of RFC 6750's b64token, as rxjobd's token file (auth.h). */
-#define HTTP_TOKEN_MIN_LEN 32
-#define HTTP_TOKEN_MAX_LEN 512
+#define HTTP_TOKEN_MIN_LEN RX__TOKEN_MIN_LEN
+#define HTTP_TOKEN_MAX_LEN RX__TOKEN_MAX_LEN
 
 /* The longest "https://HOST:PORT" taken, bytes. */
 #define HTTP_BASE_URL_MAX 300
@@ -145,35 +146,6 @@ rx__http_where(const rx__http *http)
     return http->base_url != NULL ? http->base_url : http->socket_path;
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Transport, URL and token
- * ------------------------------------------------------------------------------------------- */
-
-static int
-is_token_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-}
-
-/* 1 if s is a b64token of HTTP_TOKEN_MIN_LEN..HTTP_TOKEN_MAX_LEN characters: nothing that could
- * end a header line or smuggle another one. */
-static int
-is_token(const char *s)
-{
-    size_t len = strlen(s), i = 0;
-
-    if (len < HTTP_TOKEN_MIN_LEN || len > HTTP_TOKEN_MAX_LEN)
-        return 0;
-    while (i < len && is_token_char(s[i]))
-        i++;
-    if (i == 0)
-        return 0;
-    while (i < len && s[i] == '=')
-        i++;
-    return i == len;
-}
-
 /*
  * The token's first line, from the file at path, which must be the caller's and closed to group
  * and others (as ssh wants of a private key: a token is a password). RX_OK with *out_token
@@ -266,7 +238,7 @@ load_token(const char *base_url, char **out_token, char *errbuf, size_t errlen)
                        base_url);
         return RX_EPERM;
     }
-    if (!is_token(token)) {
+    if (!rx__token_ok(token, strlen(token))) {
         (void)snprintf(errbuf, errlen,
                        "the token (%s) is not %d to %d characters of A-Z a-z 0-9 - . _ ~ + / "
                        "(then optional '=')",

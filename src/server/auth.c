@@ -64,31 +64,6 @@ auth_tokens_free(auth_tokens *t)
     rx__free(t);
 }
 
-/* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=". */
-static int
-is_token_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-}
-
-/* 1 if s[0..len) is a b64token of AUTH_TOKEN_MIN_LEN..AUTH_TOKEN_MAX_LEN characters. */
-static int
-is_token(const char *s, size_t len)
-{
-    size_t i = 0;
-
-    if (len < AUTH_TOKEN_MIN_LEN || len > AUTH_TOKEN_MAX_LEN)
-        return 0;
-    while (i < len && is_token_char(s[i]))
-        i++;
-    if (i == 0)
-        return 0;
-    while (i < len && s[i] == '=')
-        i++;
-    return i == len;
-}
-
 static int
 is_blank(char c)
 {
@@ -187,7 +162,7 @@ auth_tokens_parse(const char *text, size_t len, uid_t daemon_uid, auth_tokens **
             (void)snprintf(errbuf, errlen, "line %zu: not \"TOKEN USER\"", line_no);
             goto fail;
         }
-        if (!is_token(tok, tok_len)) {
+        if (!rx__token_ok(tok, tok_len)) {
             (void)snprintf(errbuf, errlen,
                            "line %zu: the token is not %d to %d characters of A-Z a-z 0-9 - . _ "
                            "~ + / (then optional '=')",
@@ -355,7 +330,7 @@ auth_check(const auth_tokens *t, const char *authorization, uid_t *out_uid)
     tok_len = strlen(tok);
     while (tok_len > 0 && (tok[tok_len - 1] == ' ' || tok[tok_len - 1] == '\t'))
         tok_len--;
-    if (!is_token(tok, tok_len))
+    if (!rx__token_ok(tok, tok_len))
         return AUTH_MALFORMED;
     if (t == NULL)
         return AUTH_UNKNOWN;

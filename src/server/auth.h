@@ -13,13 +13,14 @@
 #ifndef RX_SERVER_AUTH_H
 #define RX_SERVER_AUTH_H
 
+#include "core/token.h"
 #include "rxjob.h"
 
 #include <stddef.h>
 #include <sys/types.h>
 
-#define AUTH_TOKEN_MIN_LEN  32                /* characters: about 190 random bits in base64 */
-#define AUTH_TOKEN_MAX_LEN  512               /* characters */
+#define AUTH_TOKEN_MIN_LEN  RX__TOKEN_MIN_LEN /* characters (core/token.h) */
+#define AUTH_TOKEN_MAX_LEN  RX__TOKEN_MAX_LEN /* characters */
 #define AUTH_MAX_TOKENS     4096              /* lines with a token in one file */
 #define AUTH_FILE_MAX_BYTES ((size_t)1 << 20) /* the token file, bytes */
 
