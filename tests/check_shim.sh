@@ -14,38 +14,10 @@
 # Usage: bash tests/check_shim.sh BUILD_DIR
 set -euo pipefail
 
-build=${1:?usage: check_shim.sh BUILD_DIR}
-build=$(cd "$build" && pwd)
-rxjobd="$build/rxjobd"
-rxjob="$build/rxjob"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_shim "${1:-}"
 shim="$build/rxjob-shim"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-shim.XXXXXX")
-sock="$tmp/s.sock"
-state="$tmp/state"
-daemon_pid=""
-passed=0
-failed=0
-
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
-}
-rx() {
-    "$rxjob" --url "unix:$sock" "$@"
-}
 
 "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 2>>"$tmp/rxjobd.log" &
 daemon_pid=$!
@@ -189,5 +161,4 @@ else
     bad "$n children of the daemon left after a 30-task job"
 fi
 
-echo "check_shim: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+rx_test_end
