@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "core/internal.h"
+#include "exec/spawn.h"
 #include "server/engine.h"
 #include "server/limits.h"
 #include "store/spool.h"
@@ -1163,6 +1164,39 @@ test_engine_group_commit(void **state)
     fixture_free(f);
 }
 
+/* A child that stops itself (as a system-mode user can stop the daemon's helpers running as
+ * them) is killed at the deadline and reaped, not waited for for ever; one that exits is
+ * reaped with its status. */
+static void
+test_engine_wait_child_deadline(void **state)
+{
+    double t0;
+    int status = 0;
+    pid_t pid;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)raise(SIGSTOP);
+        _exit(0);
+    }
+    t0 = now_s();
+    assert_int_equal(rx__wait_child_deadline(pid, 300, &status), 1);
+    assert_true(now_s() - t0 >= 0.25);
+    assert_true(now_s() - t0 < 5.0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), -1); /* reaped */
+
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(7);
+    assert_int_equal(rx__wait_child_deadline(pid, 10000, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    assert_int_equal(rx__wait_child_deadline(pid, 100, &status), -1); /* no such child */
+}
+
 static void
 test_engine_many_tasks_no_leaks(void **state)
 {
@@ -1901,6 +1935,7 @@ main(void)
         cmocka_unit_test(test_engine_cancel_survives_restart),
         cmocka_unit_test(test_engine_uid_isolation),
         cmocka_unit_test(test_engine_group_commit),
+        cmocka_unit_test(test_engine_wait_child_deadline),
         cmocka_unit_test(test_engine_many_tasks_no_leaks),
         cmocka_unit_test(test_engine_queued_per_user),
         cmocka_unit_test(test_engine_limits),

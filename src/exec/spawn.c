@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -22,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int
@@ -277,4 +279,53 @@ rx__proc_start_time(pid_t pid, uint64_t *out_start)
     if (errno != 0 || end == p)
         return -1;
     return 0;
+}
+
+int
+rx__wait_child_deadline(pid_t pid, int64_t timeout_ms, int *out_wstatus)
+{
+    struct timespec now, end;
+    int pidfd = pidfd_open_checked(pid);
+    int killed = 0;
+    pid_t got;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += (time_t)(timeout_ms / 1000);
+    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        int64_t left_ms;
+
+        got = waitpid(pid, out_wstatus, WNOHANG);
+        if (got == pid || (got < 0 && errno != EINTR))
+            break;
+        if (got < 0)
+            continue;
+        (void)clock_gettime(CLOCK_MONOTONIC, &now);
+        left_ms = (int64_t)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+        if (left_ms <= 0) {
+            (void)kill(pid, SIGKILL); /* our child: the pid is still its until reaped */
+            killed = 1;
+            while ((got = waitpid(pid, out_wstatus, 0)) < 0 && errno == EINTR) {
+            }
+            break;
+        }
+        if (pidfd >= 0) {
+            struct pollfd pfd = {.fd = pidfd, .events = POLLIN, .revents = 0};
+
+            (void)poll(&pfd, 1, left_ms > 1000 ? 1000 : (int)left_ms);
+        } else {
+            struct timespec ts = {0, 10 * 1000000L}; /* no pidfd: look every 10 ms */
+
+            (void)nanosleep(&ts, NULL);
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    if (got != pid)
+        return -1;
+    return killed;
 }

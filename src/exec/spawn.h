@@ -81,4 +81,11 @@ const char *rx__signal_name(int sig);
  * process from a later one that reused its pid. 0, or -1 if there is no such process. */
 int rx__proc_start_time(pid_t pid, uint64_t *out_start);
 
+/* Wait for this process's child pid to exit, at most timeout_ms; past that, SIGKILL it and reap
+ * it. For children that have become another user, who can stop them (SIGSTOP) or leave them
+ * waiting on a file system of theirs: the caller must not block on them for ever. 0 with
+ * *out_wstatus; 1 when the deadline killed it (*out_wstatus then says SIGKILL); -1 with errno
+ * (not a child). */
+int rx__wait_child_deadline(pid_t pid, int64_t timeout_ms, int *out_wstatus);
+
 #endif

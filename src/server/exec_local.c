@@ -43,6 +43,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The longest the daemon waits for a process that runs as a user (system mode), milliseconds:
+ * then it kills it. Such a process normally ends in milliseconds; its user could stop it. */
+#define EXEC_AS_USER_WAIT_MS 10000
+
 #ifndef P_PIDFD
 #define P_PIDFD 3 /* linux/wait.h; glibc 2.36's idtype_t does not name it yet */
 #endif
@@ -287,12 +291,8 @@ exec_local_dir_ok_as(uid_t uid, const char *path)
     }
     (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
     user_free(&u);
-    if (pid < 0)
+    if (pid < 0 || rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status) != 0)
         return -1;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
     return WIFEXITED(status) && WEXITSTATUS(status) == 0   ? 1
            : WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 0
                                                            : -1;
@@ -426,6 +426,22 @@ spawn_as_user(const exec_user *u, const char *exe, char *const argv[], int child
         goto out;
     close(errp[1]);
     errp[1] = -1;
+    /* Bounded: between its setuid and its exec the child is the user's, who could stop it. */
+    {
+        struct pollfd pfd = {.fd = errp[0], .events = POLLIN, .revents = 0};
+        int ready;
+
+        while ((ready = poll(&pfd, 1, (int)EXEC_AS_USER_WAIT_MS)) < 0 && errno == EINTR) {
+        }
+        if (ready <= 0) {
+            (void)rx__wait_child_deadline(pid, 0, &status); /* SIGKILL, reaped */
+            (void)snprintf(why, why_len,
+                           "start its supervisor as uid %lu: no exec within %d ms (stopped?)",
+                           (unsigned long)u->uid, (int)EXEC_AS_USER_WAIT_MS);
+            rc = EIO;
+            goto out;
+        }
+    }
     do
         got = read(errp[0], msg, sizeof(msg));
     while (got < 0 && errno == EINTR);
@@ -433,8 +449,7 @@ spawn_as_user(const exec_user *u, const char *exe, char *const argv[], int child
         *out_pid = pid; /* exec'd: the pipe closed on exec */
         goto out;
     }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    (void)rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status);
     rc = got == (ssize_t)sizeof(msg) && msg[1] != 0 ? msg[1] : EIO;
     (void)snprintf(why, why_len, "start its supervisor as uid %lu: %s failed: %s",
                    (unsigned long)u->uid, step_name(got == (ssize_t)sizeof(msg) ? msg[0] : 0),
@@ -706,17 +721,14 @@ exec_local_release(exec_shim *sh)
 void
 exec_local_wait_abandoned(exec_shim *sh)
 {
-    siginfo_t info;
+    int status;
 
-    if (sh->pidfd >= 0) {
-        memset(&info, 0, sizeof(info));
-        while (waitid((idtype_t)P_PIDFD, (id_t)sh->pidfd, &info, WEXITED) != 0 && errno == EINTR) {
-        }
+    /* Bounded: in system mode the shim is the user's, who could stop it. An adopted shim is no
+     * child of ours (ECHILD at once): init or a subreaper reaps it. */
+    if (sh->pid > 0)
+        (void)rx__wait_child_deadline(sh->pid, EXEC_AS_USER_WAIT_MS, &status);
+    if (sh->pidfd >= 0)
         close(sh->pidfd);
-    } else if (sh->pid > 0) {
-        while (waitpid(sh->pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-    }
     sh->pidfd = -1;
     sh->pid = 0;
 }
@@ -766,12 +778,8 @@ kill_group_as(uid_t uid, pid_t pgid)
         _exit(kill(-pgid, SIGKILL) == 0 ? 0 : 1);
     }
     (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0)
+    if (pid < 0 || rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status) != 0)
         return -1;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 

@@ -23,6 +23,7 @@
 #include "store/spool.h"
 
 #include "core/internal.h"
+#include "exec/spawn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +39,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The longest a job directory's removal as its user may take, milliseconds (remove_tree_as). */
+#define SPOOL_REMOVE_AS_MS 30000
 
 #define EXIT_RECORD_MAX (64 * 1024) /* bytes; an error message is cut well below this */
 #define ERROR_MAX_BYTES 4096
@@ -224,11 +228,11 @@ remove_tree_as(int dfd, uid_t uid, gid_t gid)
     }
     (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(dfd);
-    if (pid < 0)
+    /* Bounded: the child is the user's, who could stop it or keep it busy in a tree of their
+     * making; what is left then stays, and the caller logs it. */
+    if (pid < 0 || rx__wait_child_deadline(pid, SPOOL_REMOVE_AS_MS, &status) != 0) {
+        errno = ETIMEDOUT;
         return RX_EIO;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return RX_EIO;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return RX_OK;
