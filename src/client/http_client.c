@@ -186,20 +186,16 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
         err = RX_EPERM;
         goto done;
     }
-    while (len < sizeof(buf) - 1) {
-        ssize_t got = read(fd, buf + len, sizeof(buf) - 1 - len);
+    {
+        long got = rx__read_full(fd, buf, sizeof(buf) - 1);
 
-        if (got < 0 && errno == EINTR)
-            continue;
         if (got < 0) {
             (void)snprintf(errbuf, errlen, "token file '%s': read failed: %s", path,
                            strerror(errno));
             err = RX_EIO;
             goto done;
         }
-        if (got == 0)
-            break;
-        len += (size_t)got;
+        len = (size_t)got;
     }
     buf[len] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0'; /* the first line */

@@ -281,20 +281,16 @@ auth_tokens_load(const char *path, uid_t daemon_uid, auth_tokens **out_tokens, c
         err = RX_ENOMEM;
         goto done;
     }
-    while (len < (size_t)st.st_size) {
-        ssize_t got = read(fd, text + len, (size_t)st.st_size - len);
+    {
+        long got = rx__read_full(fd, text, (size_t)st.st_size);
 
-        if (got < 0 && errno == EINTR)
-            continue;
         if (got < 0) {
             (void)snprintf(errbuf, errlen, "token file '%s': read failed: %s", path,
                            strerror(errno));
             err = RX_EIO;
             goto done;
         }
-        if (got == 0)
-            break;
-        len += (size_t)got;
+        len = (size_t)got;
     }
     err = auth_tokens_parse(text, len, daemon_uid, out_tokens, why, sizeof(why));
     if (err != RX_OK)

@@ -137,21 +137,30 @@ log_sink(rx_log_level level, const char *msg, void *user)
     (void)!write(STDERR_FILENO, line, (size_t)len);
 }
 
-static void log_line(const char *fmt, ...) RX_PRINTF(1, 2);
+static void log_vline(const char *fmt, va_list ap) RX_PRINTF(1, 0);
 
 /* One log line on stderr: "rxjobd: " then the message, as "component: what: why". */
 static void
-log_line(const char *fmt, ...)
+log_vline(const char *fmt, va_list ap)
 {
     char line[MAIN_ERR_LEN];
+
+    if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
+        line[0] = '\0';
+    (void)fprintf(stderr, "rxjobd: %s\n", line);
+    (void)fflush(stderr);
+}
+
+static void log_line(const char *fmt, ...) RX_PRINTF(1, 2);
+
+static void
+log_line(const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
-    if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
-        line[0] = '\0';
+    log_vline(fmt, ap);
     va_end(ap);
-    (void)fprintf(stderr, "rxjobd: %s\n", line);
-    (void)fflush(stderr);
 }
 
 static void die(const char *fmt, ...) RX_PRINTF(1, 2);
@@ -890,14 +899,11 @@ static void refuse(const char *fmt, ...) RX_PRINTF(1, 2);
 static void
 refuse(const char *fmt, ...)
 {
-    char line[MAIN_ERR_LEN];
     va_list ap;
 
     va_start(ap, fmt);
-    if (vsnprintf(line, sizeof(line), fmt, ap) < 0)
-        line[0] = '\0';
+    log_vline(fmt, ap);
     va_end(ap);
-    (void)fprintf(stderr, "rxjobd: %s\n", line);
     exit(2);
 }
 

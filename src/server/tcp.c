@@ -225,19 +225,15 @@ tcp_read_pem(const char *path, const char *what, char **out_pem, char *errbuf, s
         err = RX_ENOMEM;
         goto done;
     }
-    while (len < (size_t)st.st_size) {
-        ssize_t got = read(fd, buf + len, (size_t)st.st_size - len);
+    {
+        long got = rx__read_full(fd, buf, (size_t)st.st_size);
 
-        if (got < 0 && errno == EINTR)
-            continue;
         if (got < 0) {
             (void)snprintf(errbuf, errlen, "%s '%s': read failed: %s", what, path, strerror(errno));
             err = RX_EIO;
             goto done;
         }
-        if (got == 0)
-            break;
-        len += (size_t)got;
+        len = (size_t)got;
     }
     buf[len] = '\0';
     if (strlen(buf) != len) {
