@@ -27,64 +27,14 @@
 set -uo pipefail
 export LC_ALL=C
 
-build_dir=${1:?usage: check_cli.sh BUILD_DIR}
-build_dir=$(cd "$build_dir" && pwd)
-rxjob=$build_dir/rxjob
-rxjobd=$build_dir/rxjobd
-
-for prog in "$rxjob" "$rxjobd"; do
-    if [[ ! -x $prog ]]; then
-        echo "check_cli: $prog is missing; build first" >&2
-        exit 1
-    fi
-done
-if ! command -v python3 >/dev/null; then
-    echo "check_cli: python3 is needed to check the JSON output" >&2
-    exit 1
-fi
-
-# A short path: a socket's path must fit in 108 bytes.
-tmp=$(mktemp -d /tmp/check_cli.XXXXXX)
-sock=$tmp/s.sock
-daemon_pid=
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_cli "${1:-}"
+rx_need "$rxjob" "$rxjobd" python3 # python3 checks the JSON output
 embedded_pid=
-
-# alive PID: the process runs (a zombie has exited: a daemonized rxjobd's parent may be a
-# PID 1 that never reaps).
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != [ZX] ]]
-}
-
-cleanup() {
-    local pid
-    for pid in $daemon_pid $embedded_pid; do
-        if alive "$pid"; then
-            kill "$pid" 2>/dev/null
-            for _ in $(seq 50); do
-                alive "$pid" || break
-                sleep 0.1
-            done
-            alive "$pid" && kill -9 "$pid" 2>/dev/null
-        fi
-    done
-    wait 2>/dev/null
-    rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-
-pass() {
-    passed=$((passed + 1))
-}
-
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL: %s\n' "$*"
+rx_test_on_exit() { rx_stop "$embedded_pid"; }
+# A failed check shows what the command it ran wrote on stderr.
+rx_test_on_fail() {
     if [[ -n ${err_file:-} && -s $err_file ]]; then
         sed 's/^/  stderr: /' "$err_file" | head -n 5
     fi
@@ -168,23 +118,7 @@ elapsed() {
 # The daemon.
 # ---------------------------------------------------------------------------------------------
 # RXJOB_TEST_EXECUTOR=slurm runs the same checks on the Slurm executor (tests/check_slurm.sh).
-"$rxjobd" --foreground --socket "$sock" --state-dir "$tmp/state" --slots 4 \
-    --executor "${RXJOB_TEST_EXECUTOR:-local}" --slurm-poll-ms 200 >"$tmp/rxjobd.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 200); do
-    if "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
-        break
-    fi
-    if ! kill -0 "$daemon_pid" 2>/dev/null; then
-        break
-    fi
-    sleep 0.05
-done
-if ! "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
-    echo "check_cli: rxjobd did not answer on $sock; its log:" >&2
-    sed 's/^/  /' "$tmp/rxjobd.log" >&2
-    exit 1
-fi
+rx_start_daemon --slots 4 --executor "${RXJOB_TEST_EXECUTOR:-local}" --slurm-poll-ms 200 || exit 1
 echo "ok: rxjobd (pid $daemon_pid) answers on $sock"
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +445,7 @@ expect_match "daemon status gives the pid" "pid: +$daemon_pid" "$out"
 # ---------------------------------------------------------------------------------------------
 rj daemon stop
 expect_rc "daemon stop" 0
-if alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else pass; fi
+if rx_alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else pass; fi
 wait "$daemon_pid" 2>/dev/null
 rj status 1
 expect_rc "status once the daemon is stopped" 3
@@ -543,7 +477,7 @@ emb daemon start
 expect_rc "embedded: daemon start when running" 0
 emb daemon stop
 expect_rc "embedded: daemon stop" 0
-if [[ -n $embedded_pid ]] && alive "$embedded_pid"; then
+if [[ -n $embedded_pid ]] && rx_alive "$embedded_pid"; then
     fail "embedded: rxjobd (pid $embedded_pid) still runs after daemon stop"
 else
     pass
@@ -562,7 +496,4 @@ expect_out "embedded: the job is still there after a restart" FINISHED
 emb daemon stop
 expect_rc "embedded: daemon stop again" 0
 
-echo "check_cli: $passed passed, $failed failed"
-if ((failed > 0)); then
-    exit 1
-fi
+rx_test_end
