@@ -19,7 +19,9 @@
 #     parses as JSON;
 #   - the embedded default: with RXJOB_SOCKET and RXJOB_STATE_DIR in the temporary directory and
 #     RXJOB_DAEMON=BUILD_DIR/rxjobd, "rxjob exec -- true" starts the daemon, "rxjob daemon
-#     status" describes it, "rxjob daemon stop" stops it.
+#     status" describes it, "rxjob daemon stop" stops it; a daemon program that never serves
+#     makes exec exit 3 with what it wrote on stderr, even while a child of it still holds
+#     that stderr open.
 # Every check counts once; failures are printed; the script ends with
 # "check_cli: N passed, M failed" and exits non-zero if M > 0. It kills only the daemons it
 # started (by pid, in an EXIT trap) and removes its temporary directory.
@@ -495,5 +497,18 @@ emb status "$eid"
 expect_out "embedded: the job is still there after a restart" FINISHED
 emb daemon stop
 expect_rc "embedded: daemon stop again" 0
+
+# A "daemon" that says why it cannot serve and exits, leaving a child that holds its stderr
+# open: the client's read of that pipe must not wait for its end, and must keep what is there.
+mkdir -p "$tmp/fake"
+printf '%s\n' '#!/bin/sh' 'echo "fake-rxjobd: cannot serve" >&2' 'echo "second line" >&2' \
+    'sleep 30 &' 'echo $! >"$0.holder"' 'exit 1' >"$tmp/fake/rxjobd"
+chmod +x "$tmp/fake/rxjobd"
+run env RXJOB_SOCKET="$tmp/fake/s.sock" RXJOB_STATE_DIR="$tmp/fake/state" \
+    RXJOB_DAEMON="$tmp/fake/rxjobd" XDG_RUNTIME_DIR="$tmp/fake/run" "$rxjob" exec -- true
+[[ -s $tmp/fake/rxjobd.holder ]] && rx_pids+=("$(cat "$tmp/fake/rxjobd.holder")")
+expect_rc "a daemon that never serves: exec" 3
+expect_match "a daemon that never serves: its stderr in the message" \
+    "nothing answers on .*: fake-rxjobd: cannot serve second line$" "$err"
 
 rx_test_end
