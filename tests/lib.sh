@@ -7,7 +7,8 @@
 #       state: a socket path and a state directory inside it; daemon_pid: empty (set it to the
 #       daemon the script starts); rx_pids: an empty array (add any other process to stop at
 #       exit); passed, failed: 0. On exit daemon_pid and each of rx_pids is stopped (rx_stop),
-#       rx_test_on_exit runs if the script defined it, and tmp is removed.
+#       rx_test_on_exit runs if the script defined it (it may set rx_test_keep_tmp=1 to keep
+#       tmp, whose path is then printed), and tmp is removed.
 #   rx_test_skip WHY     print "NAME: WHY" and "NAME: 0 passed, 0 failed, 1 skipped"; exit 0
 #   rx_need PROG...      exit 1 unless each PROG is there: a path must be an executable (a
 #                        program of the build: "build first"), a bare name a command on PATH
@@ -52,7 +53,11 @@ rx_test_exit() {
     if declare -F rx_test_on_exit >/dev/null; then
         rx_test_on_exit || true
     fi
-    rm -rf "$tmp"
+    if [[ ${rx_test_keep_tmp:-0} == 1 ]]; then
+        echo "$rx_test_name: kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
 }
 
 rx_test_skip() {
