@@ -19,13 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rx_test_init check_shim "${1:-}"
 shim="$build/rxjob-shim"
 
-"$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 2>>"$tmp/rxjobd.log" &
-daemon_pid=$!
-for _ in $(seq 1 200); do
-    rx jobs >/dev/null 2>&1 && break
-    sleep 0.05
-done
-rx jobs >/dev/null 2>&1 || { echo "rxjobd did not answer: $(cat "$tmp/rxjobd.log")"; exit 1; }
+rx_start_daemon --slots 2
 
 # --- 1. the protocol, by hand -----------------------------------------------------------------
 # A job whose task writes a marker (and "fd3" if it inherited the supervisor's fd 3, which is
