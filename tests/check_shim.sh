@@ -6,8 +6,8 @@
 #     given its task) writes nothing and starts nothing; "c" then end-of-file (claimed, never
 #     told to go) writes a go-0 record and starts nothing; "c" "g" runs the task; "g" alone (a
 #     daemon that does not claim) runs it too, without the supervisor's fd 3. On a socket, the
-#     end is said ("e") after the exit record is written, and the supervisor exits on "k" or on
-#     end-of-file.
+#     end is the exit record sent ("E"); the supervisor exits on "k" without a record file, or
+#     on end-of-file with one.
 #  2. Spares are discarded: after a job is canceled while its tasks run (spares of its next
 #     tasks waiting), and after every job finished, the daemon has no child process left.
 #
@@ -121,15 +121,16 @@ else
     bad "blank shim, assigned, \"cg\": exit $rc, record '$(cat "$tmp/job.bgo/t0.exit" 2>/dev/null)'"
 fi
 
-# The end: on a socket, "e" once the record is written; "k" back and it exits at once (the
-# daemon recorded the end); end-of-file instead and it syncs the record itself and exits.
+# The end: on a socket, the record itself ("E", its length in 4 bytes little-endian, the
+# record); "k" back and it exits at once writing no record file (the daemon recorded the end);
+# end-of-file instead and it writes the record file durably and exits.
 for peer in ack close; do
     dir="$tmp/job.end-$peer"
     mkdir -p "$dir"
     cp "$work" "$dir/work"
     rm -f "$tmp/ran"
     out=$(timeout 30 python3 - "$shim" "$dir" "$peer" <<'PY'
-import os, socket, subprocess, sys
+import os, socket, struct, subprocess, sys
 shim, d, peer = sys.argv[1:4]
 mine, theirs = socket.socketpair()
 t = os.dup(theirs.fileno())  # above 3 (0..2 are stdio, 3 and 4 the pair)
@@ -141,18 +142,33 @@ p = subprocess.Popen([shim, "--shim", d, "0", "1", "0", "1000", "0"], preexec_fn
 theirs.close()
 os.close(t)
 mine.sendall(b"cg")
-got = mine.recv(1)
+def take(n):
+    b = b""
+    while len(b) < n:
+        c = mine.recv(n - len(b))
+        if not c:
+            break
+        b += c
+    return b
+head = take(5)
+rec = take(struct.unpack("<I", head[1:5])[0]) if len(head) == 5 and head[:1] == b"E" else b""
+state = [l for l in rec.decode(errors="replace").split("\n") if l.startswith("state ")]
 have = os.path.exists(os.path.join(d, "t0.exit"))
 if peer == "ack":
     mine.sendall(b"k")
 mine.close()
 rc = p.wait(timeout=20)
-print(got.decode() or "EOF", "record" if have else "no-record", rc)
+have_after = os.path.exists(os.path.join(d, "t0.exit"))
+print(head[:1].decode(errors="replace") or "EOF", state[0] if state else "no-state",
+      "file-before" if have else "no-file-before", "file" if have_after else "no-file", rc)
 PY
 ) || out="python failed: $?"
-    if [ "$out" = "e record 0" ] && grep -qx 'state OK' "$dir/t0.exit" &&
+    want_file=no-file
+    [ "$peer" = close ] && want_file=file
+    if [ "$out" = "E state OK no-file-before $want_file 0" ] &&
+        { [ "$peer" = ack ] || grep -qx 'state OK' "$dir/t0.exit"; } &&
         [ "$(cat "$tmp/ran" 2>/dev/null)" = ran ]; then
-        ok "end on a socket, peer $peer: "e" after the record, exit 0, the task ran once"
+        ok "end on a socket, peer $peer: the record sent (E), $want_file after, exit 0, the task ran once"
     else
         bad "end on a socket, peer $peer: '$out', record '$(cat "$dir/t0.exit" 2>/dev/null)', marker '$(cat "$tmp/ran" 2>/dev/null)'"
     fi

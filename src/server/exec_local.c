@@ -614,6 +614,8 @@ out_fds:
     out_shim->pid = pid;
     out_shim->go_fd = sv[0];
     out_shim->went = 0;
+    out_shim->end_buf = NULL;
+    out_shim->end_got = 0;
     out_shim->pidfd = rx__fd_above_stdio(pidfd_open(pid, 0));
     out_shim->start_time = 0;
     /* The shim cannot have exited yet (it waits for its task or for "go"), unless it was killed:
@@ -679,6 +681,18 @@ exec_local_assign(exec_shim *sh, const exec_shim_req *req)
     return send(sh->go_fd, msg, len + 6, MSG_NOSIGNAL) == (ssize_t)(len + 6) ? 0 : -1;
 }
 
+/* Close the daemon's end of fd 3, and drop a half-read end message with it. */
+static void
+go_close(exec_shim *sh)
+{
+    if (sh->go_fd >= 0)
+        close(sh->go_fd);
+    sh->go_fd = -1;
+    rx__free(sh->end_buf);
+    sh->end_buf = NULL;
+    sh->end_got = 0;
+}
+
 void
 exec_local_go(exec_shim *sh)
 {
@@ -696,23 +710,54 @@ exec_local_go(exec_shim *sh)
 }
 
 int
-exec_local_read_end(exec_shim *sh)
+exec_local_read_end(exec_shim *sh, spool_exit *out_rec, rx_err *out_err)
 {
-    char c;
-    ssize_t n;
+    for (;;) {
+        size_t len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
+                     (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
+        ssize_t n;
 
-    if (sh->go_fd < 0)
-        return -1;
-    do
-        n = recv(sh->go_fd, &c, 1, MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (n == 1 && c == 'e')
-        return 1;
-    close(sh->go_fd);
-    sh->go_fd = -1;
-    return -1;
+        if (sh->go_fd < 0)
+            return -1;
+        if (sh->end_got < sizeof(sh->end_head))
+            n = recv(sh->go_fd, sh->end_head + sh->end_got, sizeof(sh->end_head) - sh->end_got,
+                     MSG_DONTWAIT);
+        else
+            n = recv(sh->go_fd, sh->end_buf + (sh->end_got - sizeof(sh->end_head)),
+                     len - (sh->end_got - sizeof(sh->end_head)), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0) {
+            go_close(sh);
+            return -1;
+        }
+        sh->end_got += (size_t)n;
+        if (sh->end_head[0] != 'E') { /* not an end message: see below */
+            go_close(sh);
+            return -1;
+        }
+        if (sh->end_got == sizeof(sh->end_head)) {
+            len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
+                  (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
+            /* Anything but "E" and a record's length is not a supervisor's end: its pidfd and
+             * record file (if any) tell the rest. */
+            if (sh->end_head[0] != 'E' || len == 0 || len > SPOOL_EXIT_RECORD_MAX ||
+                (sh->end_buf = rx__malloc(len + 1)) == NULL) {
+                go_close(sh);
+                return -1;
+            }
+        }
+        if (sh->end_got > sizeof(sh->end_head) && sh->end_got == sizeof(sh->end_head) + len) {
+            sh->end_buf[len] = '\0';
+            *out_err = spool_exit_parse(sh->end_buf, len, out_rec);
+            rx__free(sh->end_buf);
+            sh->end_buf = NULL;
+            sh->end_got = 0;
+            return 1;
+        }
+    }
 }
 
 void
@@ -721,8 +766,7 @@ exec_local_ack(exec_shim *sh)
     if (sh->go_fd < 0)
         return;
     (void)send(sh->go_fd, "k", 1, MSG_NOSIGNAL);
-    close(sh->go_fd);
-    sh->go_fd = -1;
+    go_close(sh);
 }
 
 int
@@ -749,9 +793,7 @@ exec_local_discard(exec_shim *sh)
 void
 exec_local_abandon(exec_shim *sh)
 {
-    if (sh->go_fd >= 0)
-        close(sh->go_fd);
-    sh->go_fd = -1;
+    go_close(sh);
 }
 
 int

@@ -879,10 +879,13 @@ collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t 
         }
         r = &e->runs[i];
         if (what == WATCH_GO_FD) {
-            /* "e": the record is written and the shim waits for "k"; anything else closes
-             * go_fd, and the pidfd tells the rest. */
-            if (r->exited || exec_local_read_end(&r->shim) != 1)
+            /* The end message: the shim sent its record and waits for "k"; anything else
+             * closes go_fd, and the pidfd tells the rest (with the record file, if any). */
+            if (r->exited || exec_local_read_end(&r->shim, &r->rec, &r->rec_err) != 1)
                 continue;
+            r->exited = 1;
+            r->have_rec = 1;
+            continue;
         } else {
             exec_local_release(&r->shim);
             if (r->exited)

@@ -232,17 +232,39 @@ wait_go(const shim *sh)
     }
 }
 
-/* The task ended and its exit record is written, not yet durable: say "e" on fd 3 and wait for
- * the daemon's "k", which it sends once it has recorded the end durably in its store (then the
- * record needs no fsync: the store has it). 1 for "k"; 0 for anything else (the daemon died or
- * closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the caller makes the
- * record durable itself, as it always did. */
+/* The task ended: send its exit record on fd 3 ("E", the record's length in 4 bytes,
+ * little-endian, the record: exec_local_read_end) and wait for the daemon's "k", which it sends
+ * once it has recorded the end durably in its store: then no record file is needed at all (two
+ * inodes fewer per task: the record and its temporary). 1 for "k"; 0 for anything else (the
+ * daemon died or closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the
+ * caller writes the record file durably, as a supervisor without a daemon always does. */
 static int
-end_acked(void)
+end_acked(const spool_exit *rec)
 {
     struct pollfd pfd = {.fd = SHIM_GO_FD, .events = POLLIN};
+    char *text, *msg;
+    size_t len;
+    ssize_t sent;
 
-    if (send(SHIM_GO_FD, "e", 1, MSG_NOSIGNAL) != 1)
+    if (spool_exit_format(rec, &text, &len) != RX_OK)
+        return 0;
+    msg = rx__malloc(len + 5);
+    if (msg == NULL) {
+        rx__free(text);
+        return 0;
+    }
+    msg[0] = 'E';
+    msg[1] = (char)(len & 0xff);
+    msg[2] = (char)((len >> 8) & 0xff);
+    msg[3] = (char)((len >> 16) & 0xff);
+    msg[4] = (char)((len >> 24) & 0xff);
+    memcpy(msg + 5, text, len);
+    rx__free(text);
+    do
+        sent = send(SHIM_GO_FD, msg, len + 5, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    rx__free(msg);
+    if (sent != (ssize_t)(len + 5))
         return 0;
     for (;;) {
         char c;
@@ -920,10 +942,8 @@ main(int argc, char **argv)
      * fsyncs are needed only when it does not (it died meanwhile: the record is what the next
      * one reads). */
     if (sh.went && !under_slurm) {
-        if (spool_exit_write_nosync(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+        if (!end_acked(&sh.rec) && spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
             rc = 1; /* no record: the daemon reports the task as lost */
-        else if (!end_acked() && spool_exit_sync(sh.job_dir, sh.idx) != RX_OK)
-            rc = 1;
     } else if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK) {
         rc = 1; /* no record: the daemon reports the task as lost */
     }

@@ -43,7 +43,7 @@
 /* The longest a job directory's removal as its user may take, milliseconds (remove_tree_as). */
 #define SPOOL_REMOVE_AS_MS 30000
 
-#define EXIT_RECORD_MAX (64 * 1024) /* bytes; an error message is cut well below this */
+#define EXIT_RECORD_MAX SPOOL_EXIT_RECORD_MAX
 #define ERROR_MAX_BYTES 4096
 
 int
@@ -365,47 +365,13 @@ spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len)
  * The exit record
  * ------------------------------------------------------------------------------------------- */
 
-static rx_err exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable);
-
 rx_err
-spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
+spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len)
 {
-    return exit_write(job_dir, idx, rec, 1);
-}
-
-rx_err
-spool_exit_write_nosync(const char *job_dir, uint64_t idx, const spool_exit *rec)
-{
-    return exit_write(job_dir, idx, rec, 0);
-}
-
-rx_err
-spool_exit_sync(const char *job_dir, uint64_t idx)
-{
-    char path[PATH_MAX];
-    int fd, rc;
-
-    if (snprintf(path, sizeof(path), "%s/t%" PRIu64 ".exit", job_dir, idx) >= (int)sizeof(path))
-        return RX_EIO;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return RX_EIO;
-    rc = fsync(fd);
-    close(fd);
-    if (rc != 0 || fsync_dir(job_dir) != 0)
-        return RX_EIO;
-    return RX_OK;
-}
-
-static rx_err
-exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable)
-{
-    char name[64];
     char head[512];
     char *buf;
     size_t err_len = rec->error ? strlen(rec->error) : 0;
     int n;
-    rx_err err;
 
     if (err_len > ERROR_MAX_BYTES)
         err_len = ERROR_MAX_BYTES;
@@ -416,14 +382,30 @@ exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable
                  (long)rec->task_pid, rec->started_s, rec->ended_s, err_len);
     if (n < 0 || (size_t)n >= sizeof(head))
         return RX_EIO;
-    buf = rx__malloc((size_t)n + err_len);
+    buf = rx__malloc((size_t)n + err_len + 1);
     if (buf == NULL)
         return RX_ENOMEM;
     memcpy(buf, head, (size_t)n);
     if (err_len > 0)
         memcpy(buf + n, rec->error, err_len);
+    buf[(size_t)n + err_len] = '\0';
+    *out_buf = buf;
+    *out_len = (size_t)n + err_len;
+    return RX_OK;
+}
+
+rx_err
+spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
+{
+    char name[64];
+    char *buf;
+    size_t len;
+    rx_err err = spool_exit_format(rec, &buf, &len);
+
+    if (err != RX_OK)
+        return err;
     (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", idx);
-    err = spool_write_atomic(job_dir, name, buf, (size_t)n + err_len, durable);
+    err = spool_write_atomic(job_dir, name, buf, len, 1);
     rx__free(buf);
     return err;
 }
@@ -466,19 +448,61 @@ field_double(char **p, const char *key, double *out)
 }
 
 rx_err
+spool_exit_parse(char *data, size_t len, spool_exit *out_rec)
+{
+    spool_exit rec;
+    const char *state;
+    char *p = data;
+    int64_t v, err_len;
+    int found = 0;
+
+    memset(&rec, 0, sizeof(rec));
+    if (len > EXIT_RECORD_MAX || data[len] != '\0' || strncmp(p, "rxjob-exit 1\n", 13) != 0)
+        return RX_EINVAL;
+    p += 13;
+    if (field_i64(&p, "go", 0, 1, &v) != 0)
+        return RX_EINVAL;
+    rec.go = (int)v;
+    state = next_field(&p, "state");
+    if (state == NULL)
+        return RX_EINVAL;
+    for (int s = 0; s < RX_TASK_STATE_COUNT; s++) {
+        if (strcmp(state, rx_task_state_name((rx_task_state)s)) == 0) {
+            rec.state = (rx_task_state)s;
+            found = 1;
+        }
+    }
+    if (!found || field_i64(&p, "exit_status", -1, 255, &v) != 0)
+        return RX_EINVAL;
+    rec.exit_status = (int)v;
+    if (field_i64(&p, "signal", 0, 128, &v) != 0)
+        return RX_EINVAL;
+    rec.signal = (int)v;
+    if (field_i64(&p, "task_pid", 0, INT32_MAX, &v) != 0)
+        return RX_EINVAL;
+    rec.task_pid = (pid_t)v;
+    if (field_double(&p, "started_s", &rec.started_s) != 0 ||
+        field_double(&p, "ended_s", &rec.ended_s) != 0 ||
+        field_i64(&p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0 ||
+        (size_t)(p - data) + (size_t)err_len != len)
+        return RX_EINVAL;
+    if (err_len > 0) {
+        rec.error = rx__memdup(p, (size_t)err_len);
+        if (rec.error == NULL)
+            return RX_ENOMEM;
+    }
+    *out_rec = rec;
+    return RX_OK;
+}
+
+rx_err
 spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
 {
     char path[PATH_MAX];
     void *data = NULL;
     size_t len = 0;
-    spool_exit rec;
-    const char *state;
-    char *p;
-    int64_t v, err_len;
-    int found = 0;
     rx_err err;
 
-    memset(&rec, 0, sizeof(rec));
     if (spool_task_path(job_dir, idx, ".exit", path, sizeof(path)) != 0)
         return RX_EIO;
     err = spool_read_file(path, EXIT_RECORD_MAX, &data, &len);
@@ -486,51 +510,7 @@ spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
         return RX_EINVAL;
     if (err != RX_OK)
         return err;
-    p = data;
-    err = RX_EINVAL;
-    if (strncmp(p, "rxjob-exit 1\n", 13) != 0)
-        goto done;
-    p += 13;
-    if (field_i64(&p, "go", 0, 1, &v) != 0)
-        goto done;
-    rec.go = (int)v;
-    state = next_field(&p, "state");
-    if (state == NULL)
-        goto done;
-    for (int s = 0; s < RX_TASK_STATE_COUNT; s++) {
-        if (strcmp(state, rx_task_state_name((rx_task_state)s)) == 0) {
-            rec.state = (rx_task_state)s;
-            found = 1;
-        }
-    }
-    if (!found)
-        goto done;
-    if (field_i64(&p, "exit_status", -1, 255, &v) != 0)
-        goto done;
-    rec.exit_status = (int)v;
-    if (field_i64(&p, "signal", 0, 128, &v) != 0)
-        goto done;
-    rec.signal = (int)v;
-    if (field_i64(&p, "task_pid", 0, INT32_MAX, &v) != 0)
-        goto done;
-    rec.task_pid = (pid_t)v;
-    if (field_double(&p, "started_s", &rec.started_s) != 0 ||
-        field_double(&p, "ended_s", &rec.ended_s) != 0)
-        goto done;
-    if (field_i64(&p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0)
-        goto done;
-    if ((size_t)(p - (char *)data) + (size_t)err_len != len)
-        goto done;
-    if (err_len > 0) {
-        rec.error = rx__memdup(p, (size_t)err_len);
-        if (rec.error == NULL) {
-            err = RX_ENOMEM;
-            goto done;
-        }
-    }
-    *out_rec = rec;
-    err = RX_OK;
-done:
+    err = spool_exit_parse(data, len, out_rec);
     rx__free(data);
     return err;
 }

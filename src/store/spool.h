@@ -10,7 +10,8 @@
  *   t<i>.arg      task i's argument for function work ($RXJOB_ARG); removed when it ends
  *   t<i>.error    a function's failure message ($RXJOB_ERROR); removed when it ends
  *   t<i>.pid      the task's pid and start time, while it runs (to kill an orphan)
- *   t<i>.exit     the exit record, written atomically by the supervisor as its last act
+ *   t<i>.exit     the exit record, written atomically by the supervisor as its last act when
+ *                 the daemon did not take it over fd 3 and record the end ("k")
  *
  * The exit record is the one file the daemon trusts to learn how a task ended; the format is in
  * spool.c and docs/engine.md.
@@ -97,17 +98,21 @@ typedef struct spool_exit {
     char *error; /* owned; NULL for OK */
 } spool_exit;
 
+/* The largest exit record, in bytes (an error message is cut well below it). */
+#define SPOOL_EXIT_RECORD_MAX (64 * 1024)
+
+/* The exit record of rec as text (the format of docs/engine.md "Exit record"), NUL-terminated
+ * after *out_len bytes, owned by the caller (rx__free). RX_OK; RX_EIO; RX_ENOMEM. */
+rx_err spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len);
+
+/* Parse an exit record of len bytes at data, which must be followed by a NUL (data[len] ==
+ * '\0'; parsing writes NULs into it). RX_OK with *out_rec (free with spool_exit_free);
+ * RX_EINVAL when malformed (anything a task could have written); RX_ENOMEM. */
+rx_err spool_exit_parse(char *data, size_t len, spool_exit *out_rec);
+
 /* Write task idx's exit record: t<i>.exit.tmp, fsync, rename, fsync the directory. RX_OK;
  * RX_EIO. */
 rx_err spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec);
-
-/* The same without the two fsyncs (atomic, not durable): for a supervisor whose daemon records
- * the end itself and says so ("k", docs/engine.md); spool_exit_sync makes it durable when the
- * daemon does not. RX_OK; RX_EIO. */
-rx_err spool_exit_write_nosync(const char *job_dir, uint64_t idx, const spool_exit *rec);
-
-/* fsync task idx's exit record, then the directory. RX_OK; RX_EIO. */
-rx_err spool_exit_sync(const char *job_dir, uint64_t idx);
 
 /* Read task idx's exit record. RX_OK; RX_ENOENT (none yet); RX_EINVAL (malformed); RX_ENOMEM;
  * RX_EIO. Free with spool_exit_free. */
