@@ -511,4 +511,16 @@ expect_rc "a daemon that never serves: exec" 3
 expect_match "a daemon that never serves: its stderr in the message" \
     "nothing answers on .*: fake-rxjobd: cannot serve second line$" "$err"
 
+# An error line reaches stderr in one write(2), whole: escaped piece by piece through an
+# unbuffered stderr it was one write per byte, interleaved with whatever else wrote there.
+if command -v strace >/dev/null 2>&1; then
+    run strace -f -qq -e trace=write -o "$tmp/strace.out" "$rxjob" --url "unix:$tmp/none.sock" \
+        status 5
+    expect_rc "strace: status against no daemon" 3
+    n=$(grep -c '^[0-9]* *write(2,' "$tmp/strace.out" || true)
+    if [[ $n == 1 ]]; then pass; else fail "the error line took $n writes to stderr, want 1"; fi
+else
+    fail "strace is not installed (scripts/install-deps.sh installs it)"
+fi
+
 rx_test_end
