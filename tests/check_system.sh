@@ -42,56 +42,32 @@
 set -uo pipefail
 export LC_ALL=C
 
-build=$(cd "${1:?usage: check_system.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_system "${1:-}"
 if [ "$(id -u)" != 0 ]; then
-    echo "check_system: needs root to create users and run rxjobd --system"
-    echo "check_system: 0 passed, 0 failed, 1 skipped"
-    exit 0
+    rx_test_skip "needs root to create users and run rxjobd --system"
 fi
 for tool in useradd userdel groupadd groupdel setpriv curl; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "check_system: $tool is missing"
-        echo "check_system: 0 passed, 0 failed, 1 skipped"
-        exit 0
-    fi
+    command -v "$tool" >/dev/null || rx_test_skip "$tool is missing"
 done
 
-tmp=$(mktemp -d /tmp/rxsys.XXXXXX)
 chmod 0755 "$tmp" # the users reach the socket through it
 # The socket in a directory that does not exist yet, as /run/rxjob on a fresh host: rxjobd
 # makes it 0755 whatever its own umask.
 sock=$tmp/run/rxjob/rxjobd.sock
-state=$tmp/state
-daemon_pid=""
 b_sleep=""
-passed=0
-failed=0
 
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$daemon_pid" 2>/dev/null
-    fi
+# After the daemon (lib.sh stops daemon_pid): B's sleeper, whatever the users still run (a
+# task's leftovers), then the users.
+rx_test_on_exit() {
     [ -n "$b_sleep" ] && kill -KILL "$b_sleep" 2>/dev/null
-    # Whatever the users still run (a task's leftovers) goes before the users do.
     pkill -KILL -u rxtest_a 2>/dev/null
     pkill -KILL -u rxtest_b 2>/dev/null
     sleep 0.2
     userdel -r rxtest_a >/dev/null 2>&1
     userdel -r rxtest_b >/dev/null 2>&1
     groupdel rxtest_g >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $*"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
 }
 
 # The users (idempotent: a run killed before its trap left them).
@@ -163,7 +139,7 @@ daemon_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 if [ ! -S "$sock" ]; then
     fail "the daemon did not start: $(cat "$tmp/daemon.log")"
-    echo "check_system: $passed passed, $failed failed"
+    rx_test_end
     exit 1
 fi
 modes="$(stat -c %a "$(dirname "$sock")") $(stat -c %a "$sock") $(stat -c %a "$state") $(stat -c %a "$state/spool") $(stat -c %a "$state/jobs.db")"
@@ -680,5 +656,4 @@ else
     echo "skip: systemd-analyze is not installed (package systemd): units not verified"
 fi
 
-echo "check_system: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+rx_test_end

@@ -486,15 +486,45 @@ spawn_user_shim(const exec_shim_req *req, const char *exe, char *const argv[], i
     return rc;
 }
 
-rx_err
-exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
+/* The argument vector of the shim of req: argv[0] its path, then what rxjob-shim parses
+ * (src/shim/shim.c main). The strings live in *bufs. */
+typedef struct shim_args {
+    char idx[32], n_tasks[32], timeout[32], grace[32], output_bytes[32], result_bytes[32];
+    char *argv[11];
+} shim_args;
+
+static void
+shim_args_fill(const exec_shim_req *req, shim_args *b)
+{
+    (void)snprintf(b->idx, sizeof(b->idx), "%" PRIu64, req->idx);
+    (void)snprintf(b->n_tasks, sizeof(b->n_tasks), "%" PRIu64, req->n_tasks);
+    (void)snprintf(b->timeout, sizeof(b->timeout), "%" PRId64, req->timeout_ms);
+    (void)snprintf(b->grace, sizeof(b->grace), "%" PRId64, req->grace_ms);
+    (void)snprintf(b->output_bytes, sizeof(b->output_bytes), "%" PRIu64, req->output_bytes);
+    (void)snprintf(b->result_bytes, sizeof(b->result_bytes), "%" PRIu64, req->result_bytes);
+    b->argv[0] = (char *)req->shim_exe;
+    b->argv[1] = "--shim";
+    b->argv[2] = (char *)req->job_dir;
+    b->argv[3] = b->idx;
+    b->argv[4] = b->n_tasks;
+    b->argv[5] = b->timeout;
+    b->argv[6] = b->grace;
+    b->argv[7] = req->has_args ? "1" : "0";
+    b->argv[8] = b->output_bytes;
+    b->argv[9] = b->result_bytes;
+    b->argv[10] = NULL;
+}
+
+/* Spawn the shim binary with argv, fd 3 one end of a new socket pair: as req->uid when
+ * exec_local_as_user says so (req then also names the job directory to give), else as the
+ * daemon. */
+static rx_err
+spawn_shim(const exec_shim_req *req, char *const argv[], exec_shim *out_shim, int *out_errno)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t blocked, all;
-    char idx[32], n_tasks[32], timeout[32], grace[32];
-    char *argv[11];
-    char output_bytes[32], result_bytes[32], exe[64];
+    char exe[64];
     int sv[2] = {-1, -1};
     int child_fd = -1;
     pid_t pid = 0;
@@ -529,23 +559,6 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
             return RX_ESYSTEM;
         }
     }
-    (void)snprintf(idx, sizeof(idx), "%" PRIu64, req->idx);
-    (void)snprintf(n_tasks, sizeof(n_tasks), "%" PRIu64, req->n_tasks);
-    (void)snprintf(timeout, sizeof(timeout), "%" PRId64, req->timeout_ms);
-    (void)snprintf(grace, sizeof(grace), "%" PRId64, req->grace_ms);
-    argv[0] = (char *)req->shim_exe;
-    argv[1] = "--shim";
-    argv[2] = (char *)req->job_dir;
-    argv[3] = idx;
-    argv[4] = n_tasks;
-    argv[5] = timeout;
-    argv[6] = grace;
-    argv[7] = req->has_args ? "1" : "0";
-    (void)snprintf(output_bytes, sizeof(output_bytes), "%" PRIu64, req->output_bytes);
-    (void)snprintf(result_bytes, sizeof(result_bytes), "%" PRIu64, req->result_bytes);
-    argv[8] = output_bytes;
-    argv[9] = result_bytes;
-    argv[10] = NULL;
     /* The binary opened at start (exec_local_shim_open), which stays executable when its file
      * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
     (void)snprintf(exe, sizeof(exe), "/proc/self/fd/%d", req->shim_fd);
@@ -596,10 +609,67 @@ out_fds:
     out_shim->went = 0;
     out_shim->pidfd = rx__fd_above_stdio(pidfd_open(pid, 0));
     out_shim->start_time = 0;
-    /* The shim cannot have exited yet (it waits for "go"), unless it was killed: then its start
-     * time stays 0, which no live process has, and recovery treats it as gone. */
+    /* The shim cannot have exited yet (it waits for its task or for "go"), unless it was killed:
+     * then its start time stays 0, which no live process has, and recovery treats it as gone. */
     (void)exec_local_proc_start(pid, &out_shim->start_time);
     return RX_OK;
+}
+
+rx_err
+exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
+{
+    shim_args b;
+
+    shim_args_fill(req, &b);
+    return spawn_shim(req, b.argv, out_shim, out_errno);
+}
+
+rx_err
+exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim, int *out_errno)
+{
+    exec_shim_req req;
+    char *argv[3] = {(char *)shim_exe, SHIM_BLANK_ARG, NULL};
+
+    memset(&req, 0, sizeof(req));
+    req.shim_exe = shim_exe;
+    req.shim_fd = shim_fd;
+    req.uid = geteuid(); /* never as another user: the job, and so the user, is not known yet */
+    return spawn_shim(&req, argv, out_shim, out_errno);
+}
+
+int
+exec_local_assign(exec_shim *sh, const exec_shim_req *req)
+{
+    char msg[SHIM_ASSIGN_MAX + 6];
+    shim_args b;
+    size_t len = 0;
+    uint32_t n;
+
+    if (sh->go_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    shim_args_fill(req, &b);
+    /* "a", the length (4 bytes, little-endian), the arguments after argv[0] each with its NUL,
+     * then "c": one send, so the shim never sees half of it. */
+    for (size_t i = 1; b.argv[i] != NULL; i++) {
+        size_t k = strlen(b.argv[i]) + 1;
+
+        if (len + k > SHIM_ASSIGN_MAX) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(msg + 5 + len, b.argv[i], k);
+        len += k;
+    }
+    n = (uint32_t)len;
+    msg[0] = 'a';
+    msg[1] = (char)(n & 0xff);
+    msg[2] = (char)((n >> 8) & 0xff);
+    msg[3] = (char)((n >> 16) & 0xff);
+    msg[4] = (char)((n >> 24) & 0xff);
+    msg[5 + len] = 'c';
+    return send(sh->go_fd, msg, len + 6, MSG_NOSIGNAL) == (ssize_t)(len + 6) ? 0 : -1;
 }
 
 void

@@ -51,9 +51,13 @@ typedef struct exec_shim_req {
 } exec_shim_req;
 
 /* The file name of the supervisor binary, installed next to rxjobd. */
-#define EXEC_SHIM_NAME "rxjob-shim"
+#define EXEC_SHIM_NAME  "rxjob-shim"
 /* The environment variable naming another supervisor binary (tests, unusual installs). */
-#define EXEC_SHIM_ENV  "RXJOBD_SHIM"
+#define EXEC_SHIM_ENV   "RXJOBD_SHIM"
+/* The one argument of a blank shim (exec_local_spawn_blank), and the most bytes of arguments
+ * exec_local_assign sends it (a job directory is at most PATH_MAX). */
+#define SHIM_BLANK_ARG  "--blank"
+#define SHIM_ASSIGN_MAX 8192u
 
 /*
  * Find the supervisor binary and open it (O_PATH, close-on-exec) so that it can be executed for
@@ -86,6 +90,18 @@ int exec_local_dir_ok_as(uid_t uid, const char *path);
  * try again later) and, if req->why is set, the reason ("no user with uid 1234 in the passwd
  * database", "setgid(1001) failed: ..."). */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
+
+/* A blank shim: spawned before its task is known (sched.c spares), it waits for
+ * exec_local_assign on fd 3. Only for tasks that run as the daemon's own user. RX_OK;
+ * RX_ESYSTEM with *out_errno. */
+rx_err exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim,
+                              int *out_errno);
+
+/* Give a blank shim its task and claim it in one message: "a", a 4-byte little-endian length,
+ * the arguments exec_local_spawn would have passed (after argv[0], each NUL-terminated), then
+ * "c". From then on it is the claimed shim of that task, exactly as one spawned for it. 0, or -1
+ * when the shim is gone (errno). */
+int exec_local_assign(exec_shim *sh, const exec_shim_req *req);
 
 /* Claim the shim for its task: send "c" on go_fd, before the transaction that records the
  * task as running. A shim that reads end-of-file after "c" writes a go-0 exit record (its start

@@ -89,13 +89,10 @@ typedef struct erun {
     spool_exit rec;
 } erun;
 
-/* A supervisor spawned ahead of its task (sched.c spares_fill): it has read the task's work and
- * waits for "c". Nothing of it is in the store and it was never claimed, so if the daemon dies
- * it exits without a record. Matched to its task by job id and index (never by pointer: the
- * job may be removed meanwhile). */
+/* A blank supervisor spawned ahead of any task (sched.c spares_fill): it waits for its task
+ * (exec_local_assign). Nothing of it is in the store; if the daemon dies it exits without a
+ * record. */
 typedef struct espare {
-    int64_t job_id;
-    uint64_t idx;
     exec_shim shim;
 } espare;
 

@@ -787,9 +787,44 @@ done:
         rx__free(extra[i]);
 }
 
+/* A blank shim (rxjob-shim --blank, spawned by the scheduler before its task is known): wait
+ * on fd 3 for exec_local_assign's message and make it the argument vector: argv[0] stays,
+ * the rest is what the daemon would have passed. 1 with *io_argc and *io_argv replaced (the
+ * strings live in buf); 0 for end-of-file or anything else: the daemon never gave this shim a
+ * task (it discarded it, or died), and it exits without a trace. */
+static int
+take_assignment(int *io_argc, char ***io_argv, char *buf, size_t buf_len, char **slots,
+                size_t n_slots)
+{
+    unsigned char head[5];
+    uint32_t len;
+    size_t k = 1, off = 0;
+
+    if (rx__read_full(SHIM_GO_FD, head, sizeof(head)) != (long)sizeof(head) || head[0] != 'a')
+        return 0;
+    len = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 |
+          (uint32_t)head[4] << 24;
+    if (len == 0 || len > SHIM_ASSIGN_MAX || len > buf_len ||
+        rx__read_full(SHIM_GO_FD, buf, len) != (long)len || buf[len - 1] != '\0')
+        return 0;
+    slots[0] = (*io_argv)[0];
+    while (off < len && k + 1 < n_slots) {
+        slots[k++] = buf + off;
+        off += strlen(buf + off) + 1;
+    }
+    if (off != len)
+        return 0;
+    slots[k] = NULL;
+    *io_argc = (int)k;
+    *io_argv = slots;
+    return 1;
+}
+
 int
 main(int argc, char **argv)
 {
+    static char assigned[SHIM_ASSIGN_MAX];
+    char *assigned_argv[16];
     shim sh;
     sigset_t set;
     char **a;
@@ -806,6 +841,10 @@ main(int argc, char **argv)
     (void)fcntl(SHIM_GO_FD, F_SETFD, FD_CLOEXEC);
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
+    if (argc == 2 && strcmp(argv[1], SHIM_BLANK_ARG) == 0 &&
+        !take_assignment(&argc, &argv, assigned, sizeof(assigned), assigned_argv,
+                         sizeof(assigned_argv) / sizeof(assigned_argv[0])))
+        return 0;
     /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
      * rxjobd wrote as `rxjobd --shim ...`); six arguments, or eight with the output and result
      * limits (six: no output cap, results up to RX_RESULT_MAX_BYTES). */
