@@ -354,6 +354,33 @@ else
     fail "cwd probe: existing: $(cat "$tmp/cwd_exists"); absent: $(cat "$tmp/cwd_absent")"
 fi
 
+# A user who stops the daemon's helper removing their job's directory as them (SIGSTOP: it is
+# theirs) delays no one else's tasks: the removal runs on the remover thread, not the scheduler's
+# (which waited up to 30 s for it). The directory is big, so the helper lives long enough to stop.
+idbig=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT")/many; mkdir "$d" && cd "$d" && seq 1 60000 | xargs touch && echo made; exec sleep 600')
+for _ in $(seq 600); do grep -q made "$state/spool/$idbig/t0.out" 2>/dev/null && break; sleep 0.1; done
+mkdir -m 0777 "$tmp/stopper"
+as rxtest_a sh -c 'while [ ! -e "$1/end" ]; do
+    for p in $(pgrep -u rxtest_a -P "$2" -x rxjobd); do kill -STOP "$p" && echo "$p" >>"$1/stopped"; done
+done' stopper "$tmp/stopper" "$daemon_pid" &
+stopper_pid=$!
+rx rxtest_a cancel "$idbig" >/dev/null 2>&1
+for _ in $(seq 300); do [ -s "$tmp/stopper/stopped" ] && break; sleep 0.05; done
+t0=$(date +%s.%N)
+idq=$(rx rxtest_b exec -- true 2>"$tmp/q.err")
+as rxtest_b timeout 60 "$build/rxjob" --url "unix:$sock" wait "$idq" >/dev/null 2>&1
+t1=$(date +%s.%N)
+took=$(echo "$t1 - $t0" | bc)
+qstate=$(rx rxtest_b status "$idq")
+touch "$tmp/stopper/end"
+wait "$stopper_pid" 2>/dev/null
+for p in $(cat "$tmp/stopper/stopped" 2>/dev/null); do kill -CONT "$p" 2>/dev/null; done
+if [ -s "$tmp/stopper/stopped" ] && [ "$qstate" = FINISHED ] && [ "$(echo "$took < 10" | bc)" = 1 ]; then
+    ok "a stopped as-user removal helper of A does not delay B's task (B's job done in ${took}s)"
+else
+    fail "B's job behind A's stopped removal helper: $qstate in ${took}s, stopped: $(cat "$tmp/stopper/stopped" 2>&1), exec: $(cat "$tmp/q.err")"
+fi
+
 # B cannot lock the others out by holding connections open: 1100 idle ones (the daemon takes
 # 1024 at most), sending nothing.
 : >"$tmp/held"
@@ -477,8 +504,9 @@ idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/
 rx rxtest_a wait "$idd" >/dev/null
 [ -d "$state/spool/$idd/x/y/z" ] && had_dirs=1 || had_dirs=0
 rx rxtest_a results "$idd" >/dev/null 2>&1
-for _ in $(seq 100); do [ -e "$state/spool/$idd" ] || break; sleep 0.1; done
-if [ "$had_dirs" = 1 ] && [ ! -e "$state/spool/$idd" ]; then
+# Renamed to $idd.gone at once, removed by the remover thread soon after.
+for _ in $(seq 100); do [ -e "$state/spool/$idd" ] || [ -e "$state/spool/$idd.gone" ] || break; sleep 0.1; done
+if [ "$had_dirs" = 1 ] && [ ! -e "$state/spool/$idd" ] && [ ! -e "$state/spool/$idd.gone" ]; then
     ok "a job directory with a task's subdirectories is removed with the job"
 else
     fail "job directory of $idd: had dirs $had_dirs, left: $(ls -R "$state/spool/$idd" 2>&1 | head -5)"
@@ -493,14 +521,16 @@ idm=$(rx rxtest_a exec -- sh -c 'mv "$0/P" "$(dirname "$RXJOB_RESULT")/P"' "$tmp
 rx rxtest_a wait "$idm" >/dev/null
 [ -e "$state/spool/$idm/P/X/rootfile" ] && moved=1 || moved=0
 rx rxtest_a results "$idm" >/dev/null 2>&1
-for _ in $(seq 100); do [ -e "$state/spool/$idm/t0.exit" ] || break; sleep 0.1; done
+# What A could not remove stays in the renamed directory ($idm.gone), which the next start retries.
+for _ in $(seq 100); do [ -e "$state/spool/$idm.gone/t0.exit" ] || [ -e "$state/spool/$idm/t0.exit" ] || break; sleep 0.1; done
 sleep 0.5
-if [ "$moved" = 1 ] && [ -e "$state/spool/$idm/P/X/rootfile" ] && [ ! -e "$state/spool/$idm/t0.exit" ]; then
+if [ "$moved" = 1 ] && [ -e "$state/spool/$idm.gone/P/X/rootfile" ] && [ ! -e "$state/spool/$idm.gone/t0.exit" ] &&
+    [ ! -e "$state/spool/$idm" ]; then
     ok "removing a job does not delete root's files a task moved into its directory"
 else
-    fail "root's file moved into job $idm: moved $moved, left: $(ls -R "$state/spool/$idm" 2>&1 | head -8)"
+    fail "root's file moved into job $idm: moved $moved, left: $(ls -R "$state/spool/$idm" "$state/spool/$idm.gone" 2>&1 | head -8)"
 fi
-rm -rf "${state:?}/spool/$idm" "$tmp/apub"
+rm -rf "${state:?}/spool/$idm" "${state:?}/spool/$idm.gone" "$tmp/apub"
 
 # A uid with no passwd entry: its task fails, and nothing runs as root.
 idn=$(setpriv --reuid=54321 --regid=54321 --clear-groups env -i PATH=/usr/bin:/bin \

@@ -1834,6 +1834,160 @@ test_engine_results_keep_spool(void **state)
     fixture_free(f);
 }
 
+static int
+path_exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* A canceled job's big spool is removed off the scheduler's thread: another job's tasks start
+ * and end while it is being removed (they waited for the whole removal before). */
+static void
+test_engine_removal_does_not_stall(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    char ready[PATH_MAX], cmd[2 * PATH_MAX], dir[PATH_MAX + 32], gone[PATH_MAX + 64];
+    char *argv_a[] = {"sh", "-c", cmd, NULL};
+    char *argv_b[] = {"true", NULL};
+    engine_spec a = cmd_spec(argv_a), b = cmd_spec(argv_b);
+    engine_job job;
+    int canceled = 0, b_done_during = 0;
+    double t0;
+    int64_t ida, idb;
+
+    (void)state;
+    scratch(f, "ready", ready, sizeof(ready));
+    /* 100 000 files: removing them takes about 0.7 s here, creating them about 3 s. */
+    (void)snprintf(cmd, sizeof(cmd),
+                   "d=$(dirname \"$RXJOB_RESULT\")/many; mkdir \"$d\" && cd \"$d\" && "
+                   "seq 1 100000 | xargs touch && touch %s; exec sleep 60",
+                   ready);
+    ida = submit(f, &a);
+    b.times_to_run = 2;
+    idb = submit(f, &b); /* queued behind a: one slot */
+    for (int i = 0; i < 12000 && !path_exists(ready); i++)
+        sleep_ms(10);
+    assert_true(path_exists(ready));
+    assert_int_equal(engine_cancel(f->e, 1000, ida, &canceled, NULL), RX_OK);
+    assert_int_equal(canceled, 1);
+    assert_int_equal(wait_done(f, 1000, ida).status, RX_JOB_CANCELED);
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, ida);
+    (void)snprintf(gone, sizeof(gone), "%s.gone", dir);
+    /* Until the removal ends: has b finished meanwhile? */
+    t0 = now_s();
+    while (now_s() - t0 < 60 && (path_exists(dir) || path_exists(gone))) {
+        assert_int_equal(engine_get(f->e, 1000, idb, &job), RX_OK);
+        if (job.status == RX_JOB_FINISHED) {
+            b_done_during = 1;
+            break;
+        }
+        sleep_ms(2);
+    }
+    if (!b_done_during)
+        fail_msg("job %" PRId64 "'s 2 tasks waited %.2f s for job %" PRId64
+                 "'s spool removal to end",
+                 idb, now_s() - t0, ida);
+    assert_int_equal(wait_done(f, 1000, idb).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 3000 && (path_exists(dir) || path_exists(gone)); i++)
+        sleep_ms(10);
+    assert_false(path_exists(dir));
+    assert_false(path_exists(gone));
+    fixture_free(f);
+}
+
+/* At start, spool directories without a job are removed (a crash left them: removal queued, not
+ * done), and so are *.gone ones; the directory of a job created with the next id is its own. */
+static void
+test_engine_orphan_spools_removed(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf mine > $RXJOB_RESULT; ls $(dirname $RXJOB_RESULT)", NULL};
+    engine_spec s = cmd_spec(argv);
+    char orphan[PATH_MAX], gone[PATH_MAX], next[PATH_MAX], path[PATH_MAX + 32];
+    engine_results *res;
+    int64_t id, id2;
+    FILE *fp;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    engine_close(f->e);
+    f->e = NULL;
+    /* What a crash leaves: a job's directory renamed but not removed, one without a row, and
+     * (never made by rxjobd, the worst case) one for the id the next job gets. */
+    (void)snprintf(gone, sizeof(gone), "%s/spool/%" PRId64 ".gone", f->dir, id + 100);
+    (void)snprintf(orphan, sizeof(orphan), "%s/spool/%" PRId64, f->dir, id + 101);
+    (void)snprintf(next, sizeof(next), "%s/spool/%" PRId64, f->dir, id + 1);
+    for (int k = 0; k < 3; k++) {
+        const char *d = k == 0 ? gone : k == 1 ? orphan : next;
+
+        assert_int_equal(mkdir(d, 0700), 0);
+        (void)snprintf(path, sizeof(path), "%s/stale", d);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    fixture_open(f);
+    id2 = submit(f, &s);
+    assert_int_equal(id2, id + 1);
+    assert_int_equal(wait_done(f, 1000, id2).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 3000 && (path_exists(gone) || path_exists(orphan)); i++)
+        sleep_ms(10);
+    assert_false(path_exists(gone));
+    assert_false(path_exists(orphan));
+    /* The new job's directory is its own: made fresh, its result kept, no stale file. */
+    res = results(f, 1000, id2, -1);
+    assert_string_equal(res->slots[0].value, "mine");
+    engine_results_free(res);
+    (void)snprintf(path, sizeof(path), "%s/stale", next);
+    assert_false(path_exists(path));
+    (void)snprintf(path, sizeof(path), "%s/t0.result", next);
+    assert_true(path_exists(path));
+    /* The first job is untouched. */
+    res = results(f, 1000, id, -1);
+    assert_string_equal(res->slots[0].value, "mine");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* engine_close drains the remover's queue: directories handed to it are gone after the close. */
+static void
+test_engine_close_drains_removals(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf x > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    char path[PATH_MAX + 32], warn[256];
+    int64_t ids[20];
+    int cleaned;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    s.times_to_run = 3;
+    for (int i = 0; i < 20; i++)
+        ids[i] = submit(f, &s);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(wait_done(f, 1000, ids[i]).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 20; i++) {
+        cleaned = 0;
+        assert_int_equal(engine_cleanup(f->e, 1000, ids[i], 1, &cleaned, warn, sizeof(warn)),
+                         RX_OK);
+        assert_int_equal(cleaned, 1);
+    }
+    engine_close(f->e);
+    f->e = NULL;
+    for (int i = 0; i < 20; i++) {
+        (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64, f->dir, ids[i]);
+        assert_false(path_exists(path));
+        (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64 ".gone", f->dir, ids[i]);
+        assert_false(path_exists(path));
+    }
+    fixture_free(f);
+}
+
 /* A quick loop of single submissions: the latency one caller sees (one fsync each). */
 static void
 test_engine_submit_latency(void **state)
@@ -1941,6 +2095,9 @@ main(void)
         cmocka_unit_test(test_engine_slot_times),
         cmocka_unit_test(test_engine_store_error_cause),
         cmocka_unit_test(test_engine_results_keep_spool),
+        cmocka_unit_test(test_engine_removal_does_not_stall),
+        cmocka_unit_test(test_engine_orphan_spools_removed),
+        cmocka_unit_test(test_engine_close_drains_removals),
         cmocka_unit_test(test_engine_submit_latency),
     };
     const char *fn = getenv("RXJOB_FUNCTION");

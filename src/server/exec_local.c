@@ -267,35 +267,28 @@ fail:
     return -1;
 }
 
+/* rx__run_as's part for exec_local_dir_ok_as, as the user: 0 if *arg is a directory, 1 if not. */
+static int
+dir_ok_fn(void *arg)
+{
+    struct stat st;
+
+    return stat((const char *)arg, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1;
+}
+
 int
 exec_local_dir_ok_as(uid_t uid, const char *path)
 {
     char why[256];
     exec_user u;
-    sigset_t all, old;
-    int status = 0, err = 0;
-    pid_t pid;
+    int rc, err = 0;
 
     if (user_lookup(uid, &u, &err, why, sizeof(why)) != 0)
         return -1;
-    sigfillset(&all);
-    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        struct stat st;
-
-        if (setgroups((size_t)u.n_groups, u.groups) != 0 || setresgid(u.gid, u.gid, u.gid) != 0 ||
-            setresuid(u.uid, u.uid, u.uid) != 0 || setuid(0) == 0)
-            _exit(2);
-        _exit(stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1);
-    }
-    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    rc = rx__run_as(u.uid, u.gid, u.groups, (size_t)u.n_groups, dir_ok_fn, (void *)path,
+                    EXEC_AS_USER_WAIT_MS);
     user_free(&u);
-    if (pid < 0 || rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status) != 0)
-        return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0   ? 1
-           : WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 0
-                                                           : -1;
+    return rc == 0 ? 1 : rc == 1 ? 0 : -1;
 }
 
 /* What failed in the child before exec: one of these and the errno, through the error pipe. */
@@ -870,29 +863,37 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     return 1;
 }
 
-/* kill(-pgid, SIGKILL) with uid's rights only: from a child that has become uid, so that a
- * pid the user wrote into t<i>.pid cannot make root kill someone else's processes. 0 or -1. */
+/* rx__run_as's part for kill_group_as, as the user: kill(-*arg, SIGKILL); 0, or 1 if it failed. */
 static int
-kill_group_as(uid_t uid, pid_t pgid)
+kill_group_fn(void *arg)
 {
-    sigset_t all, old;
-    int status = 0;
-    pid_t pid;
+    return kill(-*(const pid_t *)arg, SIGKILL) == 0 ? 0 : 1;
+}
+
+/* kill(-pgid, SIGKILL) with uid's rights only: from a child that has become uid (its primary
+ * group, no supplementary ones: a signal needs no more), so that a pid the user wrote into
+ * t<i>.pid cannot make root kill someone else's processes. A user without a passwd entry any more
+ * gets the group of its job directory (job_dir_gid, or -1 for none). 0 or -1. */
+static int
+kill_group_as(uid_t uid, gid_t job_dir_gid, pid_t pgid)
+{
+    char why[256];
+    exec_user u;
+    gid_t gid = job_dir_gid;
+    int err = 0;
 
     if (!exec_local_as_user(uid))
         return kill(-pgid, SIGKILL);
-    sigfillset(&all);
-    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        if (setgroups(0, NULL) != 0 || setresuid(uid, uid, uid) != 0)
-            _exit(2);
-        _exit(kill(-pgid, SIGKILL) == 0 ? 0 : 1);
+    if (user_lookup(uid, &u, &err, why, sizeof(why)) == 0) {
+        gid = u.gid;
+        user_free(&u);
     }
-    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0 || rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status) != 0)
+    if (gid == (gid_t)-1) {
+        rx__log(RX_LOG_WARN, "exec: cannot kill process group %ld as uid %lu: %s", (long)pgid,
+                (unsigned long)uid, why);
         return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    }
+    return rx__run_as(uid, gid, NULL, 0, kill_group_fn, &pgid, EXEC_AS_USER_WAIT_MS) == 0 ? 0 : -1;
 }
 
 void
@@ -904,6 +905,7 @@ exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid)
     long long pid = 0;
     unsigned long long start = 0;
     uint64_t now_start;
+    struct stat st;
     char *end;
 
     if (spool_task_path(job_dir, idx, ".pid", path, sizeof(path)) != 0 ||
@@ -920,7 +922,9 @@ exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid)
      * its number reused (a pid stays taken while it names a group), so the group is the task's. */
     if (exec_local_proc_start((pid_t)pid, &now_start) == 0 && now_start != start)
         return;
-    if (kill_group_as(uid, (pid_t)pid) == 0)
+    if (stat(job_dir, &st) != 0 || st.st_uid != uid)
+        st.st_gid = (gid_t)-1;
+    if (kill_group_as(uid, st.st_gid, (pid_t)pid) == 0)
         rx__log(RX_LOG_INFO, "exec: killed the orphaned process group %lld of task %" PRIu64, pid,
                 idx);
     (void)unlink(path);

@@ -995,7 +995,6 @@ sched_main(void *arg)
         }
         pthread_mutex_unlock(&e->mu);
 
-        engine_remove_gone(e);
         if (poll(pfds, (nfds_t)n, n == 0 ? RETRY_AFTER_FAILURE_MS : timeout) < 0 && errno != EINTR)
             rx__log(RX_LOG_WARN, "engine: poll failed: %s", strerror(errno));
         if (n > 0 && pfds[0].revents != 0 && read(e->wake_fd, &drained, sizeof(drained)) < 0)

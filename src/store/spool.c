@@ -28,16 +28,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* The longest a job directory's removal as its user may take, milliseconds (remove_tree_as). */
@@ -205,38 +201,32 @@ remove_tree_at(int dfd, int depth)
     return err;
 }
 
-/* Empty the directory open at dfd (closed here) with the rights of uid and gid only: from a
- * child that has become them, so that what a user moved into a job directory it owns (a
- * directory of its own holding root's files) is removed only as far as that user could remove it
- * itself. RX_OK; RX_EIO. */
+/* rx__run_as's part, as the user: empty the directory open at *arg. */
+static int
+remove_tree_fn(void *arg)
+{
+    int dfd = *(const int *)arg;
+
+    (void)fchmod(dfd, S_IRWXU); /* the user's: a task may have closed it to itself */
+    return remove_tree_at(dfd, SPOOL_MAX_DEPTH) == RX_OK ? 0 : 1;
+}
+
+/* Empty the directory open at dfd (closed here) with the rights of uid and gid only (no
+ * supplementary groups): from a child that has become them, so that what a user moved into a job
+ * directory it owns (a directory of its own holding root's files) is removed only as far as that
+ * user could remove it itself. Bounded (SPOOL_REMOVE_AS_MS): the child is the user's, who could
+ * stop it or keep it busy in a tree of their making; what is left then stays, and the caller
+ * logs it. RX_OK; RX_EIO with errno (ETIMEDOUT, EPERM). */
 static rx_err
 remove_tree_as(int dfd, uid_t uid, gid_t gid)
 {
-    sigset_t all, old;
-    int status = 0;
-    pid_t pid;
+    int rc = rx__run_as(uid, gid, NULL, 0, remove_tree_fn, &dfd, SPOOL_REMOVE_AS_MS);
+    int saved = errno;
 
-    sigfillset(&all);
-    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
-            setresuid(uid, uid, uid) != 0 || setuid(0) == 0)
-            _exit(2);
-        (void)fchmod(dfd, S_IRWXU); /* the user's: a task may have closed it to itself */
-        _exit(remove_tree_at(dfd, SPOOL_MAX_DEPTH) == RX_OK ? 0 : 1);
-    }
-    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(dfd);
-    /* Bounded: the child is the user's, who could stop it or keep it busy in a tree of their
-     * making; what is left then stays, and the caller logs it. */
-    if (pid < 0 || rx__wait_child_deadline(pid, SPOOL_REMOVE_AS_MS, &status) != 0) {
-        errno = ETIMEDOUT;
-        return RX_EIO;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    if (rc == 0)
         return RX_OK;
-    errno = EPERM;
+    errno = rc > 0 ? EPERM : saved;
     return RX_EIO;
 }
 
