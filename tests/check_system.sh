@@ -472,8 +472,9 @@ else
     fail "symlinked result/output: $(cat "$tmp/s.out") / $(cat "$tmp/o.out")"
 fi
 
-# A task writes a pid file naming B's process group and kills its own supervisor: the daemon
-# finds the supervisor gone without an exit record and kills the recorded group, as A only.
+# A task writes a pid file naming B's process group (older daemons read t<i>.pid) and kills its
+# own supervisor: the daemon finds the supervisor gone without an exit record and kills what is
+# left of its session, as A only; nothing the task wrote names whom.
 setpriv --reuid=rxtest_b --regid=rxtest_b --init-groups setsid sleep 300 </dev/null >/dev/null 2>&1 &
 b_sleep=$!
 sleep 0.3
@@ -492,7 +493,7 @@ sleep 0.5
 b_state=$(awk '{print $3}' "/proc/$b_sleep/stat" 2>/dev/null)
 rx rxtest_a results "$idk" >"$tmp/k.out" 2>&1
 if [ "$st" = FAILED ] && [ "$b_state" = S ] && grep -q "lost" "$tmp/k.out"; then
-    ok "a fake pid file naming B's process group does not make the daemon kill it (task: $(head -c 90 "$tmp/k.out" | tr '\n' ' '))"
+    ok "a pid file naming B's process group does not make the daemon kill it (task: $(head -c 90 "$tmp/k.out" | tr '\n' ' '))"
 else
     fail "fake pid file: job $st, B's sleep state '$b_state', results: $(cat "$tmp/k.out")"
 fi

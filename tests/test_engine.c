@@ -428,8 +428,7 @@ pid_job_start(fixture *f, pid_job *pj, int64_t *id)
     return (pid_t)read_long_file(pj->pidfile);
 }
 
-/* SIGKILL the task supervisor (the parent) of task, once it has written t0.pid (it does so
- * right after the start); its pid. */
+/* SIGKILL the task supervisor (the parent) of task, a moment after the task started; its pid. */
 static pid_t
 kill_supervisor(pid_t task)
 {
@@ -888,6 +887,35 @@ test_engine_lost_kills_orphan(void **state)
     res = results(f, 1000, id, 1);
     assert_int_equal(res->slots[0].state, RX_TASK_LOST);
     engine_results_free(res);
+    fixture_free(f);
+}
+
+/* The orphans are the supervisor's whole session: a child the task moved into a process group
+ * of its own (setpgid, as a shell's job control does) is killed too, not only the task's group.
+ * Nothing is read from the job directory to find them. */
+static void
+test_engine_lost_kills_orphan_other_group(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char child_file[PATH_MAX + 8];
+    pid_job pj;
+    pid_t task, child;
+    int64_t id;
+
+    (void)state;
+    pid_job_init(
+        &pj, f,
+        "perl -e 'setpgrp(0, 0); open(my $f, \">\", \"$ARGV[0].child\") or die; "
+        "print $f \"$$\\n\"; close $f; sleep 30' \"$1\" & echo $$ > \"$1\"; exec sleep 30");
+    task = pid_job_start(f, &pj, &id);
+    (void)snprintf(child_file, sizeof(child_file), "%s.child", pj.pidfile);
+    child = (pid_t)read_long_file(child_file);
+    assert_true(child > 1 && child != task);
+    assert_true(group_alive(child)); /* a group of its own, alive */
+    (void)kill_supervisor(task);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    assert_false(group_alive(task));
+    assert_false(group_alive(child));
     fixture_free(f);
 }
 
@@ -2072,6 +2100,7 @@ main(void)
         cmocka_unit_test(test_engine_recover_adopt),
         cmocka_unit_test(test_engine_recover_lost),
         cmocka_unit_test(test_engine_lost_kills_orphan),
+        cmocka_unit_test(test_engine_lost_kills_orphan_other_group),
         cmocka_unit_test(test_engine_stale_go0_record),
         cmocka_unit_test(test_engine_queued_run_after_reopen),
         cmocka_unit_test(test_engine_recover_after_kill9),

@@ -245,10 +245,11 @@ rx__wait_status_text(int wstatus, char *buf, size_t len)
 }
 
 int
-rx__proc_start_time(pid_t pid, uint64_t *out_start)
+rx__proc_stat(pid_t pid, char *out_state, pid_t *out_session, uint64_t *out_start)
 {
     char path[64], buf[1024];
     char *p, *end;
+    long long session = -1;
     ssize_t n;
     int fd;
 
@@ -262,7 +263,7 @@ rx__proc_start_time(pid_t pid, uint64_t *out_start)
         return -1;
     buf[n] = '\0';
     /* Field 2 is "(comm)" and comm may hold spaces and parentheses: count from the last ')'.
-     * After it come field 3 (state) ... field 22 (starttime): skip 19 fields. */
+     * After it come field 3 (state), ... 6 (session), ... 22 (starttime). */
     p = strrchr(buf, ')');
     if (p == NULL)
         return -1;
@@ -270,6 +271,14 @@ rx__proc_start_time(pid_t pid, uint64_t *out_start)
     for (int field = 3; field < 22; field++) {
         while (*p == ' ')
             p++;
+        if (field == 3 && out_state != NULL)
+            *out_state = *p;
+        if (field == 6) {
+            errno = 0;
+            session = strtoll(p, &end, 10);
+            if (errno != 0 || end == p)
+                return -1;
+        }
         while (*p != ' ' && *p != '\0')
             p++;
         if (*p == '\0')
@@ -279,7 +288,15 @@ rx__proc_start_time(pid_t pid, uint64_t *out_start)
     *out_start = strtoull(p, &end, 10);
     if (errno != 0 || end == p)
         return -1;
+    if (out_session != NULL)
+        *out_session = (pid_t)session;
     return 0;
+}
+
+int
+rx__proc_start_time(pid_t pid, uint64_t *out_start)
+{
+    return rx__proc_stat(pid, NULL, NULL, out_start);
 }
 
 int

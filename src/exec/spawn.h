@@ -81,6 +81,11 @@ const char *rx__signal_name(int sig);
  * process from a later one that reused its pid. 0, or -1 if there is no such process. */
 int rx__proc_start_time(pid_t pid, uint64_t *out_start);
 
+/* From /proc/PID/stat: the state letter (field 3: 'R', 'S', 'Z', ...), the session id (field 6)
+ * and the start time (field 22); out_state and out_session may be NULL. No allocation (callable
+ * in a child between fork and exec, or of a threaded process). 0, or -1 (no such process). */
+int rx__proc_stat(pid_t pid, char *out_state, pid_t *out_session, uint64_t *out_start);
+
 /* Wait for this process's child pid to exit, at most timeout_ms; past that, SIGKILL it and reap
  * it. For children that have become another user, who can stop them (SIGSTOP) or leave them
  * waiting on a file system of theirs: the caller must not block on them for ever. 0 with

@@ -1013,8 +1013,11 @@ recover(engine *e, char *errbuf, size_t errlen)
     for (size_t i = 0; i < c.n_running; i++) {
         const store_task_row *row = &c.running[i];
         ejob *j = engine_find(e, row->job_id);
-        exec_shim sh = {
-            .pid = row->shim_pid, .pidfd = -1, .start_time = row->shim_start, .go_fd = -1};
+        exec_shim sh = {.pid = row->shim_pid,
+                        .sid = row->shim_pid,
+                        .pidfd = -1,
+                        .start_time = row->shim_start,
+                        .go_fd = -1};
         char dir[PATH_MAX];
         spool_exit rec;
         rx_err rec_err = RX_EIO;

@@ -39,6 +39,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -605,6 +606,7 @@ out_fds:
         return RX_ESYSTEM;
     }
     out_shim->pid = pid;
+    out_shim->sid = pid;
     out_shim->go_fd = sv[0];
     out_shim->went = 0;
     out_shim->end_buf = NULL;
@@ -856,6 +858,7 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
         return 0;
     }
     out_shim->pid = pid;
+    out_shim->sid = pid;
     out_shim->pidfd = fd;
     out_shim->start_time = start_time;
     out_shim->go_fd = -1;
@@ -863,69 +866,108 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     return 1;
 }
 
-/* rx__run_as's part for kill_group_as, as the user: kill(-*arg, SIGKILL); 0, or 1 if it failed. */
-static int
-kill_group_fn(void *arg)
-{
-    return kill(-*(const pid_t *)arg, SIGKILL) == 0 ? 0 : 1;
-}
+/* The orphans of a supervisor that vanished: the processes of its session. */
+typedef struct orphans {
+    pid_t sid;          /* the supervisor's pid: it was a session leader (setsid) */
+    uint64_t min_start; /* its start time: nothing of its session started before it */
+} orphans;
 
-/* kill(-pgid, SIGKILL) with uid's rights only: from a child that has become uid (its primary
- * group, no supplementary ones: a signal needs no more), so that a pid the user wrote into
- * t<i>.pid cannot make root kill someone else's processes. A user without a passwd entry any more
- * gets the group of its job directory (job_dir_gid, or -1 for none). 0 or -1. */
+/* SIGKILL every live process of session o->sid that started no earlier than o->min_start, with
+ * the caller's rights; rescan until a pass finds none (a process may fork meanwhile), at most 20
+ * passes. Reads /proc with getdents64 into a stack buffer: no allocation, so it may run in the
+ * child rx__run_as forks. 0 when something was killed, 1 when nothing was (or /proc is not
+ * there). */
 static int
-kill_group_as(uid_t uid, gid_t job_dir_gid, pid_t pgid)
+kill_session_fn(void *arg)
 {
-    char why[256];
-    exec_user u;
-    gid_t gid = job_dir_gid;
-    int err = 0;
+    const orphans *o = arg;
+    int killed = 0;
 
-    if (!exec_local_as_user(uid))
-        return kill(-pgid, SIGKILL);
-    if (user_lookup(uid, &u, &err, why, sizeof(why)) == 0) {
-        gid = u.gid;
-        user_free(&u);
+    for (int pass = 0; pass < 20; pass++) {
+        char buf[8192];
+        int found = 0;
+        long n;
+        int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+            return 1;
+        while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+            for (long off = 0; off < n;) {
+                const struct rx_dirent64 {
+                    uint64_t ino;
+                    int64_t off;
+                    unsigned short reclen;
+                    unsigned char type;
+                    char name[];
+                } *d = (const void *)(buf + off);
+                pid_t sid = 0;
+                uint64_t start = 0;
+                char state = 0;
+                char *end;
+                long pid;
+
+                off += d->reclen;
+                if (d->name[0] < '1' || d->name[0] > '9')
+                    continue;
+                pid = strtol(d->name, &end, 10);
+                if (*end != '\0' || pid <= 1 || pid == (long)getpid() ||
+                    rx__proc_stat((pid_t)pid, &state, &sid, &start) != 0)
+                    continue;
+                if (sid != o->sid || start < o->min_start || state == 'Z' || state == 'X')
+                    continue;
+                if (kill((pid_t)pid, SIGKILL) == 0)
+                    found++;
+            }
+        }
+        close(fd);
+        if (found == 0)
+            break;
+        killed += found;
     }
-    if (gid == (gid_t)-1) {
-        rx__log(RX_LOG_WARN, "exec: cannot kill process group %ld as uid %lu: %s", (long)pgid,
-                (unsigned long)uid, why);
-        return -1;
-    }
-    return rx__run_as(uid, gid, NULL, 0, kill_group_fn, &pgid, EXEC_AS_USER_WAIT_MS) == 0 ? 0 : -1;
+    return killed > 0 ? 0 : 1;
 }
 
 void
-exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid)
+exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx, uid_t uid)
 {
-    char path[PATH_MAX];
-    void *data = NULL;
-    size_t len = 0;
-    long long pid = 0;
-    unsigned long long start = 0;
+    orphans o;
     uint64_t now_start;
     struct stat st;
-    char *end;
+    char why[256];
+    exec_user u;
+    gid_t gid;
+    int err = 0, rc;
 
-    if (spool_task_path(job_dir, idx, ".pid", path, sizeof(path)) != 0 ||
-        spool_read_file(path, 256, &data, &len) != RX_OK)
+    if (shim == NULL || shim->sid <= 1 || shim->start_time == 0)
         return;
-    errno = 0;
-    pid = strtoll(data, &end, 10);
-    if (errno == 0 && end != data && *end == ' ')
-        start = strtoull(end + 1, NULL, 10);
-    rx__free(data);
-    if (pid <= 1 || pid > INT32_MAX || start == 0)
+    /* The supervisor itself still there: nothing is orphaned. Another process with its pid: the
+     * pid was free to reuse, so no process of its session was left (a session id stays taken
+     * while any process has it): nothing to kill either. */
+    if (rx__proc_start_time(shim->sid, &now_start) == 0)
         return;
-    /* A live leader must be the task itself. A gone leader whose group lives on cannot have had
-     * its number reused (a pid stays taken while it names a group), so the group is the task's. */
-    if (exec_local_proc_start((pid_t)pid, &now_start) == 0 && now_start != start)
-        return;
-    if (stat(job_dir, &st) != 0 || st.st_uid != uid)
-        st.st_gid = (gid_t)-1;
-    if (kill_group_as(uid, st.st_gid, (pid_t)pid) == 0)
-        rx__log(RX_LOG_INFO, "exec: killed the orphaned process group %lld of task %" PRIu64, pid,
-                idx);
-    (void)unlink(path);
+    o.sid = shim->sid;
+    o.min_start = shim->start_time;
+    if (!exec_local_as_user(uid)) {
+        rc = kill_session_fn(&o);
+    } else {
+        /* As the user (primary group, no supplementary ones: a signal needs no more), so that
+         * nothing of another user is touched. A user without a passwd entry any more gets the
+         * group of its job directory. */
+        gid = stat(job_dir, &st) == 0 && st.st_uid == uid ? st.st_gid : (gid_t)-1;
+        if (user_lookup(uid, &u, &err, why, sizeof(why)) == 0) {
+            gid = u.gid;
+            user_free(&u);
+        }
+        if (gid == (gid_t)-1) {
+            rx__log(RX_LOG_WARN, "exec: cannot kill the orphans of task %" PRIu64 " as uid %lu: %s",
+                    idx, (unsigned long)uid, why);
+            return;
+        }
+        rc = rx__run_as(uid, gid, NULL, 0, kill_session_fn, &o, EXEC_AS_USER_WAIT_MS);
+    }
+    if (rc == 0)
+        rx__log(RX_LOG_INFO,
+                "exec: killed the orphaned processes of task %" PRIu64
+                " (session %ld of its vanished supervisor)",
+                idx, (long)o.sid);
 }

@@ -27,7 +27,8 @@
 #include <sys/types.h>
 
 typedef struct exec_shim {
-    pid_t pid;
+    pid_t pid;           /* 0 once reaped (exec_local_release) */
+    pid_t sid;           /* its pid, kept: the session it leads (exec_local_kill_orphan) */
     int pidfd;           /* readable once the shim has exited; -1 = none */
     uint64_t start_time; /* /proc/PID/stat field 22, to tell the shim from a reused pid */
     int go_fd;           /* the daemon's end of fd 3 until "go" is sent; -1 after */
@@ -156,10 +157,14 @@ int exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim);
 /* /proc/PID/stat field 22 (start time in clock ticks since boot). 0, or -1 if no such process. */
 int exec_local_proc_start(pid_t pid, uint64_t *out_start);
 
-/* A shim vanished without an exit record: kill what is left of its task's process group, if the
- * task recorded in t<idx>.pid is still that process (or its group outlived it). uid is the job's
- * owner: for a task of another user the t<idx>.pid file is the user's to write, so the signal is
- * sent with that user's uid (from a child process), never with root's. */
-void exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid);
+/* A shim vanished without an exit record: kill what is left of its task (task idx). The shim
+ * was a session leader (setsid) and the task runs in its session, so its orphans are the live
+ * processes of session shim->sid started no earlier than shim->start_time; none when a process
+ * holds that pid (the shim itself, or one that reused a pid no session held any more). No file
+ * is read: the task cannot point the daemon at anyone else's processes. For a task of another
+ * user (system mode) the scan and the signals run as uid (rx__run_as), never as root; job_dir's
+ * group serves when uid has no passwd entry any more. A task that left the session (setsid) is
+ * out of reach, as it always was. */
+void exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx, uid_t uid);
 
 #endif

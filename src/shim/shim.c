@@ -115,7 +115,6 @@ typedef struct shim {
     char result_path[PATH_MAX];
     char error_path[PATH_MAX];
     char arg_path[PATH_MAX];
-    char pid_path[PATH_MAX];
 } shim;
 
 static double
@@ -375,8 +374,7 @@ task_paths(shim *sh)
     if (spool_task_path(sh->job_dir, sh->idx, ".out", sh->out_path, PATH_MAX) != 0 ||
         spool_task_path(sh->job_dir, sh->idx, ".result", sh->result_path, PATH_MAX) != 0 ||
         spool_task_path(sh->job_dir, sh->idx, ".error", sh->error_path, PATH_MAX) != 0 ||
-        spool_task_path(sh->job_dir, sh->idx, ".arg", sh->arg_path, PATH_MAX) != 0 ||
-        spool_task_path(sh->job_dir, sh->idx, ".pid", sh->pid_path, PATH_MAX) != 0)
+        spool_task_path(sh->job_dir, sh->idx, ".arg", sh->arg_path, PATH_MAX) != 0)
         return set_error(sh, "supervisor: spool path is too long");
     return 0;
 }
@@ -671,11 +669,10 @@ run_task(shim *sh)
     size_t n_extra = 0;
     char **argv = NULL, **envp = NULL;
     size_t argc = 0;
-    char stdin_path[PATH_MAX], text[160], pidline[64];
+    char stdin_path[PATH_MAX], text[160];
     rx__spawn_req req;
     rx__proc proc = {0, -1};
     enum stop_reason stop;
-    uint64_t task_start = 0;
     int out_fd = -1, spawn_errno = 0, wstatus = 0;
     int pipe_fds[2] = {-1, -1};
     relay out = {.in_fd = -1, .out_fd = -1};
@@ -749,12 +746,6 @@ run_task(shim *sh)
         out_fd = -1;
     }
     sh->rec.task_pid = proc.pid;
-    /* Where the task is, for a daemon that finds this shim gone without a record. */
-    if (!sh->under_slurm && rx__proc_start_time(proc.pid, &task_start) == 0) {
-        int n = snprintf(pidline, sizeof(pidline), "%ld %" PRIu64 "\n", (long)proc.pid, task_start);
-
-        (void)write_file(sh->pid_path, pidline, (size_t)n);
-    }
 
     stop = watch_task(sh, &proc, out.in_fd >= 0 ? &out : NULL);
     if (rx__proc_reap(&proc, &wstatus) != RX_OK) {
@@ -948,8 +939,7 @@ main(int argc, char **argv)
         rc = 1; /* no record: the daemon reports the task as lost */
     }
     close(SHIM_GO_FD);
-    if (sh.went && sh.pid_path[0] != '\0') {
-        (void)unlink(sh.pid_path);
+    if (sh.went && sh.work.kind == RX_WORK_FUNCTION && sh.arg_path[0] != '\0') {
         (void)unlink(sh.arg_path);
         (void)unlink(sh.error_path);
     }

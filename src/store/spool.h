@@ -9,7 +9,6 @@
  *   t<i>.result   task i's result ($RXJOB_RESULT)
  *   t<i>.arg      task i's argument for function work ($RXJOB_ARG); removed when it ends
  *   t<i>.error    a function's failure message ($RXJOB_ERROR); removed when it ends
- *   t<i>.pid      the task's pid and start time, while it runs (to kill an orphan)
  *   t<i>.exit     the exit record, written atomically by the supervisor as its last act when
  *                 the daemon did not take it over fd 3 and record the end ("k")
  *
