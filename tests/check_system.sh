@@ -420,6 +420,8 @@ for _ in $(seq 10); do
     grep -q "connections" "$tmp/flood_b.err" && break
     sleep 1
 done
+# $flood is the subshell running `as`; the python holding the connections is its child.
+pkill -KILL -P "$flood" 2>/dev/null
 kill -KILL "$flood" 2>/dev/null
 wait "$flood" 2>/dev/null
 if [ "$a_ok" = 1 ] && [ "$root_ok" = 1 ] && [ "$b_rc" != 0 ] && grep -q "connections" "$tmp/flood_b.err"; then
@@ -427,6 +429,14 @@ if [ "$a_ok" = 1 ] && [ "$root_ok" = 1 ] && [ "$b_rc" != 0 ] && grep -q "connect
 else
     fail "B holding $(cat "$tmp/held" 2>/dev/null) connections: A ok $a_ok, root ok $root_ok, B rc $b_rc: $(head -c 300 "$tmp/flood.err") / $(head -c 200 "$tmp/flood_b.err")"
 fi
+# Once B's connections are closed, B is served again at once (its count goes down with them).
+b_back=0
+for _ in $(seq 50); do
+    rx rxtest_b jobs >/dev/null 2>&1 && { b_back=1; break; }
+    sleep 0.1
+done
+[ "$b_back" = 1 ] && ok "B is served again within 5 s of closing its connections" ||
+    fail "B still refused 5 s after its connections closed"
 
 # A's jobs are unaffected.
 if [ "$(rx rxtest_a status "$idrun")" = RUNNING ] && [ "$(rx rxtest_a status "$ida")" = FINISHED ] &&
