@@ -39,20 +39,10 @@ shim_pair(exec_shim *sh, int *peer)
 static char *
 end_message(const spool_exit *rec, size_t *out_len)
 {
-    char *text, *msg;
-    size_t len;
+    char *msg = NULL;
 
-    assert_int_equal(spool_exit_format(rec, &text, &len), RX_OK);
-    msg = rx__malloc(len + 5);
-    assert_non_null(msg);
-    msg[0] = 'E';
-    msg[1] = (char)(len & 0xff);
-    msg[2] = (char)((len >> 8) & 0xff);
-    msg[3] = (char)((len >> 16) & 0xff);
-    msg[4] = (char)((len >> 24) & 0xff);
-    memcpy(msg + 5, text, len);
-    rx__free(text);
-    *out_len = len + 5;
+    assert_int_equal(spool_exit_message(rec, &msg, out_len), RX_OK);
+    assert_true(*out_len > 5 && msg[0] == 'E');
     return msg;
 }
 

@@ -241,29 +241,17 @@ static int
 end_acked(const spool_exit *rec)
 {
     struct pollfd pfd = {.fd = SHIM_GO_FD, .events = POLLIN};
-    char *text, *msg;
+    char *msg;
     size_t len;
     ssize_t sent;
 
-    if (spool_exit_format(rec, &text, &len) != RX_OK)
+    if (spool_exit_message(rec, &msg, &len) != RX_OK)
         return 0;
-    msg = rx__malloc(len + 5);
-    if (msg == NULL) {
-        rx__free(text);
-        return 0;
-    }
-    msg[0] = 'E';
-    msg[1] = (char)(len & 0xff);
-    msg[2] = (char)((len >> 8) & 0xff);
-    msg[3] = (char)((len >> 16) & 0xff);
-    msg[4] = (char)((len >> 24) & 0xff);
-    memcpy(msg + 5, text, len);
-    rx__free(text);
     do
-        sent = send(SHIM_GO_FD, msg, len + 5, MSG_NOSIGNAL);
+        sent = send(SHIM_GO_FD, msg, len, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     rx__free(msg);
-    if (sent != (ssize_t)(len + 5))
+    if (sent != (ssize_t)len)
         return 0;
     for (;;) {
         char c;

@@ -385,6 +385,32 @@ spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len)
 }
 
 rx_err
+spool_exit_message(const spool_exit *rec, char **out_buf, size_t *out_len)
+{
+    char *text, *msg;
+    size_t len;
+    rx_err err = spool_exit_format(rec, &text, &len);
+
+    if (err != RX_OK)
+        return err;
+    msg = rx__malloc(len + 5);
+    if (msg == NULL) {
+        rx__free(text);
+        return RX_ENOMEM;
+    }
+    msg[0] = 'E';
+    msg[1] = (char)(len & 0xff);
+    msg[2] = (char)((len >> 8) & 0xff);
+    msg[3] = (char)((len >> 16) & 0xff);
+    msg[4] = (char)((len >> 24) & 0xff);
+    memcpy(msg + 5, text, len);
+    rx__free(text);
+    *out_buf = msg;
+    *out_len = len + 5;
+    return RX_OK;
+}
+
+rx_err
 spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
 {
     char name[64];

@@ -104,6 +104,11 @@ typedef struct spool_exit {
  * after *out_len bytes, owned by the caller (rx__free). RX_OK; RX_EIO; RX_ENOMEM. */
 rx_err spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len);
 
+/* The end message a supervisor sends its daemon on fd 3: "E", the record's length in 4 bytes
+ * little-endian, the record (spool_exit_format). *out_len bytes at *out_buf, owned by the caller
+ * (rx__free). RX_OK; RX_EIO; RX_ENOMEM. */
+rx_err spool_exit_message(const spool_exit *rec, char **out_buf, size_t *out_len);
+
 /* Parse an exit record of len bytes at data, which must be followed by a NUL (data[len] ==
  * '\0'; parsing writes NULs into it). RX_OK with *out_rec (free with spool_exit_free);
  * RX_EINVAL when malformed (anything a task could have written); RX_ENOMEM. */
