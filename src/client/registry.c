@@ -18,6 +18,23 @@
  * command it cannot find). The console output needs no care here: the supervisor already
  * captures file descriptors 1 and 2.
  *
+ * A chunk (docs/engine.md "Chunks"): the daemon runs several tasks of one job with one exec of
+ * the program. Then the environment has, instead of RXJOB_ARG, RXJOB_RESULT and RXJOB_ERROR:
+ *
+ *     RXJOB_CHUNK_FD     a pipe to the supervisor (write end)
+ *     RXJOB_CHUNK_FIRST  the first task's index; RXJOB_CHUNK_COUNT how many tasks, in a row
+ *     RXJOB_CHUNK_STOP   1: stop after the first task that fails (continue_on_failure off)
+ *     RXJOB_SPOOL        the job's spool directory: t<i>.out, t<i>.result, t<i>.error are there
+ *     RXJOB_ARGS         the job's arguments file (store/work.h "RXA1": an offset table, then
+ *                        the bytes; read with pread), absent when the job has no arguments
+ *
+ * and rx_init runs the tasks in index order, each: write "s I\n" on the pipe; point fd 1 and 2
+ * at a fresh t<I>.out; set RXJOB_TASK_INDEX; read the argument; call the function; write
+ * t<I>.result (or t<I>.error); write "e I STATUS\n" (0 ok, 1 failed). It stops after a failure
+ * when RXJOB_CHUNK_STOP is 1, and exits 0 after the last task; 127 (before any "s") when no
+ * function has the name. Every file is created afresh (unlink, then O_CREAT | O_EXCL |
+ * O_NOFOLLOW), as the daemon's own spool writers do.
+ *
  * The table is a plain array filled by constructors, before any thread exists (rxjob.h says to
  * register before starting threads); lookups only read it.
  */
@@ -28,6 +45,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +333,257 @@ done:
     return status;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * rx_init for a chunk: several tasks in a row (the header comment)
+ * ------------------------------------------------------------------------------------------- */
+
+#define ARGS_MAGIC "RXA1"
+
+/* Create path afresh (unlink, O_EXCL, O_NOFOLLOW). fd, or -1. */
+static int
+create_fresh(const char *path)
+{
+    (void)unlink(path);
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+static int
+write_fresh(const char *path, const void *data, size_t len)
+{
+    const char *p = data;
+    int fd = create_fresh(path);
+
+    if (fd < 0)
+        return -1;
+    while (len > 0) {
+        ssize_t put = write(fd, p, len);
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0) {
+            int saved = errno;
+
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        p += put;
+        len -= (size_t)put;
+    }
+    return close(fd);
+}
+
+static int
+pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static uint64_t
+le64(const unsigned char *b)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* Argument i of the RXA1 file fd (store/work.h): two preads. RX_OK; RX_EIO; RX_EINVAL;
+ * RX_ETOOBIG; RX_ENOMEM. */
+static rx_err
+chunk_arg(int fd, uint64_t i, void **out, size_t *out_len)
+{
+    unsigned char head[16], offs[16];
+    uint64_t n, from, to;
+    char *data;
+
+    if (pread_full(fd, head, sizeof(head), 0) != 0)
+        return RX_EIO;
+    n = le64(head + 8);
+    if (memcmp(head, ARGS_MAGIC, 4) != 0 || i >= n || n > (UINT64_MAX - 16) / 8 - 1)
+        return RX_EINVAL;
+    if (pread_full(fd, offs, sizeof(offs), 16 + 8 * i) != 0)
+        return RX_EIO;
+    from = le64(offs);
+    to = le64(offs + 8);
+    if (to < from)
+        return RX_EINVAL;
+    if (to - from > INIT_ARG_MAX_BYTES)
+        return RX_ETOOBIG;
+    data = rx__malloc((size_t)(to - from) + 1);
+    if (data == NULL)
+        return RX_ENOMEM;
+    if (to > from && pread_full(fd, data, (size_t)(to - from), 16 + 8 * (n + 1) + from) != 0) {
+        rx__free(data);
+        return RX_EIO;
+    }
+    data[to - from] = '\0';
+    *out = data;
+    *out_len = (size_t)(to - from);
+    return RX_OK;
+}
+
+/* Say "s I" (status < 0) or "e I STATUS" to the supervisor; a supervisor gone means nobody
+ * records anything: exit. */
+static void
+chunk_say(int fd, uint64_t i, int status)
+{
+    char line[64];
+    int n = status < 0 ? snprintf(line, sizeof(line), "s %" PRIu64 "\n", i)
+                       : snprintf(line, sizeof(line), "e %" PRIu64 " %d\n", i, status);
+
+    for (;;) {
+        ssize_t put = write(fd, line, (size_t)n);
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put != n)
+            _exit(1);
+        return;
+    }
+}
+
+/* One task of the chunk. 0 ok, 1 failed. */
+static int
+chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_path, int args_fd,
+           int args_errno, uint64_t i)
+{
+    char path[PATH_MAX], idx[32], msg[4096 + 256];
+    rx_task task;
+    void *arg = NULL;
+    size_t arg_len = 0;
+    int fd, status = 1, rc;
+
+    memset(&task, 0, sizeof(task));
+    (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
+    fd = create_fresh(path);
+    if (fd >= 0) {
+        (void)dup2(fd, 1);
+        (void)dup2(fd, 2);
+        close(fd);
+    }
+    (void)snprintf(idx, sizeof(idx), "%" PRIu64, i);
+    (void)setenv("RXJOB_TASK_INDEX", idx, 1);
+    msg[0] = '\0';
+    if (fd < 0)
+        (void)snprintf(msg, sizeof(msg), "rx_init: create '%s' failed: %s", path, strerror(errno));
+    if (msg[0] == '\0' && args_path != NULL && args_fd < 0)
+        (void)snprintf(msg, sizeof(msg), "rx_init: open arguments '%s' failed: %s", args_path,
+                       strerror(args_errno));
+    if (msg[0] == '\0' && args_fd >= 0) {
+        rx_err err = chunk_arg(args_fd, i, &arg, &arg_len);
+
+        if (err != RX_OK)
+            (void)snprintf(msg, sizeof(msg), "rx_init: read argument %" PRIu64 " failed: %s", i,
+                           err == RX_EIO ? strerror(errno) : rx_strerror(err));
+    }
+    if (msg[0] == '\0') {
+        task.arg = arg != NULL ? arg : "";
+        task.arg_len = arg_len;
+        task.index = (size_t)i;
+        rc = fn(&task);
+        (void)fflush(stdout);
+        (void)fflush(stderr);
+        (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".result", dir, i);
+        if (rc != 0) {
+            if (task.error != NULL)
+                (void)snprintf(msg, sizeof(msg), "%s", task.error);
+            else
+                (void)snprintf(msg, sizeof(msg), "function '%s' returned %d", name, rc);
+        } else if (write_fresh(path, task.value ? task.value : "",
+                               task.value ? task.value_len : 0) != 0) {
+            (void)snprintf(msg, sizeof(msg), "rx_init: write result '%s' failed: %s", path,
+                           strerror(errno));
+        } else {
+            status = 0;
+        }
+    }
+    if (status != 0) {
+        (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".error", dir, i);
+        (void)write_fresh(path, msg, strlen(msg));
+    }
+    rx__task_reset(&task);
+    rx__free(arg);
+    return status;
+}
+
+/* Run the chunk the environment describes; returns the process exit status. */
+static int
+run_chunk(const char *name)
+{
+    char *dir = env_copy("RXJOB_SPOOL");
+    char *args_path = env_copy("RXJOB_ARGS");
+    const char *fd_env = getenv("RXJOB_CHUNK_FD"), *first_env = getenv("RXJOB_CHUNK_FIRST");
+    const char *count_env = getenv("RXJOB_CHUNK_COUNT"), *stop_env = getenv("RXJOB_CHUNK_STOP");
+    int64_t fd = -1, first = 0, count = 0;
+    int stop = stop_env != NULL && strcmp(stop_env, "1") == 0;
+    int args_fd = -1, args_errno = 0, status = 1;
+    rx_function *fn;
+
+    if (fd_env == NULL || rx__parse_i64(fd_env, 3, INT32_MAX, &fd) != RX_OK || first_env == NULL ||
+        rx__parse_i64(first_env, 0, RX_MAX_TASKS, &first) != RX_OK || count_env == NULL ||
+        rx__parse_i64(count_env, 1, RX_MAX_TASKS, &count) != RX_OK || dir == NULL) {
+        (void)fprintf(stderr, "rx_init: bad chunk environment\n");
+        goto done;
+    }
+    (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* programs the function starts must not have it */
+    (void)unsetenv("RXJOB_FUNCTION");
+    (void)unsetenv("RXJOB_CHUNK_FD");
+    (void)unsetenv("RXJOB_CHUNK_FIRST");
+    (void)unsetenv("RXJOB_CHUNK_COUNT");
+    (void)unsetenv("RXJOB_CHUNK_STOP");
+    (void)unsetenv("RXJOB_SPOOL");
+    (void)unsetenv("RXJOB_ARGS");
+    fn = rx__registry_find(name);
+    if (fn == NULL) {
+        char path[PATH_MAX], msg[512];
+
+        (void)snprintf(msg, sizeof(msg),
+                       "no function named '%s' is registered in this program (RX_FUNCTION)", name);
+        (void)snprintf(path, sizeof(path), "%s/t%" PRId64 ".error", dir, first);
+        (void)write_fresh(path, msg, strlen(msg));
+        status = 127;
+        goto done;
+    }
+    if (args_path != NULL) {
+        args_fd = open(args_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        args_errno = errno; /* unreadable: each task fails saying so */
+    }
+    for (int64_t i = first; i < first + count; i++) {
+        int failed;
+
+        chunk_say((int)fd, (uint64_t)i, -1);
+        failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, (uint64_t)i);
+        chunk_say((int)fd, (uint64_t)i, failed);
+        if (failed && stop)
+            break;
+    }
+    status = 0;
+done:
+    if (args_fd >= 0)
+        close(args_fd);
+    rx__free(dir);
+    rx__free(args_path);
+    return status;
+}
+
 void
 rx_init(int *argc, char ***argv)
 {
@@ -329,7 +599,7 @@ rx_init(int *argc, char ***argv)
         write_error(getenv("RXJOB_ERROR"), "rx_init: out of memory");
         exit(1);
     }
-    status = run_task(name);
+    status = getenv("RXJOB_CHUNK_FD") != NULL ? run_chunk(name) : run_task(name);
     rx__free(name);
     exit(status); /* exit, not _exit: the function's buffered stdio must reach the output */
 }

@@ -55,9 +55,10 @@ typedef struct engine_spec {
     size_t stdin_len;
     rx_buf *args; /* one per task, or NULL */
     size_t n_args;
-    int has_args;         /* elem_args was given (possibly empty: then RX_EINVAL) */
-    int64_t times_to_run; /* -1 = derive */
-    unsigned num_tasks;   /* 0 = the daemon's slots */
+    int has_args;             /* elem_args was given (possibly empty: then RX_EINVAL) */
+    int64_t times_to_run;     /* -1 = derive */
+    unsigned num_tasks;       /* 0 = the daemon's slots */
+    unsigned task_chunk_size; /* function tasks one process runs in a row; 0 = the daemon's */
     int continue_on_failure;
     double execution_timeout_s; /* 0 = none */
     int console_output;

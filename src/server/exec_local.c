@@ -500,8 +500,8 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     posix_spawnattr_t attr;
     sigset_t blocked, all;
     char idx[32], n_tasks[32], timeout[32], grace[32];
-    char *argv[11];
-    char output_bytes[32], result_bytes[32], exe[64];
+    char *argv[13];
+    char output_bytes[32], result_bytes[32], count[32], exe[64];
     int sv[2] = {-1, -1};
     int child_fd = -1;
     pid_t pid = 0;
@@ -553,6 +553,12 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
     argv[8] = output_bytes;
     argv[9] = result_bytes;
     argv[10] = NULL;
+    if (req->count > 0) {
+        (void)snprintf(count, sizeof(count), "%" PRIu64, req->count);
+        argv[10] = count;
+        argv[11] = req->stop_on_failure ? "1" : "0";
+        argv[12] = NULL;
+    }
     /* The binary opened at start (exec_local_shim_open), which stays executable when its file
      * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
     (void)snprintf(exe, sizeof(exe), "/proc/self/fd/%d", req->shim_fd);

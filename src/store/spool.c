@@ -397,34 +397,97 @@ spool_exit_sync(const char *job_dir, uint64_t idx)
     return RX_OK;
 }
 
-static rx_err
-exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable)
+/* The fields of one task's record after its first line, into a new buffer. */
+static char *
+exit_format(const spool_exit *rec, const char *lead, size_t *out_len)
 {
-    char name[64];
     char head[512];
     char *buf;
     size_t err_len = rec->error ? strlen(rec->error) : 0;
     int n;
-    rx_err err;
 
     if (err_len > ERROR_MAX_BYTES)
         err_len = ERROR_MAX_BYTES;
     n = snprintf(head, sizeof(head),
-                 "rxjob-exit 1\ngo %d\nstate %s\nexit_status %d\nsignal %d\ntask_pid %ld\n"
+                 "%sstate %s\nexit_status %d\nsignal %d\ntask_pid %ld\n"
                  "started_s %.6f\nended_s %.6f\nerror %zu\n",
-                 rec->go ? 1 : 0, rx_task_state_name(rec->state), rec->exit_status, rec->signal,
+                 lead, rx_task_state_name(rec->state), rec->exit_status, rec->signal,
                  (long)rec->task_pid, rec->started_s, rec->ended_s, err_len);
     if (n < 0 || (size_t)n >= sizeof(head))
-        return RX_EIO;
-    buf = rx__malloc((size_t)n + err_len);
+        return NULL;
+    buf = rx__malloc((size_t)n + err_len + 1);
     if (buf == NULL)
-        return RX_ENOMEM;
+        return NULL;
     memcpy(buf, head, (size_t)n);
     if (err_len > 0)
         memcpy(buf + n, rec->error, err_len);
+    *out_len = (size_t)n + err_len;
+    return buf;
+}
+
+static rx_err
+exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable)
+{
+    char name[64], lead[64];
+    char *buf;
+    size_t len = 0;
+    rx_err err;
+
+    (void)snprintf(lead, sizeof(lead), "rxjob-exit 1\ngo %d\n", rec->go ? 1 : 0);
+    buf = exit_format(rec, lead, &len);
+    if (buf == NULL)
+        return RX_ENOMEM;
     (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", idx);
-    err = spool_write_atomic(job_dir, name, buf, (size_t)n + err_len, durable);
+    err = spool_write_atomic(job_dir, name, buf, len, durable);
     rx__free(buf);
+    return err;
+}
+
+rx_err
+spool_run_exit_write(const char *job_dir, const spool_run_exit *rec, int durable)
+{
+    char name[64], lead[128];
+    char *all = NULL;
+    size_t len = 0, cap = 0;
+    rx_err err = RX_ENOMEM;
+    int n;
+
+    n = snprintf(lead, sizeof(lead),
+                 "rxjob-chunk 1\ngo %d\nfirst %" PRIu64 "\ncount %" PRIu64 "\ntasks %zu\n",
+                 rec->go ? 1 : 0, rec->first, rec->count, rec->n);
+    cap = (size_t)n + 256;
+    all = rx__malloc(cap);
+    if (all == NULL)
+        return RX_ENOMEM;
+    memcpy(all, lead, (size_t)n);
+    len = (size_t)n;
+    for (size_t i = 0; i < rec->n; i++) {
+        size_t elen = 0;
+        char *e;
+
+        (void)snprintf(lead, sizeof(lead), "task %" PRIu64 "\n", rec->idx[i]);
+        e = exit_format(&rec->tasks[i], lead, &elen);
+        if (e == NULL)
+            goto done;
+        if (len + elen > cap) {
+            size_t ncap = (len + elen) * 2;
+            char *p = rx__realloc(all, ncap);
+
+            if (p == NULL) {
+                rx__free(e);
+                goto done;
+            }
+            all = p;
+            cap = ncap;
+        }
+        memcpy(all + len, e, elen);
+        len += elen;
+        rx__free(e);
+    }
+    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", rec->first);
+    err = spool_write_atomic(job_dir, name, all, len, durable);
+done:
+    rx__free(all);
     return err;
 }
 
@@ -465,74 +528,206 @@ field_double(char **p, const char *key, double *out)
     return errno == 0 && end != v && *end == '\0' ? 0 : -1;
 }
 
-rx_err
-spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
+/* One task's fields from "state" to the error's bytes; advances *p. RX_OK; RX_EINVAL;
+ * RX_ENOMEM. */
+static rx_err
+exit_parse(char **p, const char *end, spool_exit *out)
 {
-    char path[PATH_MAX];
-    void *data = NULL;
-    size_t len = 0;
     spool_exit rec;
     const char *state;
-    char *p;
     int64_t v, err_len;
     int found = 0;
-    rx_err err;
 
     memset(&rec, 0, sizeof(rec));
-    if (spool_task_path(job_dir, idx, ".exit", path, sizeof(path)) != 0)
-        return RX_EIO;
-    err = spool_read_file(path, EXIT_RECORD_MAX, &data, &len);
-    if (err == RX_ETOOBIG)
-        return RX_EINVAL;
-    if (err != RX_OK)
-        return err;
-    p = data;
-    err = RX_EINVAL;
-    if (strncmp(p, "rxjob-exit 1\n", 13) != 0)
-        goto done;
-    p += 13;
-    if (field_i64(&p, "go", 0, 1, &v) != 0)
-        goto done;
-    rec.go = (int)v;
-    state = next_field(&p, "state");
+    rec.go = 1;
+    state = next_field(p, "state");
     if (state == NULL)
-        goto done;
+        return RX_EINVAL;
     for (int s = 0; s < RX_TASK_STATE_COUNT; s++) {
         if (strcmp(state, rx_task_state_name((rx_task_state)s)) == 0) {
             rec.state = (rx_task_state)s;
             found = 1;
         }
     }
-    if (!found)
-        goto done;
-    if (field_i64(&p, "exit_status", -1, 255, &v) != 0)
-        goto done;
+    if (!found || field_i64(p, "exit_status", -1, 255, &v) != 0)
+        return RX_EINVAL;
     rec.exit_status = (int)v;
-    if (field_i64(&p, "signal", 0, 128, &v) != 0)
-        goto done;
+    if (field_i64(p, "signal", 0, 128, &v) != 0)
+        return RX_EINVAL;
     rec.signal = (int)v;
-    if (field_i64(&p, "task_pid", 0, INT32_MAX, &v) != 0)
-        goto done;
+    if (field_i64(p, "task_pid", 0, INT32_MAX, &v) != 0)
+        return RX_EINVAL;
     rec.task_pid = (pid_t)v;
-    if (field_double(&p, "started_s", &rec.started_s) != 0 ||
-        field_double(&p, "ended_s", &rec.ended_s) != 0)
-        goto done;
-    if (field_i64(&p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0)
-        goto done;
-    if ((size_t)(p - (char *)data) + (size_t)err_len != len)
-        goto done;
+    if (field_double(p, "started_s", &rec.started_s) != 0 ||
+        field_double(p, "ended_s", &rec.ended_s) != 0)
+        return RX_EINVAL;
+    if (field_i64(p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0)
+        return RX_EINVAL;
+    if (end - *p < err_len)
+        return RX_EINVAL;
     if (err_len > 0) {
-        rec.error = rx__memdup(p, (size_t)err_len);
-        if (rec.error == NULL) {
+        rec.error = rx__memdup(*p, (size_t)err_len);
+        if (rec.error == NULL)
+            return RX_ENOMEM;
+    }
+    *p += err_len;
+    *out = rec;
+    return RX_OK;
+}
+
+/* Read t<idx>.exit whole (up to max bytes), NUL-terminated. */
+static rx_err
+exit_load(const char *job_dir, uint64_t idx, size_t max, void **out_data, size_t *out_len)
+{
+    char path[PATH_MAX];
+    rx_err err;
+
+    if (spool_task_path(job_dir, idx, ".exit", path, sizeof(path)) != 0)
+        return RX_EIO;
+    err = spool_read_file(path, max, out_data, out_len);
+    return err == RX_ETOOBIG ? RX_EINVAL : err;
+}
+
+/* A task's record from its loaded text. */
+static rx_err
+exit_parse_task(char *data, size_t len, spool_exit *out_rec)
+{
+    char *p = data;
+    int64_t v;
+    int go;
+    rx_err err;
+
+    if (strncmp(p, "rxjob-exit 1\n", 13) != 0)
+        return RX_EINVAL;
+    p += 13;
+    if (field_i64(&p, "go", 0, 1, &v) != 0)
+        return RX_EINVAL;
+    go = (int)v;
+    err = exit_parse(&p, data + len, out_rec);
+    if (err != RX_OK)
+        return err;
+    out_rec->go = go;
+    if (p != data + len) {
+        spool_exit_free(out_rec);
+        return RX_EINVAL;
+    }
+    return RX_OK;
+}
+
+rx_err
+spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
+{
+    void *data = NULL;
+    size_t len = 0;
+    rx_err err = exit_load(job_dir, idx, EXIT_RECORD_MAX, &data, &len);
+
+    if (err == RX_OK)
+        err = exit_parse_task(data, len, out_rec);
+    rx__free(data);
+    return err;
+}
+
+rx_err
+spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_run_exit *out_rec)
+{
+    spool_run_exit rec;
+    void *data = NULL;
+    size_t len = 0, max;
+    char *p;
+    int64_t v;
+    rx_err err;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.first = first;
+    rec.count = count;
+    /* Room for every task's record with a whole error message. */
+    max = count < (SIZE_MAX / 2) / (ERROR_MAX_BYTES + 512)
+              ? EXIT_RECORD_MAX + count * (ERROR_MAX_BYTES + 512)
+              : SIZE_MAX / 2;
+    err = exit_load(job_dir, first, max, &data, &len);
+    if (err != RX_OK)
+        return err;
+    p = data;
+    if (strncmp(p, "rxjob-exit 1\n", 13) == 0) {
+        /* A task's own record: a run of one. */
+        spool_exit one;
+
+        err = count == 1 ? exit_parse_task(data, len, &one) : RX_EINVAL;
+        if (err != RX_OK)
+            goto done;
+        rec.go = one.go;
+        if (one.go) {
+            rec.idx = rx__malloc(sizeof(*rec.idx));
+            rec.tasks = rx__malloc(sizeof(*rec.tasks));
+            if (rec.idx == NULL || rec.tasks == NULL) {
+                spool_exit_free(&one);
+                err = RX_ENOMEM;
+                goto done;
+            }
+            rec.idx[0] = first;
+            rec.tasks[0] = one;
+            rec.n = 1;
+        }
+        goto done;
+    }
+    err = RX_EINVAL;
+    if (strncmp(p, "rxjob-chunk 1\n", 14) != 0)
+        goto done;
+    p += 14;
+    if (field_i64(&p, "go", 0, 1, &v) != 0)
+        goto done;
+    rec.go = (int)v;
+    if (field_i64(&p, "first", 0, INT64_MAX, &v) != 0 || (uint64_t)v != first ||
+        field_i64(&p, "count", 1, INT64_MAX, &v) != 0 || (uint64_t)v != count ||
+        field_i64(&p, "tasks", 0, INT64_MAX, &v) != 0 || (uint64_t)v > count)
+        goto done;
+    if (v > 0) {
+        rec.idx = rx__calloc((size_t)v, sizeof(*rec.idx));
+        rec.tasks = rx__calloc((size_t)v, sizeof(*rec.tasks));
+        if (rec.idx == NULL || rec.tasks == NULL) {
             err = RX_ENOMEM;
             goto done;
         }
     }
-    *out_rec = rec;
+    for (int64_t k = 0; k < v; k++) {
+        int64_t idx;
+        rx_err perr;
+
+        if (field_i64(&p, "task", 0, INT64_MAX, &idx) != 0 || (uint64_t)idx < first ||
+            (uint64_t)idx - first >= count || (k > 0 && (uint64_t)idx <= rec.idx[k - 1]))
+            goto done;
+        perr = exit_parse(&p, (char *)data + len, &rec.tasks[k]);
+        if (perr != RX_OK) {
+            err = perr;
+            goto done;
+        }
+        rec.idx[k] = (uint64_t)idx;
+        rec.n++;
+    }
+    if (p != (char *)data + len)
+        goto done;
     err = RX_OK;
 done:
     rx__free(data);
+    if (err == RX_OK)
+        *out_rec = rec;
+    else
+        spool_run_exit_free(&rec);
     return err;
+}
+
+void
+spool_run_exit_free(spool_run_exit *rec)
+{
+    if (rec == NULL)
+        return;
+    for (size_t i = 0; i < rec->n; i++)
+        spool_exit_free(&rec->tasks[i]);
+    rx__free(rec->idx);
+    rx__free(rec->tasks);
+    rec->idx = NULL;
+    rec->tasks = NULL;
+    rec->n = 0;
 }
 
 void

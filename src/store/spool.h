@@ -115,4 +115,41 @@ rx_err spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec);
 
 void spool_exit_free(spool_exit *rec);
 
+/*
+ * The exit record of a run: tasks [first, first + count) of one job under one supervisor (a
+ * chunk of function tasks, docs/engine.md "Chunks"), in t<first>.exit:
+ *
+ *   rxjob-chunk 1
+ *   go 1
+ *   first 40
+ *   count 10
+ *   tasks 3
+ *   task 40
+ *   state OK ... error N <N bytes>     (the fields of a task's record, as above)
+ *   task 41 ...
+ *
+ * One entry per task that started, in index order (every one of them ended: the supervisor
+ * decides how); a task of the run without an entry never started.
+ */
+typedef struct spool_run_exit {
+    int go; /* 0: never told to start: no task of the run ran */
+    uint64_t first;
+    uint64_t count;
+    size_t n;          /* entries */
+    uint64_t *idx;     /* n indices, ascending, each in [first, first + count) */
+    spool_exit *tasks; /* n records (go 1) */
+} spool_run_exit;
+
+/* Write a run's record as t<first>.exit (durable: fsyncs as spool_exit_write; else as
+ * spool_exit_write_nosync). RX_OK; RX_ENOMEM; RX_EIO. */
+rx_err spool_run_exit_write(const char *job_dir, const spool_run_exit *rec, int durable);
+
+/* Read the record of the run [first, first + count): a run record, or a task's record (of a run
+ * of one: its entry, or no entry when it says go 0). RX_OK; RX_ENOENT (none); RX_EINVAL
+ * (malformed, or another run's); RX_ENOMEM; RX_EIO. Free with spool_run_exit_free. */
+rx_err spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count,
+                           spool_run_exit *out_rec);
+
+void spool_run_exit_free(spool_run_exit *rec);
+
 #endif

@@ -55,10 +55,12 @@ enum {
     "exit_status, signal, error"
 
 static const char *const sql_text[S_COUNT] = {
-    [S_INS_JOB] = "INSERT INTO jobs (uid, created_s, ended_s, status, kind, n_tasks, num_tasks, "
-                  "continue_on_failure, timeout_ms, console_output, auto_cleanup, "
-                  "cancel_requested, cleanup_requested, stop_task, has_args, spec) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_INS_JOB] =
+        "INSERT INTO jobs (uid, created_s, ended_s, status, kind, n_tasks, num_tasks, "
+        "continue_on_failure, timeout_ms, console_output, auto_cleanup, "
+        "cancel_requested, cleanup_requested, stop_task, has_args, spec, task_chunk_size) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+        "?17)",
     [S_INS_ARGS] = "INSERT INTO job_args (job_id, data) VALUES (?1, ?2)",
     [S_UPD_JOB] = "UPDATE jobs SET status = ?2, ended_s = ?3, cancel_requested = ?4, "
                   "cleanup_requested = ?5, stop_task = ?6 WHERE id = ?1",
@@ -67,7 +69,8 @@ static const char *const sql_text[S_COUNT] = {
     [S_DEL_TASKS] = "DELETE FROM tasks WHERE job_id = ?1",
     [S_ALL_JOBS] = "SELECT id, uid, created_s, ended_s, status, kind, n_tasks, num_tasks, "
                    "continue_on_failure, timeout_ms, console_output, auto_cleanup, "
-                   "cancel_requested, cleanup_requested, stop_task, has_args FROM jobs "
+                   "cancel_requested, cleanup_requested, stop_task, has_args, task_chunk_size "
+                   "FROM jobs "
                    "ORDER BY id",
     [S_SPEC] = "SELECT spec FROM jobs WHERE id = ?1",
     [S_HAS_ARGS] = "SELECT rowid FROM job_args WHERE job_id = ?1",
@@ -396,6 +399,7 @@ job_insert_locked(store *st, const store_job_row *row, const void *spec, size_t 
     sqlite3_bind_int64(s, 14, row->stop_task);
     sqlite3_bind_int(s, 15, row->has_args);
     sqlite3_bind_blob64(s, 16, spec, spec_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 17, (sqlite3_int64)row->task_chunk_size);
     err = step_done(st, s, "insert job");
     sqlite3_clear_bindings(s);
     if (err != RX_OK)
@@ -476,6 +480,7 @@ jobs_each_locked(store *st, store_job_cb *cb, void *user)
         r.cleanup_requested = sqlite3_column_int(s, 13);
         r.stop_task = sqlite3_column_int64(s, 14);
         r.has_args = sqlite3_column_int(s, 15);
+        r.task_chunk_size = (unsigned)sqlite3_column_int64(s, 16);
         err = cb(&r, user);
         if (err != RX_OK)
             break;

@@ -30,6 +30,7 @@ typedef struct store_job_row {
     rx_work_kind kind;
     uint64_t n_tasks;
     unsigned num_tasks;
+    unsigned task_chunk_size; /* function tasks one process runs in a row; 0 = the daemon's */
     int continue_on_failure;
     int64_t timeout_ms;
     int console_output;
