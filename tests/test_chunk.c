@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #include "rxjob.h"
 
-#include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +33,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* cmocka.h needs the declarations of the headers above. */
+#include <cmocka.h>
 
 extern char **environ;
 
