@@ -38,6 +38,7 @@
  * The table is a plain array filled by constructors, before any thread exists (rxjob.h says to
  * register before starting threads); lookups only read it.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "client/registry.h"
 
 #include "core/internal.h"
@@ -339,12 +340,94 @@ done:
 
 #define ARGS_MAGIC "RXA1"
 
-/* Create path afresh (unlink, O_EXCL, O_NOFOLLOW). fd, or -1. */
+/* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
+ * refuses anything that appears meanwhile. Tried first without the unlink, which the common case
+ * (nothing there) does not need: an unlink takes the directory's lock for writing even when it
+ * finds nothing, and the tasks of a chunk create their files in one directory. fd, or -1. */
 static int
 create_fresh(const char *path)
 {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
     (void)unlink(path);
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+static int write_fresh(const char *path, const void *data, size_t len);
+
+/* An unnamed file in dir (O_TMPFILE), or -1 where the file system has none. Its inode is
+ * allocated without the directory's lock, which a create holds meanwhile: on ext4, with the
+ * inodes of removed spools about, that allocation is most of a chunk task's cost, and the other
+ * slot's program waited on the lock for it. */
+static int
+create_unnamed(const char *dir)
+{
+    return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+}
+
+/* Give the unnamed file fd the name path, replacing whatever is there (as create_fresh). 0, or
+ * -1 (errno set). */
+static int
+link_unnamed(int fd, const char *path)
+{
+    char proc[64];
+
+    (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    (void)unlink(path);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* A new file at path in dir, afresh: unnamed first, then linked; create_fresh where that cannot
+ * be done. fd, or -1. */
+static int
+create_in(const char *dir, const char *path)
+{
+    int fd = create_unnamed(dir);
+
+    if (fd >= 0 && link_unnamed(fd, path) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return create_fresh(path);
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t put = write(fd, p, len);
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            return -1;
+        p += put;
+        len -= (size_t)put;
+    }
+    return 0;
+}
+
+/* Write path afresh in dir: the bytes into an unnamed file, then the name (whole or not at
+ * all); create_fresh and write where that cannot be done. 0, or -1 (errno set). */
+static int
+write_in(const char *dir, const char *path, const void *data, size_t len)
+{
+    int fd = create_unnamed(dir);
+
+    if (fd >= 0) {
+        if (write_all(fd, data, len) == 0 && link_unnamed(fd, path) == 0)
+            return close(fd);
+        close(fd);
+    }
+    return write_fresh(path, data, len);
 }
 
 static int
@@ -460,24 +543,38 @@ chunk_say(int fd, uint64_t i, int status)
     }
 }
 
+/* The output file of the last task, kept while it is empty. */
+typedef struct chunk_out {
+    int fd; /* or -1 */
+    char path[PATH_MAX];
+} chunk_out;
+
 /* One task of the chunk. 0 ok, 1 failed. */
 static int
 chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_path, int args_fd,
-           int args_errno, uint64_t i)
+           int args_errno, chunk_out *out, uint64_t i)
 {
     char path[PATH_MAX], idx[32], msg[4096 + 256];
+    struct stat st;
     rx_task task;
     void *arg = NULL;
     size_t arg_len = 0;
-    int fd, status = 1, rc;
+    int fd = -1, status = 1, rc;
 
     memset(&task, 0, sizeof(task));
     (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
-    fd = create_fresh(path);
+    /* The previous task's output file, when it stayed empty, becomes this one's (a rename, no
+     * new inode: creating files is most of a chunk task's cost); else a fresh file. */
+    if (out->fd >= 0 && rename(out->path, path) == 0)
+        fd = out->fd;
+    else if (out->fd >= 0)
+        close(out->fd);
+    out->fd = -1;
+    if (fd < 0)
+        fd = create_in(dir, path);
     if (fd >= 0) {
         (void)dup2(fd, 1);
         (void)dup2(fd, 2);
-        close(fd);
     }
     (void)snprintf(idx, sizeof(idx), "%" PRIu64, i);
     (void)setenv("RXJOB_TASK_INDEX", idx, 1);
@@ -507,8 +604,8 @@ chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_
                 (void)snprintf(msg, sizeof(msg), "%s", task.error);
             else
                 (void)snprintf(msg, sizeof(msg), "function '%s' returned %d", name, rc);
-        } else if (write_fresh(path, task.value ? task.value : "",
-                               task.value ? task.value_len : 0) != 0) {
+        } else if (write_in(dir, path, task.value ? task.value : "",
+                            task.value ? task.value_len : 0) != 0) {
             (void)snprintf(msg, sizeof(msg), "rx_init: write result '%s' failed: %s", path,
                            strerror(errno));
         } else {
@@ -517,7 +614,13 @@ chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_
     }
     if (status != 0) {
         (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".error", dir, i);
-        (void)write_fresh(path, msg, strlen(msg));
+        (void)write_in(dir, path, msg, strlen(msg));
+    }
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0) {
+        (void)snprintf(out->path, sizeof(out->path), "%s/t%" PRIu64 ".out", dir, i);
+        out->fd = fd; /* empty: the next task's, renamed */
+    } else if (fd >= 0) {
+        close(fd);
     }
     rx__task_reset(&task);
     rx__free(arg);
@@ -535,6 +638,7 @@ run_chunk(const char *name)
     int64_t fd = -1, first = 0, count = 0;
     int stop = stop_env != NULL && strcmp(stop_env, "1") == 0;
     int args_fd = -1, args_errno = 0, status = 1;
+    chunk_out out = {.fd = -1};
     rx_function *fn;
 
     if (fd_env == NULL || rx__parse_i64(fd_env, 3, INT32_MAX, &fd) != RX_OK || first_env == NULL ||
@@ -570,13 +674,15 @@ run_chunk(const char *name)
         int failed;
 
         chunk_say((int)fd, (uint64_t)i, -1);
-        failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, (uint64_t)i);
+        failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, &out, (uint64_t)i);
         chunk_say((int)fd, (uint64_t)i, failed);
         if (failed && stop)
             break;
     }
     status = 0;
 done:
+    if (out.fd >= 0)
+        close(out.fd);
     if (args_fd >= 0)
         close(args_fd);
     rx__free(dir);

@@ -268,11 +268,17 @@ end_acked(void)
     }
 }
 
-/* Create path afresh: whatever the task left there (a FIFO would block open(2)) is removed
- * first, and O_EXCL refuses anything that appears meanwhile. fd, or -1. */
+/* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
+ * refuses anything that appears meanwhile. Tried first without the unlink, which the common case
+ * (nothing there) does not need: an unlink takes the directory's lock for writing even when it
+ * finds nothing, and the tasks of a chunk create their files in one directory. fd, or -1. */
 static int
 create_fresh(const char *path)
 {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
     (void)unlink(path);
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
