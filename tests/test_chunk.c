@@ -233,6 +233,19 @@ RX_FUNCTION(chunk_step)
         sleep_ms(400);
     if (strcmp(action, "hang") == 0)
         sleep_ms(60000);
+    if (strcmp(action, "big") == 0) {
+        /* 100 000 + i bytes of one letter: values read from one file, one after another. */
+        size_t blen = 100000 + i;
+        char *big = malloc(blen);
+        int rc;
+
+        if (big == NULL)
+            return rx_task_fail(task, "out of memory");
+        memset(big, 'a' + (int)(i % 26), blen);
+        rc = rx_task_set_result(task, big, blen) == RX_OK ? 0 : -1;
+        free(big);
+        return rc;
+    }
     (void)snprintf(line, sizeof(line), "r%zu %ld", i, (long)getpid());
     return rx_task_set_result_str(task, line) == RX_OK ? 0 : -1;
 }
@@ -316,6 +329,12 @@ static const char *
 act_timeout(size_t i)
 {
     return i < 3 ? "slow" : i == 3 ? "hang" : "ok";
+}
+
+static const char *
+act_big(size_t i)
+{
+    return i == 2 ? "ok" : "big";
 }
 
 static const char *
@@ -443,6 +462,48 @@ test_chunk_results_in_order(void **state)
         assert_int_equal(pids[i], pids[i - i % 10]);
         if (i % 10 == 0 && i > 0)
             assert_int_not_equal(pids[i], pids[i - 10]);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* Large results of a chunk (the chunk's results file, one after another) come back whole and
+ * each in its place, a small one between them. */
+static void
+test_chunk_big_results(void **state)
+{
+    char log[320], bufs[6][400];
+    rx_buf args[6];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "big");
+    make_args(6, act_big, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 6;
+    opts.task_chunk_size = 6;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    for (size_t i = 0; i < 6; i++) {
+        size_t len = 0;
+        const char *v = rx_results_value(res, i, &len);
+
+        assert_non_null(v);
+        if (i == 2) {
+            assert_true(result_pid(res, i) > 0);
+            continue;
+        }
+        assert_int_equal(len, 100000 + i);
+        for (size_t k = 0; k < len; k++)
+            if (v[k] != 'a' + (int)(i % 26))
+                fail_msg("task %zu: byte %zu is '%c'", i, k, v[k]);
     }
     rx_results_free(res);
     rx_job_free(job);
@@ -785,10 +846,16 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_results_in_order), cmocka_unit_test(test_chunk_fail_continue),
-        cmocka_unit_test(test_chunk_fail_stop),        cmocka_unit_test(test_chunk_crash),
-        cmocka_unit_test(test_chunk_timeout),          cmocka_unit_test(test_chunk_cancel),
-        cmocka_unit_test(test_chunk_kill9_adopt),      cmocka_unit_test(test_chunk_kill9_vanished),
+        cmocka_unit_test(test_chunk_results_in_order),
+        cmocka_unit_test(test_chunk_big_results),
+        cmocka_unit_test(test_chunk_fail_continue),
+        cmocka_unit_test(test_chunk_fail_stop),
+        cmocka_unit_test(test_chunk_crash),
+        cmocka_unit_test(test_chunk_timeout),
+        cmocka_unit_test(test_chunk_cancel),
+        cmocka_unit_test(test_chunk_kill9_adopt),
+        cmocka_unit_test(test_chunk_kill9_vanished),
+        /* keep one per line */
     };
     char tmpl[] = "/tmp/rxjob-chunk-test-XXXXXX";
     int rc;

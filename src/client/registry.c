@@ -523,14 +523,17 @@ chunk_arg(int fd, uint64_t i, void **out, size_t *out_len)
     return RX_OK;
 }
 
-/* Say "s I" (status < 0) or "e I STATUS" to the supervisor; a supervisor gone means nobody
- * records anything: exit. */
+/* Say "s I" (status < 0), "e I STATUS", or "e I 0 OFFSET LENGTH" (at: the result is in the
+ * chunk's results file) to the supervisor; a supervisor gone means nobody records anything:
+ * exit. */
 static void
-chunk_say(int fd, uint64_t i, int status)
+chunk_say(int fd, uint64_t i, int status, const uint64_t *at)
 {
-    char line[64];
-    int n = status < 0 ? snprintf(line, sizeof(line), "s %" PRIu64 "\n", i)
-                       : snprintf(line, sizeof(line), "e %" PRIu64 " %d\n", i, status);
+    char line[96];
+    int n = status < 0   ? snprintf(line, sizeof(line), "s %" PRIu64 "\n", i)
+            : at != NULL ? snprintf(line, sizeof(line), "e %" PRIu64 " 0 %" PRIu64 " %" PRIu64 "\n",
+                                    i, at[0], at[1])
+                         : snprintf(line, sizeof(line), "e %" PRIu64 " %d\n", i, status);
 
     for (;;) {
         ssize_t put = write(fd, line, (size_t)n);
@@ -543,11 +546,38 @@ chunk_say(int fd, uint64_t i, int status)
     }
 }
 
-/* The output file of the last task, kept while it is empty. */
+/* The output file of the last task, kept while it is empty; the chunk's results file. */
 typedef struct chunk_out {
     int fd; /* or -1 */
     char path[PATH_MAX];
+    int results_fd;       /* t<first>.results, or -1: then each result is t<i>.result */
+    uint64_t results_end; /* bytes of it written (the next result's offset) */
+    uint64_t at[2];       /* the last result's offset and length in it */
+    int in_file;          /* the last task's result is there */
 } chunk_out;
+
+/* Append a result to the chunk's results file. 0, or -1 (errno set). */
+static int
+results_append(chunk_out *out, const void *data, size_t len)
+{
+    const char *p = data;
+    uint64_t off = out->results_end;
+
+    for (size_t done = 0; done < len;) {
+        ssize_t put = pwrite(out->results_fd, p + done, len - done, (off_t)(off + done));
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            return -1;
+        done += (size_t)put;
+    }
+    out->at[0] = off;
+    out->at[1] = len;
+    out->results_end = off + len;
+    out->in_file = 1;
+    return 0;
+}
 
 /* One task of the chunk. 0 ok, 1 failed. */
 static int
@@ -562,6 +592,7 @@ chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_
     int fd = -1, status = 1, rc;
 
     memset(&task, 0, sizeof(task));
+    out->in_file = 0;
     (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
     /* The previous task's output file, when it stayed empty, becomes this one's (a rename, no
      * new inode: creating files is most of a chunk task's cost); else a fresh file. */
@@ -604,8 +635,10 @@ chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_
                 (void)snprintf(msg, sizeof(msg), "%s", task.error);
             else
                 (void)snprintf(msg, sizeof(msg), "function '%s' returned %d", name, rc);
-        } else if (write_in(dir, path, task.value ? task.value : "",
-                            task.value ? task.value_len : 0) != 0) {
+        } else if (out->results_fd >= 0 ? results_append(out, task.value ? task.value : "",
+                                                         task.value ? task.value_len : 0) != 0
+                                        : write_in(dir, path, task.value ? task.value : "",
+                                                   task.value ? task.value_len : 0) != 0) {
             (void)snprintf(msg, sizeof(msg), "rx_init: write result '%s' failed: %s", path,
                            strerror(errno));
         } else {
@@ -638,7 +671,7 @@ run_chunk(const char *name)
     int64_t fd = -1, first = 0, count = 0;
     int stop = stop_env != NULL && strcmp(stop_env, "1") == 0;
     int args_fd = -1, args_errno = 0, status = 1;
-    chunk_out out = {.fd = -1};
+    chunk_out out = {.fd = -1, .results_fd = -1};
     rx_function *fn;
 
     if (fd_env == NULL || rx__parse_i64(fd_env, 3, INT32_MAX, &fd) != RX_OK || first_env == NULL ||
@@ -670,12 +703,20 @@ run_chunk(const char *name)
         args_fd = open(args_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         args_errno = errno; /* unreadable: each task fails saying so */
     }
+    /* The results of the chunk, one after another in one file: one new inode per chunk, not
+     * per task. */
+    {
+        char path[PATH_MAX];
+
+        (void)snprintf(path, sizeof(path), "%s/t%" PRId64 ".results", dir, first);
+        out.results_fd = create_in(dir, path);
+    }
     for (int64_t i = first; i < first + count; i++) {
         int failed;
 
-        chunk_say((int)fd, (uint64_t)i, -1);
+        chunk_say((int)fd, (uint64_t)i, -1, NULL);
         failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, &out, (uint64_t)i);
-        chunk_say((int)fd, (uint64_t)i, failed);
+        chunk_say((int)fd, (uint64_t)i, failed, !failed && out.in_file ? out.at : NULL);
         if (failed && stop)
             break;
     }
@@ -683,6 +724,8 @@ run_chunk(const char *name)
 done:
     if (out.fd >= 0)
         close(out.fd);
+    if (out.results_fd >= 0)
+        close(out.results_fd);
     if (args_fd >= 0)
         close(args_fd);
     rx__free(dir);

@@ -1118,18 +1118,42 @@ writer_open_value(api_jobs_results_writer *w, const engine_slot *slot, size_t in
         w->mem_len = slot_value_len(slot);
         return;
     }
-    if (spool_task_path(w->res->values_dir, index, ".result", path, sizeof(path)) != 0) {
-        errno = ENAMETOOLONG;
-        fd = -1;
+    if (slot->result_run > 0) {
+        /* A task of a chunk: its bytes in the chunk's results file. */
+        if (spool_task_path(w->res->values_dir, slot->result_run - 1, ".results", path,
+                            sizeof(path)) != 0) {
+            errno = ENAMETOOLONG;
+            fd = -1;
+        } else {
+            fd = spool_open_read(path, &st);
+        }
+        if (fd >= 0 && slot->result_len <= RX_RESULT_MAX_BYTES &&
+            slot->result_off <= (uint64_t)st.st_size &&
+            slot->result_len <= (uint64_t)st.st_size - slot->result_off &&
+            lseek(fd, (off_t)slot->result_off, SEEK_SET) == (off_t)slot->result_off) {
+            w->fd = fd;
+            w->file_left = slot->result_len;
+            return;
+        }
+        if (fd >= 0 && slot->result_len <= RX_RESULT_MAX_BYTES) {
+            (void)close(fd);
+            fd = -1;
+            errno = EIO; /* shorter than the record says */
+        }
     } else {
-        fd = spool_open_read(path, &st);
-    }
-    if (fd < 0 && errno == ENOENT)
-        return; /* the task wrote no result: an empty value */
-    if (fd >= 0 && (uint64_t)st.st_size <= RX_RESULT_MAX_BYTES) {
-        w->fd = fd;
-        w->file_left = (uint64_t)st.st_size;
-        return;
+        if (spool_task_path(w->res->values_dir, index, ".result", path, sizeof(path)) != 0) {
+            errno = ENAMETOOLONG;
+            fd = -1;
+        } else {
+            fd = spool_open_read(path, &st);
+        }
+        if (fd < 0 && errno == ENOENT)
+            return; /* the task wrote no result: an empty value */
+        if (fd >= 0 && (uint64_t)st.st_size <= RX_RESULT_MAX_BYTES) {
+            w->fd = fd;
+            w->file_left = (uint64_t)st.st_size;
+            return;
+        }
     }
     *failed = *slot;
     failed->state = RX_TASK_ERROR;

@@ -1329,6 +1329,9 @@ fill_slot(const store_task_row *row, void *user)
     s->signal = row->signal;
     s->started_s = row->started_s;
     s->ended_s = row->ended_s >= row->started_s ? row->ended_s : row->started_s;
+    s->result_run = row->result_run;
+    s->result_off = row->result_off;
+    s->result_len = row->result_len;
     if (row->task_state != RX_TASK_OK) {
         s->error = rx__strdup(row->error ? row->error : rx_task_state_name(row->task_state));
         if (s->error == NULL)

@@ -90,6 +90,9 @@ typedef struct engine_slot {
                         file (engine_results.values_dir): the engine never loads values */
     size_t value_len;
     double started_s, ended_s; /* UTC seconds the task started and ended; 0 = never started */
+    uint64_t result_run; /* 0: the value is values_dir/t<i>.result; k > 0: result_len bytes at */
+    uint64_t result_off; /* result_off of values_dir/t<k-1>.results (a chunk's results file) */
+    uint64_t result_len;
 } engine_slot;
 
 struct ejob;

@@ -366,6 +366,11 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
         if (rec->ended_s > 0)
             row.ended_s = rec->ended_s;
         row.error = rec->error;
+        if (rec->state == RX_TASK_OK) {
+            row.result_run = rec->result_run;
+            row.result_off = rec->result_off;
+            row.result_len = rec->result_len;
+        }
         if (rec->state == RX_TASK_STOPPED || rec->state == RX_TASK_NOT_RUN) {
             stop_message(j, rec->state, rec->state == RX_TASK_STOPPED ? rec->error : NULL, msg,
                          sizeof(msg));

@@ -868,15 +868,29 @@ chunk_start_entry(shim *sh, chunk_watch *w, uint64_t idx, pid_t pid)
     w->deadline = sh->timeout_ms > 0 ? rx__now_ms() + sh->timeout_ms : 0;
 }
 
-/* "e I STATUS" for the current entry. */
+/* "e I STATUS" for the current entry; at (STATUS 0 only) = the result's place in the run's
+ * results file, OFFSET and LENGTH, or NULL (t<I>.result). */
 static void
-chunk_task_done(shim *sh, chunk_watch *w, uint64_t idx, int64_t status)
+chunk_task_done(shim *sh, chunk_watch *w, uint64_t idx, int64_t status, const uint64_t *at)
 {
     memset(&sh->rec, 0, sizeof(sh->rec));
     sh->rec.exit_status = (int)status;
     if (chunk_task_paths(sh, idx) != 0) {
         sh->rec.state = RX_TASK_ERROR;
         (void)set_error(sh, "supervisor: spool path is too long");
+    } else if (status == 0 && at != NULL) {
+        sh->rec.state = RX_TASK_OK;
+        if (at[1] > sh->result_bytes) {
+            sh->rec.state = RX_TASK_ERROR;
+            (void)set_error(sh,
+                            "result of %" PRIu64 " bytes is over the result_bytes limit of %" PRIu64
+                            " bytes",
+                            at[1], sh->result_bytes);
+        } else {
+            sh->rec.result_run = sh->run.first + 1;
+            sh->rec.result_off = at[0];
+            sh->rec.result_len = at[1];
+        }
     } else if (status == 0) {
         sh->rec.state = RX_TASK_OK;
         check_result(sh);
@@ -905,9 +919,10 @@ chunk_lines(shim *sh, chunk_watch *w, pid_t pid)
     while ((nl = memchr(p, '\n', w->len - (size_t)(p - w->buf))) != NULL) {
         char line[CHUNK_LINE_MAX + 1];
         size_t n = (size_t)(nl - p);
-        unsigned long long idx = 0;
+        unsigned long long idx = 0, at[2] = {0, 0};
         long long status = 0;
         char extra;
+        int got;
         uint64_t want;
 
         if (n > CHUNK_LINE_MAX)
@@ -928,10 +943,14 @@ chunk_lines(shim *sh, chunk_watch *w, pid_t pid)
                 w->said = 1;
                 continue;
             }
-        } else if (sscanf(line, "e %llu %lld%c", &idx, &status, &extra) == 2) {
+        } else if ((got = sscanf(line, "e %llu %lld %llu %llu%c", &idx, &status, &at[0], &at[1],
+                                 &extra)) == 2 ||
+                   (got == 4 && status == 0 && at[0] <= INT64_MAX && at[1] <= INT64_MAX - at[0])) {
             if (w->cur >= 0 && w->said && sh->run.idx[w->cur] == idx && status >= 0 &&
                 status <= 255) {
-                chunk_task_done(sh, w, idx, status);
+                uint64_t place[2] = {at[0], at[1]};
+
+                chunk_task_done(sh, w, idx, status, got == 4 ? place : NULL);
                 continue;
             }
         }

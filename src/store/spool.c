@@ -465,7 +465,10 @@ spool_run_exit_write(const char *job_dir, const spool_run_exit *rec, int durable
         size_t elen = 0;
         char *e;
 
-        (void)snprintf(lead, sizeof(lead), "task %" PRIu64 "\n", rec->idx[i]);
+        (void)snprintf(lead, sizeof(lead),
+                       "task %" PRIu64 "\nresult_at %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                       rec->idx[i], rec->tasks[i].result_run, rec->tasks[i].result_off,
+                       rec->tasks[i].result_len);
         e = exit_format(&rec->tasks[i], lead, &elen);
         if (e == NULL)
             goto done;
@@ -691,16 +694,26 @@ spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_r
     }
     for (int64_t k = 0; k < v; k++) {
         int64_t idx;
+        unsigned long long run, off, rlen;
+        const char *at;
+        char extra;
         rx_err perr;
 
         if (field_i64(&p, "task", 0, INT64_MAX, &idx) != 0 || (uint64_t)idx < first ||
             (uint64_t)idx - first >= count || (k > 0 && (uint64_t)idx <= rec.idx[k - 1]))
+            goto done;
+        at = next_field(&p, "result_at");
+        if (at == NULL || sscanf(at, "%llu %llu %llu%c", &run, &off, &rlen, &extra) != 3 ||
+            off > INT64_MAX || rlen > INT64_MAX - off)
             goto done;
         perr = exit_parse(&p, (char *)data + len, &rec.tasks[k]);
         if (perr != RX_OK) {
             err = perr;
             goto done;
         }
+        rec.tasks[k].result_run = run;
+        rec.tasks[k].result_off = off;
+        rec.tasks[k].result_len = rlen;
         rec.idx[k] = (uint64_t)idx;
         rec.n++;
     }

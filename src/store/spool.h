@@ -95,6 +95,9 @@ typedef struct spool_exit {
     double started_s;    /* UTC seconds, or 0 */
     double ended_s;
     char *error; /* owned; NULL for OK */
+    /* Where an OK task's result is (store.h store_task_row): result_run 0 = t<i>.result; k > 0
+     * = result_len bytes at result_off of t<k-1>.results. Only in a run's record. */
+    uint64_t result_run, result_off, result_len;
 } spool_exit;
 
 /* Write task idx's exit record: t<i>.exit.tmp, fsync, rename, fsync the directory. RX_OK;
@@ -125,6 +128,7 @@ void spool_exit_free(spool_exit *rec);
  *   count 10
  *   tasks 3
  *   task 40
+ *   result_at 41 0 17                  (result_run result_off result_len)
  *   state OK ... error N <N bytes>     (the fields of a task's record, as above)
  *   task 41 ...
  *

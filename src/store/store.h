@@ -52,9 +52,12 @@ typedef struct store_task_row {
     double started_s;
     double ended_s;
     rx_task_state task_state;
-    int exit_status;   /* or -1 */
-    int signal;        /* or 0 */
-    const char *error; /* or NULL; borrowed (by the store when loading, until the callback
+    int exit_status;     /* or -1 */
+    int signal;          /* or 0 */
+    uint64_t result_run; /* 0: the result is t<idx>.result; k > 0: in t<k-1>.results (schema.c) */
+    uint64_t result_off; /* ... at this byte */
+    uint64_t result_len; /* ... this many bytes */
+    const char *error;   /* or NULL; borrowed (by the store when loading, until the callback
                           returns) */
 } store_task_row;
 
