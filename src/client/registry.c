@@ -523,18 +523,22 @@ chunk_arg(int fd, uint64_t i, void **out, size_t *out_len)
     return RX_OK;
 }
 
-/* Say "s I" (status < 0), "e I STATUS", or "e I 0 OFFSET LENGTH" (at: the result is in the
- * chunk's results file) to the supervisor; a supervisor gone means nobody records anything:
- * exit. */
+/* Say "e I STATUS", or "e I 0 OFFSET LENGTH" (at: the result is in the chunk's results file),
+ * unless status < 0; then "s NEXT" unless next < 0: one write, one wake-up of the supervisor per
+ * task. A supervisor gone means nobody records anything: exit. */
 static void
-chunk_say(int fd, uint64_t i, int status, const uint64_t *at)
+chunk_say(int fd, uint64_t i, int status, const uint64_t *at, int64_t next)
 {
-    char line[96];
-    int n = status < 0   ? snprintf(line, sizeof(line), "s %" PRIu64 "\n", i)
-            : at != NULL ? snprintf(line, sizeof(line), "e %" PRIu64 " 0 %" PRIu64 " %" PRIu64 "\n",
-                                    i, at[0], at[1])
-                         : snprintf(line, sizeof(line), "e %" PRIu64 " %d\n", i, status);
+    char line[160];
+    int n = 0;
 
+    if (status >= 0 && at != NULL)
+        n = snprintf(line, sizeof(line), "e %" PRIu64 " 0 %" PRIu64 " %" PRIu64 "\n", i, at[0],
+                     at[1]);
+    else if (status >= 0)
+        n = snprintf(line, sizeof(line), "e %" PRIu64 " %d\n", i, status);
+    if (next >= 0)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "s %" PRId64 "\n", next);
     for (;;) {
         ssize_t put = write(fd, line, (size_t)n);
 
@@ -711,13 +715,13 @@ run_chunk(const char *name)
         (void)snprintf(path, sizeof(path), "%s/t%" PRId64 ".results", dir, first);
         out.results_fd = create_in(dir, path);
     }
+    chunk_say((int)fd, 0, -1, NULL, first);
     for (int64_t i = first; i < first + count; i++) {
-        int failed;
+        int failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, &out, (uint64_t)i);
+        int64_t next = i + 1 < first + count && !(failed && stop) ? i + 1 : -1;
 
-        chunk_say((int)fd, (uint64_t)i, -1, NULL);
-        failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, &out, (uint64_t)i);
-        chunk_say((int)fd, (uint64_t)i, failed, !failed && out.in_file ? out.at : NULL);
-        if (failed && stop)
+        chunk_say((int)fd, (uint64_t)i, failed, !failed && out.in_file ? out.at : NULL, next);
+        if (next < 0)
             break;
     }
     status = 0;
