@@ -28,12 +28,19 @@
  *     RXJOB_ARGS         the job's arguments file (store/work.h "RXA1": an offset table, then
  *                        the bytes; read with pread), absent when the job has no arguments
  *
- * and rx_init runs the tasks in index order, each: write "s I\n" on the pipe; point fd 1 and 2
- * at a fresh t<I>.out; set RXJOB_TASK_INDEX; read the argument; call the function; write
- * t<I>.result (or t<I>.error); write "e I STATUS\n" (0 ok, 1 failed). It stops after a failure
- * when RXJOB_CHUNK_STOP is 1, and exits 0 after the last task; 127 (before any "s") when no
- * function has the name. Every file is created afresh (unlink, then O_CREAT | O_EXCL |
- * O_NOFOLLOW), as the daemon's own spool writers do.
+ * and rx_init runs the tasks in index order. It writes "s FIRST\n" on the pipe, then per task I:
+ * point fd 1 and 2 at t<I>.out (a fresh file, or the previous task's renamed when that one
+ * stayed empty); set RXJOB_TASK_INDEX; read the argument (two preads); call the function; append
+ * the result to t<FIRST>.results (one file for the chunk's results, one after another) or write
+ * the failure to t<I>.error; then, in one write, "e I 0 OFFSET LENGTH\n" (ok: its result's
+ * place in t<FIRST>.results), or "e I 1\n" (failed), followed by "s I+1\n" when another task
+ * follows. (Where t<FIRST>.results cannot be created, each result is t<I>.result and an ok task
+ * says "e I 0\n".) It stops after a failure when RXJOB_CHUNK_STOP is 1, and exits 0 after the
+ * last task; 127 (before any "s") when no function has the name, with t<FIRST>.error saying so.
+ * Every file is created afresh, never opened over what is there: an unnamed file (O_TMPFILE),
+ * then linked to its name; or O_CREAT | O_EXCL | O_NOFOLLOW, after an unlink when something is
+ * there. The supervisor (src/shim/shim.c run_chunk) enforces the time limit per task from its
+ * "s", and ends the task that was running when the program died.
  *
  * The table is a plain array filled by constructors, before any thread exists (rxjob.h says to
  * register before starting threads); lookups only read it.
