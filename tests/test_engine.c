@@ -1706,6 +1706,102 @@ test_engine_schema_1_upgrade(void **state)
     fixture_free(f);
 }
 
+/* A run's exit record (spool.h spool_run_exit): written and read back whole; a task's own record
+ * reads as a run of one; anything malformed, or another run's, is refused (RX_EINVAL), never
+ * half-read: the job directory is the user's in system mode. */
+static void
+test_engine_run_exit_record(void **state)
+{
+    char dir[] = "/tmp/rxjob-runrec-XXXXXX";
+    char path[PATH_MAX];
+    spool_exit tasks[2];
+    uint64_t idx[2] = {40, 42};
+    spool_run_exit rec = {.go = 1, .first = 40, .count = 5, .n = 2, .idx = idx, .tasks = tasks};
+    spool_run_exit back;
+    static const char *const bad[] = {
+        "",
+        "rxjob-chunk 1\n",
+        "rxjob-chunk 1\ngo 1\nfirst 41\ncount 5\ntasks 0\n",  /* another run's */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 6\ntasks 0\n",  /* another count */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 6\n",  /* more entries than tasks */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\n",  /* an entry missing */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 0\nx", /* bytes after the end */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 45\nresult_at 0 0 0\nstate OK\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\n", /* out of run */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 2\ntask 41\nresult_at 0 0 0\nstate OK\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\ntask 41\n"
+        "result_at 0 0 0\nstate OK\nexit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\n"
+        "ended_s 2\nerror 0\n", /* not ascending */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 41\nresult_at 0 0 0\nstate OK\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 99\nshort", /* cut */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 41\nresult_at 1 9223372036854775807 "
+        "9\nstate OK\nexit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\n",
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 41\nresult_at 0 0 0\nstate NOPE\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\n",
+    };
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    memset(tasks, 0, sizeof(tasks));
+    tasks[0].go = 1;
+    tasks[0].state = RX_TASK_OK;
+    tasks[0].task_pid = 77;
+    tasks[0].started_s = 1.5;
+    tasks[0].ended_s = 2.5;
+    tasks[0].result_run = 41;
+    tasks[0].result_off = 3;
+    tasks[0].result_len = 17;
+    tasks[1].go = 1;
+    tasks[1].state = RX_TASK_SIGNALED;
+    tasks[1].exit_status = -1;
+    tasks[1].signal = 11;
+    tasks[1].error = "killed by signal 11 (SIGSEGV)\nwith a newline";
+    assert_int_equal(spool_run_exit_write(dir, &rec, 0), RX_OK);
+    assert_int_equal(spool_run_exit_read(dir, 40, 5, &back), RX_OK);
+    assert_int_equal(back.go, 1);
+    assert_int_equal(back.n, 2);
+    assert_int_equal(back.idx[0], 40);
+    assert_int_equal(back.idx[1], 42);
+    assert_int_equal(back.tasks[0].state, RX_TASK_OK);
+    assert_int_equal(back.tasks[0].result_run, 41);
+    assert_int_equal(back.tasks[0].result_off, 3);
+    assert_int_equal(back.tasks[0].result_len, 17);
+    assert_int_equal(back.tasks[0].task_pid, 77);
+    assert_null(back.tasks[0].error);
+    assert_int_equal(back.tasks[1].state, RX_TASK_SIGNALED);
+    assert_int_equal(back.tasks[1].signal, 11);
+    assert_string_equal(back.tasks[1].error, tasks[1].error);
+    spool_run_exit_free(&back);
+    /* The same file read as another run's. */
+    assert_int_equal(spool_run_exit_read(dir, 40, 4, &back), RX_EINVAL);
+    assert_int_equal(spool_run_exit_read(dir, 39, 5, &back), RX_ENOENT);
+
+    /* A task's own record: a run of one (go 0: no entry). */
+    tasks[1].go = 0;
+    assert_int_equal(spool_exit_write(dir, 7, &tasks[1]), RX_OK);
+    assert_int_equal(spool_run_exit_read(dir, 7, 1, &back), RX_OK);
+    assert_int_equal(back.go, 0);
+    assert_int_equal(back.n, 0);
+    spool_run_exit_free(&back);
+    assert_int_equal(spool_run_exit_read(dir, 7, 2, &back), RX_EINVAL);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        FILE *fp;
+
+        (void)snprintf(path, sizeof(path), "%s/t40.exit", dir);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(bad[i], 1, strlen(bad[i]), fp), strlen(bad[i]));
+        fclose(fp);
+        if (spool_run_exit_read(dir, 40, 5, &back) != RX_EINVAL)
+            fail_msg("malformed record %zu was read", i);
+    }
+    (void)unlink(path);
+    (void)snprintf(path, sizeof(path), "%s/t7.exit", dir);
+    (void)unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_engine_cleanup(void **state)
 {
@@ -2051,6 +2147,7 @@ main(void)
         cmocka_unit_test(test_engine_command_not_found),
         cmocka_unit_test(test_engine_function_work),
         cmocka_unit_test(test_engine_schema_1_upgrade),
+        cmocka_unit_test(test_engine_run_exit_record),
         cmocka_unit_test(test_engine_output_cap),
         cmocka_unit_test(test_engine_output_cap_timeout_cancel),
         cmocka_unit_test(test_engine_result_limit),
