@@ -659,6 +659,8 @@ spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_r
         if (err != RX_OK)
             goto done;
         rec.go = one.go;
+        if (!one.go)
+            spool_exit_free(&one); /* never ran: nothing of it is kept */
         if (one.go) {
             rec.idx = rx__malloc(sizeof(*rec.idx));
             rec.tasks = rx__malloc(sizeof(*rec.tasks));
