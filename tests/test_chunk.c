@@ -200,6 +200,12 @@ make_args(size_t n, const char *(*action)(size_t), const char *log, char bufs[][
  * The function the tasks run (in this program, started again by the daemon)
  * ------------------------------------------------------------------------------------------- */
 
+static void
+hang_at_exit(void)
+{
+    sleep_ms(120000);
+}
+
 /* Argument "ACTION LOG": append "<index> <pid>" to LOG, say a line on stdout and on stderr, then
  * ACTION: ok (result "r<index> <pid>"), fail, segv, abort, slow (400 ms, then ok), hang (60 s). */
 RX_FUNCTION(chunk_step)
@@ -234,6 +240,8 @@ RX_FUNCTION(chunk_step)
         sleep_ms(400);
     if (strcmp(action, "hang") == 0)
         sleep_ms(60000);
+    if (strcmp(action, "atexit") == 0)
+        (void)atexit(hang_at_exit); /* the program hangs after its last task */
     if (strcmp(action, "big") == 0) {
         /* 100 000 + i bytes of one letter: values read from one file, one after another. */
         size_t blen = 100000 + i;
@@ -336,6 +344,12 @@ static const char *
 act_big(size_t i)
 {
     return i == 2 ? "ok" : "big";
+}
+
+static const char *
+act_atexit(size_t i)
+{
+    return i == 2 ? "atexit" : "ok";
 }
 
 static const char *
@@ -681,6 +695,37 @@ test_chunk_timeout(void **state)
     rx_context_free(ctx);
 }
 
+/* A program that hangs after its last task (an atexit handler) is stopped by the time limit,
+ * counted from that task's end; every task stays OK. */
+static void
+test_chunk_hang_after_last(void **state)
+{
+    char log[320], bufs[3][400];
+    rx_buf args[3];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int64_t t0 = now_ms();
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "atexit");
+    make_args(3, act_atexit, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 3;
+    opts.task_chunk_size = 3;
+    opts.execution_timeout_s = 1.0;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    assert_true(now_ms() - t0 < 30000); /* not the handler's 120 s */
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 /* Cancel mid-chunk: the task running is stopped, the rest never start; nothing runs twice and
  * the program is gone. */
 static void
@@ -853,6 +898,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunk_fail_stop),
         cmocka_unit_test(test_chunk_crash),
         cmocka_unit_test(test_chunk_timeout),
+        cmocka_unit_test(test_chunk_hang_after_last),
         cmocka_unit_test(test_chunk_cancel),
         cmocka_unit_test(test_chunk_kill9_adopt),
         cmocka_unit_test(test_chunk_kill9_vanished),

@@ -851,6 +851,7 @@ chunk_end_entry(shim *sh, chunk_watch *w)
     *t = sh->rec;
     memset(&sh->rec, 0, sizeof(sh->rec));
     w->cur = -1;
+    w->deadline = sh->timeout_ms > 0 ? rx__now_ms() + sh->timeout_ms : 0;
 }
 
 /* A new entry for task idx, running from now. */
@@ -1008,7 +1009,10 @@ chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
         nfds_t n = 0;
         int timeout, rc, i_pidfd = -1, i_pipe = -1;
 
-        if (stop == STOP_NONE && w->cur >= 0 && w->deadline > 0 && now >= w->deadline) {
+        /* Between tasks and after the last one the time limit runs too, from the last end: a
+         * program that hangs there (an atexit handler, a destructor) is stopped; no task
+         * fails for it. */
+        if (stop == STOP_NONE && w->deadline > 0 && now >= w->deadline) {
             stop = STOP_TIMEOUT;
             (void)rx__proc_signal_group(proc, SIGTERM);
             sigkill_at = now + sh->grace_ms;
@@ -1017,7 +1021,7 @@ chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
             (void)rx__proc_signal_group(proc, SIGKILL);
             sigkill_at = 0;
         }
-        if (stop == STOP_NONE && w->cur >= 0 && w->deadline > 0)
+        if (stop == STOP_NONE && w->deadline > 0)
             next = w->deadline;
         if (sigkill_at > 0 && (next == 0 || sigkill_at < next))
             next = sigkill_at;
