@@ -622,6 +622,7 @@ test_chunk_crash(void **state)
     rx_results *res;
     int runs[MAX_TASKS];
     long pids[MAX_TASKS];
+    char *out;
 
     (void)state;
     skip_without_daemon();
@@ -632,6 +633,13 @@ test_chunk_crash(void **state)
     opts.task_chunk_size = 10;
     ctx = context();
     job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    /* What the crashed task wrote before it died is its output. */
+    out = job_output(job);
+    if (strstr(out, "==> task 3 <==\nout 3\nerr 3\n") == NULL ||
+        strstr(out, "==> task 12 <==\nout 12\nerr 12\n") == NULL)
+        fail_msg("the crashed tasks' output is not theirs: %s", out);
+    free(out);
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
     assert_int_equal(rx_results_failed(res), 2);
