@@ -6,12 +6,15 @@
 # are not started here. clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes, only a
 # Recommends of clang, so named here) are for fuzz/ and tests/check_fuzz.sh. openssl (the
 # command) makes tests/check_tcp.sh's certificates and tokens. task-spooler, nq and gnuplot-nox
-# are for bench/compare (rxjob beside its peers, and its chart).
+# are for bench/compare (rxjob beside its peers, and its chart). musl-tools builds the task
+# supervisor, rxjob-shim, with musl (CMakeLists.txt RX_MUSL_SHIM; without it, glibc). strace
+# counts the writes of an error line in tests/check_cli.sh.
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
 libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip curl \
-procps python3 slurm-wlm munge clang libclang-rt-14-dev openssl task-spooler nq gnuplot-nox"
+procps python3 slurm-wlm munge clang libclang-rt-14-dev openssl task-spooler nq gnuplot-nox \
+musl-tools strace"
 
 missing=""
 for p in $PACKAGES; do

@@ -29,12 +29,7 @@ same() {
     fi
 }
 
-"$rxjobd" --foreground --socket "$sock" --state-dir "$tmp/state" --slots 2 2>>"$tmp/rxjobd.log" &
-daemon_pid=$!
-for _ in $(seq 1 200); do
-    rx jobs >/dev/null 2>&1 && break
-    sleep 0.05
-done
+rx_start_daemon --slots 2
 
 # --- 1. console output ----------------------------------------------------------------------
 fmt='a\0b\377\033[31m\r\n\001\177 \303\251 \300\257 end'

@@ -19,7 +19,9 @@
 #     parses as JSON;
 #   - the embedded default: with RXJOB_SOCKET and RXJOB_STATE_DIR in the temporary directory and
 #     RXJOB_DAEMON=BUILD_DIR/rxjobd, "rxjob exec -- true" starts the daemon, "rxjob daemon
-#     status" describes it, "rxjob daemon stop" stops it.
+#     status" describes it, "rxjob daemon stop" stops it; a daemon program that never serves
+#     makes exec exit 3 with what it wrote on stderr, even while a child of it still holds
+#     that stderr open.
 # Every check counts once; failures are printed; the script ends with
 # "check_cli: N passed, M failed" and exits non-zero if M > 0. It kills only the daemons it
 # started (by pid, in an EXIT trap) and removes its temporary directory.
@@ -27,64 +29,14 @@
 set -uo pipefail
 export LC_ALL=C
 
-build_dir=${1:?usage: check_cli.sh BUILD_DIR}
-build_dir=$(cd "$build_dir" && pwd)
-rxjob=$build_dir/rxjob
-rxjobd=$build_dir/rxjobd
-
-for prog in "$rxjob" "$rxjobd"; do
-    if [[ ! -x $prog ]]; then
-        echo "check_cli: $prog is missing; build first" >&2
-        exit 1
-    fi
-done
-if ! command -v python3 >/dev/null; then
-    echo "check_cli: python3 is needed to check the JSON output" >&2
-    exit 1
-fi
-
-# A short path: a socket's path must fit in 108 bytes.
-tmp=$(mktemp -d /tmp/check_cli.XXXXXX)
-sock=$tmp/s.sock
-daemon_pid=
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_cli "${1:-}"
+rx_need "$rxjob" "$rxjobd" python3 # python3 checks the JSON output
 embedded_pid=
-
-# alive PID: the process runs (a zombie has exited: a daemonized rxjobd's parent may be a
-# PID 1 that never reaps).
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != [ZX] ]]
-}
-
-cleanup() {
-    local pid
-    for pid in $daemon_pid $embedded_pid; do
-        if alive "$pid"; then
-            kill "$pid" 2>/dev/null
-            for _ in $(seq 50); do
-                alive "$pid" || break
-                sleep 0.1
-            done
-            alive "$pid" && kill -9 "$pid" 2>/dev/null
-        fi
-    done
-    wait 2>/dev/null
-    rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-
-pass() {
-    passed=$((passed + 1))
-}
-
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL: %s\n' "$*"
+rx_test_on_exit() { rx_stop "$embedded_pid"; }
+# A failed check shows what the command it ran wrote on stderr.
+rx_test_on_fail() {
     if [[ -n ${err_file:-} && -s $err_file ]]; then
         sed 's/^/  stderr: /' "$err_file" | head -n 5
     fi
@@ -168,23 +120,7 @@ elapsed() {
 # The daemon.
 # ---------------------------------------------------------------------------------------------
 # RXJOB_TEST_EXECUTOR=slurm runs the same checks on the Slurm executor (tests/check_slurm.sh).
-"$rxjobd" --foreground --socket "$sock" --state-dir "$tmp/state" --slots 4 \
-    --executor "${RXJOB_TEST_EXECUTOR:-local}" --slurm-poll-ms 200 >"$tmp/rxjobd.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 200); do
-    if "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
-        break
-    fi
-    if ! kill -0 "$daemon_pid" 2>/dev/null; then
-        break
-    fi
-    sleep 0.05
-done
-if ! "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
-    echo "check_cli: rxjobd did not answer on $sock; its log:" >&2
-    sed 's/^/  /' "$tmp/rxjobd.log" >&2
-    exit 1
-fi
+rx_start_daemon --slots 4 --executor "${RXJOB_TEST_EXECUTOR:-local}" --slurm-poll-ms 200 || exit 1
 echo "ok: rxjobd (pid $daemon_pid) answers on $sock"
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +447,7 @@ expect_match "daemon status gives the pid" "pid: +$daemon_pid" "$out"
 # ---------------------------------------------------------------------------------------------
 rj daemon stop
 expect_rc "daemon stop" 0
-if alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else pass; fi
+if rx_alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else pass; fi
 wait "$daemon_pid" 2>/dev/null
 rj status 1
 expect_rc "status once the daemon is stopped" 3
@@ -543,7 +479,7 @@ emb daemon start
 expect_rc "embedded: daemon start when running" 0
 emb daemon stop
 expect_rc "embedded: daemon stop" 0
-if [[ -n $embedded_pid ]] && alive "$embedded_pid"; then
+if [[ -n $embedded_pid ]] && rx_alive "$embedded_pid"; then
     fail "embedded: rxjobd (pid $embedded_pid) still runs after daemon stop"
 else
     pass
@@ -562,7 +498,29 @@ expect_out "embedded: the job is still there after a restart" FINISHED
 emb daemon stop
 expect_rc "embedded: daemon stop again" 0
 
-echo "check_cli: $passed passed, $failed failed"
-if ((failed > 0)); then
-    exit 1
+# A "daemon" that says why it cannot serve and exits, leaving a child that holds its stderr
+# open: the client's read of that pipe must not wait for its end, and must keep what is there.
+mkdir -p "$tmp/fake"
+printf '%s\n' '#!/bin/sh' 'echo "fake-rxjobd: cannot serve" >&2' 'echo "second line" >&2' \
+    'sleep 30 &' 'echo $! >"$0.holder"' 'exit 1' >"$tmp/fake/rxjobd"
+chmod +x "$tmp/fake/rxjobd"
+run env RXJOB_SOCKET="$tmp/fake/s.sock" RXJOB_STATE_DIR="$tmp/fake/state" \
+    RXJOB_DAEMON="$tmp/fake/rxjobd" XDG_RUNTIME_DIR="$tmp/fake/run" "$rxjob" exec -- true
+[[ -s $tmp/fake/rxjobd.holder ]] && rx_pids+=("$(cat "$tmp/fake/rxjobd.holder")")
+expect_rc "a daemon that never serves: exec" 3
+expect_match "a daemon that never serves: its stderr in the message" \
+    "nothing answers on .*: fake-rxjobd: cannot serve second line$" "$err"
+
+# An error line reaches stderr in one write(2), whole: escaped piece by piece through an
+# unbuffered stderr it was one write per byte, interleaved with whatever else wrote there.
+if command -v strace >/dev/null 2>&1; then
+    run strace -f -qq -e trace=write -o "$tmp/strace.out" "$rxjob" --url "unix:$tmp/none.sock" \
+        status 5
+    expect_rc "strace: status against no daemon" 3
+    n=$(grep -c '^[0-9]* *write(2,' "$tmp/strace.out" || true)
+    if [[ $n == 1 ]]; then pass; else fail "the error line took $n writes to stderr, want 1"; fi
+else
+    fail "strace is not installed (scripts/install-deps.sh installs it)"
 fi
+
+rx_test_end

@@ -34,50 +34,13 @@
 set -uo pipefail
 export LC_ALL=C
 
-build_dir=${1:?usage: check_daemon.sh BUILD_DIR}
-rxjobd=$build_dir/rxjobd
-if [[ ! -x $rxjobd ]]; then
-    echo "check_daemon: $rxjobd is missing; build first" >&2
-    exit 1
-fi
-
-# A short path: a Unix socket's path must fit in 108 bytes.
-tmp=$(mktemp -d /tmp/rxck.XXXXXX)
-sock=$tmp/d.sock
-state=$tmp/state
-pids=() # every daemon this script started, to stop at exit
-
-passed=0
-failed=0
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null
-        fi
-    done
-    rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-
-pass() {
-    passed=$((passed + 1))
-}
-
-fail() {
-    failed=$((failed + 1))
-    echo "check_daemon: FAIL: $*" >&2
-}
-
-# check DESCRIPTION COMMAND...: one check, passed when the command succeeds.
-check() {
-    local what=$1
-    shift
-    if "$@"; then pass; else fail "$what"; fi
-}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_daemon "${1:-}"
+rx_need "$rxjobd" curl
+# Each daemon this script starts goes into rx_pids (lib.sh stops them at exit); a check that
+# passes is counted, not printed.
+rx_check_quiet=1
 
 # api METHOD PATH [BODY]: one request to the daemon on $sock (or $SOCK if set). Sets $code (the
 # HTTP status, 000 when nothing answered) and $body (the response body).
@@ -154,7 +117,7 @@ executor=${RXJOB_TEST_EXECUTOR:-local}
 "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 --grace-ms 200 \
     --executor "$executor" --slurm-poll-ms 200 2>"$tmp/daemon.log" &
 daemon=$!
-pids+=("$daemon")
+rx_pids+=("$daemon")
 if ! wait_answer; then
     echo "check_daemon: rxjobd did not answer on $sock; its log:" >&2
     cat "$tmp/daemon.log" >&2
@@ -503,7 +466,7 @@ if [[ $executor == local ]]; then
     RXJOBD_SHIM= "$tmp/copy/rxjobd-copy" --foreground --socket "$tmp/c.sock" --state-dir "$tmp/cstate" \
         2>"$tmp/copy.log" &
     copy_pid=$!
-    pids+=("$copy_pid")
+    rx_pids+=("$copy_pid")
     check "a copy of rxjobd serves" wait_answer "$tmp/c.sock"
     rm -f "$tmp/copy/rxjobd-copy" "$tmp/copy/rxjob-shim"
     SOCK=$tmp/c.sock api POST /v1/jobs \
@@ -552,7 +515,7 @@ check "daemonized start prints nothing" test ! -s "$tmp/bg.out"
 SOCK=$tmp/bg.sock api GET /v1/daemon
 expect "daemonized rxjobd answers at once" 200 '"pid":'
 bg_pid=$(sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p' <<<"$body")
-[[ -n $bg_pid ]] && pids+=("$bg_pid")
+[[ -n $bg_pid ]] && rx_pids+=("$bg_pid")
 check "daemonized rxjobd logs to its state directory" test -s "$tmp/bg/rxjobd.log"
 SOCK=$tmp/bg.sock api POST /v1/daemon/stop
 expect "stop over HTTP" 200 '{"stopping":true}'
@@ -585,7 +548,7 @@ check "SIGTERM: socket removed" test ! -e "$sock"
 
 "$rxjobd" --foreground --socket "$sock" --state-dir "$state" 2>>"$tmp/daemon.log" &
 daemon=$!
-pids+=("$daemon")
+rx_pids+=("$daemon")
 check "restart on the same state directory" wait_answer
 # A task that runs while the daemon is killed is adopted by the next daemon, whose engine says
 # so in its log ("rxjobd: info: engine: ...").
@@ -606,7 +569,7 @@ expect "the job to adopt runs" 200 '"running":1'
 check "SIGKILL leaves a stale socket" test -S "$sock"
 "$rxjobd" --foreground --socket "$sock" --state-dir "$state" 2>"$tmp/stale.log" &
 daemon=$!
-pids+=("$daemon")
+rx_pids+=("$daemon")
 check "a stale socket is replaced" wait_answer
 check "the stale socket removal is logged" grep -q "removed stale socket" "$tmp/stale.log"
 check "the engine's messages are logged (adopted task)" \
@@ -619,10 +582,8 @@ kill -TERM "$daemon"
 wait "$daemon"
 check "second SIGTERM: exit status 0" test "$?" = 0
 
-echo "check_daemon: $passed passed, $failed failed"
-if [[ $failed -gt 0 ]]; then
+if ! rx_test_end; then
     echo "check_daemon: daemon log:" >&2
     tail -n 50 "$tmp/daemon.log" >&2
     exit 1
 fi
-exit 0

@@ -23,37 +23,16 @@
 set -euo pipefail
 export LC_ALL=C
 
-build_dir=${1:?usage: check_examples.sh BUILD_DIR}
-checksums=$build_dir/examples/parallel_checksums
-gzipper=$build_dir/examples/parallel_gzip
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_examples "${1:-}"
+checksums=$build/examples/parallel_checksums
+gzipper=$build/examples/parallel_gzip
 big_dir=${RX_CHECK_BIG_DIR:-/usr/include}
-
-for prog in "$checksums" "$gzipper"; do
-    if [[ ! -x $prog ]]; then
-        echo "check_examples: $prog is missing; build first" >&2
-        exit 1
-    fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_examples.XXXXXX")
-cleanup() {
-    chmod -R u+rwx -- "$tmp" 2>/dev/null || true
-    rm -rf -- "$tmp"
-}
-trap cleanup EXIT
+rx_need "$checksums" "$gzipper"
+# The unreadable-file case leaves a mode-000 file: make the tree removable.
+rx_test_on_exit() { chmod -R u+rwx -- "$tmp" 2>/dev/null || true; }
 trap 'echo "check_examples: command failed at line $LINENO (exit $?)" >&2' ERR
-
-passed=0
-failed=0
-
-pass() {
-    passed=$((passed + ${1:-1}))
-}
-
-fail() {
-    failed=$((failed + 1))
-    printf 'FAIL: %s\n' "$*"
-}
 
 # expect_status NAME WANT GOT
 expect_status() {
@@ -172,7 +151,7 @@ compare_tables() {
             print ok + 0, bad + 0
         }' "$3" "$4")
     read -r ok bad <<<"$counts"
-    pass "$ok"
+    passed=$((passed + ok))
     failed=$((failed + bad))
     if ((bad > 0)); then
         printf 'FAIL: %s: %d of %d checks wrong\n' "$name" "$bad" "$((ok + bad))"
@@ -321,7 +300,4 @@ else
     echo "note: $big_dir is not a directory: big-tree case skipped"
 fi
 
-echo "check_examples: $passed passed, $failed failed"
-if ((failed > 0)); then
-    exit 1
-fi
+rx_test_end || exit 1

@@ -15,33 +15,25 @@
 set -euo pipefail
 export LC_ALL=C
 
-build_dir=${1:?usage: check_fuzz.sh BUILD_DIR}
-build_dir=$(cd "$build_dir" && pwd)
-src_dir=$(cd "$(dirname "$0")/.." && pwd)
-fuzz_build=$build_dir/fuzz-build
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_fuzz "${1:-}"
+src_dir=$(cd "$here/.." && pwd)
+fuzz_build=$build/fuzz-build
 seconds=${RX_CHECK_FUZZ_SECONDS:-30}
-work=$(mktemp -d "${TMPDIR:-/tmp}/check_fuzz.XXXXXX")
-passed=0
-failed=0
+work=$tmp
 
-pass() { passed=$((passed + 1)); }
-fail() {
-    echo "FAIL: $*" >&2
-    failed=$((failed + 1))
-}
 finish() {
-    echo "check_fuzz: $passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
+    rx_test_end
     exit
 }
 
 # The work directory goes unless an artifact (a crashing input) is worth keeping.
-cleanup() {
-    if ! compgen -G "$work/artifacts/*" >/dev/null; then
-        rm -rf "$work"
+rx_test_on_exit() {
+    if compgen -G "$work/artifacts/*" >/dev/null; then
+        rx_test_keep_tmp=1
     fi
 }
-trap cleanup EXIT
 
 cc=$(command -v clang || true)
 if [ -z "$cc" ]; then
@@ -53,7 +45,7 @@ pass
 if ! CC=$cc cmake -S "$src_dir" -B "$fuzz_build" -DRX_FUZZ=ON -DRX_BUILD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/configure.log" 2>&1 ||
     ! cmake --build "$fuzz_build" --target fuzz_request -j "$(nproc)" >"$work/build.log" 2>&1; then
-    cat "$work/configure.log" "$work/build.log" 2>/dev/null | tail -40 >&2
+    { cat "$work/configure.log" "$work/build.log" 2>/dev/null || true; } | tail -40 >&2
     fail "building fuzz_request"
     finish
 fi

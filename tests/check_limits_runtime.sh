@@ -24,13 +24,7 @@ rx_test_on_exit() {
     [ -s "$tmp/writer.pid" ] && kill -KILL "$(cat "$tmp/writer.pid")" 2>/dev/null || true
 }
 
-"$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 \
-    --limit output_bytes=1M --limit result_bytes=1K 2>>"$tmp/rxjobd.log" &
-daemon_pid=$!
-for _ in $(seq 1 200); do
-    rx jobs >/dev/null 2>&1 && break
-    sleep 0.05
-done
+rx_start_daemon --slots 2 --limit output_bytes=1M --limit result_bytes=1K
 
 # 1. 50 MB of output, cap 1 MiB.
 marker="[rxjob: output cut at 1048576 bytes: output_bytes limit; 48951424 bytes discarded]"

@@ -8,22 +8,13 @@
 # Usage: bash tests/check_peer.sh BUILD_DIR
 set -euo pipefail
 
-build=$(cd "${1:?usage: check_peer.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_peer "${1:-}"
 if [ "$(id -u)" != 0 ]; then
-    echo "check_peer: needs root to run a listener as another user"
-    echo "check_peer: 0 passed, 0 failed, 1 skipped"
-    exit 0
+    rx_test_skip "needs root to run a listener as another user"
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rxjob-peer.XXXXXX")
 chmod 0755 "$tmp"
-listener=""
-cleanup() {
-    [ -n "$listener" ] && kill "$listener" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-passed=0
-failed=0
 
 # A listener as nobody that records whatever it receives and answers like a daemon would.
 install -d -o nobody -m 0755 "$tmp/evil"
@@ -41,7 +32,7 @@ while True:
               b"{\"id\":7,\"status\":\"QUEUED\",\"n_tasks\":1,\"tasks\":{\"pending\":1,\"running\":0,\"ok\":0,\"failed\":0}}")
     c.close()
 ' "$tmp/evil/rxjobd.sock" "$tmp/evil/received" &
-listener=$!
+rx_pids+=($!) # the listener
 for _ in $(seq 100); do [ -S "$tmp/evil/rxjobd.sock" ] && break; sleep 0.05; done
 
 set +e
@@ -50,18 +41,13 @@ SECRET_TOKEN=hunter2 "$build/rxjob" --url "unix:$tmp/evil/rxjobd.sock" exec -- s
 rc=$?
 set -e
 if [ "$rc" = 3 ] && grep -q "another user" "$tmp/err"; then
-    passed=$((passed + 1))
-    echo "ok: the client refuses a daemon of another user (exit 3): $(cat "$tmp/err")"
+    ok "the client refuses a daemon of another user (exit 3): $(cat "$tmp/err")"
 else
-    failed=$((failed + 1))
-    echo "FAILED: exit $rc; stdout: $(cat "$tmp/out"); stderr: $(cat "$tmp/err")"
+    bad "exit $rc; stdout: $(cat "$tmp/out"); stderr: $(cat "$tmp/err")"
 fi
 if [ ! -s "$tmp/evil/received" ]; then
-    passed=$((passed + 1))
-    echo "ok: nothing was sent to it"
+    ok "nothing was sent to it"
 else
-    failed=$((failed + 1))
-    echo "FAILED: the listener received: $(head -c 300 "$tmp/evil/received")"
+    bad "the listener received: $(head -c 300 "$tmp/evil/received")"
 fi
-echo "check_peer: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+rx_test_end

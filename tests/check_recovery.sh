@@ -19,24 +19,7 @@ rx_test_on_exit() {
     done
 }
 
-start_daemon() {
-    "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 \
-        2>>"$tmp/rxjobd.log" &
-    daemon_pid=$!
-    for _ in $(seq 1 200); do
-        if "$rxjob" --url "unix:$sock" jobs >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "rxjobd did not answer; its log:"
-    cat "$tmp/rxjobd.log"
-    exit 1
-}
-
-rx() {
-    "$rxjob" --url "unix:$sock" "$@"
-}
+start_daemon() { rx_start_daemon --slots 2 || exit 1; }
 
 # --- 1. kill -9 with 2 running and 5 queued --------------------------------------------------
 start_daemon

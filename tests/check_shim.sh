@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# check_shim.sh - the supervisor's "c"/"g" protocol on fd 3 and the scheduler's spare
+# check_shim.sh - the supervisor's "c"/"g" protocol on fd 3 and the scheduler's (blank) spare
 # supervisors (docs/engine.md "A task's life"), against a real daemon and the real rxjob-shim.
 #
 #  1. rxjob-shim by hand, on a copy of a real job's work: end-of-file before "c" (a spare never
 #     given its task) writes nothing and starts nothing; "c" then end-of-file (claimed, never
 #     told to go) writes a go-0 record and starts nothing; "c" "g" runs the task; "g" alone (a
 #     daemon that does not claim) runs it too, without the supervisor's fd 3. On a socket, the
-#     end is said ("e") after the exit record is written, and the supervisor exits on "k" or on
-#     end-of-file.
+#     end is the exit record sent ("E"); the supervisor exits on "k" without a record file, or
+#     on end-of-file with one.
 #  2. Spares are discarded: after a job is canceled while its tasks run (spares of its next
 #     tasks waiting), and after every job finished, the daemon has no child process left.
 #
@@ -19,13 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rx_test_init check_shim "${1:-}"
 shim="$build/rxjob-shim"
 
-"$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 2>>"$tmp/rxjobd.log" &
-daemon_pid=$!
-for _ in $(seq 1 200); do
-    rx jobs >/dev/null 2>&1 && break
-    sleep 0.05
-done
-rx jobs >/dev/null 2>&1 || { echo "rxjobd did not answer: $(cat "$tmp/rxjobd.log")"; exit 1; }
+rx_start_daemon --slots 2
 
 # --- 1. the protocol, by hand -----------------------------------------------------------------
 # A job whose task writes a marker (and "fd3" if it inherited the supervisor's fd 3, which is
@@ -76,15 +70,67 @@ for bytes in cg g; do
     fi
 done
 
-# The end: on a socket, "e" once the record is written; "k" back and it exits at once (the
-# daemon recorded the end); end-of-file instead and it syncs the record itself and exits.
+# A blank shim (a spare, spawned before its task is known) takes its task from fd 3: "a", a
+# 4-byte little-endian length, the arguments NUL-terminated. Anything else, or end-of-file
+# first, and it exits without a trace; once it has its task it is that task's supervisor.
+# run_blank NAME TAIL [LEN]: rxjob-shim --blank on a fresh copy of the job, fd 3 = the
+# assignment of task 0 (its length said as LEN if given) followed by TAIL.
+run_blank() {
+    local dir="$tmp/job.$1" f="$tmp/fd3.$1" len
+    mkdir -p "$dir"
+    cp "$work" "$dir/work"
+    rm -f "$tmp/ran"
+    printf '%s\0' --shim "$dir" 0 1 0 1000 0 0 268435456 >"$f.args"
+    len=${3:-$(stat -c %s "$f.args")}
+    { printf 'a'; printf "\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8 & 255)))\\x00\\x00"
+      cat "$f.args"; printf '%s' "$2"; } >"$f"
+    timeout 20 "$shim" --blank 3<"$f"
+}
+nothing_left() { # NAME: no record, no output file, the task never ran
+    [ ! -e "$tmp/job.$1/t0.exit" ] && [ ! -e "$tmp/job.$1/t0.out" ] && [ ! -e "$tmp/ran" ]
+}
+for case in eof garbage short unclaimed; do
+    rc=0
+    case $case in
+    eof) mkdir -p "$tmp/job.eof"; cp "$work" "$tmp/job.eof/work"; rm -f "$tmp/ran"
+         timeout 20 "$shim" --blank 3</dev/null || rc=$? ;;
+    garbage) mkdir -p "$tmp/job.garbage"; cp "$work" "$tmp/job.garbage/work"; rm -f "$tmp/ran"
+         printf 'cg' >"$tmp/fd3.garbage"; timeout 20 "$shim" --blank 3<"$tmp/fd3.garbage" || rc=$? ;;
+    short) run_blank short cg 4000 || rc=$? ;; # says 4000 bytes, sends fewer: never a task
+    unclaimed) run_blank unclaimed "" || rc=$? ;;
+    esac
+    if [ "$rc" -eq 0 ] && nothing_left "$case"; then
+        ok "blank shim, $case: exit 0, no record, nothing started"
+    else
+        bad "blank shim, $case: exit $rc, files: $(ls "$tmp/job.$case" | tr '\n' ' ')$([ -e "$tmp/ran" ] && echo ', the task ran')"
+    fi
+done
+rc=0
+run_blank bclaimed c || rc=$?
+if [ "$rc" -eq 0 ] && grep -qx 'go 0' "$tmp/job.bclaimed/t0.exit" 2>/dev/null && [ ! -e "$tmp/ran" ]; then
+    ok "blank shim, assigned and claimed, then end-of-file: a go-0 record, nothing started"
+else
+    bad "blank shim, assigned and claimed: exit $rc, record '$(cat "$tmp/job.bclaimed/t0.exit" 2>/dev/null)'"
+fi
+rc=0
+run_blank bgo cg || rc=$?
+if [ "$rc" -eq 0 ] && grep -qx 'state OK' "$tmp/job.bgo/t0.exit" 2>/dev/null &&
+    [ "$(cat "$tmp/ran" 2>/dev/null)" = ran ]; then
+    ok "blank shim, assigned, \"c\" \"g\": the task ran once, OK"
+else
+    bad "blank shim, assigned, \"cg\": exit $rc, record '$(cat "$tmp/job.bgo/t0.exit" 2>/dev/null)'"
+fi
+
+# The end: on a socket, the record itself ("E", its length in 4 bytes little-endian, the
+# record); "k" back and it exits at once writing no record file (the daemon recorded the end);
+# end-of-file instead and it writes the record file durably and exits.
 for peer in ack close; do
     dir="$tmp/job.end-$peer"
     mkdir -p "$dir"
     cp "$work" "$dir/work"
     rm -f "$tmp/ran"
     out=$(timeout 30 python3 - "$shim" "$dir" "$peer" <<'PY'
-import os, socket, subprocess, sys
+import os, socket, struct, subprocess, sys
 shim, d, peer = sys.argv[1:4]
 mine, theirs = socket.socketpair()
 t = os.dup(theirs.fileno())  # above 3 (0..2 are stdio, 3 and 4 the pair)
@@ -96,28 +142,66 @@ p = subprocess.Popen([shim, "--shim", d, "0", "1", "0", "1000", "0"], preexec_fn
 theirs.close()
 os.close(t)
 mine.sendall(b"cg")
-got = mine.recv(1)
+def take(n):
+    b = b""
+    while len(b) < n:
+        c = mine.recv(n - len(b))
+        if not c:
+            break
+        b += c
+    return b
+head = take(5)
+rec = take(struct.unpack("<I", head[1:5])[0]) if len(head) == 5 and head[:1] == b"E" else b""
+state = [l for l in rec.decode(errors="replace").split("\n") if l.startswith("state ")]
 have = os.path.exists(os.path.join(d, "t0.exit"))
 if peer == "ack":
     mine.sendall(b"k")
 mine.close()
 rc = p.wait(timeout=20)
-print(got.decode() or "EOF", "record" if have else "no-record", rc)
+have_after = os.path.exists(os.path.join(d, "t0.exit"))
+print(head[:1].decode(errors="replace") or "EOF", state[0] if state else "no-state",
+      "file-before" if have else "no-file-before", "file" if have_after else "no-file", rc)
 PY
 ) || out="python failed: $?"
-    if [ "$out" = "e record 0" ] && grep -qx 'state OK' "$dir/t0.exit" &&
+    want_file=no-file
+    [ "$peer" = close ] && want_file=file
+    if [ "$out" = "E state OK no-file-before $want_file 0" ] &&
+        { [ "$peer" = ack ] || grep -qx 'state OK' "$dir/t0.exit"; } &&
         [ "$(cat "$tmp/ran" 2>/dev/null)" = ran ]; then
-        ok "end on a socket, peer $peer: "e" after the record, exit 0, the task ran once"
+        ok "end on a socket, peer $peer: the record sent (E), $want_file after, exit 0, the task ran once"
     else
         bad "end on a socket, peer $peer: '$out', record '$(cat "$dir/t0.exit" 2>/dev/null)', marker '$(cat "$tmp/ran" 2>/dev/null)'"
     fi
 done
 
-# --- 2. spares are discarded ------------------------------------------------------------------
-# children: the daemon's child processes (supervisors, spares), zombies included.
+# --- 2. spares ---------------------------------------------------------------------------------
+# children [all]: the daemon's child processes other than blank spares waiting for a task
+# (supervisors, spares killed but not reaped: zombies included); with "all", every one.
 children() {
-    { ps --ppid "$daemon_pid" -o pid=,stat= 2>/dev/null || true; } | wc -l
+    { ps --ppid "$daemon_pid" -o stat=,args= 2>/dev/null || true; } |
+        { if [ "${1:-}" = all ]; then cat; else grep -v '^S[^ ]* .*rxjob-shim --blank$' || true; fi; } | wc -l
 }
+blanks() {
+    { ps --ppid "$daemon_pid" -o stat=,args= 2>/dev/null || true; } |
+        { grep -c '^S[^ ]* .*rxjob-shim --blank$' || true; }
+}
+# An idle daemon keeps min(slots, 4) = 2 blank spares, and a job's task is started by one of
+# them: its supervisor (the task's parent) was spawned before the job was submitted.
+n=0
+for _ in $(seq 1 200); do
+    n=$(blanks)
+    [ "$n" -eq 2 ] && break
+    sleep 0.05
+done
+[ "$n" -eq 2 ] && ok "an idle daemon keeps 2 blank spares" || bad "$n blank spares on an idle daemon (want 2)"
+id=$(rx exec -- sh -c 'tr "\0" " " </proc/$PPID/cmdline')
+st=$(rx wait "$id")
+out=$(rx output "$id" 2>/dev/null || true)
+case $out in
+*"rxjob-shim --blank"*) ok "the task's supervisor was a blank spare spawned ahead of it" ;;
+*) bad "the task's supervisor was spawned for it ($st): '$out'" ;;
+esac
+
 id=$(rx exec --times 20 --num-tasks 2 -- sleep 30)
 for _ in $(seq 1 200); do
     [ "$(rx status "$id" 2>/dev/null)" = RUNNING ] && break
@@ -126,7 +210,7 @@ done
 # The scheduler spawns the spares right after the first "go": wait for them (10 s at most).
 before=0
 for _ in $(seq 1 200); do
-    before=$(children)
+    before=$(children all)
     [ "$before" -gt 2 ] && break
     sleep 0.05
 done
@@ -144,8 +228,8 @@ for _ in $(seq 1 100); do
     [ "$n" -eq 0 ] && break
     sleep 0.05
 done
-if [ "$n" -eq 0 ]; then
-    ok "no child of the daemon left after the cancel (spares discarded, all reaped)"
+if [ "$n" -eq 0 ] && [ "$(blanks)" -le 2 ]; then
+    ok "only blank spares left after the cancel (supervisors all reaped)"
 else
     bad "$n children of the daemon left after the cancel: $(ps --ppid "$daemon_pid" -o pid=,stat=,args= | tr '\n' ';')"
 fi
@@ -155,10 +239,26 @@ st=$(rx wait "$id")
 [ "$st" = FINISHED ] || bad "the 30-task job ended $st"
 sleep 0.2
 n=$(children)
-if [ "$n" -eq 0 ]; then
-    ok "no child of the daemon left after a 30-task job"
+if [ "$n" -eq 0 ] && [ "$(blanks)" -le 2 ]; then
+    ok "only blank spares left after a 30-task job"
 else
-    bad "$n children of the daemon left after a 30-task job"
+    bad "$n children of the daemon left after a 30-task job: $(ps --ppid "$daemon_pid" -o pid=,stat=,args= | tr '\n' ';')"
 fi
+
+# A spare killed while it waits is reaped and replaced; the next task still starts.
+kill -9 $(ps --ppid "$daemon_pid" -o pid=,args= | awk '/rxjob-shim --blank$/ {print $1}') 2>/dev/null || true
+id=$(rx exec -- true)
+st=$(rx wait "$id")
+[ "$st" = FINISHED ] && ok "killed spares: the next job still ran (FINISHED)" || bad "after killing the spares a job ended $st"
+sleep 0.3
+n=$(children)
+[ "$n" -eq 0 ] && ok "killed spares were reaped" || bad "$n children left after killing the spares: $(ps --ppid "$daemon_pid" -o pid=,stat=,args= | tr '\n' ';')"
+
+# Stopping the daemon takes its spares with it.
+kill "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+sleep 0.3
+left=$({ pgrep -f "$shim --blank" || true; } | wc -l)
+[ "$left" -eq 0 ] && ok "no blank spare outlives the daemon" || bad "$left blank spares outlived the daemon"
 
 rx_test_end

@@ -43,56 +43,32 @@
 set -uo pipefail
 export LC_ALL=C
 
-build=$(cd "${1:?usage: check_system.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_system "${1:-}"
 if [ "$(id -u)" != 0 ]; then
-    echo "check_system: needs root to create users and run rxjobd --system"
-    echo "check_system: 0 passed, 0 failed, 1 skipped"
-    exit 0
+    rx_test_skip "needs root to create users and run rxjobd --system"
 fi
 for tool in useradd userdel groupadd groupdel setpriv curl; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "check_system: $tool is missing"
-        echo "check_system: 0 passed, 0 failed, 1 skipped"
-        exit 0
-    fi
+    command -v "$tool" >/dev/null || rx_test_skip "$tool is missing"
 done
 
-tmp=$(mktemp -d /tmp/rxsys.XXXXXX)
 chmod 0755 "$tmp" # the users reach the socket through it
 # The socket in a directory that does not exist yet, as /run/rxjob on a fresh host: rxjobd
 # makes it 0755 whatever its own umask.
 sock=$tmp/run/rxjob/rxjobd.sock
-state=$tmp/state
-daemon_pid=""
 b_sleep=""
-passed=0
-failed=0
 
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -TERM "$daemon_pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$daemon_pid" 2>/dev/null
-    fi
+# After the daemon (lib.sh stops daemon_pid): B's sleeper, whatever the users still run (a
+# task's leftovers), then the users.
+rx_test_on_exit() {
     [ -n "$b_sleep" ] && kill -KILL "$b_sleep" 2>/dev/null
-    # Whatever the users still run (a task's leftovers) goes before the users do.
     pkill -KILL -u rxtest_a 2>/dev/null
     pkill -KILL -u rxtest_b 2>/dev/null
     sleep 0.2
     userdel -r rxtest_a >/dev/null 2>&1
     userdel -r rxtest_b >/dev/null 2>&1
     groupdel rxtest_g >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $*"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
 }
 
 # The users (idempotent: a run killed before its trap left them).
@@ -164,7 +140,7 @@ daemon_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 if [ ! -S "$sock" ]; then
     fail "the daemon did not start: $(cat "$tmp/daemon.log")"
-    echo "check_system: $passed passed, $failed failed"
+    rx_test_end
     exit 1
 fi
 modes="$(stat -c %a "$(dirname "$sock")") $(stat -c %a "$sock") $(stat -c %a "$state") $(stat -c %a "$state/spool") $(stat -c %a "$state/jobs.db")"
@@ -379,6 +355,33 @@ else
     fail "cwd probe: existing: $(cat "$tmp/cwd_exists"); absent: $(cat "$tmp/cwd_absent")"
 fi
 
+# A user who stops the daemon's helper removing their job's directory as them (SIGSTOP: it is
+# theirs) delays no one else's tasks: the removal runs on the remover thread, not the scheduler's
+# (which waited up to 30 s for it). The directory is big, so the helper lives long enough to stop.
+idbig=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT")/many; mkdir "$d" && cd "$d" && seq 1 60000 | xargs touch && echo made; exec sleep 600')
+for _ in $(seq 600); do grep -q made "$state/spool/$idbig/t0.out" 2>/dev/null && break; sleep 0.1; done
+mkdir -m 0777 "$tmp/stopper"
+as rxtest_a sh -c 'while [ ! -e "$1/end" ]; do
+    for p in $(pgrep -u rxtest_a -P "$2" -x rxjobd); do kill -STOP "$p" && echo "$p" >>"$1/stopped"; done
+done' stopper "$tmp/stopper" "$daemon_pid" &
+stopper_pid=$!
+rx rxtest_a cancel "$idbig" >/dev/null 2>&1
+for _ in $(seq 300); do [ -s "$tmp/stopper/stopped" ] && break; sleep 0.05; done
+t0=$(date +%s.%N)
+idq=$(rx rxtest_b exec -- true 2>"$tmp/q.err")
+as rxtest_b timeout 60 "$build/rxjob" --url "unix:$sock" wait "$idq" >/dev/null 2>&1
+t1=$(date +%s.%N)
+took=$(echo "$t1 - $t0" | bc)
+qstate=$(rx rxtest_b status "$idq")
+touch "$tmp/stopper/end"
+wait "$stopper_pid" 2>/dev/null
+for p in $(cat "$tmp/stopper/stopped" 2>/dev/null); do kill -CONT "$p" 2>/dev/null; done
+if [ -s "$tmp/stopper/stopped" ] && [ "$qstate" = FINISHED ] && [ "$(echo "$took < 10" | bc)" = 1 ]; then
+    ok "a stopped as-user removal helper of A does not delay B's task (B's job done in ${took}s)"
+else
+    fail "B's job behind A's stopped removal helper: $qstate in ${took}s, stopped: $(cat "$tmp/stopper/stopped" 2>&1), exec: $(cat "$tmp/q.err")"
+fi
+
 # B cannot lock the others out by holding connections open: 1100 idle ones (the daemon takes
 # 1024 at most), sending nothing.
 : >"$tmp/held"
@@ -502,8 +505,9 @@ idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/
 rx rxtest_a wait "$idd" >/dev/null
 [ -d "$state/spool/$idd/x/y/z" ] && had_dirs=1 || had_dirs=0
 rx rxtest_a results "$idd" >/dev/null 2>&1
-for _ in $(seq 100); do [ -e "$state/spool/$idd" ] || break; sleep 0.1; done
-if [ "$had_dirs" = 1 ] && [ ! -e "$state/spool/$idd" ]; then
+# Renamed to $idd.gone at once, removed by the remover thread soon after.
+for _ in $(seq 100); do [ -e "$state/spool/$idd" ] || [ -e "$state/spool/$idd.gone" ] || break; sleep 0.1; done
+if [ "$had_dirs" = 1 ] && [ ! -e "$state/spool/$idd" ] && [ ! -e "$state/spool/$idd.gone" ]; then
     ok "a job directory with a task's subdirectories is removed with the job"
 else
     fail "job directory of $idd: had dirs $had_dirs, left: $(ls -R "$state/spool/$idd" 2>&1 | head -5)"
@@ -518,14 +522,16 @@ idm=$(rx rxtest_a exec -- sh -c 'mv "$0/P" "$(dirname "$RXJOB_RESULT")/P"' "$tmp
 rx rxtest_a wait "$idm" >/dev/null
 [ -e "$state/spool/$idm/P/X/rootfile" ] && moved=1 || moved=0
 rx rxtest_a results "$idm" >/dev/null 2>&1
-for _ in $(seq 100); do [ -e "$state/spool/$idm/t0.exit" ] || break; sleep 0.1; done
+# What A could not remove stays in the renamed directory ($idm.gone), which the next start retries.
+for _ in $(seq 100); do [ -e "$state/spool/$idm.gone/t0.exit" ] || [ -e "$state/spool/$idm/t0.exit" ] || break; sleep 0.1; done
 sleep 0.5
-if [ "$moved" = 1 ] && [ -e "$state/spool/$idm/P/X/rootfile" ] && [ ! -e "$state/spool/$idm/t0.exit" ]; then
+if [ "$moved" = 1 ] && [ -e "$state/spool/$idm.gone/P/X/rootfile" ] && [ ! -e "$state/spool/$idm.gone/t0.exit" ] &&
+    [ ! -e "$state/spool/$idm" ]; then
     ok "removing a job does not delete root's files a task moved into its directory"
 else
-    fail "root's file moved into job $idm: moved $moved, left: $(ls -R "$state/spool/$idm" 2>&1 | head -8)"
+    fail "root's file moved into job $idm: moved $moved, left: $(ls -R "$state/spool/$idm" "$state/spool/$idm.gone" 2>&1 | head -8)"
 fi
-rm -rf "${state:?}/spool/$idm" "$tmp/apub"
+rm -rf "${state:?}/spool/$idm" "${state:?}/spool/$idm.gone" "$tmp/apub"
 
 # A uid with no passwd entry: its task fails, and nothing runs as root.
 idn=$(setpriv --reuid=54321 --regid=54321 --clear-groups env -i PATH=/usr/bin:/bin \
@@ -659,5 +665,4 @@ else
     echo "skip: systemd-analyze is not installed (package systemd): units not verified"
 fi
 
-echo "check_system: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+rx_test_end

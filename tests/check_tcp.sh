@@ -26,64 +26,17 @@
 set -uo pipefail
 export LC_ALL=C
 
-build_dir=${1:?usage: check_tcp.sh BUILD_DIR}
-build_dir=$(cd "$build_dir" && pwd)
-rxjob=$build_dir/rxjob
-rxjobd=$build_dir/rxjobd
-hello=$build_dir/examples/hello_remote
-for prog in "$rxjob" "$rxjobd" "$hello"; do
-    if [[ ! -x $prog ]]; then
-        echo "check_tcp: $prog is missing; build first" >&2
-        exit 1
-    fi
-done
-for tool in openssl curl; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "check_tcp: $tool is needed (scripts/install-deps.sh)" >&2
-        exit 1
-    fi
-done
-
-tmp=$(mktemp -d /tmp/check_tcp.XXXXXX)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+rx_test_init check_tcp "${1:-}"
+hello=$build/examples/hello_remote
+rx_need "$rxjob" "$rxjobd" "$hello" openssl curl
 chmod 0755 "$tmp"
-pids=()
-passed=0
-failed=0
 unset RXJOB_TOKEN RXJOB_TOKEN_FILE RXJOB_CA_FILE RXJOB_URL RXJOB_SOCKET
+# Every daemon start() starts goes into rx_pids: lib.sh stops them at exit.
 
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAILED: $*"
-}
 # has TEXT PATTERN: TEXT matches the extended regular expression PATTERN.
 has() { grep -Eq -- "$2" <<<"$1"; }
-# check DESCRIPTION COMMAND...: the command succeeds.
-check() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
-
-# alive PID: the process runs (a zombie has exited; PID 1 here may never reap it).
-alive() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != [ZX] ]]
-}
 
 # --- Certificates and tokens ------------------------------------------------------------------
 
@@ -201,7 +154,7 @@ start() {
     log=$tmp/$name/state/rxjobd.log
     pid=$(sed -n 's/.*started: pid \([0-9]*\),.*/\1/p' "$log" | tail -n 1)
     url=$(sed -n 's/.*listening on \(https*:[^ ,]*\).*/\1/p' "$log" | tail -n 1)
-    [[ -n $pid ]] && pids+=("$pid")
+    [[ -n $pid ]] && rx_pids+=("$pid")
     [[ -n $pid && -n $url ]]
 }
 
@@ -220,7 +173,7 @@ if [[ $multi_user == 1 ]]; then
 fi
 if ! start main --listen 127.0.0.1:0 --tokens "$tmp/tokens" "${tls[@]}" "${system[@]}"; then
     bad "rxjobd did not start: $(cat "$tmp/main.out" "$tmp/main/state/rxjobd.log" 2>/dev/null)"
-    echo "check_tcp: $passed passed, $failed failed"
+    rx_test_end
     exit 1
 fi
 ok "rxjobd serves $url beside its socket (pid $pid)"
@@ -466,11 +419,11 @@ out=$("$rxjob" "${unix[@]}" exec --wait -- sh -c 'echo unix >"$RXJOB_RESULT"' 2>
 check "the Unix socket still serves: '$out'" test "$out" = unix
 "$rxjob" --url "$url" --token-file "$tmp/token_a" daemon stop >"$tmp/stop.out" 2>&1
 rc=$?
-for _ in $(seq 100); do alive "$main_pid" || break; sleep 0.1; done
-if [[ $rc == 0 ]] && ! alive "$main_pid" && [[ ! -e $sock ]]; then
+for _ in $(seq 100); do rx_alive "$main_pid" || break; sleep 0.1; done
+if [[ $rc == 0 ]] && ! rx_alive "$main_pid" && [[ ! -e $sock ]]; then
     ok "rxjob --url $url daemon stop stopped it"
 else
-    bad "daemon stop over https: exit $rc, alive: $(alive "$main_pid" && echo yes): $(cat "$tmp/stop.out")"
+    bad "daemon stop over https: exit $rc, alive: $(rx_alive "$main_pid" && echo yes): $(cat "$tmp/stop.out")"
 fi
 
 # --- A certificate for another name: refused, though its CA is trusted ----------------------
@@ -550,5 +503,4 @@ else
     ok "no sanitizer report in the daemons' logs"
 fi
 
-echo "check_tcp: $passed passed, $failed failed"
-[[ $failed == 0 ]]
+rx_test_end

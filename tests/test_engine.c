@@ -49,6 +49,7 @@ typedef struct fixture {
     char dir[256];
     engine *e;
     engine_opts opts;
+    rx_limits limits; /* opts.limits points here when set: it outlives every reopen */
 } fixture;
 
 static double
@@ -91,8 +92,10 @@ fixture_open(fixture *f)
     assert_non_null(f->e);
 }
 
+/* A running engine on a new state directory: slots, hold (1: no task starts), a grace of
+ * 300 ms; limits NULL for the defaults, else copied into the fixture. */
 static fixture *
-fixture_new(unsigned slots, int hold)
+fixture_with(unsigned slots, int hold, const rx_limits *limits)
 {
     fixture *f = calloc(1, sizeof(*f));
 
@@ -102,28 +105,40 @@ fixture_new(unsigned slots, int hold)
     f->opts.slots = slots;
     f->opts.hold = hold;
     f->opts.grace_ms = 300;
+    if (limits != NULL) {
+        f->limits = *limits;
+        f->opts.limits = &f->limits;
+    }
     fixture_open(f);
     return f;
+}
+
+static fixture *
+fixture_new(unsigned slots, int hold)
+{
+    return fixture_with(slots, hold, NULL);
 }
 
 /* A running engine with these run-time limits, the others at their defaults. */
 static fixture *
 fixture_new_limits(unsigned slots, uint64_t output_bytes, uint64_t result_bytes)
 {
-    static rx_limits lim;
-    fixture *f = calloc(1, sizeof(*f));
+    rx_limits lim;
 
-    assert_non_null(f);
-    (void)snprintf(f->dir, sizeof(f->dir), "/tmp/rxjob-engine-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
     rx_limits_default(&lim);
     lim.output_bytes = output_bytes;
     lim.result_bytes = result_bytes;
-    f->opts.slots = slots;
-    f->opts.grace_ms = 300;
-    f->opts.limits = &lim;
+    return fixture_with(slots, 0, &lim);
+}
+
+/* Close the engine (as a daemon's stop does: running tasks are left to run) and open a new
+ * one on the same state directory with f->opts. */
+static void
+fixture_reopen(fixture *f)
+{
+    engine_close(f->e);
+    f->e = NULL;
     fixture_open(f);
-    return f;
 }
 
 static void
@@ -147,6 +162,21 @@ cmd_spec(char **argv)
     s.times_to_run = -1;
     s.continue_on_failure = 1;
     s.auto_cleanup = 1;
+    return s;
+}
+
+/* A function job of this binary (run_function below): function name, one task per arg. */
+static engine_spec
+fn_spec(char *name, rx_buf *args, size_t n_args)
+{
+    static char *argv[] = {self_exe, NULL};
+    engine_spec s = cmd_spec(argv);
+
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = name;
+    s.args = args;
+    s.n_args = n_args;
+    s.has_args = 1;
     return s;
 }
 
@@ -369,6 +399,79 @@ results(fixture *f, uid_t uid, int64_t id, int auto_cleanup)
     return res;
 }
 
+/* Submit s, wait for the job to end with status want; its id. */
+static int64_t
+run_job(fixture *f, const engine_spec *s, rx_job_status want)
+{
+    int64_t id = submit(f, s);
+
+    assert_int_equal(wait_done(f, s->uid, id).status, want);
+    return id;
+}
+
+/* run_job, then collect the results with cleanup. */
+static engine_results *
+run_collect(fixture *f, const engine_spec *s, rx_job_status want)
+{
+    return results(f, s->uid, run_job(f, s, want), 1);
+}
+
+/* A job whose one task is "sh -c CMD sh PIDFILE": CMD writes the task's pid into "$1", a file
+ * in the state directory. Lives on the test's stack. */
+typedef struct pid_job {
+    char pidfile[PATH_MAX];
+    char *argv[6];
+    engine_spec s;
+} pid_job;
+
+static void
+pid_job_init(pid_job *pj, const fixture *f, const char *cmd)
+{
+    scratch(f, "pid", pj->pidfile, sizeof(pj->pidfile));
+    pj->argv[0] = "sh";
+    pj->argv[1] = "-c";
+    pj->argv[2] = (char *)cmd;
+    pj->argv[3] = "sh";
+    pj->argv[4] = pj->pidfile;
+    pj->argv[5] = NULL;
+    pj->s = cmd_spec(pj->argv);
+}
+
+/* Submit the pid_job (its id in *id) and wait for the pid its task writes. */
+static pid_t
+pid_job_start(fixture *f, pid_job *pj, int64_t *id)
+{
+    *id = submit(f, &pj->s);
+    return (pid_t)read_long_file(pj->pidfile);
+}
+
+/* SIGKILL the task supervisor (the parent) of task, once it has written t0.pid (it does so
+ * right after the start); its pid. */
+static pid_t
+kill_supervisor(pid_t task)
+{
+    pid_t shim;
+
+    sleep_ms(100);
+    shim = parent_of(task);
+    assert_true(shim > 1);
+    assert_int_equal(kill(shim, SIGKILL), 0);
+    return shim;
+}
+
+/* The spool directory of job id is removed within ms milliseconds. */
+static void
+assert_spool_gone(const fixture *f, int64_t id, int ms)
+{
+    char dir[PATH_MAX + 32];
+    struct stat st;
+
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, id);
+    for (int i = 0; i < ms / 10 && stat(dir, &st) == 0; i++)
+        sleep_ms(10);
+    assert_int_not_equal(stat(dir, &st), 0);
+}
+
 /* The max number of [start, end] intervals open at once; values are "start end" in ns. */
 static int
 max_overlap(engine_results **res, size_t n_res)
@@ -469,8 +572,7 @@ test_engine_results_while_running(void **state)
     assert_int_equal(engine_get_results(f->e, 1000, id, 1, &res), RX_ENOTFINISHED);
     assert_null(res);
     assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
-    res = results(f, 1000, id, 1);
-    engine_results_free(res);
+    engine_results_free(results(f, 1000, id, 1));
     fixture_free(f);
 }
 
@@ -478,22 +580,17 @@ static void
 test_engine_cancel_running(void **state)
 {
     fixture *f = fixture_new(2, 0);
-    char pidfile[PATH_MAX], outdir[PATH_MAX + 32], cmd[PATH_MAX + 64];
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    engine_spec s = cmd_spec(argv);
+    pid_job pj;
     engine_results *res = NULL;
     engine_job job;
     int canceled = -1;
-    struct stat st;
     int64_t id;
     pid_t pgid;
 
     (void)state;
-    scratch(f, "pid", pidfile, sizeof(pidfile));
     /* The task and a background child of it: both must go. */
-    (void)snprintf(cmd, sizeof(cmd), "echo started; sleep 30 & echo $$ > %s; wait", pidfile);
-    id = submit(f, &s);
-    pgid = (pid_t)read_long_file(pidfile);
+    pid_job_init(&pj, f, "echo started; sleep 30 & echo $$ > \"$1\"; wait");
+    pgid = pid_job_start(f, &pj, &id);
     assert_true(group_alive(pgid));
     assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, &job), RX_OK);
     assert_int_equal(canceled, 1);
@@ -504,10 +601,7 @@ test_engine_cancel_running(void **state)
     assert_false(group_alive(pgid));
     assert_int_equal(engine_get_results(f->e, 1000, id, 1, &res), RX_ECANCELED);
     /* Output and results are removed; the record stays until cleanup. */
-    (void)snprintf(outdir, sizeof(outdir), "%s/spool/%" PRId64, f->dir, id);
-    for (int i = 0; i < 100 && stat(outdir, &st) == 0; i++)
-        sleep_ms(10);
-    assert_int_not_equal(stat(outdir, &st), 0);
+    assert_spool_gone(f, id, 1000);
     assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
     assert_int_equal(job.status, RX_JOB_CANCELED);
     /* A second cancel changes nothing. */
@@ -553,10 +647,9 @@ test_engine_cancel_finished_refused(void **state)
     engine_results *res;
     engine_job job;
     int canceled = -1;
-    int64_t id = submit(f, &s);
+    int64_t id = run_job(f, &s, RX_JOB_FINISHED);
 
     (void)state;
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
     assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, &job), RX_OK);
     assert_int_equal(canceled, 0);
     assert_int_equal(job.status, RX_JOB_FINISHED);
@@ -674,15 +767,12 @@ test_engine_num_tasks_cap(void **state)
     char *argv[] = {"sh", "-c", (char *)stamp_cmd, NULL};
     engine_spec s = cmd_spec(argv);
     engine_results *res;
-    int64_t id;
     int overlap;
 
     (void)state;
     s.times_to_run = 6;
     s.num_tasks = 2;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
-    res = results(f, 1000, id, 1);
+    res = run_collect(f, &s, RX_JOB_FINISHED);
     overlap = max_overlap(&res, 1);
     assert_true(overlap <= 2);
     assert_true(overlap >= 1);
@@ -724,14 +814,11 @@ test_engine_time_limit(void **state)
     engine_spec s = cmd_spec(argv);
     engine_results *res;
     double t0 = now_s();
-    int64_t id;
 
     (void)state;
     s.execution_timeout_s = 0.3;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
+    res = run_collect(f, &s, RX_JOB_FAILED);
     assert_true(now_s() - t0 < 5);
-    res = results(f, 1000, id, 1);
     assert_int_equal(res->slots[0].state, RX_TASK_TIMEOUT);
     assert_non_null(strstr(res->slots[0].error, "time limit of 0.3 s exceeded"));
     assert_int_equal(res->slots[0].signal, SIGTERM);
@@ -753,9 +840,7 @@ test_engine_recover_adopt(void **state)
     (void)state;
     id = submit(f, &s);
     (void)wait_running(f, 1000, id);
-    engine_close(f->e);
-    f->e = NULL;
-    fixture_open(f);
+    fixture_reopen(f);
     assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
     assert_int_equal(job.status, RX_JOB_RUNNING);
     assert_int_equal(job.running, 1);
@@ -774,19 +859,15 @@ static void
 test_engine_recover_lost(void **state)
 {
     fixture *f = fixture_new(2, 0);
-    char pidfile[PATH_MAX], cmd[PATH_MAX + 64];
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    engine_spec s = cmd_spec(argv);
+    pid_job pj;
     engine_results *res;
     engine_job job;
     pid_t task, shim;
     int64_t id;
 
     (void)state;
-    scratch(f, "pid", pidfile, sizeof(pidfile));
-    (void)snprintf(cmd, sizeof(cmd), "echo $$ > %s; exec sleep 30", pidfile);
-    id = submit(f, &s);
-    task = (pid_t)read_long_file(pidfile);
+    pid_job_init(&pj, f, "echo $$ > \"$1\"; exec sleep 30");
+    task = pid_job_start(f, &pj, &id);
     engine_close(f->e);
     f->e = NULL;
     shim = parent_of(task);
@@ -810,21 +891,15 @@ static void
 test_engine_lost_kills_orphan(void **state)
 {
     fixture *f = fixture_new(2, 0);
-    char pidfile[PATH_MAX], cmd[PATH_MAX + 64];
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    engine_spec s = cmd_spec(argv);
+    pid_job pj;
     engine_results *res;
-    pid_t task, shim;
+    pid_t task;
     int64_t id;
 
     (void)state;
-    scratch(f, "pid", pidfile, sizeof(pidfile));
-    (void)snprintf(cmd, sizeof(cmd), "echo $$ > %s; exec sleep 30", pidfile);
-    id = submit(f, &s);
-    task = (pid_t)read_long_file(pidfile);
-    sleep_ms(100); /* the supervisor writes t0.pid right after the start */
-    shim = parent_of(task);
-    assert_int_equal(kill(shim, SIGKILL), 0);
+    pid_job_init(&pj, f, "echo $$ > \"$1\"; exec sleep 30");
+    task = pid_job_start(f, &pj, &id);
+    (void)kill_supervisor(task);
     assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
     assert_false(group_alive(task));
     res = results(f, 1000, id, 1);
@@ -840,12 +915,10 @@ static void
 test_engine_stale_go0_record(void **state)
 {
     fixture *f = fixture_new(2, 0);
-    char pidfile[PATH_MAX], cmd[PATH_MAX + 64], dir[PATH_MAX];
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    engine_spec s = cmd_spec(argv);
+    char dir[PATH_MAX];
+    pid_job pj;
     spool_exit rec;
     engine_results *res;
-    pid_t task, shim;
     int64_t id;
 
     (void)state;
@@ -858,14 +931,9 @@ test_engine_stale_go0_record(void **state)
     rec.state = RX_TASK_NOT_RUN;
     rec.exit_status = -1;
     assert_int_equal(spool_exit_write(dir, 0, &rec), RX_OK);
-    scratch(f, "pid", pidfile, sizeof(pidfile));
-    (void)snprintf(cmd, sizeof(cmd), "echo $$ >> %s; exec sleep 30", pidfile);
-    id = submit(f, &s);
+    pid_job_init(&pj, f, "echo $$ >> \"$1\"; exec sleep 30");
+    (void)kill_supervisor(pid_job_start(f, &pj, &id));
     assert_int_equal(id, 1);
-    task = (pid_t)read_long_file(pidfile);
-    sleep_ms(100);
-    shim = parent_of(task);
-    assert_int_equal(kill(shim, SIGKILL), 0);
     assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
     res = results(f, 1000, id, 1);
     assert_int_equal(res->slots[0].state, RX_TASK_LOST);
@@ -898,10 +966,8 @@ test_engine_queued_run_after_reopen(void **state)
         assert_non_null(strstr(err, "another rxjobd"));
         assert_null(second);
     }
-    engine_close(f->e);
-    f->e = NULL;
     f->opts.hold = 0;
-    fixture_open(f);
+    fixture_reopen(f);
     assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
     res = results(f, 1000, id, 1);
     assert_string_equal(res->slots[2].value, "later");
@@ -1030,27 +1096,20 @@ static void
 test_engine_cancel_survives_restart(void **state)
 {
     fixture *f = fixture_new(2, 0);
-    char pidfile[PATH_MAX], cmd[PATH_MAX + 64];
-    char *argv[] = {"sh", "-c", cmd, NULL};
-    engine_spec s = cmd_spec(argv);
+    pid_job pj;
     int canceled = 0;
     pid_t task;
     int64_t id;
 
     (void)state;
-    scratch(f, "pid", pidfile, sizeof(pidfile));
     /* The task ignores SIGTERM, so it outlives the engine's close until SIGKILL. */
-    (void)snprintf(cmd, sizeof(cmd), "trap '' TERM; echo $$ > %s; sleep 30", pidfile);
+    pid_job_init(&pj, f, "trap '' TERM; echo $$ > \"$1\"; sleep 30");
     f->opts.grace_ms = 1500;
-    engine_close(f->e);
-    fixture_open(f);
-    id = submit(f, &s);
-    task = (pid_t)read_long_file(pidfile);
+    fixture_reopen(f);
+    task = pid_job_start(f, &pj, &id);
     assert_int_equal(engine_cancel(f->e, 1000, id, &canceled, NULL), RX_OK);
     assert_int_equal(canceled, 1);
-    engine_close(f->e);
-    f->e = NULL;
-    fixture_open(f);
+    fixture_reopen(f);
     assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_CANCELED);
     assert_false(group_alive(task));
     fixture_free(f);
@@ -1170,9 +1229,7 @@ test_engine_group_commit(void **state)
     for (size_t i = 1; i < 800; i++)
         assert_true(all[i] > all[i - 1]);
     /* Durable: a new engine on the directory sees every one. */
-    engine_close(f->e);
-    f->e = NULL;
-    fixture_open(f);
+    fixture_reopen(f);
     assert_int_equal(engine_list(f->e, 1000, 0, 0, 0, &jobs, &n), RX_OK);
     assert_int_equal(n, 800);
     for (size_t i = 0; i < 800; i++)
@@ -1252,7 +1309,6 @@ test_engine_many_tasks_no_leaks(void **state)
 static void
 test_engine_queued_per_user(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
     char *argv[] = {"true", NULL};
     engine_spec s = cmd_spec(argv);
     rx_limits lim;
@@ -1260,18 +1316,12 @@ test_engine_queued_per_user(void **state)
     int64_t first = 0;
     int canceled = 0;
     char why[256];
+    fixture *f;
 
     (void)state;
-    assert_non_null(f);
-    (void)snprintf(f->dir, sizeof(f->dir), "/tmp/rxjob-engine-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
     rx_limits_default(&lim);
     assert_int_equal(rx_limits_set(&lim, "queued_jobs_per_user=3", why, sizeof(why)), RX_OK);
-    f->opts.slots = 1;
-    f->opts.hold = 1; /* nothing runs: every job stays QUEUED */
-    f->opts.grace_ms = 300;
-    f->opts.limits = &lim;
-    fixture_open(f);
+    f = fixture_with(1, 1, &lim); /* hold: nothing runs, every job stays QUEUED */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
         if (i == 0)
@@ -1290,8 +1340,7 @@ test_engine_queued_per_user(void **state)
     assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
     assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ELIMIT);
     /* A restart counts the recovered jobs again. */
-    engine_close(f->e);
-    fixture_open(f);
+    fixture_reopen(f);
     assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ELIMIT);
     s.uid = 1001;
     assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
@@ -1375,8 +1424,7 @@ test_engine_args_env_cwd_stdin(void **state)
     s.cwd = "/tmp";
     s.stdin_data = "IN";
     s.stdin_len = 2;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    id = run_job(f, &s, RX_JOB_FINISHED);
     assert_int_equal(engine_output_paths(f->e, 1000, id, &paths, &n), RX_OK);
     assert_int_equal(n, 3);
     fp = fopen(paths[2], "r");
@@ -1404,11 +1452,9 @@ test_engine_command_not_found(void **state)
     char *argv[] = {"/no/such/program-rxjob", NULL};
     engine_spec s = cmd_spec(argv);
     engine_results *res;
-    int64_t id = submit(f, &s);
 
     (void)state;
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
-    res = results(f, 1000, id, 1);
+    res = run_collect(f, &s, RX_JOB_FAILED);
     assert_int_equal(res->slots[0].state, RX_TASK_START_FAILED);
     assert_string_equal(res->slots[0].error, "command not found: '/no/such/program-rxjob'");
     engine_results_free(res);
@@ -1437,22 +1483,18 @@ test_engine_output_cap(void **state)
     fixture *f = fixture_new_limits(2, 1048576, 0);
     char *big_argv[] = {"sh", "-c", "head -c 50000000 /dev/zero; echo tail", NULL};
     char *small_argv[] = {"sh", "-c", "echo out; echo err >&2", NULL};
-    char *fn_argv[] = {self_exe, NULL};
     rx_buf args[1] = {{"x", 1}};
     static const char marker[] = "\n[rxjob: output cut at 1048576 bytes: output_bytes limit; "
                                  "48951429 bytes discarded]\n";
     engine_spec s = cmd_spec(big_argv);
     engine_results *res;
-    engine_job job;
     char *out;
     size_t len;
     int64_t id;
 
     (void)state;
     s.auto_cleanup = 0;
-    id = submit(f, &s);
-    job = wait_done(f, 1000, id);
-    assert_int_equal(job.status, RX_JOB_FINISHED);
+    id = run_job(f, &s, RX_JOB_FINISHED);
     out = read_out(f, id, 0, &len);
     assert_int_equal(len, 1048576 + strlen(marker));
     for (size_t i = 0; i < 1048576; i++)
@@ -1466,23 +1508,16 @@ test_engine_output_cap(void **state)
 
     s = cmd_spec(small_argv);
     s.auto_cleanup = 0;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    id = run_job(f, &s, RX_JOB_FINISHED);
     out = read_out(f, id, 0, &len);
     assert_int_equal(len, 8);
     assert_memory_equal(out, "out\nerr\n", 8);
     rx__free(out);
 
     /* Function work goes through the same supervisor: its output is relayed too. */
-    s = cmd_spec(fn_argv);
-    s.kind = RX_WORK_FUNCTION;
-    s.function_name = "echo_arg";
-    s.args = args;
-    s.n_args = 1;
-    s.has_args = 1;
+    s = fn_spec("echo_arg", args, 1);
     s.auto_cleanup = 0;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    id = run_job(f, &s, RX_JOB_FINISHED);
     out = read_out(f, id, 0, &len);
     assert_int_equal(len, 0);
     rx__free(out);
@@ -1546,19 +1581,15 @@ test_engine_result_limit(void **state)
 {
     fixture *f = fixture_new_limits(2, 0, 10);
     char *argv[] = {"sh", "-c", "printf '%s' \"$1\" > \"$RXJOB_RESULT\"", "sh", NULL};
-    char *fn_argv[] = {self_exe, NULL};
     rx_buf args[2] = {{"0123456789", 10}, {"0123456789a", 11}};
     engine_spec s = cmd_spec(argv);
     engine_results *res;
-    int64_t id;
 
     (void)state;
     s.args = args;
     s.n_args = 2;
     s.has_args = 1;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
-    res = results(f, 1000, id, 1);
+    res = run_collect(f, &s, RX_JOB_FAILED);
     assert_int_equal(res->slots[0].state, RX_TASK_OK);
     assert_string_equal(res->slots[0].value, "0123456789");
     assert_int_equal(res->slots[1].state, RX_TASK_ERROR);
@@ -1566,15 +1597,8 @@ test_engine_result_limit(void **state)
                         "result of 11 bytes is over the result_bytes limit of 10 bytes");
     engine_results_free(res);
 
-    s = cmd_spec(fn_argv);
-    s.kind = RX_WORK_FUNCTION;
-    s.function_name = "echo_arg";
-    s.args = args;
-    s.n_args = 2;
-    s.has_args = 1;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
-    res = results(f, 1000, id, 1);
+    s = fn_spec("echo_arg", args, 2);
+    res = run_collect(f, &s, RX_JOB_FAILED);
     assert_int_equal(res->slots[0].state, RX_TASK_OK);
     assert_int_equal(res->slots[1].state, RX_TASK_ERROR);
     assert_non_null(strstr(res->slots[1].error, "result_bytes limit of 10 bytes"));
@@ -1586,39 +1610,25 @@ static void
 test_engine_function_work(void **state)
 {
     fixture *f = fixture_new(4, 0);
-    char *argv[] = {self_exe, NULL};
     rx_buf args[2] = {{"one", 3}, {"t\0o", 3}};
-    engine_spec s = cmd_spec(argv);
+    engine_spec s = fn_spec("echo_arg", args, 2);
     engine_results *res;
-    int64_t id;
 
     (void)state;
-    s.kind = RX_WORK_FUNCTION;
-    s.function_name = "echo_arg";
-    s.args = args;
-    s.n_args = 2;
-    s.has_args = 1;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
-    res = results(f, 1000, id, 1);
+    res = run_collect(f, &s, RX_JOB_FINISHED);
     assert_string_equal(res->slots[0].value, "one");
     assert_int_equal(res->slots[1].value_len, 3);
     assert_memory_equal(res->slots[1].value, "t\0o", 3);
     engine_results_free(res);
 
-    s.function_name = "fail";
-    s.n_args = 1;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
-    res = results(f, 1000, id, 1);
+    s = fn_spec("fail", args, 1);
+    res = run_collect(f, &s, RX_JOB_FAILED);
     assert_int_equal(res->slots[0].state, RX_TASK_ERROR);
     assert_string_equal(res->slots[0].error, "bad input: one");
     engine_results_free(res);
 
-    s.function_name = "nosuch";
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
-    res = results(f, 1000, id, 1);
+    s = fn_spec("nosuch", args, 1);
+    res = run_collect(f, &s, RX_JOB_FAILED);
     assert_int_equal(res->slots[0].state, RX_TASK_START_FAILED);
     engine_results_free(res);
     fixture_free(f);
@@ -1756,7 +1766,7 @@ test_engine_run_exit_record(void **state)
     tasks[1].exit_status = -1;
     tasks[1].signal = 11;
     tasks[1].error = "killed by signal 11 (SIGSEGV)\nwith a newline";
-    assert_int_equal(spool_run_exit_write(dir, &rec, 0), RX_OK);
+    assert_int_equal(spool_run_exit_write(dir, &rec), RX_OK);
     assert_int_equal(spool_run_exit_read(dir, 40, 5, &back), RX_OK);
     assert_int_equal(back.go, 1);
     assert_int_equal(back.n, 2);
@@ -1810,9 +1820,8 @@ test_engine_cleanup(void **state)
     char *bad_argv[] = {"false", NULL};
     char *long_argv[] = {"sleep", "30", NULL};
     engine_spec ok = cmd_spec(ok_argv), bad = cmd_spec(bad_argv), slow = cmd_spec(long_argv);
-    char warn[256], dir[PATH_MAX + 32];
+    char warn[256];
     engine_job job;
-    struct stat st;
     int cleaned = -1;
     int64_t a, b, c;
 
@@ -1847,10 +1856,7 @@ test_engine_cleanup(void **state)
     assert_int_equal(cleaned, 1);
     assert_int_equal(engine_get(f->e, 1000, c, &job), RX_ENOENT);
     /* Removed once its process is gone. */
-    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, c);
-    for (int i = 0; i < 300 && stat(dir, &st) == 0; i++)
-        sleep_ms(10);
-    assert_int_not_equal(stat(dir, &st), 0);
+    assert_spool_gone(f, c, 3000);
     fixture_free(f);
 }
 
@@ -1883,9 +1889,8 @@ test_engine_results_race(void **state)
     for (int round = 0; round < 20; round++) {
         racer r[2];
         pthread_t th[2];
-        int64_t id = submit(f, &s);
+        int64_t id = run_job(f, &s, RX_JOB_FINISHED);
 
-        assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
         for (int k = 0; k < 2; k++) {
             r[k].f = f;
             r[k].id = id;
@@ -1926,20 +1931,16 @@ test_engine_slot_times(void **state)
 {
     fixture *f = fixture_new(2, 0);
     char *argv[] = {"sh", "-c", "sleep 0.3; test $RXJOB_TASK_INDEX -ne 1 || exit 3", NULL};
-    char *fn_argv[] = {self_exe, NULL};
     rx_buf args[1] = {{"one", 3}};
     engine_spec s = cmd_spec(argv);
     engine_results *res;
     double before = (double)time(NULL) - 1;
-    int64_t id;
 
     (void)state;
     s.times_to_run = 3;
     s.num_tasks = 1;
     s.continue_on_failure = 0; /* task 2 never runs */
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FAILED);
-    res = results(f, 1000, id, 0);
+    res = results(f, 1000, run_job(f, &s, RX_JOB_FAILED), 0);
     assert_int_equal(res->slots[0].state, RX_TASK_OK);
     assert_int_equal(res->slots[0].exit_status, 0);
     assert_int_equal(res->slots[1].state, RX_TASK_EXIT);
@@ -1957,15 +1958,8 @@ test_engine_slot_times(void **state)
     assert_true(res->slots[2].started_s == 0 && res->slots[2].ended_s == 0);
     engine_results_free(res);
 
-    s = cmd_spec(fn_argv);
-    s.kind = RX_WORK_FUNCTION;
-    s.function_name = "echo_arg";
-    s.args = args;
-    s.n_args = 1;
-    s.has_args = 1;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
-    res = results(f, 1000, id, 0);
+    s = fn_spec("echo_arg", args, 1);
+    res = results(f, 1000, run_job(f, &s, RX_JOB_FINISHED), 0);
     assert_int_equal(res->slots[0].state, RX_TASK_OK);
     assert_int_equal(res->slots[0].exit_status, -1);
     assert_true(res->slots[0].started_s >= before);
@@ -2015,7 +2009,7 @@ test_engine_results_keep_spool(void **state)
     char *argv[] = {"sh", "-c", "printf kept > $RXJOB_RESULT", NULL};
     engine_spec s = cmd_spec(argv);
     engine_results *res;
-    char dir[PATH_MAX + 32], path[PATH_MAX + 64];
+    char path[PATH_MAX + 64];
     char warn[256];
     struct stat st;
     int cleaned = -1;
@@ -2023,19 +2017,169 @@ test_engine_results_keep_spool(void **state)
 
     (void)state;
     s.auto_cleanup = 0;
-    id = submit(f, &s);
-    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    id = run_job(f, &s, RX_JOB_FINISHED);
     res = results(f, 1000, id, -1);
     assert_string_equal(res->slots[0].value, "kept");
     assert_int_equal(engine_cleanup(f->e, 1000, id, 1, &cleaned, warn, sizeof(warn)), RX_OK);
     assert_int_equal(cleaned, 1);
-    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, id);
-    (void)snprintf(path, sizeof(path), "%s/t0.result", dir);
+    (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64 "/t0.result", f->dir, id);
     assert_int_equal(stat(path, &st), 0); /* still readable by the collection */
     assert_int_equal(engine_results_end(res, 1), RX_OK);
-    for (int i = 0; i < 300 && stat(dir, &st) == 0; i++)
+    assert_spool_gone(f, id, 3000);
+    fixture_free(f);
+}
+
+static int
+path_exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* A canceled job's big spool is removed off the scheduler's thread: another job's tasks start
+ * and end while it is being removed (they waited for the whole removal before). */
+static void
+test_engine_removal_does_not_stall(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    char ready[PATH_MAX], cmd[2 * PATH_MAX], dir[PATH_MAX + 32], gone[PATH_MAX + 64];
+    char *argv_a[] = {"sh", "-c", cmd, NULL};
+    char *argv_b[] = {"true", NULL};
+    engine_spec a = cmd_spec(argv_a), b = cmd_spec(argv_b);
+    engine_job job;
+    int canceled = 0, b_done_during = 0;
+    double t0;
+    int64_t ida, idb;
+
+    (void)state;
+    scratch(f, "ready", ready, sizeof(ready));
+    /* 100 000 files: removing them takes about 0.7 s here, creating them about 3 s. */
+    (void)snprintf(cmd, sizeof(cmd),
+                   "d=$(dirname \"$RXJOB_RESULT\")/many; mkdir \"$d\" && cd \"$d\" && "
+                   "seq 1 100000 | xargs touch && touch %s; exec sleep 60",
+                   ready);
+    ida = submit(f, &a);
+    b.times_to_run = 2;
+    idb = submit(f, &b); /* queued behind a: one slot */
+    for (int i = 0; i < 12000 && !path_exists(ready); i++)
         sleep_ms(10);
-    assert_int_not_equal(stat(dir, &st), 0);
+    assert_true(path_exists(ready));
+    assert_int_equal(engine_cancel(f->e, 1000, ida, &canceled, NULL), RX_OK);
+    assert_int_equal(canceled, 1);
+    assert_int_equal(wait_done(f, 1000, ida).status, RX_JOB_CANCELED);
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, ida);
+    (void)snprintf(gone, sizeof(gone), "%s.gone", dir);
+    /* Until the removal ends: has b finished meanwhile? */
+    t0 = now_s();
+    while (now_s() - t0 < 60 && (path_exists(dir) || path_exists(gone))) {
+        assert_int_equal(engine_get(f->e, 1000, idb, &job), RX_OK);
+        if (job.status == RX_JOB_FINISHED) {
+            b_done_during = 1;
+            break;
+        }
+        sleep_ms(2);
+    }
+    if (!b_done_during)
+        fail_msg("job %" PRId64 "'s 2 tasks waited %.2f s for job %" PRId64
+                 "'s spool removal to end",
+                 idb, now_s() - t0, ida);
+    assert_int_equal(wait_done(f, 1000, idb).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 3000 && (path_exists(dir) || path_exists(gone)); i++)
+        sleep_ms(10);
+    assert_false(path_exists(dir));
+    assert_false(path_exists(gone));
+    fixture_free(f);
+}
+
+/* At start, spool directories without a job are removed (a crash left them: removal queued, not
+ * done), and so are *.gone ones; the directory of a job created with the next id is its own. */
+static void
+test_engine_orphan_spools_removed(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf mine > $RXJOB_RESULT; ls $(dirname $RXJOB_RESULT)", NULL};
+    engine_spec s = cmd_spec(argv);
+    char orphan[PATH_MAX], gone[PATH_MAX], next[PATH_MAX], path[PATH_MAX + 32];
+    engine_results *res;
+    int64_t id, id2;
+    FILE *fp;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    engine_close(f->e);
+    f->e = NULL;
+    /* What a crash leaves: a job's directory renamed but not removed, one without a row, and
+     * (never made by rxjobd, the worst case) one for the id the next job gets. */
+    (void)snprintf(gone, sizeof(gone), "%s/spool/%" PRId64 ".gone", f->dir, id + 100);
+    (void)snprintf(orphan, sizeof(orphan), "%s/spool/%" PRId64, f->dir, id + 101);
+    (void)snprintf(next, sizeof(next), "%s/spool/%" PRId64, f->dir, id + 1);
+    for (int k = 0; k < 3; k++) {
+        const char *d = k == 0 ? gone : k == 1 ? orphan : next;
+
+        assert_int_equal(mkdir(d, 0700), 0);
+        (void)snprintf(path, sizeof(path), "%s/stale", d);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    fixture_open(f);
+    id2 = submit(f, &s);
+    assert_int_equal(id2, id + 1);
+    assert_int_equal(wait_done(f, 1000, id2).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 3000 && (path_exists(gone) || path_exists(orphan)); i++)
+        sleep_ms(10);
+    assert_false(path_exists(gone));
+    assert_false(path_exists(orphan));
+    /* The new job's directory is its own: made fresh, its result kept, no stale file. */
+    res = results(f, 1000, id2, -1);
+    assert_string_equal(res->slots[0].value, "mine");
+    engine_results_free(res);
+    (void)snprintf(path, sizeof(path), "%s/stale", next);
+    assert_false(path_exists(path));
+    (void)snprintf(path, sizeof(path), "%s/t0.result", next);
+    assert_true(path_exists(path));
+    /* The first job is untouched. */
+    res = results(f, 1000, id, -1);
+    assert_string_equal(res->slots[0].value, "mine");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* engine_close drains the remover's queue: directories handed to it are gone after the close. */
+static void
+test_engine_close_drains_removals(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf x > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    char path[PATH_MAX + 32], warn[256];
+    int64_t ids[20];
+    int cleaned;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    s.times_to_run = 3;
+    for (int i = 0; i < 20; i++)
+        ids[i] = submit(f, &s);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(wait_done(f, 1000, ids[i]).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 20; i++) {
+        cleaned = 0;
+        assert_int_equal(engine_cleanup(f->e, 1000, ids[i], 1, &cleaned, warn, sizeof(warn)),
+                         RX_OK);
+        assert_int_equal(cleaned, 1);
+    }
+    engine_close(f->e);
+    f->e = NULL;
+    for (int i = 0; i < 20; i++) {
+        (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64, f->dir, ids[i]);
+        assert_false(path_exists(path));
+        (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64 ".gone", f->dir, ids[i]);
+        assert_false(path_exists(path));
+    }
     fixture_free(f);
 }
 
@@ -2157,6 +2301,9 @@ main(void)
         cmocka_unit_test(test_engine_slot_times),
         cmocka_unit_test(test_engine_store_error_cause),
         cmocka_unit_test(test_engine_results_keep_spool),
+        cmocka_unit_test(test_engine_removal_does_not_stall),
+        cmocka_unit_test(test_engine_orphan_spools_removed),
+        cmocka_unit_test(test_engine_close_drains_removals),
         cmocka_unit_test(test_engine_submit_latency),
     };
     const char *fn = getenv("RXJOB_FUNCTION");

@@ -1,10 +1,13 @@
 /*
- * test_error.c - error codes, the version, the checked number parser and the monotonic clock
- * (src/core/error.c), the allocator and its fault-injection seam (src/core/alloc.c), and the log
- * sink (src/core/log.c), the small modules every other one leans on.
+ * test_error.c - error codes, the version, the checked number parser, the monotonic clock and
+ * rx__read_full (src/core/error.c), the allocator and its fault-injection seam
+ * (src/core/alloc.c), and the log sink (src/core/log.c), the small modules every other one
+ * leans on.
  */
 #include "core/internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* cmocka.h needs the declarations of the headers above. */
 #include <cmocka.h>
@@ -195,6 +199,32 @@ test_error_now_ms_is_monotonic(void **state)
     b = rx__now_ms();
     assert_true(a > 0);
     assert_true(b >= a);
+}
+
+/* rx__read_full: to end of file, to the cap, and on a non-blocking pipe whose writer is still
+ * open, what is there (the client reads a starting daemon's stderr so: it must not lose it). */
+static void
+test_error_read_full(void **state)
+{
+    char buf[16];
+    int p[2];
+
+    (void)state;
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "hello world", 11), 11);
+    assert_int_equal(rx__read_full(p[0], buf, 5), 5); /* the cap */
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(rx__read_full(p[0], buf, sizeof(buf)), 6); /* writer open: what is there */
+    assert_memory_equal(buf, " world", 6);
+    assert_int_equal(rx__read_full(p[0], buf, sizeof(buf)), 0); /* nothing now */
+    assert_int_equal(write(p[1], "end", 3), 3);
+    close(p[1]);
+    assert_int_equal(rx__read_full(p[0], buf, sizeof(buf)), 3); /* end of file */
+    assert_memory_equal(buf, "end", 3);
+    close(p[0]);
+    assert_int_equal(rx__read_full(p[0], buf, sizeof(buf)), -1); /* closed fd: read's errno */
+    assert_int_equal(errno, EBADF);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -392,6 +422,7 @@ main(void)
         cmocka_unit_test(test_error_parse_i64_table),
         cmocka_unit_test(test_error_parse_i64_null),
         cmocka_unit_test(test_error_now_ms_is_monotonic),
+        cmocka_unit_test(test_error_read_full),
         cmocka_unit_test_teardown(test_error_alloc_fail_after_zero, alloc_teardown),
         cmocka_unit_test_teardown(test_error_alloc_fail_after_n, alloc_teardown),
         cmocka_unit_test_teardown(test_error_alloc_copies, alloc_teardown),

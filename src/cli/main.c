@@ -136,6 +136,9 @@ main(int argc, char **argv)
     const char *arg = NULL;
     int rc;
 
+    /* stderr is unbuffered: a message escaped piece by piece (cli_fputs_display) would reach
+     * it in many writes, interleaved with other processes' output. One write per line. */
+    (void)setvbuf(stderr, NULL, _IOLBF, 0);
     memset(&c, 0, sizeof(c));
     cli_parser_init(&p, NULL, argc, argv, 1);
     for (;;) {

@@ -202,20 +202,14 @@ make_parent_dirs(const char *path)
 static void
 read_daemon_stderr(int fd, char *buf, size_t len)
 {
-    size_t used = 0;
+    size_t used;
+    long got;
 
     buf[0] = '\0';
     if (fd < 0 || len == 0)
         return;
-    while (used + 1 < len) {
-        ssize_t got = read(fd, buf + used, len - 1 - used);
-
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        used += (size_t)got;
-    }
+    got = rx__read_full(fd, buf, len - 1); /* fd is non-blocking: never waits */
+    used = got > 0 ? (size_t)got : 0;
     buf[used] = '\0';
     for (size_t i = 0; i < used; i++) {
         if (buf[i] == '\n' || buf[i] == '\r') {

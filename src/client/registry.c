@@ -184,7 +184,7 @@ read_file(const char *path, void **out_data, size_t *out_len)
         goto done;
     }
     for (;;) {
-        ssize_t got;
+        long got;
 
         if (len + 1 == cap) { /* the file grew, or its size was unknown */
             char *bigger;
@@ -201,16 +201,14 @@ read_file(const char *path, void **out_data, size_t *out_len)
             buf = bigger;
             cap *= 2;
         }
-        got = read(fd, buf + len, cap - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
+        got = rx__read_full(fd, buf + len, cap - 1 - len);
         if (got < 0) {
             err = RX_EIO;
             goto done;
         }
-        if (got == 0)
-            break;
         len += (size_t)got;
+        if (len + 1 < cap) /* end of file before the buffer was full */
+            break;
     }
     buf[len] = '\0';
     *out_data = buf;

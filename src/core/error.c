@@ -108,6 +108,8 @@ rx__read_full(int fd, void *buf, size_t cap)
 
         if (got < 0 && errno == EINTR)
             continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
         if (got < 0)
             return -1;
         if (got == 0)

@@ -35,8 +35,9 @@ void rx__log(rx_log_level level, const char *fmt, ...) RX_PRINTF(2, 3);
 /* Checked number parser: the whole string must be a decimal integer in [min, max]. */
 rx_err rx__parse_i64(const char *s, int64_t min, int64_t max, int64_t *out_value);
 
-/* Read from fd into buf until end of file or cap bytes, retrying on EINTR. The bytes read, or -1
- * with errno from read(2). */
+/* Read from fd into buf until end of file or cap bytes, retrying on EINTR; on a non-blocking fd,
+ * also until nothing more is there now (EAGAIN: what was there is the answer). The bytes read,
+ * or -1 with errno from read(2). */
 long rx__read_full(int fd, void *buf, size_t cap);
 
 #endif

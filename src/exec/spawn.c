@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -328,4 +329,72 @@ rx__wait_child_deadline(pid_t pid, int64_t timeout_ms, int *out_wstatus)
     if (got != pid)
         return -1;
     return killed;
+}
+
+/* In the child: become uid:gid with groups only, and make sure there is no way back. */
+static int
+drop_to(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups)
+{
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+
+    if (setgroups(n_groups, n_groups > 0 ? groups : NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0)
+        return -1;
+    if (setuid(0) == 0 || (gid != 0 && setgid(0) == 0))
+        return -1;
+    if (getresuid(&ru, &eu, &su) != 0 || ru != uid || eu != uid || su != uid ||
+        getresgid(&rg, &eg, &sg) != 0 || rg != gid || eg != gid || sg != gid)
+        return -1;
+    return 0;
+}
+
+int
+rx__run_as(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, rx__as_fn fn, void *arg,
+           int64_t timeout_ms)
+{
+    sigset_t all, old;
+    int status = 0, saved;
+    pid_t pid;
+
+    if (uid == 0 || fn == NULL || (n_groups > 0 && groups == NULL)) {
+        errno = EINVAL;
+        return -1;
+    }
+    sigfillset(&all);
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0) {
+        int rc;
+
+        if (drop_to(uid, gid, groups, n_groups) != 0)
+            _exit(126);
+        rc = fn(arg);
+        _exit(rc >= 0 && rc <= 125 ? rc : 125);
+    }
+    saved = errno;
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        errno = saved;
+        return -1;
+    }
+    switch (rx__wait_child_deadline(pid, timeout_ms, &status)) {
+    case 0:
+        break;
+    case 1:
+        errno = ETIMEDOUT;
+        return -1;
+    default:
+        errno = ECHILD;
+        return -1;
+    }
+    if (!WIFEXITED(status)) {
+        errno = ECHILD;
+        return -1;
+    }
+    if (WEXITSTATUS(status) == 126) {
+        errno = EPERM;
+        return -1;
+    }
+    return WEXITSTATUS(status);
 }

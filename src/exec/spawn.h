@@ -88,4 +88,24 @@ int rx__proc_start_time(pid_t pid, uint64_t *out_start);
  * (not a child). */
 int rx__wait_child_deadline(pid_t pid, int64_t timeout_ms, int *out_wstatus);
 
+/* What rx__run_as runs as the user: its return value (0..125) is the child's exit status. It runs
+ * in the child of a threaded process: no locks another thread may have held at the fork. */
+typedef int (*rx__as_fn)(void *arg);
+
+/*
+ * Fork, become the user, run fn(arg), wait at most timeout_ms. The child drops every privilege
+ * before fn: setgroups(groups, n_groups) (none when n_groups is 0), setresgid(gid x3),
+ * setresuid(uid x3), each checked, then checks that root cannot be regained (setuid(0), and
+ * setgid(0) unless gid is 0, must fail; getresuid/getresgid must say uid and gid throughout); any
+ * failure exits 126 before fn runs. All signals are blocked in the child. The wait is
+ * rx__wait_child_deadline's: a user who stops the child (SIGSTOP) or keeps it busy delays the
+ * caller timeout_ms at most, then it is killed and reaped.
+ * Returns fn's value (0..125); -1 with errno: EINVAL (uid 0: there is nothing to drop, the
+ * caller must not run fn as root this way), fork's errno, EPERM (the child could not become the
+ * user), ETIMEDOUT (killed at the deadline), ECHILD (it died otherwise).
+ * Thread-safe: callable from any thread, concurrently.
+ */
+int rx__run_as(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, rx__as_fn fn, void *arg,
+               int64_t timeout_ms);
+
 #endif

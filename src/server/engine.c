@@ -45,8 +45,12 @@
 #include <unistd.h>
 
 /* Client-controlled quantities; the settable ones are e->limits (limits.h). */
-#define MAX_FUNCTION_NAME 128
-#define DEFAULT_GRACE_MS  1000
+#define MAX_FUNCTION_NAME      128
+#define DEFAULT_GRACE_MS       1000
+/* How long engine_close lets the remover thread go on with its queue, milliseconds. */
+#define ENGINE_REMOVE_DRAIN_MS 10000
+/* A job's spool directory once handed to the remover thread: spool/<id>.gone. */
+#define GONE_SUFFIX            ".gone"
 #define RESULT_NOT_RUN_TEXT                                   \
     "not run: the job stopped after task %" PRId64 " failed " \
     "(continue_on_failure is false)"
@@ -273,14 +277,34 @@ engine_active_remove(engine *e, ejob *j)
     j->active = 0;
 }
 
-void
-engine_queue_gone(engine *e, int64_t id)
+/* One directory for the remover thread: spool/<id>.gone, or spool/<id> itself when it could not
+ * be renamed (ids are never reused, so the name stays the removed job's). */
+struct engine_gone {
+    int64_t id;
+    int renamed;
+};
+
+static int
+gone_path(const engine *e, const struct engine_gone *g, char *buf, size_t len)
 {
+    int n = snprintf(buf, len, "%s/spool/%" PRId64 "%s", e->state_dir, g->id,
+                     g->renamed ? GONE_SUFFIX : "");
+
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static void
+gone_push(engine *e, int64_t id, int renamed)
+{
+    pthread_mutex_lock(&e->rm_mu);
+    if (e->gone_head > 0 && e->gone_head == e->n_gone)
+        e->gone_head = e->n_gone = 0;
     if (e->n_gone == e->cap_gone) {
         size_t cap = e->cap_gone ? e->cap_gone * 2 : 16;
-        int64_t *p = rx__realloc(e->gone, cap * sizeof(*p));
+        struct engine_gone *p = rx__realloc(e->gone, cap * sizeof(*p));
 
         if (p == NULL) {
+            pthread_mutex_unlock(&e->rm_mu);
             /* Left behind, not lost: the next engine_open removes spools without a job. */
             rx__log(RX_LOG_WARN,
                     "engine: out of memory queueing the spool of job %" PRId64
@@ -291,29 +315,94 @@ engine_queue_gone(engine *e, int64_t id)
         e->gone = p;
         e->cap_gone = cap;
     }
-    e->gone[e->n_gone++] = id;
+    e->gone[e->n_gone].id = id;
+    e->gone[e->n_gone++].renamed = renamed;
+    pthread_cond_signal(&e->rm_cond);
+    pthread_mutex_unlock(&e->rm_mu);
 }
 
 void
-engine_remove_gone(engine *e)
+engine_queue_gone(engine *e, int64_t id)
 {
-    int64_t *gone;
-    size_t n;
+    char dir[PATH_MAX], to[PATH_MAX];
+    struct engine_gone g = {.id = id, .renamed = 1};
 
-    pthread_mutex_lock(&e->mu);
-    gone = e->gone;
-    n = e->n_gone;
-    e->gone = NULL;
-    e->n_gone = e->cap_gone = 0;
-    pthread_mutex_unlock(&e->mu);
-    for (size_t i = 0; i < n; i++) {
+    if (spool_job_dir(e->state_dir, id, dir, sizeof(dir)) != 0 ||
+        gone_path(e, &g, to, sizeof(to)) != 0)
+        return;
+    /* One rename, whatever the directory holds: the job's name is free at once, and the
+     * removal (seconds for a big job, up to SPOOL_REMOVE_AS_MS as its user) blocks nobody. */
+    if (rename(dir, to) == 0) {
+        gone_push(e, id, 1);
+        return;
+    }
+    if (errno == ENOENT)
+        return; /* nothing was written for this job (or it is already renamed) */
+    rx__log(RX_LOG_WARN, "engine: rename '%s' to '%s' failed: %s; removing it in place", dir, to,
+            strerror(errno));
+    gone_push(e, id, 0);
+}
+
+static int
+past(const struct timespec *t)
+{
+    struct timespec now;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* The remover thread: the only one that removes spool directories. It never takes mu. */
+static void *
+remover_main(void *arg)
+{
+    engine *e = arg;
+
+    pthread_mutex_lock(&e->rm_mu);
+    for (;;) {
+        struct engine_gone g;
         char dir[PATH_MAX];
 
-        if (spool_job_dir(e->state_dir, gone[i], dir, sizeof(dir)) == 0 &&
-            spool_remove_dir(dir) != RX_OK)
+        while (e->gone_head == e->n_gone && !e->rm_stop)
+            pthread_cond_wait(&e->rm_cond, &e->rm_mu);
+        if (e->gone_head == e->n_gone || (e->rm_stop && past(&e->rm_stop_by)))
+            break; /* engine_close logs what is left */
+        g = e->gone[e->gone_head++];
+        pthread_mutex_unlock(&e->rm_mu);
+        if (gone_path(e, &g, dir, sizeof(dir)) == 0 && spool_remove_dir(dir) != RX_OK)
             rx__log(RX_LOG_WARN, "engine: remove '%s' failed: %s, ignoring", dir, strerror(errno));
+        pthread_mutex_lock(&e->rm_mu);
     }
-    rx__free(gone);
+    pthread_mutex_unlock(&e->rm_mu);
+    return NULL;
+}
+
+/* Stop the remover thread: it goes on with its queue for ENGINE_REMOVE_DRAIN_MS at most (plus
+ * the removal in hand, itself bounded as its user); what is left is logged, and the next
+ * engine_open removes it (directories without a job, and every *.gone one). */
+static void
+remover_stop(engine *e)
+{
+    if (!e->rm_started)
+        return;
+    pthread_mutex_lock(&e->rm_mu);
+    (void)clock_gettime(CLOCK_MONOTONIC, &e->rm_stop_by);
+    e->rm_stop_by.tv_sec += ENGINE_REMOVE_DRAIN_MS / 1000;
+    e->rm_stop_by.tv_nsec += (long)(ENGINE_REMOVE_DRAIN_MS % 1000) * 1000000L;
+    if (e->rm_stop_by.tv_nsec >= 1000000000L) {
+        e->rm_stop_by.tv_sec++;
+        e->rm_stop_by.tv_nsec -= 1000000000L;
+    }
+    e->rm_stop = 1;
+    pthread_cond_signal(&e->rm_cond);
+    pthread_mutex_unlock(&e->rm_mu);
+    pthread_join(e->rm_thread, NULL);
+    e->rm_started = 0;
+    if (e->gone_head < e->n_gone)
+        rx__log(RX_LOG_WARN,
+                "engine: %zu spool directories not removed in %d ms (the first: job %" PRId64
+                "); the next start removes them",
+                e->n_gone - e->gone_head, ENGINE_REMOVE_DRAIN_MS, e->gone[e->gone_head].id);
 }
 
 void
@@ -854,7 +943,9 @@ load_running(const store_task_row *row, void *user)
     return RX_OK;
 }
 
-/* Spool directories whose job is gone (removal interrupted by a crash) are removed. */
+/* Spool directories whose job is gone (removal interrupted by a crash, or still queued) are
+ * removed: <id> without a job, and every <id>.gone. Ids are never reused (AUTOINCREMENT), and a
+ * job's directory is made only after its row is committed, so neither can be a live job's. */
 static void
 queue_orphan_spools(engine *e)
 {
@@ -872,6 +963,17 @@ queue_orphan_spools(engine *e)
 
         if (ent == NULL)
             break;
+        size_t len = strlen(ent->d_name);
+        char num[32];
+
+        if (len > strlen(GONE_SUFFIX) && len - strlen(GONE_SUFFIX) < sizeof(num) &&
+            strcmp(ent->d_name + len - strlen(GONE_SUFFIX), GONE_SUFFIX) == 0) {
+            memcpy(num, ent->d_name, len - strlen(GONE_SUFFIX));
+            num[len - strlen(GONE_SUFFIX)] = '\0';
+            if (rx__parse_i64(num, 1, INT64_MAX, &id) == RX_OK)
+                gone_push(e, id, 1);
+            continue;
+        }
         if (rx__parse_i64(ent->d_name, 1, INT64_MAX, &id) != RX_OK)
             continue;
         if (engine_find(e, id) == NULL)
@@ -1041,6 +1143,8 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&e->q_mu, NULL);
     pthread_cond_init(&e->q_idle, NULL);
+    pthread_mutex_init(&e->rm_mu, NULL);
+    pthread_cond_init(&e->rm_cond, NULL);
     e->state_dir = rx__strdup(opts->state_dir);
     e->self_exe = rx__strdup(opts->self_exe);
     e->slots = opts->slots;
@@ -1115,7 +1219,12 @@ engine_open(const engine_opts *opts, engine **out_engine, char *errbuf, size_t e
     pthread_mutex_unlock(&e->mu);
     if (err != RX_OK)
         goto fail;
-    engine_remove_gone(e);
+    if (pthread_create(&e->rm_thread, NULL, remover_main, e) != 0) {
+        (void)snprintf(errbuf, errlen, "engine: start the remover thread failed");
+        err = RX_ESYSTEM;
+        goto fail;
+    }
+    e->rm_started = 1;
     if (pthread_create(&e->sched_thread, NULL, e->slurm ? exec_slurm_main : sched_main, e) != 0) {
         (void)snprintf(errbuf, errlen, "engine: start the scheduler thread failed");
         err = RX_ESYSTEM;
@@ -1159,7 +1268,7 @@ engine_close(engine *e)
         exec_local_abandon(&e->runs[i].shim);
         spool_run_exit_free(&e->runs[i].rec);
     }
-    engine_remove_gone(e);
+    remover_stop(e);
     for (size_t i = 0; i < e->n_jobs; i++)
         job_free(e->jobs[i]);
     store_close(e->st);
@@ -1169,6 +1278,8 @@ engine_close(engine *e)
     pthread_cond_destroy(&e->changed);
     pthread_mutex_destroy(&e->q_mu);
     pthread_cond_destroy(&e->q_idle);
+    pthread_mutex_destroy(&e->rm_mu);
+    pthread_cond_destroy(&e->rm_cond);
     rx__free(e->jobs);
     rx__free(e->runs);
     rx__free(e->gone);
@@ -1303,7 +1414,6 @@ engine_cancel(engine *e, uid_t uid, int64_t id, int *out_canceled, engine_job *o
     if (err == RX_OK && out_job != NULL)
         job_fill(j, out_job);
     pthread_mutex_unlock(&e->mu);
-    engine_remove_gone(e);
     if (err == RX_OK && out_canceled != NULL)
         *out_canceled = canceled;
     return err;
@@ -1393,7 +1503,6 @@ engine_results_end(engine_results *res, int delivered)
     pthread_cond_broadcast(&e->changed);
     job_unpin(e, j);
     pthread_mutex_unlock(&e->mu);
-    engine_remove_gone(e);
     results_free_only(res);
     return err;
 }
@@ -1577,7 +1686,6 @@ engine_cleanup(engine *e, uid_t uid, int64_t id, int force, int *out_cleaned, ch
         break;
     }
     pthread_mutex_unlock(&e->mu);
-    engine_remove_gone(e);
     if (err == RX_OK && out_cleaned != NULL)
         *out_cleaned = cleaned;
     return err;

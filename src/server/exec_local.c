@@ -267,35 +267,28 @@ fail:
     return -1;
 }
 
+/* rx__run_as's part for exec_local_dir_ok_as, as the user: 0 if *arg is a directory, 1 if not. */
+static int
+dir_ok_fn(void *arg)
+{
+    struct stat st;
+
+    return stat((const char *)arg, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1;
+}
+
 int
 exec_local_dir_ok_as(uid_t uid, const char *path)
 {
     char why[256];
     exec_user u;
-    sigset_t all, old;
-    int status = 0, err = 0;
-    pid_t pid;
+    int rc, err = 0;
 
     if (user_lookup(uid, &u, &err, why, sizeof(why)) != 0)
         return -1;
-    sigfillset(&all);
-    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        struct stat st;
-
-        if (setgroups((size_t)u.n_groups, u.groups) != 0 || setresgid(u.gid, u.gid, u.gid) != 0 ||
-            setresuid(u.uid, u.uid, u.uid) != 0 || setuid(0) == 0)
-            _exit(2);
-        _exit(stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : 1);
-    }
-    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    rc = rx__run_as(u.uid, u.gid, u.groups, (size_t)u.n_groups, dir_ok_fn, (void *)path,
+                    EXEC_AS_USER_WAIT_MS);
     user_free(&u);
-    if (pid < 0 || rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status) != 0)
-        return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0   ? 1
-           : WIFEXITED(status) && WEXITSTATUS(status) == 1 ? 0
-                                                           : -1;
+    return rc == 0 ? 1 : rc == 1 ? 0 : -1;
 }
 
 /* What failed in the child before exec: one of these and the errno, through the error pipe. */
@@ -493,15 +486,52 @@ spawn_user_shim(const exec_shim_req *req, const char *exe, char *const argv[], i
     return rc;
 }
 
-rx_err
-exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
+/* The argument vector of the shim of req: argv[0] its path, then what rxjob-shim parses
+ * (src/shim/shim.c main). The strings live in *bufs. */
+typedef struct shim_args {
+    char idx[32], n_tasks[32], timeout[32], grace[32], output_bytes[32], result_bytes[32];
+    char count[32];
+    char *argv[13];
+} shim_args;
+
+static void
+shim_args_fill(const exec_shim_req *req, shim_args *b)
+{
+    (void)snprintf(b->idx, sizeof(b->idx), "%" PRIu64, req->idx);
+    (void)snprintf(b->n_tasks, sizeof(b->n_tasks), "%" PRIu64, req->n_tasks);
+    (void)snprintf(b->timeout, sizeof(b->timeout), "%" PRId64, req->timeout_ms);
+    (void)snprintf(b->grace, sizeof(b->grace), "%" PRId64, req->grace_ms);
+    (void)snprintf(b->output_bytes, sizeof(b->output_bytes), "%" PRIu64, req->output_bytes);
+    (void)snprintf(b->result_bytes, sizeof(b->result_bytes), "%" PRIu64, req->result_bytes);
+    b->argv[0] = (char *)req->shim_exe;
+    b->argv[1] = "--shim";
+    b->argv[2] = (char *)req->job_dir;
+    b->argv[3] = b->idx;
+    b->argv[4] = b->n_tasks;
+    b->argv[5] = b->timeout;
+    b->argv[6] = b->grace;
+    b->argv[7] = req->has_args ? "1" : "0";
+    b->argv[8] = b->output_bytes;
+    b->argv[9] = b->result_bytes;
+    b->argv[10] = NULL;
+    if (req->count > 0) { /* a chunk of function tasks */
+        (void)snprintf(b->count, sizeof(b->count), "%" PRIu64, req->count);
+        b->argv[10] = b->count;
+        b->argv[11] = req->stop_on_failure ? "1" : "0";
+        b->argv[12] = NULL;
+    }
+}
+
+/* Spawn the shim binary with argv, fd 3 one end of a new socket pair: as req->uid when
+ * exec_local_as_user says so (req then also names the job directory to give), else as the
+ * daemon. */
+static rx_err
+spawn_shim(const exec_shim_req *req, char *const argv[], exec_shim *out_shim, int *out_errno)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t blocked, all;
-    char idx[32], n_tasks[32], timeout[32], grace[32];
-    char *argv[13];
-    char output_bytes[32], result_bytes[32], count[32], exe[64];
+    char exe[64];
     int sv[2] = {-1, -1};
     int child_fd = -1;
     pid_t pid = 0;
@@ -535,29 +565,6 @@ exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
             close(sv[0]);
             return RX_ESYSTEM;
         }
-    }
-    (void)snprintf(idx, sizeof(idx), "%" PRIu64, req->idx);
-    (void)snprintf(n_tasks, sizeof(n_tasks), "%" PRIu64, req->n_tasks);
-    (void)snprintf(timeout, sizeof(timeout), "%" PRId64, req->timeout_ms);
-    (void)snprintf(grace, sizeof(grace), "%" PRId64, req->grace_ms);
-    argv[0] = (char *)req->shim_exe;
-    argv[1] = "--shim";
-    argv[2] = (char *)req->job_dir;
-    argv[3] = idx;
-    argv[4] = n_tasks;
-    argv[5] = timeout;
-    argv[6] = grace;
-    argv[7] = req->has_args ? "1" : "0";
-    (void)snprintf(output_bytes, sizeof(output_bytes), "%" PRIu64, req->output_bytes);
-    (void)snprintf(result_bytes, sizeof(result_bytes), "%" PRIu64, req->result_bytes);
-    argv[8] = output_bytes;
-    argv[9] = result_bytes;
-    argv[10] = NULL;
-    if (req->count > 0) {
-        (void)snprintf(count, sizeof(count), "%" PRIu64, req->count);
-        argv[10] = count;
-        argv[11] = req->stop_on_failure ? "1" : "0";
-        argv[12] = NULL;
     }
     /* The binary opened at start (exec_local_shim_open), which stays executable when its file
      * is replaced or removed (a rebuild, an upgrade); argv[0] still names the path. */
@@ -607,12 +614,83 @@ out_fds:
     out_shim->pid = pid;
     out_shim->go_fd = sv[0];
     out_shim->went = 0;
+    out_shim->end_buf = NULL;
+    out_shim->end_got = 0;
     out_shim->pidfd = rx__fd_above_stdio(pidfd_open(pid, 0));
     out_shim->start_time = 0;
-    /* The shim cannot have exited yet (it waits for "go"), unless it was killed: then its start
-     * time stays 0, which no live process has, and recovery treats it as gone. */
+    /* The shim cannot have exited yet (it waits for its task or for "go"), unless it was killed:
+     * then its start time stays 0, which no live process has, and recovery treats it as gone. */
     (void)exec_local_proc_start(pid, &out_shim->start_time);
     return RX_OK;
+}
+
+rx_err
+exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
+{
+    shim_args b;
+
+    shim_args_fill(req, &b);
+    return spawn_shim(req, b.argv, out_shim, out_errno);
+}
+
+rx_err
+exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim, int *out_errno)
+{
+    exec_shim_req req;
+    char *argv[3] = {(char *)shim_exe, SHIM_BLANK_ARG, NULL};
+
+    memset(&req, 0, sizeof(req));
+    req.shim_exe = shim_exe;
+    req.shim_fd = shim_fd;
+    req.uid = geteuid(); /* never as another user: the job, and so the user, is not known yet */
+    return spawn_shim(&req, argv, out_shim, out_errno);
+}
+
+int
+exec_local_assign(exec_shim *sh, const exec_shim_req *req)
+{
+    char msg[SHIM_ASSIGN_MAX + 6];
+    shim_args b;
+    size_t len = 0;
+    uint32_t n;
+
+    if (sh->go_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    shim_args_fill(req, &b);
+    /* "a", the length (4 bytes, little-endian), the arguments after argv[0] each with its NUL,
+     * then "c": one send, so the shim never sees half of it. */
+    for (size_t i = 1; b.argv[i] != NULL; i++) {
+        size_t k = strlen(b.argv[i]) + 1;
+
+        if (len + k > SHIM_ASSIGN_MAX) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(msg + 5 + len, b.argv[i], k);
+        len += k;
+    }
+    n = (uint32_t)len;
+    msg[0] = 'a';
+    msg[1] = (char)(n & 0xff);
+    msg[2] = (char)((n >> 8) & 0xff);
+    msg[3] = (char)((n >> 16) & 0xff);
+    msg[4] = (char)((n >> 24) & 0xff);
+    msg[5 + len] = 'c';
+    return send(sh->go_fd, msg, len + 6, MSG_NOSIGNAL) == (ssize_t)(len + 6) ? 0 : -1;
+}
+
+/* Close the daemon's end of fd 3, and drop a half-read end message with it. */
+static void
+go_close(exec_shim *sh)
+{
+    if (sh->go_fd >= 0)
+        close(sh->go_fd);
+    sh->go_fd = -1;
+    rx__free(sh->end_buf);
+    sh->end_buf = NULL;
+    sh->end_got = 0;
 }
 
 void
@@ -632,23 +710,55 @@ exec_local_go(exec_shim *sh)
 }
 
 int
-exec_local_read_end(exec_shim *sh)
+exec_local_read_end(exec_shim *sh, uint64_t first, uint64_t count, spool_run_exit *out_rec,
+                    rx_err *out_err)
 {
-    char c;
-    ssize_t n;
+    for (;;) {
+        size_t len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
+                     (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
+        ssize_t n;
 
-    if (sh->go_fd < 0)
-        return -1;
-    do
-        n = recv(sh->go_fd, &c, 1, MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (n == 1 && c == 'e')
-        return 1;
-    close(sh->go_fd);
-    sh->go_fd = -1;
-    return -1;
+        if (sh->go_fd < 0)
+            return -1;
+        if (sh->end_got < sizeof(sh->end_head))
+            n = recv(sh->go_fd, sh->end_head + sh->end_got, sizeof(sh->end_head) - sh->end_got,
+                     MSG_DONTWAIT);
+        else
+            n = recv(sh->go_fd, sh->end_buf + (sh->end_got - sizeof(sh->end_head)),
+                     len - (sh->end_got - sizeof(sh->end_head)), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0) {
+            go_close(sh);
+            return -1;
+        }
+        sh->end_got += (size_t)n;
+        if (sh->end_head[0] != 'E') { /* not an end message: see below */
+            go_close(sh);
+            return -1;
+        }
+        if (sh->end_got == sizeof(sh->end_head)) {
+            len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
+                  (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
+            /* Anything but "E" and a record's length is not a supervisor's end: its pidfd and
+             * record file (if any) tell the rest. */
+            if (sh->end_head[0] != 'E' || len == 0 || len > spool_run_exit_max(count) ||
+                (sh->end_buf = rx__malloc(len + 1)) == NULL) {
+                go_close(sh);
+                return -1;
+            }
+        }
+        if (sh->end_got > sizeof(sh->end_head) && sh->end_got == sizeof(sh->end_head) + len) {
+            sh->end_buf[len] = '\0';
+            *out_err = spool_run_exit_parse(sh->end_buf, len, first, count, out_rec);
+            rx__free(sh->end_buf);
+            sh->end_buf = NULL;
+            sh->end_got = 0;
+            return 1;
+        }
+    }
 }
 
 void
@@ -657,8 +767,7 @@ exec_local_ack(exec_shim *sh)
     if (sh->go_fd < 0)
         return;
     (void)send(sh->go_fd, "k", 1, MSG_NOSIGNAL);
-    close(sh->go_fd);
-    sh->go_fd = -1;
+    go_close(sh);
 }
 
 int
@@ -685,9 +794,7 @@ exec_local_discard(exec_shim *sh)
 void
 exec_local_abandon(exec_shim *sh)
 {
-    if (sh->go_fd >= 0)
-        close(sh->go_fd);
-    sh->go_fd = -1;
+    go_close(sh);
 }
 
 int
@@ -764,29 +871,37 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     return 1;
 }
 
-/* kill(-pgid, SIGKILL) with uid's rights only: from a child that has become uid, so that a
- * pid the user wrote into t<i>.pid cannot make root kill someone else's processes. 0 or -1. */
+/* rx__run_as's part for kill_group_as, as the user: kill(-*arg, SIGKILL); 0, or 1 if it failed. */
 static int
-kill_group_as(uid_t uid, pid_t pgid)
+kill_group_fn(void *arg)
 {
-    sigset_t all, old;
-    int status = 0;
-    pid_t pid;
+    return kill(-*(const pid_t *)arg, SIGKILL) == 0 ? 0 : 1;
+}
+
+/* kill(-pgid, SIGKILL) with uid's rights only: from a child that has become uid (its primary
+ * group, no supplementary ones: a signal needs no more), so that a pid the user wrote into
+ * t<i>.pid cannot make root kill someone else's processes. A user without a passwd entry any more
+ * gets the group of its job directory (job_dir_gid, or -1 for none). 0 or -1. */
+static int
+kill_group_as(uid_t uid, gid_t job_dir_gid, pid_t pgid)
+{
+    char why[256];
+    exec_user u;
+    gid_t gid = job_dir_gid;
+    int err = 0;
 
     if (!exec_local_as_user(uid))
         return kill(-pgid, SIGKILL);
-    sigfillset(&all);
-    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        if (setgroups(0, NULL) != 0 || setresuid(uid, uid, uid) != 0)
-            _exit(2);
-        _exit(kill(-pgid, SIGKILL) == 0 ? 0 : 1);
+    if (user_lookup(uid, &u, &err, why, sizeof(why)) == 0) {
+        gid = u.gid;
+        user_free(&u);
     }
-    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0 || rx__wait_child_deadline(pid, EXEC_AS_USER_WAIT_MS, &status) != 0)
+    if (gid == (gid_t)-1) {
+        rx__log(RX_LOG_WARN, "exec: cannot kill process group %ld as uid %lu: %s", (long)pgid,
+                (unsigned long)uid, why);
         return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    }
+    return rx__run_as(uid, gid, NULL, 0, kill_group_fn, &pgid, EXEC_AS_USER_WAIT_MS) == 0 ? 0 : -1;
 }
 
 void
@@ -798,6 +913,7 @@ exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid)
     long long pid = 0;
     unsigned long long start = 0;
     uint64_t now_start;
+    struct stat st;
     char *end;
 
     if (spool_task_path(job_dir, idx, ".pid", path, sizeof(path)) != 0 ||
@@ -814,7 +930,9 @@ exec_local_kill_orphan(const char *job_dir, uint64_t idx, uid_t uid)
      * its number reused (a pid stays taken while it names a group), so the group is the task's. */
     if (exec_local_proc_start((pid_t)pid, &now_start) == 0 && now_start != start)
         return;
-    if (kill_group_as(uid, (pid_t)pid) == 0)
+    if (stat(job_dir, &st) != 0 || st.st_uid != uid)
+        st.st_gid = (gid_t)-1;
+    if (kill_group_as(uid, st.st_gid, (pid_t)pid) == 0)
         rx__log(RX_LOG_INFO, "exec: killed the orphaned process group %lld of task %" PRIu64, pid,
                 idx);
     (void)unlink(path);

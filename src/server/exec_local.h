@@ -20,6 +20,7 @@
 #define RX_SERVER_EXEC_LOCAL_H
 
 #include "rxjob.h"
+#include "store/spool.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,9 @@ typedef struct exec_shim {
     uint64_t start_time; /* /proc/PID/stat field 22, to tell the shim from a reused pid */
     int go_fd;           /* the daemon's end of fd 3 until "go" is sent; -1 after */
     int went;            /* 1: this daemon sent it "go" (its record cannot truthfully say go 0) */
+    unsigned char end_head[5]; /* exec_local_read_end: the end message's "E" and length ... */
+    size_t end_got;            /* ... bytes of it received so far ... */
+    char *end_buf;             /* ... and its record (owned; NULL between messages) */
 } exec_shim;
 
 typedef struct exec_shim_req {
@@ -54,9 +58,13 @@ typedef struct exec_shim_req {
 } exec_shim_req;
 
 /* The file name of the supervisor binary, installed next to rxjobd. */
-#define EXEC_SHIM_NAME "rxjob-shim"
+#define EXEC_SHIM_NAME  "rxjob-shim"
 /* The environment variable naming another supervisor binary (tests, unusual installs). */
-#define EXEC_SHIM_ENV  "RXJOBD_SHIM"
+#define EXEC_SHIM_ENV   "RXJOBD_SHIM"
+/* The one argument of a blank shim (exec_local_spawn_blank), and the most bytes of arguments
+ * exec_local_assign sends it (a job directory is at most PATH_MAX). */
+#define SHIM_BLANK_ARG  "--blank"
+#define SHIM_ASSIGN_MAX 8192u
 
 /*
  * Find the supervisor binary and open it (O_PATH, close-on-exec) so that it can be executed for
@@ -90,6 +98,18 @@ int exec_local_dir_ok_as(uid_t uid, const char *path);
  * database", "setgid(1001) failed: ..."). */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
 
+/* A blank shim: spawned before its task is known (sched.c spares), it waits for
+ * exec_local_assign on fd 3. Only for tasks that run as the daemon's own user. RX_OK;
+ * RX_ESYSTEM with *out_errno. */
+rx_err exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim,
+                              int *out_errno);
+
+/* Give a blank shim its task and claim it in one message: "a", a 4-byte little-endian length,
+ * the arguments exec_local_spawn would have passed (after argv[0], each NUL-terminated), then
+ * "c". From then on it is the claimed shim of that task, exactly as one spawned for it. 0, or -1
+ * when the shim is gone (errno). */
+int exec_local_assign(exec_shim *sh, const exec_shim_req *req);
+
 /* Claim the shim for its task: send "c" on go_fd, before the transaction that records the
  * task as running. A shim that reads end-of-file after "c" writes a go-0 exit record (its start
  * may have been committed); one that reads end-of-file unclaimed (a shim spawned ahead of its
@@ -101,18 +121,24 @@ int exec_local_claim(exec_shim *sh);
  * started nothing and writes no record. */
 void exec_local_discard(exec_shim *sh);
 
-/* Tell the shim to start its task. go_fd stays open: when the task has ended and its exit record
- * is written (not yet durable), the shim says "e" on it (exec_local_read_end) and waits for "k"
- * (exec_local_ack) before it exits; without "k" (go_fd closed: the daemon died) it makes the
- * record durable itself. A shim that died meanwhile is not an error here: its pidfd says so. */
+/* Tell the shim to start its task. go_fd stays open: when the task has ended, the shim sends
+ * its exit record on it (exec_local_read_end) and waits for "k" (exec_local_ack) before it
+ * exits, writing no record file; without "k" (go_fd closed: the daemon died) it writes the
+ * record file durably. A shim that died meanwhile is not an error here: its pidfd says so. */
 void exec_local_go(exec_shim *sh);
 
-/* go_fd is readable: 1 for the shim's "e" (its exit record is written; it waits for "k"); 0 for
- * nothing yet; -1 for end-of-file or an error (go_fd is closed: its pidfd tells the rest). */
-int exec_local_read_end(exec_shim *sh);
+/* go_fd is readable: read what there is of the shim's end message ("E", a 4-byte
+ * little-endian length, its exit record: src/shim/shim.c end_acked), keeping a part in sh. 1
+ * when the whole message is in: *out_err is spool_run_exit_parse's for the run [first,
+ * first + count) (a task's own record is a run of one; RX_OK with *out_rec, to free with
+ * spool_run_exit_free; RX_EINVAL for a malformed record; RX_ENOMEM), and the shim waits for
+ * "k"; 0 for not yet; -1 for end-of-file, an error or anything else than an end message (go_fd
+ * is closed: its pidfd tells the rest, and its record file if it wrote one). */
+int exec_local_read_end(exec_shim *sh, uint64_t first, uint64_t count, spool_run_exit *out_rec,
+                        rx_err *out_err);
 
-/* The end of the shim's task is recorded durably: send "k" (the shim exits without syncing its
- * record) and close go_fd. */
+/* The end of the shim's task is recorded durably: send "k" (the shim exits without writing a
+ * record file) and close go_fd. */
 void exec_local_ack(exec_shim *sh);
 
 /* Close go_fd without "go": the shim writes a go-0 exit record and exits. */

@@ -1211,14 +1211,12 @@ exec_slurm_main(void *arg)
         round_plan(e, x);
         pthread_mutex_unlock(&e->mu);
 
-        engine_remove_gone(e);
         round_io(e, x);
 
         pthread_mutex_lock(&e->mu);
         round_apply(e, x);
         pthread_mutex_unlock(&e->mu);
 
-        engine_remove_gone(e);
         if (poll(&pfd, 1, (int)x->poll_ms) > 0 && read(e->wake_fd, &drained, sizeof(drained)) < 0)
             drained = 0;
     }

@@ -610,21 +610,23 @@ shim_req_fill(engine *e, const ejob *j, uint64_t idx, char *dir, size_t dir_len,
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Spares: supervisors spawned ahead of their tasks
+ * Spares: blank supervisors spawned ahead of their tasks
  *
- * Spawning a supervisor (vfork, exec, the dynamic loader) costs 0.5-1.5 ms of the scheduler's
- * time, and while it spawns, no task starts: a slot stays idle between one task's end and the
- * next one's start. So once the turn's tasks got "go", the scheduler spawns the supervisors of
- * the tasks that will start next (the first active job's next indices, at most `slots` and
- * SCHED_SPARES_MAX), and a slot that frees takes one of them.
+ * Spawning a supervisor (vfork, exec, its start) costs 0.5-1.5 ms, and done when a task is to
+ * start it lies on that task's path: between a submission and its start, and between one task's
+ * end and the next one's start in a slot. So the scheduler keeps blank supervisors ready
+ * (`rxjob-shim --blank`, at most `slots` and SCHED_SPARES_MAX), spawned once the turn's tasks
+ * got "go", whether or not any job waits; a task to start takes one and gives it its task and
+ * the claim in one message (exec_local_assign: the arguments a supervisor spawned for the task
+ * would have got, then "c"). From then on it is that task's supervisor like any other: it reads
+ * the task's work and argument while the daemon commits the start, then waits for "go".
  *
- * A spare is not in the store and is not counted anywhere. It reads its task's work and waits
- * (src/shim/shim.c wait_go). Taking it sends "c" (exec_local_claim) before the transaction that
- * records the start; "go" follows the commit as for any supervisor. A spare that reads
- * end-of-file without "c" exits without writing anything: a daemon that dies leaves no trace of
- * its spares, so nothing changes for recovery. A spare whose task is no longer next (the job
- * was canceled, stopped, put on hold; a task was put back) is discarded: SIGKILL, reaped.
- * Not in system mode (the spawn gives the job directory to the user: done at start only).
+ * A blank spare is not in the store and is not counted anywhere. One that reads end-of-file
+ * before its assignment (the daemon died, or discarded it) exits without writing anything, as
+ * one that is assigned but never claimed would: a daemon that dies leaves no trace of its
+ * spares, so nothing changes for recovery. One found dead when taken is reaped and another
+ * taken or spawned. Not in system mode (a task's supervisor is forked as the job's user), nor
+ * under --hold, nor with the Slurm executor.
  * ------------------------------------------------------------------------------------------- */
 
 static void
@@ -641,79 +643,46 @@ sched_spares_discard(engine *e)
         spare_drop(e, e->n_spares - 1);
 }
 
-/* The spare of task idx of job job_id, claimed, into *out: 1; or 0 (none, or it died). */
+/* A spare given the task of req and claimed, into *out: 1; or 0 (none left alive). */
 static int
-spare_take(engine *e, int64_t job_id, uint64_t idx, exec_shim *out)
+spare_take(engine *e, const exec_shim_req *req, exec_shim *out)
 {
-    for (size_t i = 0; i < e->n_spares; i++) {
-        espare *sp = &e->spares[i];
+    while (e->n_spares > 0) {
+        espare *sp = &e->spares[e->n_spares - 1];
         struct pollfd pfd;
 
-        if (sp->job_id != job_id || sp->idx != idx)
-            continue;
         pfd.fd = sp->shim.pidfd;
         pfd.events = POLLIN;
         pfd.revents = 0;
-        /* Gone already (killed)? Then a fresh one is spawned: it would read as LOST. */
-        if (sp->shim.pidfd < 0 || poll(&pfd, 1, 0) != 0 || exec_local_claim(&sp->shim) != 0) {
-            spare_drop(e, i);
-            return 0;
+        /* Gone already (killed)? Then try the next, or spawn: it would read as LOST. */
+        if (sp->shim.pidfd < 0 || poll(&pfd, 1, 0) != 0 || exec_local_assign(&sp->shim, req) != 0) {
+            spare_drop(e, e->n_spares - 1);
+            continue;
         }
         *out = sp->shim;
-        e->spares[i] = e->spares[--e->n_spares];
+        e->n_spares--;
         return 1;
     }
     return 0;
 }
 
-/* Discard the spares of tasks that are no longer next; spawn those missing. Caller holds mu. */
+/* Spawn the spares missing. Caller holds mu. */
 static void
 spares_fill(engine *e)
 {
     size_t want = e->slots < SCHED_SPARES_MAX ? e->slots : SCHED_SPARES_MAX;
-    ejob *j = NULL;
-    uint64_t first = 0, end = 0;
 
-    if (!e->hold && !e->stopping && !e->system && e->slurm == NULL) {
-        for (j = e->a_head; j != NULL; j = j->a_next)
-            if (engine_next_task(j) >= 0)
-                break;
-    }
-    /* Only plain runs of indices: a job with tasks put back is left to start_task; so is one
-     * run in chunks (a spare would save one spawn per chunk, not per task). */
-    if (j != NULL && engine_chunk_size(e, j) > 1)
-        j = NULL;
-    if (j != NULL && j->n_requeue == 0) {
-        first = j->next_task;
-        end = j->n_tasks - first < want ? j->n_tasks : first + want;
-    }
-    for (size_t i = e->n_spares; i-- > 0;) {
-        const espare *sp = &e->spares[i];
+    if (e->hold || e->stopping || e->system || e->slurm != NULL)
+        return;
+    while (e->n_spares < want) {
+        espare *sp = &e->spares[e->n_spares];
+        int spawn_errno = 0;
 
-        if (j == NULL || sp->job_id != j->id || sp->idx < first || sp->idx >= end)
-            spare_drop(e, i);
-    }
-    for (uint64_t idx = first; j != NULL && idx < end && e->n_spares < want; idx++) {
-        char dir[PATH_MAX], why[512];
-        exec_shim_req req;
-        espare *sp;
-        int have = 0, spawn_errno = 0;
-
-        for (size_t i = 0; i < e->n_spares && !have; i++)
-            have = e->spares[i].job_id == j->id && e->spares[i].idx == idx;
-        if (have)
-            continue;
-        if (engine_prepare_spool(e, j, why, sizeof(why)) != RX_OK)
-            return; /* start_task says why, as the task's error */
-        shim_req_fill(e, j, idx, dir, sizeof(dir), why, sizeof(why), &req);
-        sp = &e->spares[e->n_spares];
         memset(sp, 0, sizeof(*sp));
         sp->shim.pidfd = -1;
         sp->shim.go_fd = -1;
-        if (exec_local_spawn(&req, &sp->shim, &spawn_errno) != RX_OK)
-            return; /* start_task tries again, and says why if it fails too */
-        sp->job_id = j->id;
-        sp->idx = idx;
+        if (exec_local_spawn_blank(e->shim_exe, e->shim_fd, &sp->shim, &spawn_errno) != RX_OK)
+            return; /* start_task spawns one for its task, and says why if that fails too */
         e->n_spares++;
     }
 }
@@ -760,7 +729,7 @@ start_task(engine *e, ejob *j, uint64_t idx, uint64_t count)
     memset(r, 0, sizeof(r[0]));
     r->shim.pidfd = -1;
     r->shim.go_fd = -1;
-    if (count == 1 && spare_take(e, j->id, idx, &r->shim)) {
+    if (spare_take(e, &req, &r->shim)) { /* a blank spare takes a chunk as well */
         /* claimed already */
     } else if (exec_local_spawn(&req, &r->shim, &spawn_errno) != RX_OK) {
         char msg[PATH_MAX + 128];
@@ -1005,10 +974,14 @@ collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t 
         }
         r = &e->runs[i];
         if (what == WATCH_GO_FD) {
-            /* "e": the record is written and the shim waits for "k"; anything else closes
-             * go_fd, and the pidfd tells the rest. */
-            if (r->exited || exec_local_read_end(&r->shim) != 1)
+            /* The end message: the shim sent its record and waits for "k"; anything else
+             * closes go_fd, and the pidfd tells the rest (with the record file, if any). */
+            if (r->exited ||
+                exec_local_read_end(&r->shim, r->idx, r->count, &r->rec, &r->rec_err) != 1)
                 continue;
+            r->exited = 1;
+            r->have_rec = 1;
+            continue;
         } else {
             exec_local_release(&r->shim);
             if (r->exited)
@@ -1118,7 +1091,6 @@ sched_main(void *arg)
         }
         pthread_mutex_unlock(&e->mu);
 
-        engine_remove_gone(e);
         if (poll(pfds, (nfds_t)n, n == 0 ? RETRY_AFTER_FAILURE_MS : timeout) < 0 && errno != EINTR)
             rx__log(RX_LOG_WARN, "engine: poll failed: %s", strerror(errno));
         if (n > 0 && pfds[0].revents != 0 && read(e->wake_fd, &drained, sizeof(drained)) < 0)

@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 /* What a job looked like before this iteration touched it, to undo a failed commit. */
 typedef struct ejob_saved {
@@ -93,13 +94,10 @@ typedef struct erun {
     spool_run_exit rec;
 } erun;
 
-/* A supervisor spawned ahead of its task (sched.c spares_fill): it has read the task's work and
- * waits for "c". Nothing of it is in the store and it was never claimed, so if the daemon dies
- * it exits without a record. Matched to its task by job id and index (never by pointer: the
- * job may be removed meanwhile). */
+/* A blank supervisor spawned ahead of any task (sched.c spares_fill): it waits for its task
+ * (exec_local_assign). Nothing of it is in the store; if the daemon dies it exits without a
+ * record. */
 typedef struct espare {
-    int64_t job_id;
-    uint64_t idx;
     exec_shim shim;
 } espare;
 
@@ -178,8 +176,17 @@ struct engine {
     struct engine_uid_count *uid_counts;
     size_t n_uid_counts;
 
-    /* Spool directories to remove once the mutex is released (jobs canceled or removed). */
-    int64_t *gone;
+    /* The remover thread (engine.c): spool directories of jobs canceled or removed, renamed
+     * out of the way (spool/<id>.gone) by engine_queue_gone and removed by the thread. Under
+     * rm_mu, taken after mu (never before it); the thread itself never takes mu. */
+    pthread_mutex_t rm_mu;
+    pthread_cond_t rm_cond; /* the thread waits here for work or rm_stop */
+    pthread_t rm_thread;
+    int rm_started;
+    int rm_stop;                /* engine_close: drain until rm_stop_by, then end */
+    struct timespec rm_stop_by; /* CLOCK_MONOTONIC */
+    struct engine_gone *gone;   /* FIFO: gone[gone_head .. n_gone) are still to do */
+    size_t gone_head;
     size_t n_gone;
     size_t cap_gone;
 };
@@ -251,11 +258,10 @@ void engine_detach(engine *e, ejob *j);
 /* Take j off the active list. Caller holds mu. */
 void engine_active_remove(engine *e, ejob *j);
 
-/* Queue a job's spool directory for removal once mu is released. Caller holds mu. */
+/* Hand a job's spool directory to the remover thread: renamed at once to spool/<id>.gone (a
+ * name no job has), removed when the thread gets to it. Caller holds mu (or is engine_open
+ * before the threads start). Never blocks on a removal. */
 void engine_queue_gone(engine *e, int64_t id);
-
-/* Remove queued spool directories. Call without mu; takes it briefly. */
-void engine_remove_gone(engine *e);
 
 /* Roll back the current transaction and undo every touched job in memory (a failure before
  * engine_commit_touched). Caller holds mu. */

@@ -240,17 +240,35 @@ wait_go(const shim *sh)
     }
 }
 
-/* The task ended and its exit record is written, not yet durable: say "e" on fd 3 and wait for
- * the daemon's "k", which it sends once it has recorded the end durably in its store (then the
- * record needs no fsync: the store has it). 1 for "k"; 0 for anything else (the daemon died or
- * closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the caller makes the
- * record durable itself, as it always did. */
+/* The task (or run) ended: send its exit record, text of len bytes, on fd 3 ("E", the record's
+ * length in 4 bytes, little-endian, the record: exec_local_read_end) and wait for the daemon's "k",
+ * which it sends once it has recorded the end durably in its store: then no record file is needed
+ * at all (two inodes fewer per task: the record and its temporary). 1 for "k"; 0 for anything else
+ * (the daemon died or closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the
+ * caller writes the record file durably, as a supervisor without a daemon always does. */
 static int
-end_acked(void)
+end_acked_text(const char *text, size_t len)
 {
     struct pollfd pfd = {.fd = SHIM_GO_FD, .events = POLLIN};
+    char *msg;
+    ssize_t sent;
 
-    if (send(SHIM_GO_FD, "e", 1, MSG_NOSIGNAL) != 1)
+    if (len > 0xffffffffu)
+        return 0;
+    msg = rx__malloc(len + 5);
+    if (msg == NULL)
+        return 0;
+    msg[0] = 'E';
+    msg[1] = (char)(len & 0xff);
+    msg[2] = (char)((len >> 8) & 0xff);
+    msg[3] = (char)((len >> 16) & 0xff);
+    msg[4] = (char)((len >> 24) & 0xff);
+    memcpy(msg + 5, text, len);
+    do
+        sent = send(SHIM_GO_FD, msg, len + 5, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    rx__free(msg);
+    if (sent != (ssize_t)(len + 5))
         return 0;
     for (;;) {
         char c;
@@ -266,6 +284,21 @@ end_acked(void)
             continue;
         return n == 1 && c == 'k';
     }
+}
+
+/* end_acked_text with rec as its record. */
+static int
+end_acked(const spool_exit *rec)
+{
+    char *text;
+    size_t len;
+    int acked;
+
+    if (spool_exit_format(rec, &text, &len) != RX_OK)
+        return 0;
+    acked = end_acked_text(text, len);
+    rx__free(text);
+    return acked;
 }
 
 /* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
@@ -1245,9 +1278,44 @@ run_from_task(shim *sh)
     memset(&sh->rec, 0, sizeof(sh->rec));
 }
 
+/* A blank shim (rxjob-shim --blank, spawned by the scheduler before its task is known): wait
+ * on fd 3 for exec_local_assign's message and make it the argument vector: argv[0] stays,
+ * the rest is what the daemon would have passed. 1 with *io_argc and *io_argv replaced (the
+ * strings live in buf); 0 for end-of-file or anything else: the daemon never gave this shim a
+ * task (it discarded it, or died), and it exits without a trace. */
+static int
+take_assignment(int *io_argc, char ***io_argv, char *buf, size_t buf_len, char **slots,
+                size_t n_slots)
+{
+    unsigned char head[5];
+    uint32_t len;
+    size_t k = 1, off = 0;
+
+    if (rx__read_full(SHIM_GO_FD, head, sizeof(head)) != (long)sizeof(head) || head[0] != 'a')
+        return 0;
+    len = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 |
+          (uint32_t)head[4] << 24;
+    if (len == 0 || len > SHIM_ASSIGN_MAX || len > buf_len ||
+        rx__read_full(SHIM_GO_FD, buf, len) != (long)len || buf[len - 1] != '\0')
+        return 0;
+    slots[0] = (*io_argv)[0];
+    while (off < len && k + 1 < n_slots) {
+        slots[k++] = buf + off;
+        off += strlen(buf + off) + 1;
+    }
+    if (off != len)
+        return 0;
+    slots[k] = NULL;
+    *io_argc = (int)k;
+    *io_argv = slots;
+    return 1;
+}
+
 int
 main(int argc, char **argv)
 {
+    static char assigned[SHIM_ASSIGN_MAX];
+    char *assigned_argv[16];
     shim sh;
     sigset_t set;
     char **a;
@@ -1264,6 +1332,10 @@ main(int argc, char **argv)
     (void)fcntl(SHIM_GO_FD, F_SETFD, FD_CLOEXEC);
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
+    if (argc == 2 && strcmp(argv[1], SHIM_BLANK_ARG) == 0 &&
+        !take_assignment(&argc, &argv, assigned, sizeof(assigned), assigned_argv,
+                         sizeof(assigned_argv) / sizeof(assigned_argv[0])))
+        return 0;
     /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
      * rxjobd wrote as `rxjobd --shim ...`); six arguments, or eight with the output and result
      * limits (six: no output cap, results up to RX_RESULT_MAX_BYTES). */
@@ -1355,15 +1427,19 @@ main(int argc, char **argv)
      * fsyncs are needed only when it does not (it died meanwhile: the record is what the next
      * one reads). */
     if (sh.count > 0) {
-        if (spool_run_exit_write(sh.job_dir, &sh.run, !sh.went) != RX_OK)
+        /* A run's record: on fd 3 to the daemon that said "go", as a task's; else, or without
+         * its "k", written durably. */
+        char *text = NULL;
+        size_t len = 0;
+
+        if (!(sh.went && spool_run_exit_format(&sh.run, &text, &len) == RX_OK &&
+              end_acked_text(text, len)) &&
+            spool_run_exit_write(sh.job_dir, &sh.run) != RX_OK)
             rc = 1; /* no record: the daemon reports the run's tasks as lost */
-        else if (sh.went && !end_acked() && spool_exit_sync(sh.job_dir, sh.idx) != RX_OK)
-            rc = 1;
+        rx__free(text);
     } else if (sh.went && !under_slurm) {
-        if (spool_exit_write_nosync(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
+        if (!end_acked(&sh.rec) && spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
             rc = 1; /* no record: the daemon reports the task as lost */
-        else if (!end_acked() && spool_exit_sync(sh.job_dir, sh.idx) != RX_OK)
-            rc = 1;
     } else if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK) {
         rc = 1; /* no record: the daemon reports the task as lost */
     }

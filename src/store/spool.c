@@ -28,22 +28,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* The longest a job directory's removal as its user may take, milliseconds (remove_tree_as). */
 #define SPOOL_REMOVE_AS_MS 30000
 
-#define EXIT_RECORD_MAX (64 * 1024) /* bytes; an error message is cut well below this */
+#define EXIT_RECORD_MAX SPOOL_EXIT_RECORD_MAX
 #define ERROR_MAX_BYTES 4096
 
 int
@@ -205,38 +201,32 @@ remove_tree_at(int dfd, int depth)
     return err;
 }
 
-/* Empty the directory open at dfd (closed here) with the rights of uid and gid only: from a
- * child that has become them, so that what a user moved into a job directory it owns (a
- * directory of its own holding root's files) is removed only as far as that user could remove it
- * itself. RX_OK; RX_EIO. */
+/* rx__run_as's part, as the user: empty the directory open at *arg. */
+static int
+remove_tree_fn(void *arg)
+{
+    int dfd = *(const int *)arg;
+
+    (void)fchmod(dfd, S_IRWXU); /* the user's: a task may have closed it to itself */
+    return remove_tree_at(dfd, SPOOL_MAX_DEPTH) == RX_OK ? 0 : 1;
+}
+
+/* Empty the directory open at dfd (closed here) with the rights of uid and gid only (no
+ * supplementary groups): from a child that has become them, so that what a user moved into a job
+ * directory it owns (a directory of its own holding root's files) is removed only as far as that
+ * user could remove it itself. Bounded (SPOOL_REMOVE_AS_MS): the child is the user's, who could
+ * stop it or keep it busy in a tree of their making; what is left then stays, and the caller
+ * logs it. RX_OK; RX_EIO with errno (ETIMEDOUT, EPERM). */
 static rx_err
 remove_tree_as(int dfd, uid_t uid, gid_t gid)
 {
-    sigset_t all, old;
-    int status = 0;
-    pid_t pid;
+    int rc = rx__run_as(uid, gid, NULL, 0, remove_tree_fn, &dfd, SPOOL_REMOVE_AS_MS);
+    int saved = errno;
 
-    sigfillset(&all);
-    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
-            setresuid(uid, uid, uid) != 0 || setuid(0) == 0)
-            _exit(2);
-        (void)fchmod(dfd, S_IRWXU); /* the user's: a task may have closed it to itself */
-        _exit(remove_tree_at(dfd, SPOOL_MAX_DEPTH) == RX_OK ? 0 : 1);
-    }
-    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(dfd);
-    /* Bounded: the child is the user's, who could stop it or keep it busy in a tree of their
-     * making; what is left then stays, and the caller logs it. */
-    if (pid < 0 || rx__wait_child_deadline(pid, SPOOL_REMOVE_AS_MS, &status) != 0) {
-        errno = ETIMEDOUT;
-        return RX_EIO;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    if (rc == 0)
         return RX_OK;
-    errno = EPERM;
+    errno = rc > 0 ? EPERM : saved;
     return RX_EIO;
 }
 
@@ -365,41 +355,8 @@ spool_read_file(const char *path, size_t max, void **out_data, size_t *out_len)
  * The exit record
  * ------------------------------------------------------------------------------------------- */
 
-static rx_err exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable);
-
 rx_err
-spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
-{
-    return exit_write(job_dir, idx, rec, 1);
-}
-
-rx_err
-spool_exit_write_nosync(const char *job_dir, uint64_t idx, const spool_exit *rec)
-{
-    return exit_write(job_dir, idx, rec, 0);
-}
-
-rx_err
-spool_exit_sync(const char *job_dir, uint64_t idx)
-{
-    char path[PATH_MAX];
-    int fd, rc;
-
-    if (snprintf(path, sizeof(path), "%s/t%" PRIu64 ".exit", job_dir, idx) >= (int)sizeof(path))
-        return RX_EIO;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return RX_EIO;
-    rc = fsync(fd);
-    close(fd);
-    if (rc != 0 || fsync_dir(job_dir) != 0)
-        return RX_EIO;
-    return RX_OK;
-}
-
-/* The fields of one task's record after its first line, into a new buffer. */
-static char *
-exit_format(const spool_exit *rec, const char *lead, size_t *out_len)
+spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len)
 {
     char head[512];
     char *buf;
@@ -409,88 +366,37 @@ exit_format(const spool_exit *rec, const char *lead, size_t *out_len)
     if (err_len > ERROR_MAX_BYTES)
         err_len = ERROR_MAX_BYTES;
     n = snprintf(head, sizeof(head),
-                 "%sstate %s\nexit_status %d\nsignal %d\ntask_pid %ld\n"
+                 "rxjob-exit 1\ngo %d\nstate %s\nexit_status %d\nsignal %d\ntask_pid %ld\n"
                  "started_s %.6f\nended_s %.6f\nerror %zu\n",
-                 lead, rx_task_state_name(rec->state), rec->exit_status, rec->signal,
+                 rec->go ? 1 : 0, rx_task_state_name(rec->state), rec->exit_status, rec->signal,
                  (long)rec->task_pid, rec->started_s, rec->ended_s, err_len);
     if (n < 0 || (size_t)n >= sizeof(head))
-        return NULL;
+        return RX_EIO;
     buf = rx__malloc((size_t)n + err_len + 1);
     if (buf == NULL)
-        return NULL;
+        return RX_ENOMEM;
     memcpy(buf, head, (size_t)n);
     if (err_len > 0)
         memcpy(buf + n, rec->error, err_len);
+    buf[(size_t)n + err_len] = '\0';
+    *out_buf = buf;
     *out_len = (size_t)n + err_len;
-    return buf;
-}
-
-static rx_err
-exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec, int durable)
-{
-    char name[64], lead[64];
-    char *buf;
-    size_t len = 0;
-    rx_err err;
-
-    (void)snprintf(lead, sizeof(lead), "rxjob-exit 1\ngo %d\n", rec->go ? 1 : 0);
-    buf = exit_format(rec, lead, &len);
-    if (buf == NULL)
-        return RX_ENOMEM;
-    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", idx);
-    err = spool_write_atomic(job_dir, name, buf, len, durable);
-    rx__free(buf);
-    return err;
+    return RX_OK;
 }
 
 rx_err
-spool_run_exit_write(const char *job_dir, const spool_run_exit *rec, int durable)
+spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
 {
-    char name[64], lead[128];
-    char *all = NULL;
-    size_t len = 0, cap = 0;
-    rx_err err = RX_ENOMEM;
-    int n;
+    char name[64];
+    char *buf;
+    size_t len;
+    rx_err err = spool_exit_format(rec, &buf, &len);
 
-    n = snprintf(lead, sizeof(lead),
-                 "rxjob-chunk 1\ngo %d\nfirst %" PRIu64 "\ncount %" PRIu64 "\ntasks %zu\n",
-                 rec->go ? 1 : 0, rec->first, rec->count, rec->n);
-    cap = (size_t)n + 256;
-    all = rx__malloc(cap);
-    if (all == NULL)
-        return RX_ENOMEM;
-    memcpy(all, lead, (size_t)n);
-    len = (size_t)n;
-    for (size_t i = 0; i < rec->n; i++) {
-        size_t elen = 0;
-        char *e;
-
-        (void)snprintf(lead, sizeof(lead),
-                       "task %" PRIu64 "\nresult_at %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-                       rec->idx[i], rec->tasks[i].result_run, rec->tasks[i].result_off,
-                       rec->tasks[i].result_len);
-        e = exit_format(&rec->tasks[i], lead, &elen);
-        if (e == NULL)
-            goto done;
-        if (len + elen > cap) {
-            size_t ncap = (len + elen) * 2;
-            char *p = rx__realloc(all, ncap);
-
-            if (p == NULL) {
-                rx__free(e);
-                goto done;
-            }
-            all = p;
-            cap = ncap;
-        }
-        memcpy(all + len, e, elen);
-        len += elen;
-        rx__free(e);
-    }
-    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", rec->first);
-    err = spool_write_atomic(job_dir, name, all, len, durable);
-done:
-    rx__free(all);
+    if (err != RX_OK)
+        return err;
+    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", idx);
+    err = spool_write_atomic(job_dir, name, buf, len, 1);
+    rx__free(buf);
     return err;
 }
 
@@ -531,10 +437,176 @@ field_double(char **p, const char *key, double *out)
     return errno == 0 && end != v && *end == '\0' ? 0 : -1;
 }
 
-/* One task's fields from "state" to the error's bytes; advances *p. RX_OK; RX_EINVAL;
+rx_err
+spool_exit_parse(char *data, size_t len, spool_exit *out_rec)
+{
+    spool_exit rec;
+    const char *state;
+    char *p = data;
+    int64_t v, err_len;
+    int found = 0;
+
+    memset(&rec, 0, sizeof(rec));
+    if (len > EXIT_RECORD_MAX || data[len] != '\0' || strncmp(p, "rxjob-exit 1\n", 13) != 0)
+        return RX_EINVAL;
+    p += 13;
+    if (field_i64(&p, "go", 0, 1, &v) != 0)
+        return RX_EINVAL;
+    rec.go = (int)v;
+    state = next_field(&p, "state");
+    if (state == NULL)
+        return RX_EINVAL;
+    for (int s = 0; s < RX_TASK_STATE_COUNT; s++) {
+        if (strcmp(state, rx_task_state_name((rx_task_state)s)) == 0) {
+            rec.state = (rx_task_state)s;
+            found = 1;
+        }
+    }
+    if (!found || field_i64(&p, "exit_status", -1, 255, &v) != 0)
+        return RX_EINVAL;
+    rec.exit_status = (int)v;
+    if (field_i64(&p, "signal", 0, 128, &v) != 0)
+        return RX_EINVAL;
+    rec.signal = (int)v;
+    if (field_i64(&p, "task_pid", 0, INT32_MAX, &v) != 0)
+        return RX_EINVAL;
+    rec.task_pid = (pid_t)v;
+    if (field_double(&p, "started_s", &rec.started_s) != 0 ||
+        field_double(&p, "ended_s", &rec.ended_s) != 0 ||
+        field_i64(&p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0 ||
+        (size_t)(p - data) + (size_t)err_len != len)
+        return RX_EINVAL;
+    if (err_len > 0) {
+        rec.error = rx__memdup(p, (size_t)err_len);
+        if (rec.error == NULL)
+            return RX_ENOMEM;
+    }
+    *out_rec = rec;
+    return RX_OK;
+}
+
+rx_err
+spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
+{
+    char path[PATH_MAX];
+    void *data = NULL;
+    size_t len = 0;
+    rx_err err;
+
+    if (spool_task_path(job_dir, idx, ".exit", path, sizeof(path)) != 0)
+        return RX_EIO;
+    err = spool_read_file(path, EXIT_RECORD_MAX, &data, &len);
+    if (err == RX_ETOOBIG)
+        return RX_EINVAL;
+    if (err != RX_OK)
+        return err;
+    err = spool_exit_parse(data, len, out_rec);
+    rx__free(data);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A run's exit record (spool.h spool_run_exit): a chunk of tasks under one supervisor
+ * ------------------------------------------------------------------------------------------- */
+
+/* One entry: "task I", "result_at RUN OFF LEN", then a task's fields from "state" to the error's
+ * bytes, appended to *buf (grown as needed). RX_OK; RX_EIO; RX_ENOMEM. */
+static rx_err
+entry_append(char **buf, size_t *len, size_t *cap, uint64_t idx, const spool_exit *rec)
+{
+    char head[768];
+    size_t err_len = rec->error ? strlen(rec->error) : 0;
+    int n;
+
+    if (err_len > ERROR_MAX_BYTES)
+        err_len = ERROR_MAX_BYTES;
+    n = snprintf(head, sizeof(head),
+                 "task %" PRIu64 "\nresult_at %" PRIu64 " %" PRIu64 " %" PRIu64 "\nstate %s\n"
+                 "exit_status %d\nsignal %d\ntask_pid %ld\nstarted_s %.6f\nended_s %.6f\n"
+                 "error %zu\n",
+                 idx, rec->result_run, rec->result_off, rec->result_len,
+                 rx_task_state_name(rec->state), rec->exit_status, rec->signal, (long)rec->task_pid,
+                 rec->started_s, rec->ended_s, err_len);
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return RX_EIO;
+    if (*len + (size_t)n + err_len + 1 > *cap) {
+        size_t ncap = (*len + (size_t)n + err_len + 1) * 2;
+        char *p = rx__realloc(*buf, ncap);
+
+        if (p == NULL)
+            return RX_ENOMEM;
+        *buf = p;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, head, (size_t)n);
+    *len += (size_t)n;
+    if (err_len > 0)
+        memcpy(*buf + *len, rec->error, err_len);
+    *len += err_len;
+    (*buf)[*len] = '\0';
+    return RX_OK;
+}
+
+rx_err
+spool_run_exit_format(const spool_run_exit *rec, char **out_buf, size_t *out_len)
+{
+    char *buf;
+    size_t len, cap = 4096;
+    int n;
+    rx_err err = RX_OK;
+
+    buf = rx__malloc(cap);
+    if (buf == NULL)
+        return RX_ENOMEM;
+    n = snprintf(buf, cap,
+                 "rxjob-chunk 1\ngo %d\nfirst %" PRIu64 "\ncount %" PRIu64 "\ntasks %zu\n",
+                 rec->go ? 1 : 0, rec->first, rec->count, rec->n);
+    if (n < 0 || (size_t)n >= cap) {
+        rx__free(buf);
+        return RX_EIO;
+    }
+    len = (size_t)n;
+    for (size_t i = 0; i < rec->n && err == RX_OK; i++)
+        err = entry_append(&buf, &len, &cap, rec->idx[i], &rec->tasks[i]);
+    if (err != RX_OK) {
+        rx__free(buf);
+        return err;
+    }
+    *out_buf = buf;
+    *out_len = len;
+    return RX_OK;
+}
+
+rx_err
+spool_run_exit_write(const char *job_dir, const spool_run_exit *rec)
+{
+    char name[64];
+    char *buf;
+    size_t len;
+    rx_err err = spool_run_exit_format(rec, &buf, &len);
+
+    if (err != RX_OK)
+        return err;
+    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", rec->first);
+    err = spool_write_atomic(job_dir, name, buf, len, 1);
+    rx__free(buf);
+    return err;
+}
+
+size_t
+spool_run_exit_max(uint64_t count)
+{
+    if (count <= 1)
+        return EXIT_RECORD_MAX; /* a run of one: a task's record, or a run record of one entry */
+    if (count >= (SIZE_MAX / 4) / (ERROR_MAX_BYTES + 512))
+        return SIZE_MAX / 4;
+    return EXIT_RECORD_MAX + (size_t)count * (ERROR_MAX_BYTES + 512);
+}
+
+/* One entry's fields from "state" to the error's bytes; advances *p. RX_OK; RX_EINVAL;
  * RX_ENOMEM. */
 static rx_err
-exit_parse(char **p, const char *end, spool_exit *out)
+entry_parse(char **p, const char *end, spool_exit *out)
 {
     spool_exit rec;
     const char *state;
@@ -562,11 +634,8 @@ exit_parse(char **p, const char *end, spool_exit *out)
         return RX_EINVAL;
     rec.task_pid = (pid_t)v;
     if (field_double(p, "started_s", &rec.started_s) != 0 ||
-        field_double(p, "ended_s", &rec.ended_s) != 0)
-        return RX_EINVAL;
-    if (field_i64(p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0)
-        return RX_EINVAL;
-    if (end - *p < err_len)
+        field_double(p, "ended_s", &rec.ended_s) != 0 ||
+        field_i64(p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0 || end - *p < err_len)
         return RX_EINVAL;
     if (err_len > 0) {
         rec.error = rx__memdup(*p, (size_t)err_len);
@@ -578,106 +647,49 @@ exit_parse(char **p, const char *end, spool_exit *out)
     return RX_OK;
 }
 
-/* Read t<idx>.exit whole (up to max bytes), NUL-terminated. */
-static rx_err
-exit_load(const char *job_dir, uint64_t idx, size_t max, void **out_data, size_t *out_len)
-{
-    char path[PATH_MAX];
-    rx_err err;
-
-    if (spool_task_path(job_dir, idx, ".exit", path, sizeof(path)) != 0)
-        return RX_EIO;
-    err = spool_read_file(path, max, out_data, out_len);
-    return err == RX_ETOOBIG ? RX_EINVAL : err;
-}
-
-/* A task's record from its loaded text. */
-static rx_err
-exit_parse_task(char *data, size_t len, spool_exit *out_rec)
-{
-    char *p = data;
-    int64_t v;
-    int go;
-    rx_err err;
-
-    if (strncmp(p, "rxjob-exit 1\n", 13) != 0)
-        return RX_EINVAL;
-    p += 13;
-    if (field_i64(&p, "go", 0, 1, &v) != 0)
-        return RX_EINVAL;
-    go = (int)v;
-    err = exit_parse(&p, data + len, out_rec);
-    if (err != RX_OK)
-        return err;
-    out_rec->go = go;
-    if (p != data + len) {
-        spool_exit_free(out_rec);
-        return RX_EINVAL;
-    }
-    return RX_OK;
-}
-
 rx_err
-spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
-{
-    void *data = NULL;
-    size_t len = 0;
-    rx_err err = exit_load(job_dir, idx, EXIT_RECORD_MAX, &data, &len);
-
-    if (err == RX_OK)
-        err = exit_parse_task(data, len, out_rec);
-    rx__free(data);
-    return err;
-}
-
-rx_err
-spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_run_exit *out_rec)
+spool_run_exit_parse(char *data, size_t len, uint64_t first, uint64_t count,
+                     spool_run_exit *out_rec)
 {
     spool_run_exit rec;
-    void *data = NULL;
-    size_t len = 0, max;
-    char *p;
+    char *p = data;
     int64_t v;
     rx_err err;
 
     memset(&rec, 0, sizeof(rec));
     rec.first = first;
     rec.count = count;
-    /* Room for every task's record with a whole error message. */
-    max = count < (SIZE_MAX / 2) / (ERROR_MAX_BYTES + 512)
-              ? EXIT_RECORD_MAX + count * (ERROR_MAX_BYTES + 512)
-              : SIZE_MAX / 2;
-    err = exit_load(job_dir, first, max, &data, &len);
-    if (err != RX_OK)
-        return err;
-    p = data;
+    if (data[len] != '\0')
+        return RX_EINVAL;
     if (strncmp(p, "rxjob-exit 1\n", 13) == 0) {
         /* A task's own record: a run of one. */
         spool_exit one;
 
-        err = count == 1 ? exit_parse_task(data, len, &one) : RX_EINVAL;
+        err = count == 1 ? spool_exit_parse(data, len, &one) : RX_EINVAL;
         if (err != RX_OK)
-            goto done;
+            return err;
         rec.go = one.go;
-        if (!one.go)
+        if (!one.go) {
             spool_exit_free(&one); /* never ran: nothing of it is kept */
-        if (one.go) {
-            rec.idx = rx__malloc(sizeof(*rec.idx));
-            rec.tasks = rx__malloc(sizeof(*rec.tasks));
-            if (rec.idx == NULL || rec.tasks == NULL) {
-                spool_exit_free(&one);
-                err = RX_ENOMEM;
-                goto done;
-            }
-            rec.idx[0] = first;
-            rec.tasks[0] = one;
-            rec.n = 1;
+            *out_rec = rec;
+            return RX_OK;
         }
-        goto done;
+        rec.idx = rx__malloc(sizeof(*rec.idx));
+        rec.tasks = rx__malloc(sizeof(*rec.tasks));
+        if (rec.idx == NULL || rec.tasks == NULL) {
+            spool_exit_free(&one);
+            spool_run_exit_free(&rec);
+            return RX_ENOMEM;
+        }
+        rec.idx[0] = first;
+        rec.tasks[0] = one;
+        rec.n = 1;
+        *out_rec = rec;
+        return RX_OK;
     }
     err = RX_EINVAL;
-    if (strncmp(p, "rxjob-chunk 1\n", 14) != 0)
-        goto done;
+    if (len > spool_run_exit_max(count) || strncmp(p, "rxjob-chunk 1\n", 14) != 0)
+        return RX_EINVAL;
     p += 14;
     if (field_i64(&p, "go", 0, 1, &v) != 0)
         goto done;
@@ -708,7 +720,7 @@ spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_r
         if (at == NULL || sscanf(at, "%llu %llu %llu%c", &run, &off, &rlen, &extra) != 3 ||
             off > INT64_MAX || rlen > INT64_MAX - off)
             goto done;
-        perr = exit_parse(&p, (char *)data + len, &rec.tasks[k]);
+        perr = entry_parse(&p, data + len, &rec.tasks[k]);
         if (perr != RX_OK) {
             err = perr;
             goto done;
@@ -719,15 +731,34 @@ spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_r
         rec.idx[k] = (uint64_t)idx;
         rec.n++;
     }
-    if (p != (char *)data + len)
+    if (p != data + len)
         goto done;
     err = RX_OK;
 done:
-    rx__free(data);
     if (err == RX_OK)
         *out_rec = rec;
     else
         spool_run_exit_free(&rec);
+    return err;
+}
+
+rx_err
+spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_run_exit *out_rec)
+{
+    char path[PATH_MAX];
+    void *data = NULL;
+    size_t len = 0;
+    rx_err err;
+
+    if (spool_task_path(job_dir, first, ".exit", path, sizeof(path)) != 0)
+        return RX_EIO;
+    err = spool_read_file(path, spool_run_exit_max(count), &data, &len);
+    if (err == RX_ETOOBIG)
+        return RX_EINVAL;
+    if (err != RX_OK)
+        return err;
+    err = spool_run_exit_parse(data, len, first, count, out_rec);
+    rx__free(data);
     return err;
 }
 

@@ -10,7 +10,8 @@
  *   t<i>.arg      task i's argument for function work ($RXJOB_ARG); removed when it ends
  *   t<i>.error    a function's failure message ($RXJOB_ERROR); removed when it ends
  *   t<i>.pid      the task's pid and start time, while it runs (to kill an orphan)
- *   t<i>.exit     the exit record, written atomically by the supervisor as its last act
+ *   t<i>.exit     the exit record, written atomically by the supervisor as its last act when
+ *                 the daemon did not take it over fd 3 and record the end ("k")
  *
  * The exit record is the one file the daemon trusts to learn how a task ended; the format is in
  * spool.c and docs/engine.md.
@@ -100,17 +101,21 @@ typedef struct spool_exit {
     uint64_t result_run, result_off, result_len;
 } spool_exit;
 
+/* The largest exit record, in bytes (an error message is cut well below it). */
+#define SPOOL_EXIT_RECORD_MAX (64 * 1024)
+
+/* The exit record of rec as text (the format of docs/engine.md "Exit record"), NUL-terminated
+ * after *out_len bytes, owned by the caller (rx__free). RX_OK; RX_EIO; RX_ENOMEM. */
+rx_err spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len);
+
+/* Parse an exit record of len bytes at data, which must be followed by a NUL (data[len] ==
+ * '\0'; parsing writes NULs into it). RX_OK with *out_rec (free with spool_exit_free);
+ * RX_EINVAL when malformed (anything a task could have written); RX_ENOMEM. */
+rx_err spool_exit_parse(char *data, size_t len, spool_exit *out_rec);
+
 /* Write task idx's exit record: t<i>.exit.tmp, fsync, rename, fsync the directory. RX_OK;
  * RX_EIO. */
 rx_err spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec);
-
-/* The same without the two fsyncs (atomic, not durable): for a supervisor whose daemon records
- * the end itself and says so ("k", docs/engine.md); spool_exit_sync makes it durable when the
- * daemon does not. RX_OK; RX_EIO. */
-rx_err spool_exit_write_nosync(const char *job_dir, uint64_t idx, const spool_exit *rec);
-
-/* fsync task idx's exit record, then the directory. RX_OK; RX_EIO. */
-rx_err spool_exit_sync(const char *job_dir, uint64_t idx);
 
 /* Read task idx's exit record. RX_OK; RX_ENOENT (none yet); RX_EINVAL (malformed); RX_ENOMEM;
  * RX_EIO. Free with spool_exit_free. */
@@ -120,7 +125,8 @@ void spool_exit_free(spool_exit *rec);
 
 /*
  * The exit record of a run: tasks [first, first + count) of one job under one supervisor (a
- * chunk of function tasks, docs/engine.md "Chunks"), in t<first>.exit:
+ * chunk of function tasks, docs/engine.md "Chunks"), sent on fd 3 like a task's, or written to
+ * t<first>.exit:
  *
  *   rxjob-chunk 1
  *   go 1
@@ -144,13 +150,25 @@ typedef struct spool_run_exit {
     spool_exit *tasks; /* n records (go 1) */
 } spool_run_exit;
 
-/* Write a run's record as t<first>.exit (durable: fsyncs as spool_exit_write; else as
- * spool_exit_write_nosync). RX_OK; RX_ENOMEM; RX_EIO. */
-rx_err spool_run_exit_write(const char *job_dir, const spool_run_exit *rec, int durable);
+/* The largest record of a run of count tasks, in bytes. */
+size_t spool_run_exit_max(uint64_t count);
 
-/* Read the record of the run [first, first + count): a run record, or a task's record (of a run
- * of one: its entry, or no entry when it says go 0). RX_OK; RX_ENOENT (none); RX_EINVAL
- * (malformed, or another run's); RX_ENOMEM; RX_EIO. Free with spool_run_exit_free. */
+/* A run's record as text, NUL-terminated after *out_len bytes, owned by the caller (rx__free).
+ * RX_OK; RX_EIO; RX_ENOMEM. */
+rx_err spool_run_exit_format(const spool_run_exit *rec, char **out_buf, size_t *out_len);
+
+/* Write a run's record as t<first>.exit, durably (as spool_exit_write). RX_OK; RX_ENOMEM;
+ * RX_EIO. */
+rx_err spool_run_exit_write(const char *job_dir, const spool_run_exit *rec);
+
+/* Parse the record of the run [first, first + count) (len bytes at data, data[len] == '\0'):
+ * a run's record, or a task's (a run of one: its entry, or none when it says go 0). RX_OK with
+ * *out_rec (free with spool_run_exit_free); RX_EINVAL (malformed, or another run's); RX_ENOMEM. */
+rx_err spool_run_exit_parse(char *data, size_t len, uint64_t first, uint64_t count,
+                            spool_run_exit *out_rec);
+
+/* Read t<first>.exit as the record of the run [first, first + count). RX_OK; RX_ENOENT (none);
+ * RX_EINVAL; RX_ENOMEM; RX_EIO. */
 rx_err spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count,
                            spool_run_exit *out_rec);
 
