@@ -302,7 +302,11 @@ typedef struct rx_exec_opts {
     size_t n_elem_args;              /* number of elements in elem_args */
     unsigned num_tasks;              /* the most tasks of this job at once (a cap: never more
                                         than the context's workers); 0 = the context's */
-    unsigned task_chunk_size;        /* tasks one worker runs in a row; 0 = chosen by the library */
+    unsigned task_chunk_size;        /* function tasks one worker process runs in a row (local
+                                        parallel: a forked worker; a server: one exec of the
+                                        program, rx_init looping); 0 = chosen by the library or
+                                        the daemon. A server records a chunk's task ends when the
+                                        chunk ends (docs/engine.md "Chunks") */
     rx_tristate continue_on_failure; /* RX_INHERIT = true, as in revoscalepy */
     double execution_timeout_s;      /* time limit of each task, seconds; 0 = none */
     rx_tristate console_output;      /* RX_TRUE: write each task's output, with a header, to the

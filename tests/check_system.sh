@@ -35,6 +35,7 @@
 #   - the client never starts a daemon for a socket under /run/rxjob;
 #   - after kill -9 of the daemon mid-job, the next one adopts A's running task and runs the
 #     rest as A;
+#   - function tasks in chunks run as A and come back whole (bench_rxapi w4fn);
 #   - socket activation as systemd does it (fd 3, LISTEN_PID, LISTEN_FDS): served, the socket
 #     file left in place at exit, no LISTEN_* in a task's environment;
 #   - contrib/systemd/rxjobd.{socket,service} pass systemd-analyze verify (if installed).
@@ -613,6 +614,14 @@ if [ "$st" = FINISHED ] && [ "$out" = "task 0 $a_uid task 1 $a_uid task 2 $a_uid
     ok "after kill -9 of the daemon A's job finishes as A: $out"
 else
     fail "restart: job $st, output '$out'; log: $(tail -5 "$tmp/daemon.log")"
+fi
+# Function tasks in chunks (docs/engine.md "Chunks") run as the job's user too: A's program,
+# exec'd once per chunk of 50, writes its tasks' output and results into A's job directory;
+# bench_rxapi checks that every task FINISHED with its own index as its result.
+if out=$(as rxtest_a "$build/bench/bench_rxapi" --url "unix:$sock" w4fn 200 50 2>&1); then
+    ok "200 function tasks in chunks of 50 as A: $out"
+else
+    fail "function tasks in chunks as A: $out; log: $(tail -5 "$tmp/daemon.log")"
 fi
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null

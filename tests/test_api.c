@@ -110,6 +110,24 @@ static const struct valid_case valid_cases[] = {
      1, "/bin/prog", "/bin/prog", 0, NULL, 0, 0, 0, 2, 0, 1, 0, 0, 0, "hello"},
 };
 
+/* task_chunk_size: 0 when absent (the daemon chooses), the count when given. */
+static void
+test_api_submit_chunk_size(void **state)
+{
+    char why[WHY_LEN] = "";
+    engine_spec *spec = NULL;
+
+    (void)state;
+    assert_int_equal(decode("{\"work\": " FN_WORK "}", &spec, why), RX_OK);
+    assert_int_equal(spec->task_chunk_size, 0);
+    api_jobs_spec_free(spec);
+    spec = NULL;
+    assert_int_equal(decode("{\"work\": " FN_WORK ", \"task_chunk_size\": 4294967295}", &spec, why),
+                     RX_OK);
+    assert_int_equal(spec->task_chunk_size, 4294967295u);
+    api_jobs_spec_free(spec);
+}
+
 static void
 test_api_submit_valid(void **state)
 {
@@ -324,6 +342,12 @@ static const struct bad_case bad_cases[] = {
     {"{\"work\": " CMD_WORK ", \"num_tasks\": 1000001}", RX_EINVAL, "num_tasks is 1000001"},
     {"{\"work\": " CMD_WORK ", \"num_tasks\": 4294967296}", RX_EINVAL, "num_tasks is 4294967296"},
     {"{\"work\": " CMD_WORK ", \"num_tasks\": -9223372036854775808}", RX_EINVAL, "num_tasks is"},
+    {"{\"work\": " CMD_WORK ", \"task_chunk_size\": -1}", RX_EINVAL,
+     "task_chunk_size is -1: it must be 0 (chosen by the daemon) to 4294967295"},
+    {"{\"work\": " CMD_WORK ", \"task_chunk_size\": 4294967296}", RX_EINVAL,
+     "task_chunk_size is 4294967296"},
+    {"{\"work\": " CMD_WORK ", \"task_chunk_size\": \"8\"}", RX_EINVAL,
+     "task_chunk_size is a string"},
     /* The run-count rule. */
     {"{\"work\": " CMD_WORK ", \"times_to_run\": 5, \"elem_args_b64\": [\"YQ==\", \"Yg==\","
      " \"Yw==\"]}",
@@ -1484,6 +1508,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_submit_valid),
+        cmocka_unit_test(test_api_submit_chunk_size),
         cmocka_unit_test(test_api_submit_bytes),
         cmocka_unit_test(test_api_submit_invalid),
         cmocka_unit_test(test_api_submit_limits),

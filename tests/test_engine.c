@@ -369,6 +369,23 @@ results(fixture *f, uid_t uid, int64_t id, int auto_cleanup)
         assert_null(res->slots[i].value);
         if (res->slots[i].state != RX_TASK_OK)
             continue;
+        if (res->slots[i].result_run > 0) {
+            /* A chunk's task: its bytes in the chunk's results file. */
+            const engine_slot *sl = &res->slots[i];
+
+            assert_int_equal(spool_task_path(res->values_dir, sl->result_run - 1, ".results", path,
+                                             sizeof(path)),
+                             0);
+            err = spool_read_file(path, RX_RESULT_MAX_BYTES, &data, &len);
+            assert_int_equal(err, RX_OK);
+            assert_true(sl->result_off + sl->result_len <= len);
+            memmove(data, (char *)data + sl->result_off, sl->result_len);
+            len = sl->result_len;
+            ((char *)data)[len] = '\0';
+            res->slots[i].value = data;
+            res->slots[i].value_len = len;
+            continue;
+        }
         assert_int_equal(spool_task_path(res->values_dir, i, ".result", path, sizeof(path)), 0);
         err = spool_read_file(path, RX_RESULT_MAX_BYTES, &data, &len);
         if (err == RX_ENOENT) {
@@ -1645,6 +1662,184 @@ test_engine_function_work(void **state)
     fixture_free(f);
 }
 
+/* A store of schema version 1 (before chunks) is upgraded at open: its jobs read as they did
+ * (task_chunk_size 1: one process per task), a task it recorded keeps its result in t<i>.result,
+ * and the rest of its job runs; the version reads 2. Chunked function work then runs with its
+ * results in the chunk's file. */
+static void
+test_engine_schema_1_upgrade(void **state)
+{
+    fixture *f = fixture_new(2, 1);
+    char *argv[] = {self_exe, NULL};
+    rx_buf args[3] = {{"zero", 4}, {"one", 3}, {"two", 3}};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    char path[PATH_MAX + 64], sql[512];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    FILE *fp;
+    int64_t id;
+
+    (void)state;
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = "echo_arg";
+    s.args = args;
+    s.n_args = 3;
+    s.has_args = 1;
+    id = submit(f, &s);
+    engine_close(f->e);
+    f->e = NULL;
+    /* Back to version 1: the columns version 2 added go; task 0 ended OK under version 1. */
+    (void)snprintf(path, sizeof(path), "%s/jobs.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    (void)snprintf(sql, sizeof(sql),
+                   "ALTER TABLE jobs DROP COLUMN task_chunk_size;"
+                   "ALTER TABLE tasks DROP COLUMN result_run;"
+                   "ALTER TABLE tasks DROP COLUMN result_off;"
+                   "ALTER TABLE tasks DROP COLUMN result_len;"
+                   "PRAGMA user_version = 1;"
+                   "INSERT INTO tasks (job_id, idx, state, task_state, exit_status) "
+                   "VALUES (%" PRId64 ", 0, 1, 0, 0);"
+                   "UPDATE jobs SET status = 1 WHERE id = %" PRId64 ";",
+                   id, id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64, f->dir, id);
+    assert_int_equal(mkdir(path, 0700), 0);
+    (void)snprintf(path, sizeof(path), "%s/spool/%" PRId64 "/t0.result", f->dir, id);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs("from version 1", fp) >= 0, 1);
+    fclose(fp);
+
+    f->opts.hold = 0;
+    fixture_open(f);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "from version 1");
+    assert_string_equal(res->slots[1].value, "one");
+    assert_string_equal(res->slots[2].value, "two");
+    assert_int_equal(res->slots[1].result_run, 0); /* chunk size 1: t1.result */
+    engine_results_free(res);
+
+    (void)snprintf(path, sizeof(path), "%s/jobs.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* Now in chunks: three tasks, one supervisor, the results in t<first>.results. */
+    s.task_chunk_size = 3;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id, 1);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(res->slots[i].result_run, 1);
+        assert_int_equal(res->slots[i].result_len, args[i].len);
+        assert_memory_equal(res->slots[i].value, args[i].data, args[i].len);
+    }
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* A run's exit record (spool.h spool_run_exit): written and read back whole; a task's own record
+ * reads as a run of one; anything malformed, or another run's, is refused (RX_EINVAL), never
+ * half-read: the job directory is the user's in system mode. */
+static void
+test_engine_run_exit_record(void **state)
+{
+    char dir[] = "/tmp/rxjob-runrec-XXXXXX";
+    char path[PATH_MAX];
+    spool_exit tasks[2];
+    uint64_t idx[2] = {40, 42};
+    spool_run_exit rec = {.go = 1, .first = 40, .count = 5, .n = 2, .idx = idx, .tasks = tasks};
+    spool_run_exit back;
+    static const char *const bad[] = {
+        "",
+        "rxjob-chunk 1\n",
+        "rxjob-chunk 1\ngo 1\nfirst 41\ncount 5\ntasks 0\n",  /* another run's */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 6\ntasks 0\n",  /* another count */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 6\n",  /* more entries than tasks */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\n",  /* an entry missing */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 0\nx", /* bytes after the end */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 45\nresult_at 0 0 0\nstate OK\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\n", /* out of run */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 2\ntask 41\nresult_at 0 0 0\nstate OK\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\ntask 41\n"
+        "result_at 0 0 0\nstate OK\nexit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\n"
+        "ended_s 2\nerror 0\n", /* not ascending */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 41\nresult_at 0 0 0\nstate OK\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 99\nshort", /* cut */
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 41\nresult_at 1 9223372036854775807 "
+        "9\nstate OK\nexit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\n",
+        "rxjob-chunk 1\ngo 1\nfirst 40\ncount 5\ntasks 1\ntask 41\nresult_at 0 0 0\nstate NOPE\n"
+        "exit_status 0\nsignal 0\ntask_pid 1\nstarted_s 1\nended_s 2\nerror 0\n",
+    };
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    memset(tasks, 0, sizeof(tasks));
+    tasks[0].go = 1;
+    tasks[0].state = RX_TASK_OK;
+    tasks[0].task_pid = 77;
+    tasks[0].started_s = 1.5;
+    tasks[0].ended_s = 2.5;
+    tasks[0].result_run = 41;
+    tasks[0].result_off = 3;
+    tasks[0].result_len = 17;
+    tasks[1].go = 1;
+    tasks[1].state = RX_TASK_SIGNALED;
+    tasks[1].exit_status = -1;
+    tasks[1].signal = 11;
+    tasks[1].error = "killed by signal 11 (SIGSEGV)\nwith a newline";
+    assert_int_equal(spool_run_exit_write(dir, &rec), RX_OK);
+    assert_int_equal(spool_run_exit_read(dir, 40, 5, &back), RX_OK);
+    assert_int_equal(back.go, 1);
+    assert_int_equal(back.n, 2);
+    assert_int_equal(back.idx[0], 40);
+    assert_int_equal(back.idx[1], 42);
+    assert_int_equal(back.tasks[0].state, RX_TASK_OK);
+    assert_int_equal(back.tasks[0].result_run, 41);
+    assert_int_equal(back.tasks[0].result_off, 3);
+    assert_int_equal(back.tasks[0].result_len, 17);
+    assert_int_equal(back.tasks[0].task_pid, 77);
+    assert_null(back.tasks[0].error);
+    assert_int_equal(back.tasks[1].state, RX_TASK_SIGNALED);
+    assert_int_equal(back.tasks[1].signal, 11);
+    assert_string_equal(back.tasks[1].error, tasks[1].error);
+    spool_run_exit_free(&back);
+    /* The same file read as another run's. */
+    assert_int_equal(spool_run_exit_read(dir, 40, 4, &back), RX_EINVAL);
+    assert_int_equal(spool_run_exit_read(dir, 39, 5, &back), RX_ENOENT);
+
+    /* A task's own record: a run of one (go 0: no entry). */
+    tasks[1].go = 0;
+    assert_int_equal(spool_exit_write(dir, 7, &tasks[1]), RX_OK);
+    assert_int_equal(spool_run_exit_read(dir, 7, 1, &back), RX_OK);
+    assert_int_equal(back.go, 0);
+    assert_int_equal(back.n, 0);
+    spool_run_exit_free(&back);
+    assert_int_equal(spool_run_exit_read(dir, 7, 2, &back), RX_EINVAL);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        FILE *fp;
+
+        (void)snprintf(path, sizeof(path), "%s/t40.exit", dir);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(bad[i], 1, strlen(bad[i]), fp), strlen(bad[i]));
+        fclose(fp);
+        if (spool_run_exit_read(dir, 40, 5, &back) != RX_EINVAL)
+            fail_msg("malformed record %zu was read", i);
+    }
+    (void)unlink(path);
+    (void)snprintf(path, sizeof(path), "%s/t7.exit", dir);
+    (void)unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_engine_cleanup(void **state)
 {
@@ -2082,6 +2277,15 @@ run_function(const char *name)
     return 127;
 }
 
+/* echo_arg for chunks: its argument is its result. */
+RX_FUNCTION(echo_arg)
+{
+    size_t len = 0;
+    const void *arg = rx_task_arg(task, &len);
+
+    return rx_task_set_result(task, arg, len) == RX_OK ? 0 : -1;
+}
+
 int
 main(void)
 {
@@ -2115,6 +2319,8 @@ main(void)
         cmocka_unit_test(test_engine_args_env_cwd_stdin),
         cmocka_unit_test(test_engine_command_not_found),
         cmocka_unit_test(test_engine_function_work),
+        cmocka_unit_test(test_engine_schema_1_upgrade),
+        cmocka_unit_test(test_engine_run_exit_record),
         cmocka_unit_test(test_engine_output_cap),
         cmocka_unit_test(test_engine_output_cap_timeout_cancel),
         cmocka_unit_test(test_engine_result_limit),
@@ -2132,6 +2338,14 @@ main(void)
     const char *fn = getenv("RXJOB_FUNCTION");
     ssize_t n;
 
+    /* A chunk (docs/engine.md "Chunks") is run by the library's own rx_init, which speaks the
+     * supervisor's protocol; it exits. */
+    if (fn != NULL && getenv("RXJOB_CHUNK_FD") != NULL) {
+        int argc = 0;
+        char **argv = NULL;
+
+        rx_init(&argc, &argv);
+    }
     if (fn != NULL)
         return run_function(fn);
     n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);

@@ -562,6 +562,11 @@ build_submit(rx_context *ctx, const rx__exec_call *call, char **out_text, size_t
         json_object_set_new(body, "console_output", json_boolean(console_output)) != 0 ||
         json_object_set_new(body, "auto_cleanup", json_boolean(ctx->auto_cleanup)) != 0)
         goto fail;
+    /* Sent only when set, so that a daemon older than the field still takes the default. */
+    if (opts->task_chunk_size > 0 &&
+        json_object_set_new(body, "task_chunk_size",
+                            json_integer((json_int_t)opts->task_chunk_size)) != 0)
+        goto fail;
     err = encode_submit(body, work, w->kind == RX_WORK_COMMAND ? w->env : NULL, out_text, out_len);
     if (err != RX_OK)
         goto fail;

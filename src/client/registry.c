@@ -18,9 +18,34 @@
  * command it cannot find). The console output needs no care here: the supervisor already
  * captures file descriptors 1 and 2.
  *
+ * A chunk (docs/engine.md "Chunks"): the daemon runs several tasks of one job with one exec of
+ * the program. Then the environment has, instead of RXJOB_ARG, RXJOB_RESULT and RXJOB_ERROR:
+ *
+ *     RXJOB_CHUNK_FD     a pipe to the supervisor (write end)
+ *     RXJOB_CHUNK_FIRST  the first task's index; RXJOB_CHUNK_COUNT how many tasks, in a row
+ *     RXJOB_CHUNK_STOP   1: stop after the first task that fails (continue_on_failure off)
+ *     RXJOB_SPOOL        the job's spool directory: t<i>.out, t<i>.result, t<i>.error are there
+ *     RXJOB_ARGS         the job's arguments file (store/work.h "RXA1": an offset table, then
+ *                        the bytes; read with pread), absent when the job has no arguments
+ *
+ * and rx_init runs the tasks in index order. It writes "s FIRST\n" on the pipe, then per task I:
+ * point fd 1 and 2 at t<I>.out (a fresh file, or the previous task's renamed when that one
+ * stayed empty); set RXJOB_TASK_INDEX; read the argument (two preads); call the function; append
+ * the result to t<FIRST>.results (one file for the chunk's results, one after another) or write
+ * the failure to t<I>.error; then, in one write, "e I 0 OFFSET LENGTH\n" (ok: its result's
+ * place in t<FIRST>.results), or "e I 1\n" (failed), followed by "s I+1\n" when another task
+ * follows. (Where t<FIRST>.results cannot be created, each result is t<I>.result and an ok task
+ * says "e I 0\n".) It stops after a failure when RXJOB_CHUNK_STOP is 1, and exits 0 after the
+ * last task; 127 (before any "s") when no function has the name, with t<FIRST>.error saying so.
+ * Every file is created afresh, never opened over what is there: an unnamed file (O_TMPFILE),
+ * then linked to its name; or O_CREAT | O_EXCL | O_NOFOLLOW, after an unlink when something is
+ * there. The supervisor (src/shim/shim.c run_chunk) enforces the time limit per task from its
+ * "s", and ends the task that was running when the program died.
+ *
  * The table is a plain array filled by constructors, before any thread exists (rxjob.h says to
  * register before starting threads); lookups only read it.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "client/registry.h"
 
 #include "core/internal.h"
@@ -28,6 +53,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +339,409 @@ done:
     return status;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * rx_init for a chunk: several tasks in a row (the header comment)
+ * ------------------------------------------------------------------------------------------- */
+
+#define ARGS_MAGIC "RXA1"
+
+/* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
+ * refuses anything that appears meanwhile. Tried first without the unlink, which the common case
+ * (nothing there) does not need: an unlink takes the directory's lock for writing even when it
+ * finds nothing, and the tasks of a chunk create their files in one directory. fd, or -1. */
+static int
+create_fresh(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
+    (void)unlink(path);
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+static int write_fresh(const char *path, const void *data, size_t len);
+
+/* An unnamed file in dir (O_TMPFILE), or -1 where the file system has none. Its inode is
+ * allocated without the directory's lock, which a create holds meanwhile: on ext4, with the
+ * inodes of removed spools about, that allocation is most of a chunk task's cost, and the other
+ * slot's program waited on the lock for it. */
+static int
+create_unnamed(const char *dir)
+{
+    return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+}
+
+/* Give the unnamed file fd the name path, replacing whatever is there (as create_fresh). 0, or
+ * -1 (errno set). */
+static int
+link_unnamed(int fd, const char *path)
+{
+    char proc[64];
+
+    (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    (void)unlink(path);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* A new file at path in dir, afresh: unnamed first, then linked; create_fresh where that cannot
+ * be done. fd, or -1. */
+static int
+create_in(const char *dir, const char *path)
+{
+    int fd = create_unnamed(dir);
+
+    if (fd >= 0 && link_unnamed(fd, path) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return create_fresh(path);
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t put = write(fd, p, len);
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            return -1;
+        p += put;
+        len -= (size_t)put;
+    }
+    return 0;
+}
+
+/* Write path afresh in dir: the bytes into an unnamed file, then the name (whole or not at
+ * all); create_fresh and write where that cannot be done. 0, or -1 (errno set). */
+static int
+write_in(const char *dir, const char *path, const void *data, size_t len)
+{
+    int fd = create_unnamed(dir);
+
+    if (fd >= 0) {
+        if (write_all(fd, data, len) == 0 && link_unnamed(fd, path) == 0)
+            return close(fd);
+        close(fd);
+    }
+    return write_fresh(path, data, len);
+}
+
+static int
+write_fresh(const char *path, const void *data, size_t len)
+{
+    const char *p = data;
+    int fd = create_fresh(path);
+
+    if (fd < 0)
+        return -1;
+    while (len > 0) {
+        ssize_t put = write(fd, p, len);
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0) {
+            int saved = errno;
+
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        p += put;
+        len -= (size_t)put;
+    }
+    return close(fd);
+}
+
+static int
+pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static uint64_t
+le64(const unsigned char *b)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* Argument i of the RXA1 file fd (store/work.h): two preads. RX_OK; RX_EIO; RX_EINVAL;
+ * RX_ETOOBIG; RX_ENOMEM. */
+static rx_err
+chunk_arg(int fd, uint64_t i, void **out, size_t *out_len)
+{
+    unsigned char head[16], offs[16];
+    uint64_t n, from, to;
+    char *data;
+
+    if (pread_full(fd, head, sizeof(head), 0) != 0)
+        return RX_EIO;
+    n = le64(head + 8);
+    if (memcmp(head, ARGS_MAGIC, 4) != 0 || i >= n || n > (UINT64_MAX - 16) / 8 - 1)
+        return RX_EINVAL;
+    if (pread_full(fd, offs, sizeof(offs), 16 + 8 * i) != 0)
+        return RX_EIO;
+    from = le64(offs);
+    to = le64(offs + 8);
+    if (to < from)
+        return RX_EINVAL;
+    if (to - from > INIT_ARG_MAX_BYTES)
+        return RX_ETOOBIG;
+    data = rx__malloc((size_t)(to - from) + 1);
+    if (data == NULL)
+        return RX_ENOMEM;
+    if (to > from && pread_full(fd, data, (size_t)(to - from), 16 + 8 * (n + 1) + from) != 0) {
+        rx__free(data);
+        return RX_EIO;
+    }
+    data[to - from] = '\0';
+    *out = data;
+    *out_len = (size_t)(to - from);
+    return RX_OK;
+}
+
+/* Say "e I STATUS", or "e I 0 OFFSET LENGTH" (at: the result is in the chunk's results file),
+ * unless status < 0; then "s NEXT" unless next < 0: one write, one wake-up of the supervisor per
+ * task. A supervisor gone means nobody records anything: exit. */
+static void
+chunk_say(int fd, uint64_t i, int status, const uint64_t *at, int64_t next)
+{
+    char line[160];
+    int n = 0;
+
+    if (status >= 0 && at != NULL)
+        n = snprintf(line, sizeof(line), "e %" PRIu64 " 0 %" PRIu64 " %" PRIu64 "\n", i, at[0],
+                     at[1]);
+    else if (status >= 0)
+        n = snprintf(line, sizeof(line), "e %" PRIu64 " %d\n", i, status);
+    if (next >= 0)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "s %" PRId64 "\n", next);
+    for (;;) {
+        ssize_t put = write(fd, line, (size_t)n);
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put != n)
+            _exit(1);
+        return;
+    }
+}
+
+/* The output file of the last task, kept while it is empty; the chunk's results file. */
+typedef struct chunk_out {
+    int fd; /* or -1 */
+    char path[PATH_MAX];
+    int results_fd;       /* t<first>.results, or -1: then each result is t<i>.result */
+    uint64_t results_end; /* bytes of it written (the next result's offset) */
+    uint64_t at[2];       /* the last result's offset and length in it */
+    int in_file;          /* the last task's result is there */
+} chunk_out;
+
+/* Append a result to the chunk's results file. 0, or -1 (errno set). */
+static int
+results_append(chunk_out *out, const void *data, size_t len)
+{
+    const char *p = data;
+    uint64_t off = out->results_end;
+
+    for (size_t done = 0; done < len;) {
+        ssize_t put = pwrite(out->results_fd, p + done, len - done, (off_t)(off + done));
+
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            return -1;
+        done += (size_t)put;
+    }
+    out->at[0] = off;
+    out->at[1] = len;
+    out->results_end = off + len;
+    out->in_file = 1;
+    return 0;
+}
+
+/* One task of the chunk. 0 ok, 1 failed. */
+static int
+chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_path, int args_fd,
+           int args_errno, chunk_out *out, uint64_t i)
+{
+    char path[PATH_MAX], idx[32], msg[4096 + 256];
+    struct stat st;
+    rx_task task;
+    void *arg = NULL;
+    size_t arg_len = 0;
+    int fd = -1, status = 1, rc;
+
+    memset(&task, 0, sizeof(task));
+    out->in_file = 0;
+    (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
+    /* The previous task's output file, when it stayed empty, becomes this one's (a rename, no
+     * new inode: creating files is most of a chunk task's cost); else a fresh file. */
+    if (out->fd >= 0 && rename(out->path, path) == 0)
+        fd = out->fd;
+    else if (out->fd >= 0)
+        close(out->fd);
+    out->fd = -1;
+    if (fd < 0)
+        fd = create_in(dir, path);
+    if (fd >= 0) {
+        (void)dup2(fd, 1);
+        (void)dup2(fd, 2);
+    }
+    (void)snprintf(idx, sizeof(idx), "%" PRIu64, i);
+    (void)setenv("RXJOB_TASK_INDEX", idx, 1);
+    msg[0] = '\0';
+    if (fd < 0)
+        (void)snprintf(msg, sizeof(msg), "rx_init: create '%s' failed: %s", path, strerror(errno));
+    if (msg[0] == '\0' && args_path != NULL && args_fd < 0)
+        (void)snprintf(msg, sizeof(msg), "rx_init: open arguments '%s' failed: %s", args_path,
+                       strerror(args_errno));
+    if (msg[0] == '\0' && args_fd >= 0) {
+        rx_err err = chunk_arg(args_fd, i, &arg, &arg_len);
+
+        if (err != RX_OK)
+            (void)snprintf(msg, sizeof(msg), "rx_init: read argument %" PRIu64 " failed: %s", i,
+                           err == RX_EIO ? strerror(errno) : rx_strerror(err));
+    }
+    if (msg[0] == '\0') {
+        task.arg = arg != NULL ? arg : "";
+        task.arg_len = arg_len;
+        task.index = (size_t)i;
+        rc = fn(&task);
+        (void)fflush(stdout);
+        (void)fflush(stderr);
+        (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".result", dir, i);
+        if (rc != 0) {
+            if (task.error != NULL)
+                (void)snprintf(msg, sizeof(msg), "%s", task.error);
+            else
+                (void)snprintf(msg, sizeof(msg), "function '%s' returned %d", name, rc);
+        } else if (out->results_fd >= 0 ? results_append(out, task.value ? task.value : "",
+                                                         task.value ? task.value_len : 0) != 0
+                                        : write_in(dir, path, task.value ? task.value : "",
+                                                   task.value ? task.value_len : 0) != 0) {
+            (void)snprintf(msg, sizeof(msg), "rx_init: write result '%s' failed: %s", path,
+                           strerror(errno));
+        } else {
+            status = 0;
+        }
+    }
+    if (status != 0) {
+        (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".error", dir, i);
+        (void)write_in(dir, path, msg, strlen(msg));
+    }
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0) {
+        (void)snprintf(out->path, sizeof(out->path), "%s/t%" PRIu64 ".out", dir, i);
+        out->fd = fd; /* empty: the next task's, renamed */
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    rx__task_reset(&task);
+    rx__free(arg);
+    return status;
+}
+
+/* Run the chunk the environment describes; returns the process exit status. */
+static int
+run_chunk(const char *name)
+{
+    char *dir = env_copy("RXJOB_SPOOL");
+    char *args_path = env_copy("RXJOB_ARGS");
+    const char *fd_env = getenv("RXJOB_CHUNK_FD"), *first_env = getenv("RXJOB_CHUNK_FIRST");
+    const char *count_env = getenv("RXJOB_CHUNK_COUNT"), *stop_env = getenv("RXJOB_CHUNK_STOP");
+    int64_t fd = -1, first = 0, count = 0;
+    int stop = stop_env != NULL && strcmp(stop_env, "1") == 0;
+    int args_fd = -1, args_errno = 0, status = 1;
+    chunk_out out = {.fd = -1, .results_fd = -1};
+    rx_function *fn;
+
+    if (fd_env == NULL || rx__parse_i64(fd_env, 3, INT32_MAX, &fd) != RX_OK || first_env == NULL ||
+        rx__parse_i64(first_env, 0, RX_MAX_TASKS, &first) != RX_OK || count_env == NULL ||
+        rx__parse_i64(count_env, 1, RX_MAX_TASKS, &count) != RX_OK || dir == NULL) {
+        (void)fprintf(stderr, "rx_init: bad chunk environment\n");
+        goto done;
+    }
+    (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* programs the function starts must not have it */
+    (void)unsetenv("RXJOB_FUNCTION");
+    (void)unsetenv("RXJOB_CHUNK_FD");
+    (void)unsetenv("RXJOB_CHUNK_FIRST");
+    (void)unsetenv("RXJOB_CHUNK_COUNT");
+    (void)unsetenv("RXJOB_CHUNK_STOP");
+    (void)unsetenv("RXJOB_SPOOL");
+    (void)unsetenv("RXJOB_ARGS");
+    fn = rx__registry_find(name);
+    if (fn == NULL) {
+        char path[PATH_MAX], msg[512];
+
+        (void)snprintf(msg, sizeof(msg),
+                       "no function named '%s' is registered in this program (RX_FUNCTION)", name);
+        (void)snprintf(path, sizeof(path), "%s/t%" PRId64 ".error", dir, first);
+        (void)write_fresh(path, msg, strlen(msg));
+        status = 127;
+        goto done;
+    }
+    if (args_path != NULL) {
+        args_fd = open(args_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        args_errno = errno; /* unreadable: each task fails saying so */
+    }
+    /* The results of the chunk, one after another in one file: one new inode per chunk, not
+     * per task. */
+    {
+        char path[PATH_MAX];
+
+        (void)snprintf(path, sizeof(path), "%s/t%" PRId64 ".results", dir, first);
+        out.results_fd = create_in(dir, path);
+    }
+    chunk_say((int)fd, 0, -1, NULL, first);
+    for (int64_t i = first; i < first + count; i++) {
+        int failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, &out, (uint64_t)i);
+        int64_t next = i + 1 < first + count && !(failed && stop) ? i + 1 : -1;
+
+        chunk_say((int)fd, (uint64_t)i, failed, !failed && out.in_file ? out.at : NULL, next);
+        if (next < 0)
+            break;
+    }
+    status = 0;
+done:
+    if (out.fd >= 0)
+        close(out.fd);
+    if (out.results_fd >= 0)
+        close(out.results_fd);
+    if (args_fd >= 0)
+        close(args_fd);
+    rx__free(dir);
+    rx__free(args_path);
+    return status;
+}
+
 void
 rx_init(int *argc, char ***argv)
 {
@@ -327,7 +757,7 @@ rx_init(int *argc, char ***argv)
         write_error(getenv("RXJOB_ERROR"), "rx_init: out of memory");
         exit(1);
     }
-    status = run_task(name);
+    status = getenv("RXJOB_CHUNK_FD") != NULL ? run_chunk(name) : run_task(name);
     rx__free(name);
     exit(status); /* exit, not _exit: the function's buffered stdio must reach the output */
 }

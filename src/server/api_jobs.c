@@ -276,9 +276,16 @@ is_function_name(const char *s, size_t len)
 }
 
 static const char *const submit_fields[] = {
-    "work",           "elem_args_b64",       "times_to_run",
-    "num_tasks",      "continue_on_failure", "execution_timeout_s",
-    "console_output", "auto_cleanup",        NULL,
+    "work",
+    "elem_args_b64",
+    "times_to_run",
+    "num_tasks",
+    "continue_on_failure",
+    "execution_timeout_s",
+    "console_output",
+    "auto_cleanup",
+    "task_chunk_size",
+    NULL,
 };
 static const char *const command_fields[] = {"kind",    "argv_b64",  "env_b64",
                                              "cwd_b64", "stdin_b64", NULL};
@@ -440,7 +447,7 @@ decode_submit_object(json_t *root, const rx_limits *lim, engine_spec *spec, char
                      size_t why_len)
 {
     json_t *v;
-    int64_t num_tasks = 0;
+    int64_t num_tasks = 0, chunk = 0;
     size_t count;
     rx_err err;
 
@@ -474,6 +481,13 @@ decode_submit_object(json_t *root, const rx_limits *lim, engine_spec *spec, char
     if (err != RX_OK)
         return err;
     spec->num_tasks = (unsigned)num_tasks;
+    /* task_chunk_size: function tasks one program process runs in a row (0 = chosen by the
+     * daemon, docs/engine.md "Chunks"); any count is accepted, the engine caps it. */
+    err = get_int(root, "task_chunk_size", 0, UINT32_MAX, "0 (chosen by the daemon) to 4294967295",
+                  &chunk, why, why_len);
+    if (err != RX_OK)
+        return err;
+    spec->task_chunk_size = (unsigned)chunk;
 
     v = json_object_get(root, "execution_timeout_s");
     if (v != NULL) {
@@ -1104,18 +1118,42 @@ writer_open_value(api_jobs_results_writer *w, const engine_slot *slot, size_t in
         w->mem_len = slot_value_len(slot);
         return;
     }
-    if (spool_task_path(w->res->values_dir, index, ".result", path, sizeof(path)) != 0) {
-        errno = ENAMETOOLONG;
-        fd = -1;
+    if (slot->result_run > 0) {
+        /* A task of a chunk: its bytes in the chunk's results file. */
+        if (spool_task_path(w->res->values_dir, slot->result_run - 1, ".results", path,
+                            sizeof(path)) != 0) {
+            errno = ENAMETOOLONG;
+            fd = -1;
+        } else {
+            fd = spool_open_read(path, &st);
+        }
+        if (fd >= 0 && slot->result_len <= RX_RESULT_MAX_BYTES &&
+            slot->result_off <= (uint64_t)st.st_size &&
+            slot->result_len <= (uint64_t)st.st_size - slot->result_off &&
+            lseek(fd, (off_t)slot->result_off, SEEK_SET) == (off_t)slot->result_off) {
+            w->fd = fd;
+            w->file_left = slot->result_len;
+            return;
+        }
+        if (fd >= 0 && slot->result_len <= RX_RESULT_MAX_BYTES) {
+            (void)close(fd);
+            fd = -1;
+            errno = EIO; /* shorter than the record says */
+        }
     } else {
-        fd = spool_open_read(path, &st);
-    }
-    if (fd < 0 && errno == ENOENT)
-        return; /* the task wrote no result: an empty value */
-    if (fd >= 0 && (uint64_t)st.st_size <= RX_RESULT_MAX_BYTES) {
-        w->fd = fd;
-        w->file_left = (uint64_t)st.st_size;
-        return;
+        if (spool_task_path(w->res->values_dir, index, ".result", path, sizeof(path)) != 0) {
+            errno = ENAMETOOLONG;
+            fd = -1;
+        } else {
+            fd = spool_open_read(path, &st);
+        }
+        if (fd < 0 && errno == ENOENT)
+            return; /* the task wrote no result: an empty value */
+        if (fd >= 0 && (uint64_t)st.st_size <= RX_RESULT_MAX_BYTES) {
+            w->fd = fd;
+            w->file_left = (uint64_t)st.st_size;
+            return;
+        }
     }
     *failed = *slot;
     failed->state = RX_TASK_ERROR;

@@ -121,6 +121,7 @@ job_from_row(const store_job_row *row)
     j->kind = row->kind;
     j->n_tasks = row->n_tasks;
     j->num_tasks = row->num_tasks;
+    j->task_chunk_size = row->task_chunk_size;
     j->continue_on_failure = row->continue_on_failure;
     j->console_output = row->console_output;
     j->auto_cleanup = row->auto_cleanup;
@@ -783,6 +784,7 @@ engine_submit(engine *e, const engine_spec *spec, engine_job *out_job, char *why
     sub.row.kind = spec->kind;
     sub.row.n_tasks = n_tasks;
     sub.row.num_tasks = spec->num_tasks;
+    sub.row.task_chunk_size = spec->task_chunk_size;
     sub.row.continue_on_failure = spec->continue_on_failure ? 1 : 0;
     sub.row.timeout_ms = (int64_t)ceil(spec->execution_timeout_s * 1000.0);
     sub.row.console_output = spec->console_output ? 1 : 0;
@@ -1010,7 +1012,7 @@ recover(engine *e, char *errbuf, size_t errlen)
         (void)snprintf(errbuf, errlen, "%s", store_errmsg(e->st));
         goto done;
     }
-    for (size_t i = 0; i < c.n_running; i++) {
+    for (size_t i = 0, count; i < c.n_running; i += count) {
         const store_task_row *row = &c.running[i];
         ejob *j = engine_find(e, row->job_id);
         exec_shim sh = {.pid = row->shim_pid,
@@ -1019,8 +1021,17 @@ recover(engine *e, char *errbuf, size_t errlen)
                         .start_time = row->shim_start,
                         .go_fd = -1};
         char dir[PATH_MAX];
-        spool_exit rec;
+        spool_run_exit rec;
         rx_err rec_err = RX_EIO;
+
+        /* A run: the rows of consecutive tasks of one job under one supervisor (a chunk). */
+        for (count = 1; i + count < c.n_running; count++) {
+            const store_task_row *next = &c.running[i + count];
+
+            if (next->job_id != row->job_id || next->idx != row->idx + count ||
+                next->shim_pid != row->shim_pid || next->shim_start != row->shim_start)
+                break;
+        }
 
         /* Under Slurm a running task has no local supervisor: the executor's first poll
          * reconciles it with Slurm and its exit record (exec_slurm.c). */
@@ -1048,19 +1059,23 @@ recover(engine *e, char *errbuf, size_t errlen)
             memset(r, 0, sizeof(*r));
             r->job = j;
             r->idx = row->idx;
+            r->count = count;
             r->shim = sh;
             r->started_s = row->started_s;
+            j->shims++;
             rx__log(RX_LOG_INFO,
-                    "engine: adopted task %" PRIu64 " of job %" PRId64 " (supervisor %ld)",
-                    row->idx, j->id, (long)sh.pid);
+                    "engine: adopted task %" PRIu64 " of job %" PRId64
+                    " (supervisor %ld, a run of %zu)",
+                    row->idx, j->id, (long)sh.pid, count);
             continue;
         }
         /* Gone: its record, read only now, is complete if it exists (written before exit). */
         memset(&rec, 0, sizeof(rec));
         if (spool_job_dir(e->state_dir, j->id, dir, sizeof(dir)) == 0)
-            rec_err = spool_exit_read(dir, row->idx, &rec);
-        err = engine_task_ended(e, j, row->idx, &sh, row->started_s, &rec, rec_err);
-        spool_exit_free(&rec);
+            rec_err = spool_run_exit_read(dir, row->idx, count, &rec);
+        j->shims++; /* engine_run_ended counts it out */
+        err = engine_run_ended(e, j, row->idx, count, &sh, row->started_s, &rec, rec_err);
+        spool_run_exit_free(&rec);
         if (err != RX_OK)
             break;
     }
@@ -1254,7 +1269,7 @@ engine_close(engine *e)
         if (e->runs[i].shim.pidfd >= 0)
             close(e->runs[i].shim.pidfd);
         exec_local_abandon(&e->runs[i].shim);
-        spool_exit_free(&e->runs[i].rec);
+        spool_run_exit_free(&e->runs[i].rec);
     }
     remover_stop(e);
     for (size_t i = 0; i < e->n_jobs; i++)
@@ -1427,6 +1442,9 @@ fill_slot(const store_task_row *row, void *user)
     s->signal = row->signal;
     s->started_s = row->started_s;
     s->ended_s = row->ended_s >= row->started_s ? row->ended_s : row->started_s;
+    s->result_run = row->result_run;
+    s->result_off = row->result_off;
+    s->result_len = row->result_len;
     if (row->task_state != RX_TASK_OK) {
         s->error = rx__strdup(row->error ? row->error : rx_task_state_name(row->task_state));
         if (s->error == NULL)
@@ -1730,7 +1748,7 @@ engine_get_stats(engine *e, engine_stats *out_stats)
             (unsigned)e->jobs[i]->status < RX_JOB_STATUS_COUNT)
             out_stats->jobs_by_status[e->jobs[i]->status]++;
     for (size_t i = 0; i < e->n_runs; i++)
-        out_stats->tasks_running += !e->runs[i].exited;
+        out_stats->tasks_running += e->runs[i].exited ? 0 : e->runs[i].count;
     out_stats->submissions_total = e->submissions_total;
     out_stats->tasks_started_total = e->tasks_started_total;
     out_stats->slots = e->slots;

@@ -55,9 +55,10 @@ typedef struct engine_spec {
     size_t stdin_len;
     rx_buf *args; /* one per task, or NULL */
     size_t n_args;
-    int has_args;         /* elem_args was given (possibly empty: then RX_EINVAL) */
-    int64_t times_to_run; /* -1 = derive */
-    unsigned num_tasks;   /* 0 = the daemon's slots */
+    int has_args;             /* elem_args was given (possibly empty: then RX_EINVAL) */
+    int64_t times_to_run;     /* -1 = derive */
+    unsigned num_tasks;       /* 0 = the daemon's slots */
+    unsigned task_chunk_size; /* function tasks one process runs in a row; 0 = the daemon's */
     int continue_on_failure;
     double execution_timeout_s; /* 0 = none */
     int console_output;
@@ -89,6 +90,9 @@ typedef struct engine_slot {
                         file (engine_results.values_dir): the engine never loads values */
     size_t value_len;
     double started_s, ended_s; /* UTC seconds the task started and ended; 0 = never started */
+    uint64_t result_run; /* 0: the value is values_dir/t<i>.result; k > 0: result_len bytes at */
+    uint64_t result_off; /* result_off of values_dir/t<k-1>.results (a chunk's results file) */
+    uint64_t result_len;
 } engine_slot;
 
 struct ejob;

@@ -491,7 +491,8 @@ spawn_user_shim(const exec_shim_req *req, const char *exe, char *const argv[], i
  * (src/shim/shim.c main). The strings live in *bufs. */
 typedef struct shim_args {
     char idx[32], n_tasks[32], timeout[32], grace[32], output_bytes[32], result_bytes[32];
-    char *argv[11];
+    char count[32];
+    char *argv[13];
 } shim_args;
 
 static void
@@ -514,6 +515,12 @@ shim_args_fill(const exec_shim_req *req, shim_args *b)
     b->argv[8] = b->output_bytes;
     b->argv[9] = b->result_bytes;
     b->argv[10] = NULL;
+    if (req->count > 0) { /* a chunk of function tasks */
+        (void)snprintf(b->count, sizeof(b->count), "%" PRIu64, req->count);
+        b->argv[10] = b->count;
+        b->argv[11] = req->stop_on_failure ? "1" : "0";
+        b->argv[12] = NULL;
+    }
 }
 
 /* Spawn the shim binary with argv, fd 3 one end of a new socket pair: as req->uid when
@@ -705,7 +712,8 @@ exec_local_go(exec_shim *sh)
 }
 
 int
-exec_local_read_end(exec_shim *sh, spool_exit *out_rec, rx_err *out_err)
+exec_local_read_end(exec_shim *sh, uint64_t first, uint64_t count, spool_run_exit *out_rec,
+                    rx_err *out_err)
 {
     for (;;) {
         size_t len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
@@ -738,7 +746,7 @@ exec_local_read_end(exec_shim *sh, spool_exit *out_rec, rx_err *out_err)
                   (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
             /* Anything but "E" and a record's length is not a supervisor's end: its pidfd and
              * record file (if any) tell the rest. */
-            if (sh->end_head[0] != 'E' || len == 0 || len > SPOOL_EXIT_RECORD_MAX ||
+            if (sh->end_head[0] != 'E' || len == 0 || len > spool_run_exit_max(count) ||
                 (sh->end_buf = rx__malloc(len + 1)) == NULL) {
                 go_close(sh);
                 return -1;
@@ -746,7 +754,7 @@ exec_local_read_end(exec_shim *sh, spool_exit *out_rec, rx_err *out_err)
         }
         if (sh->end_got > sizeof(sh->end_head) && sh->end_got == sizeof(sh->end_head) + len) {
             sh->end_buf[len] = '\0';
-            *out_err = spool_exit_parse(sh->end_buf, len, out_rec);
+            *out_err = spool_run_exit_parse(sh->end_buf, len, first, count, out_rec);
             rx__free(sh->end_buf);
             sh->end_buf = NULL;
             sh->end_got = 0;

@@ -5,13 +5,13 @@
  * The daemon side spawns the supervisor binary, `rxjob-shim` (src/shim/shim.c, found next to
  * rxjobd or at $RXJOBD_SHIM), as
  *     rxjob-shim --shim JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS OUTPUT_BYTES
- * RESULT_BYTES (executing the file the daemon opened at start, so a rebuilt or removed binary does
- * not fail the tasks) in a session of its own with the cancel signals blocked and a socket on fd 3;
- * the shim waits on fd 3 for "go" (sent once the task's start is committed to the store), runs the
- * task, enforces its time limit, stops it on SIGTERM/SIGINT/SIGUSR1, writes the exit record and
- * exits. When fd 3 reaches end-of-file without "go" (the daemon died, or could not record the
- * start), the shim writes a record with go 0 and exits without starting anything, so the task may
- * be started again without running twice.
+ * RESULT_BYTES [COUNT STOP_ON_FAILURE] (a chunk of function tasks; executing the file the daemon
+ * opened at start, so a rebuilt or removed binary does not fail the tasks) in a session of its own
+ * with the cancel signals blocked and a socket on fd 3; the shim waits on fd 3 for "go" (sent once
+ * the task's start is committed to the store), runs the task, enforces its time limit, stops it on
+ * SIGTERM/SIGINT/SIGUSR1, writes the exit record and exits. When fd 3 reaches end-of-file without
+ * "go" (the daemon died, or could not record the start), the shim writes a record with go 0 and
+ * exits without starting anything, so the task may be started again without running twice.
  *
  * The daemon watches shims through pidfds, which work for processes that are not its children
  * too: that is how a restarted daemon adopts the shims of its predecessor.
@@ -49,6 +49,9 @@ typedef struct exec_shim_req {
     int has_args;
     uint64_t output_bytes; /* console output kept, bytes; 0 = no cap (limits.h) */
     uint64_t result_bytes; /* the largest result, bytes */
+    uint64_t count;        /* > 0: a chunk, tasks idx .. idx + count - 1 of function work under
+                              this one supervisor (one exec of the program); 0: task idx alone */
+    int stop_on_failure;   /* a chunk stops at its first failure (continue_on_failure off) */
     uid_t uid;      /* who the task runs as: the job's owner in system mode (engine_opts.system),
                        else the daemon's own uid; a root daemon starts the shim as this user */
     char *why;      /* NULL, or where a one-line reason goes when the shim cannot be started */
@@ -127,11 +130,13 @@ void exec_local_go(exec_shim *sh);
 
 /* go_fd is readable: read what there is of the shim's end message ("E", a 4-byte
  * little-endian length, its exit record: src/shim/shim.c end_acked), keeping a part in sh. 1
- * when the whole message is in: *out_err is spool_exit_parse's (RX_OK with *out_rec, to free
- * with spool_exit_free; RX_EINVAL for a malformed record; RX_ENOMEM), and the shim waits for
+ * when the whole message is in: *out_err is spool_run_exit_parse's for the run [first,
+ * first + count) (a task's own record is a run of one; RX_OK with *out_rec, to free with
+ * spool_run_exit_free; RX_EINVAL for a malformed record; RX_ENOMEM), and the shim waits for
  * "k"; 0 for not yet; -1 for end-of-file, an error or anything else than an end message (go_fd
  * is closed: its pidfd tells the rest, and its record file if it wrote one). */
-int exec_local_read_end(exec_shim *sh, spool_exit *out_rec, rx_err *out_err);
+int exec_local_read_end(exec_shim *sh, uint64_t first, uint64_t count, spool_run_exit *out_rec,
+                        rx_err *out_err);
 
 /* The end of the shim's task is recorded durably: send "k" (the shim exits without writing a
  * record file) and close go_fd. */

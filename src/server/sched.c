@@ -94,6 +94,7 @@ engine_touch(engine *e, ejob *j)
     s->cleanup_requested = j->cleanup_requested;
     s->next_task = j->next_task;
     s->running = j->running;
+    s->shims = j->shims;
     s->ok = j->ok;
     s->failed = j->failed;
     s->n_requeue = j->n_requeue;
@@ -124,6 +125,7 @@ untouch(ejob *j, int undo)
         j->cleanup_requested = s->cleanup_requested;
         j->next_task = s->next_task;
         j->running = s->running;
+        j->shims = s->shims;
         j->ok = s->ok;
         j->failed = s->failed;
         /* The array only grows, so the saved entries fit. */
@@ -364,6 +366,11 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
         if (rec->ended_s > 0)
             row.ended_s = rec->ended_s;
         row.error = rec->error;
+        if (rec->state == RX_TASK_OK) {
+            row.result_run = rec->result_run;
+            row.result_off = rec->result_off;
+            row.result_len = rec->result_len;
+        }
         if (rec->state == RX_TASK_STOPPED || rec->state == RX_TASK_NOT_RUN) {
             stop_message(j, rec->state, rec->state == RX_TASK_STOPPED ? rec->error : NULL, msg,
                          sizeof(msg));
@@ -402,6 +409,79 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
             j->stop_task = (int64_t)idx;
     }
     return RX_OK;
+}
+
+/* Task idx of a run never started: its row goes, and it waits to be started again. */
+static rx_err
+task_put_back(engine *e, ejob *j, uint64_t idx)
+{
+    rx_err err = store_task_delete(e->st, j->id, idx);
+
+    if (err != RX_OK)
+        return err;
+    j->running--;
+    return engine_requeue(j, idx);
+}
+
+rx_err
+engine_run_ended(engine *e, ejob *j, uint64_t first, uint64_t count, const exec_shim *shim,
+                 double started_s, const spool_run_exit *rec, rx_err rec_err)
+{
+    size_t k = 0;
+    rx_err err = RX_OK;
+    exec_shim quiet;
+
+    j->shims--;
+    /* Tasks found lost kill the orphans of their supervisor (engine_task_ended): a run's
+     * supervisor is one, so its session is scanned once, for the first, not once per task. */
+    if (shim != NULL) {
+        quiet = *shim;
+        quiet.sid = 0;
+    }
+    if (rec_err == RX_OK && !rec->go) {
+        spool_exit never;
+
+        /* No task of the run ran (or the record is the task's, engine_task_ended says). */
+        memset(&never, 0, sizeof(never));
+        for (uint64_t i = first; i < first + count && err == RX_OK; i++)
+            err = engine_task_ended(e, j, i, shim, started_s, &never, RX_OK);
+        return err;
+    }
+    for (uint64_t i = first; i < first + count && err == RX_OK; i++) {
+        if (rec_err != RX_OK) {
+            /* Without a record nobody knows which of its tasks started: all are lost, none is
+             * started twice. */
+            err = engine_task_ended(e, j, i, i == first || shim == NULL ? shim : &quiet, started_s,
+                                    NULL, rec_err);
+        } else if (k < rec->n && rec->idx[k] == i) {
+            err = engine_task_ended(e, j, i, shim, started_s, &rec->tasks[k], RX_OK);
+            k++;
+        } else if (i == first) {
+            /* The first task of a run counts as started once the run went: a record without it
+             * is not the supervisor's. */
+            err = engine_task_ended(e, j, i, shim, started_s, NULL, RX_EINVAL);
+        } else {
+            err = task_put_back(e, j, i);
+        }
+    }
+    return err;
+}
+
+uint64_t
+engine_chunk_size(const engine *e, const ejob *j)
+{
+    uint64_t units = e->slots, per;
+
+    if (j->kind != RX_WORK_FUNCTION || e->output_bytes > 0 || e->slurm != NULL)
+        return 1;
+    if (j->task_chunk_size > 0)
+        return j->task_chunk_size < ENGINE_CHUNK_MAX ? j->task_chunk_size : ENGINE_CHUNK_MAX;
+    if (j->num_tasks > 0 && j->num_tasks < units)
+        units = j->num_tasks;
+    per = j->n_tasks / (units * 4);
+    if (per < 1)
+        per = 1;
+    return per > ENGINE_CHUNK_AUTO_MAX ? ENGINE_CHUNK_AUTO_MAX : per;
 }
 
 rx_err
@@ -531,6 +611,8 @@ shim_req_fill(engine *e, const ejob *j, uint64_t idx, char *dir, size_t dir_len,
     req->output_bytes = e->output_bytes;
     req->result_bytes = e->result_bytes;
     req->uid = e->system ? j->uid : geteuid(); /* only in system mode as the job's user */
+    req->count = 0;
+    req->stop_on_failure = !j->continue_on_failure;
     req->why = why;
     req->why_len = why_len;
 }
@@ -613,9 +695,22 @@ spares_fill(engine *e)
     }
 }
 
-/* Start one task: its supervisor waits for "go" until the transaction commits. */
+/* How many tasks the run starting at idx takes: a chunk of function work from next_task, or one
+ * (commands, tasks put back). */
+static uint64_t
+run_length(const engine *e, const ejob *j, uint64_t idx)
+{
+    uint64_t chunk = engine_chunk_size(e, j);
+
+    if (chunk <= 1 || idx != j->next_task || (j->n_requeue > 0 && j->requeue[0] == idx))
+        return 1;
+    return j->n_tasks - idx < chunk ? j->n_tasks - idx : chunk;
+}
+
+/* Start the run of tasks [idx, idx + count) under one supervisor, which waits for "go" until
+ * the transaction commits. */
 static rx_err
-start_task(engine *e, ejob *j, uint64_t idx)
+start_task(engine *e, ejob *j, uint64_t idx, uint64_t count)
 {
     char dir[PATH_MAX], why[512];
     exec_shim_req req;
@@ -637,11 +732,12 @@ start_task(engine *e, ejob *j, uint64_t idx)
     if (err != RX_OK)
         return err;
     shim_req_fill(e, j, idx, dir, sizeof(dir), why, sizeof(why), &req);
+    req.count = count > 1 ? count : 0;
     r = &e->runs[e->n_runs];
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, sizeof(r[0]));
     r->shim.pidfd = -1;
     r->shim.go_fd = -1;
-    if (spare_take(e, &req, &r->shim)) {
+    if (spare_take(e, &req, &r->shim)) { /* a blank spare takes a chunk as well */
         /* claimed already */
     } else if (exec_local_spawn(&req, &r->shim, &spawn_errno) != RX_OK) {
         char msg[PATH_MAX + 128];
@@ -668,21 +764,26 @@ start_task(engine *e, ejob *j, uint64_t idx)
     }
     r->job = j;
     r->idx = idx;
+    r->count = count;
     r->started_s = engine_now_s();
     memset(&row, 0, sizeof(row));
     row.job_id = j->id;
-    row.idx = idx;
     row.running = 1;
     row.shim_pid = r->shim.pid;
     row.shim_start = r->shim.start_time;
     row.started_s = r->started_s;
     row.exit_status = -1;
     e->n_runs++; /* before the write, so a failure abandons this supervisor too */
-    err = store_task_put(e->st, &row);
-    if (err != RX_OK)
-        return err;
-    engine_take_task(j, idx);
-    j->running++;
+    /* One row per task, all naming the same supervisor (recovery groups them again). */
+    for (uint64_t i = idx; i < idx + count; i++) {
+        row.idx = i;
+        err = store_task_put(e->st, &row);
+        if (err != RX_OK)
+            return err;
+        engine_take_task(j, i);
+        j->running++;
+    }
+    j->shims++;
     return RX_OK;
 }
 
@@ -693,7 +794,7 @@ has_work(engine *e)
         for (ejob *j = e->a_head; j != NULL; j = j->a_next) {
             unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
 
-            if (j->running < cap && engine_next_task(j) >= 0)
+            if (j->shims < cap && engine_next_task(j) >= 0)
                 return 1;
         }
     }
@@ -715,6 +816,7 @@ abandon_fresh(engine *e, size_t first_fresh)
 
         exec_local_abandon(&r->shim);
         exec_local_wait_abandoned(&r->shim);
+        /* A run's record is its first task's file. */
         if (r->job != NULL && spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) == 0 &&
             spool_task_path(dir, r->idx, ".exit", path, sizeof(path)) == 0)
             (void)unlink(path);
@@ -786,8 +888,8 @@ sched_step(engine *e)
         n_exited++;
         err = engine_touch(e, r->job);
         if (err == RX_OK)
-            err = engine_task_ended(e, r->job, r->idx, &r->shim, r->started_s, &r->rec,
-                                    r->have_rec ? r->rec_err : RX_ENOENT);
+            err = engine_run_ended(e, r->job, r->idx, r->count, &r->shim, r->started_s, &r->rec,
+                                   r->have_rec ? r->rec_err : RX_ENOENT);
         if (err != RX_OK)
             goto fail;
     }
@@ -796,18 +898,18 @@ sched_step(engine *e)
          j = j->a_next) {
         unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
 
-        while (running_now < e->slots && j->running < cap) {
+        while (running_now < e->slots && j->shims < cap) {
             int64_t idx = engine_next_task(j);
-            uint64_t before = j->running;
+            size_t before = e->n_runs;
 
             if (idx < 0 || e->start_later)
                 break;
             err = engine_touch(e, j);
             if (err == RX_OK)
-                err = start_task(e, j, (uint64_t)idx);
+                err = start_task(e, j, (uint64_t)idx, run_length(e, j, (uint64_t)idx));
             if (err != RX_OK)
                 goto fail;
-            running_now += j->running - before;
+            running_now += e->n_runs - before;
         }
     }
     err = engine_commit_touched(e);
@@ -816,14 +918,15 @@ sched_step(engine *e)
         return err;
     }
     /* Durable now: let the new tasks run, forget the ended ones. */
-    for (size_t i = first_fresh; i < e->n_runs; i++)
+    for (size_t i = first_fresh; i < e->n_runs; i++) {
         exec_local_go(&e->runs[i].shim);
-    e->tasks_started_total += e->n_runs - first_fresh;
+        e->tasks_started_total += e->runs[i].count;
+    }
     k = 0;
     for (size_t i = 0; i < e->n_runs; i++) {
         if (e->runs[i].exited) {
             ended_committed(e, &e->runs[i].shim);
-            spool_exit_free(&e->runs[i].rec);
+            spool_run_exit_free(&e->runs[i].rec);
             continue;
         }
         e->runs[k++] = e->runs[i];
@@ -881,7 +984,8 @@ collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t 
         if (what == WATCH_GO_FD) {
             /* The end message: the shim sent its record and waits for "k"; anything else
              * closes go_fd, and the pidfd tells the rest (with the record file, if any). */
-            if (r->exited || exec_local_read_end(&r->shim, &r->rec, &r->rec_err) != 1)
+            if (r->exited ||
+                exec_local_read_end(&r->shim, r->idx, r->count, &r->rec, &r->rec_err) != 1)
                 continue;
             r->exited = 1;
             r->have_rec = 1;
@@ -896,7 +1000,7 @@ collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t 
         if (spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) != 0)
             r->rec_err = RX_EIO;
         else
-            r->rec_err = spool_exit_read(dir, r->idx, &r->rec);
+            r->rec_err = spool_run_exit_read(dir, r->idx, r->count, &r->rec);
     }
     if (n_reaped > 0) {
         size_t k = 0;
@@ -926,7 +1030,7 @@ collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t 
         if (spool_job_dir(e->state_dir, r->job->id, dir, sizeof(dir)) != 0)
             r->rec_err = RX_EIO;
         else
-            r->rec_err = spool_exit_read(dir, r->idx, &r->rec);
+            r->rec_err = spool_run_exit_read(dir, r->idx, r->count, &r->rec);
     }
 }
 

@@ -31,6 +31,7 @@ typedef struct ejob_saved {
     int cleanup_requested;
     uint64_t next_task;
     uint64_t running, ok, failed;
+    unsigned shims;
     uint64_t *requeue; /* copy, or NULL */
     size_t n_requeue;
 } ejob_saved;
@@ -40,7 +41,8 @@ typedef struct ejob {
     uid_t uid;
     rx_work_kind kind;
     uint64_t n_tasks;
-    unsigned num_tasks; /* 0 = the daemon's slots */
+    unsigned num_tasks;       /* 0 = the daemon's slots */
+    unsigned task_chunk_size; /* function tasks one supervisor runs in a row; 0 = chosen */
     int continue_on_failure;
     int console_output;
     int auto_cleanup;
@@ -58,6 +60,7 @@ typedef struct ejob {
     size_t n_requeue;
     size_t cap_requeue;
     uint64_t running; /* tasks with a running row */
+    unsigned shims;   /* its supervisors running (a chunk's is one for several tasks) */
     uint64_t ok;      /* tasks ended ok */
     uint64_t failed;  /* tasks ended in any failure (rows); NOT_RUN without row not counted */
     int ext_alive;    /* slurm executor: its array may still have tasks in Slurm, so a cancel or
@@ -76,17 +79,19 @@ typedef struct ejob {
     struct ejob *t_next;
 } ejob;
 
-/* A supervisor being watched. */
+/* A supervisor being watched: the run of tasks [idx, idx + count) of one job (count > 1: a chunk
+ * of function tasks, one exec of the program; docs/engine.md "Chunks"). */
 typedef struct erun {
     ejob *job;
     uint64_t idx;
+    uint64_t count;
     exec_shim shim;
     double started_s;
     int signaled; /* SIGTERM sent (cancel, or the job stopped) */
     int exited;   /* its pidfd was readable (released), or it said "e" (alive, waits for "k") */
     int have_rec; /* rec_err holds the outcome of reading its exit record */
     rx_err rec_err;
-    spool_exit rec;
+    spool_run_exit rec;
 } erun;
 
 /* A blank supervisor spawned ahead of any task (sched.c spares_fill): it waits for its task
@@ -97,6 +102,9 @@ typedef struct espare {
 } espare;
 
 #define SCHED_SPARES_MAX 4 /* spares at most, and at most `slots` */
+
+#define ENGINE_CHUNK_AUTO_MAX 4096  /* tasks in an automatic chunk, at most */
+#define ENGINE_CHUNK_MAX      10000 /* tasks in any chunk, at most (its exit record's size) */
 
 /* One submission waiting for the group commit. */
 typedef struct esub {
@@ -225,6 +233,19 @@ void engine_take_task(ejob *j, uint64_t idx);
  * continue_on_failure is off. RX_OK; RX_ESTORE; RX_ENOMEM. */
 rx_err engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, double started_s,
                          const spool_exit *rec, rx_err rec_err);
+
+/* Record how the run [first, first + count) of j ended, from its record (rec with rec_err RX_OK;
+ * otherwise every task of it is lost), and that its supervisor is gone (j->shims). A task with
+ * an entry ends as it says; one without never started and is put back (but the first of a run
+ * whose supervisor was told to start: it counts as started, and is lost; a go-0 record is
+ * believed only from a supervisor not told to start). Caller touched j, holds mu and the
+ * transaction. RX_OK; RX_ESTORE; RX_ENOMEM. */
+rx_err engine_run_ended(engine *e, ejob *j, uint64_t first, uint64_t count, const exec_shim *shim,
+                        double started_s, const spool_run_exit *rec, rx_err rec_err);
+
+/* The tasks of function work one supervisor runs in a row for j (1: one each); the automatic
+ * chunk spreads the job over its slots as the local pool does (exec/pool.c auto_chunk). */
+uint64_t engine_chunk_size(const engine *e, const ejob *j);
 
 /* Make j's spool ready for its first task in this engine: the directory, `work`, `args`,
  * `stdin`. Caller holds mu. RX_OK; RX_EIO / RX_ESTORE / RX_ENOMEM with why. */

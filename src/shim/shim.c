@@ -4,7 +4,12 @@
  * array tasks (src/server/exec_slurm.c). See exec_local.h and docs/engine.md.
  *
  *     rxjob-shim [--shim] JOB_DIR INDEX N_TASKS TIMEOUT_MS GRACE_MS HAS_ARGS
- *                [OUTPUT_BYTES RESULT_BYTES]
+ *                [OUTPUT_BYTES RESULT_BYTES [COUNT STOP_ON_FAILURE]]
+ *
+ * With COUNT (function work only, no output cap), it runs the chunk of tasks INDEX ..
+ * INDEX + COUNT - 1 with ONE exec of the program (rx_init loops over them, saying "s i" and
+ * "e i status" on a pipe, see run_chunk and src/client/registry.c) and writes one exit record
+ * for the run (spool.h spool_run_exit).
  *
  * It is a program of its own, linked with nothing but libc and a few of our objects (spawn,
  * spool, work encoding), because one is exec'd per task: the whole rxjobd with its shared
@@ -107,6 +112,9 @@ typedef struct shim {
     int loaded;      /* prepare_task succeeded */
     int went;        /* "go" came: the task's files are this supervisor's to remove */
     int sfd;
+    uint64_t count;      /* COUNT: a chunk of function tasks (run_chunk); 0 = one task */
+    int stop_on_failure; /* chunk: the job stops at a failure (continue_on_failure off) */
+    spool_run_exit run;  /* chunk: the run's record */
     store_work work;
     void *arg;
     size_t arg_len;
@@ -231,27 +239,27 @@ wait_go(const shim *sh)
     }
 }
 
-/* The task ended: send its exit record on fd 3 ("E", the record's length in 4 bytes,
- * little-endian, the record: exec_local_read_end) and wait for the daemon's "k", which it sends
- * once it has recorded the end durably in its store: then no record file is needed at all (two
- * inodes fewer per task: the record and its temporary). 1 for "k"; 0 for anything else (the
- * daemon died or closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the
+/* The task (or run) ended: send its exit record, text of len bytes, on fd 3 ("E", the record's
+ * length in 4 bytes, little-endian, the record: exec_local_read_end) and wait for the daemon's "k",
+ * which it sends once it has recorded the end durably in its store: then no record file is needed
+ * at all (two inodes fewer per task: the record and its temporary). 1 for "k"; 0 for anything else
+ * (the daemon died or closed the socket, fd 3 is no socket, nothing came for ACK_WAIT_MS): then the
  * caller writes the record file durably, as a supervisor without a daemon always does. */
 static int
-end_acked(const spool_exit *rec)
+end_acked_text(const char *text, size_t len)
 {
     struct pollfd pfd = {.fd = SHIM_GO_FD, .events = POLLIN};
     char *msg;
-    size_t len;
+    size_t msg_len;
     ssize_t sent;
 
-    if (spool_exit_message(rec, &msg, &len) != RX_OK)
+    if (spool_end_message(text, len, &msg, &msg_len) != RX_OK)
         return 0;
     do
-        sent = send(SHIM_GO_FD, msg, len, MSG_NOSIGNAL);
+        sent = send(SHIM_GO_FD, msg, msg_len, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     rx__free(msg);
-    if (sent != (ssize_t)len)
+    if (sent != (ssize_t)msg_len)
         return 0;
     for (;;) {
         char c;
@@ -269,11 +277,32 @@ end_acked(const spool_exit *rec)
     }
 }
 
-/* Create path afresh: whatever the task left there (a FIFO would block open(2)) is removed
- * first, and O_EXCL refuses anything that appears meanwhile. fd, or -1. */
+/* end_acked_text with rec as its record. */
+static int
+end_acked(const spool_exit *rec)
+{
+    char *text;
+    size_t len;
+    int acked;
+
+    if (spool_exit_format(rec, &text, &len) != RX_OK)
+        return 0;
+    acked = end_acked_text(text, len);
+    rx__free(text);
+    return acked;
+}
+
+/* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
+ * refuses anything that appears meanwhile. Tried first without the unlink, which the common case
+ * (nothing there) does not need: an unlink takes the directory's lock for writing even when it
+ * finds nothing, and the tasks of a chunk create their files in one directory. fd, or -1. */
 static int
 create_fresh(const char *path)
 {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
     (void)unlink(path);
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
@@ -788,6 +817,443 @@ done:
         rx__free(extra[i]);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Chunks: one exec of the program runs tasks INDEX .. INDEX + COUNT - 1 in a row
+ *
+ * The program's rx_init (src/client/registry.c) says on the pipe RXJOB_CHUNK_FD, one line per
+ * step: "s I\n" before task I, "e I STATUS\n" after it (STATUS 0: ok, t<I>.result written; 1:
+ * failed, t<I>.error says why; 127: no such function). Tasks start in index order, one at a time.
+ * The time limit applies to each task from its "s"; the first task counts as started from the
+ * exec (so a program that never says anything still ends it, and a run always makes progress).
+ * When the program dies, or is killed (time limit, cancel), inside task I, I ends as that says
+ * and the tasks after it never started: they have no entry in the run's record, and the daemon
+ * puts them back in the queue (as the local pool does, src/exec/pool.c).
+ * ------------------------------------------------------------------------------------------- */
+
+#define CHUNK_LINE_MAX 128
+
+enum { STOP_PROTOCOL = STOP_CANCEL + 1 };
+
+typedef struct chunk_watch {
+    int fd; /* the pipe's read end, or -1 at end-of-file */
+    char buf[CHUNK_LINE_MAX * 4];
+    size_t len;
+    long cur; /* the entry running, or -1 */
+    int said; /* the current entry's "s" came (always, but for the first before its "s") */
+    int64_t deadline;
+    char bad[CHUNK_LINE_MAX + 64]; /* the protocol error, if any */
+} chunk_watch;
+
+/* The task paths of index i into sh (result_path, error_path). -1 when too long. */
+static int
+chunk_task_paths(shim *sh, uint64_t i)
+{
+    return spool_task_path(sh->job_dir, i, ".result", sh->result_path, PATH_MAX) != 0 ||
+                   spool_task_path(sh->job_dir, i, ".error", sh->error_path, PATH_MAX) != 0
+               ? -1
+               : 0;
+}
+
+/* Move sh->rec into the current entry, which ends. */
+static void
+chunk_end_entry(shim *sh, chunk_watch *w)
+{
+    spool_exit *t = &sh->run.tasks[w->cur];
+
+    sh->rec.go = 1;
+    sh->rec.started_s = t->started_s;
+    sh->rec.task_pid = t->task_pid;
+    sh->rec.ended_s = now_utc_s();
+    *t = sh->rec;
+    memset(&sh->rec, 0, sizeof(sh->rec));
+    w->cur = -1;
+    w->deadline = sh->timeout_ms > 0 ? rx__now_ms() + sh->timeout_ms : 0;
+}
+
+/* A new entry for task idx, running from now. */
+static void
+chunk_start_entry(shim *sh, chunk_watch *w, uint64_t idx, pid_t pid)
+{
+    spool_exit *t = &sh->run.tasks[sh->run.n];
+
+    memset(t, 0, sizeof(*t));
+    t->go = 1;
+    t->started_s = now_utc_s();
+    t->task_pid = pid;
+    sh->run.idx[sh->run.n] = idx;
+    w->cur = (long)sh->run.n++;
+    w->deadline = sh->timeout_ms > 0 ? rx__now_ms() + sh->timeout_ms : 0;
+}
+
+/* "e I STATUS" for the current entry; at (STATUS 0 only) = the result's place in the run's
+ * results file, OFFSET and LENGTH, or NULL (t<I>.result). */
+static void
+chunk_task_done(shim *sh, chunk_watch *w, uint64_t idx, int64_t status, const uint64_t *at)
+{
+    memset(&sh->rec, 0, sizeof(sh->rec));
+    sh->rec.exit_status = (int)status;
+    if (chunk_task_paths(sh, idx) != 0) {
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "supervisor: spool path is too long");
+    } else if (status == 0 && at != NULL) {
+        sh->rec.state = RX_TASK_OK;
+        if (at[1] > sh->result_bytes) {
+            sh->rec.state = RX_TASK_ERROR;
+            (void)set_error(sh,
+                            "result of %" PRIu64 " bytes is over the result_bytes limit of %" PRIu64
+                            " bytes",
+                            at[1], sh->result_bytes);
+        } else {
+            sh->rec.result_run = sh->run.first + 1;
+            sh->rec.result_off = at[0];
+            sh->rec.result_len = at[1];
+        }
+    } else if (status == 0) {
+        sh->rec.state = RX_TASK_OK;
+        check_result(sh);
+    } else {
+        void *msg = NULL;
+        size_t len = 0;
+        int have = spool_read_file(sh->error_path, ERROR_MAX_BYTES, &msg, &len) == RX_OK && len > 0;
+
+        sh->rec.state = status == 127 ? RX_TASK_START_FAILED : RX_TASK_ERROR;
+        if (have)
+            (void)set_error(sh, "%s", (char *)msg);
+        else
+            (void)set_error(sh, "function failed (exit status %d)", (int)status);
+        rx__free(msg);
+        (void)unlink(sh->error_path);
+    }
+    chunk_end_entry(sh, w);
+}
+
+/* Act on the complete lines in w->buf. -1 on a protocol error (w->bad says which). */
+static int
+chunk_lines(shim *sh, chunk_watch *w, pid_t pid)
+{
+    char *p = w->buf, *nl;
+
+    while ((nl = memchr(p, '\n', w->len - (size_t)(p - w->buf))) != NULL) {
+        char line[CHUNK_LINE_MAX + 1];
+        size_t n = (size_t)(nl - p);
+        unsigned long long idx = 0, at[2] = {0, 0};
+        long long status = 0;
+        char extra;
+        int got;
+        uint64_t want;
+
+        if (n > CHUNK_LINE_MAX)
+            n = CHUNK_LINE_MAX;
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = nl + 1;
+        want = sh->run.first + sh->run.n; /* the next task to start */
+        if (sscanf(line, "s %llu%c", &idx, &extra) == 1) {
+            if (w->cur >= 0 && !w->said && sh->run.idx[w->cur] == idx) {
+                w->said = 1; /* the first task: its clock starts again now */
+                sh->run.tasks[w->cur].started_s = now_utc_s();
+                w->deadline = sh->timeout_ms > 0 ? rx__now_ms() + sh->timeout_ms : 0;
+                continue;
+            }
+            if (w->cur < 0 && idx == want && sh->run.n < sh->run.count) {
+                chunk_start_entry(sh, w, idx, pid);
+                w->said = 1;
+                continue;
+            }
+        } else if ((got = sscanf(line, "e %llu %lld %llu %llu%c", &idx, &status, &at[0], &at[1],
+                                 &extra)) == 2 ||
+                   (got == 4 && status == 0 && at[0] <= INT64_MAX && at[1] <= INT64_MAX - at[0])) {
+            if (w->cur >= 0 && w->said && sh->run.idx[w->cur] == idx && status >= 0 &&
+                status <= 255) {
+                uint64_t place[2] = {at[0], at[1]};
+
+                chunk_task_done(sh, w, idx, status, got == 4 ? place : NULL);
+                continue;
+            }
+        }
+        (void)snprintf(w->bad, sizeof(w->bad), "the program broke the chunk protocol: '%s'", line);
+        w->len = 0;
+        return -1;
+    }
+    w->len -= (size_t)(p - w->buf);
+    memmove(w->buf, p, w->len);
+    if (w->len >= CHUNK_LINE_MAX) {
+        (void)snprintf(w->bad, sizeof(w->bad),
+                       "the program broke the chunk protocol: a line "
+                       "over %d bytes",
+                       CHUNK_LINE_MAX);
+        w->len = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Read what the pipe holds now and act on it. -1 on a protocol error. */
+static int
+chunk_pump(shim *sh, chunk_watch *w, pid_t pid)
+{
+    while (w->fd >= 0) {
+        ssize_t n = read(w->fd, w->buf + w->len, sizeof(w->buf) - w->len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0) {
+            close(w->fd);
+            w->fd = -1;
+            return 0;
+        }
+        w->len += (size_t)n;
+        if (chunk_lines(sh, w, pid) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Wait for the program, enforcing each task's time limit, stopping it on a cancel signal or a
+ * protocol error. */
+static int
+chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
+{
+    int stop = STOP_NONE;
+    int64_t sigkill_at = 0;
+
+    for (;;) {
+        struct pollfd pfd[3];
+        int64_t now = rx__now_ms(), next = 0;
+        nfds_t n = 0;
+        int timeout, rc, i_pidfd = -1, i_pipe = -1;
+
+        /* Between tasks and after the last one the time limit runs too, from the last end: a
+         * program that hangs there (an atexit handler, a destructor) is stopped; no task
+         * fails for it. */
+        if (stop == STOP_NONE && w->deadline > 0 && now >= w->deadline) {
+            stop = STOP_TIMEOUT;
+            (void)rx__proc_signal_group(proc, SIGTERM);
+            sigkill_at = now + sh->grace_ms;
+        }
+        if (sigkill_at > 0 && now >= sigkill_at) {
+            (void)rx__proc_signal_group(proc, SIGKILL);
+            sigkill_at = 0;
+        }
+        if (stop == STOP_NONE && w->deadline > 0)
+            next = w->deadline;
+        if (sigkill_at > 0 && (next == 0 || sigkill_at < next))
+            next = sigkill_at;
+        if (proc->pidfd < 0 && (next == 0 || next > now + POLL_NO_PIDFD_MS))
+            next = now + POLL_NO_PIDFD_MS;
+        timeout = next == 0 ? -1 : next > now ? (int)(next - now) : 0;
+
+        pfd[n].fd = sh->sfd;
+        pfd[n++].events = POLLIN;
+        if (proc->pidfd >= 0) {
+            i_pidfd = (int)n;
+            pfd[n].fd = proc->pidfd;
+            pfd[n++].events = POLLIN;
+        }
+        if (w->fd >= 0) {
+            i_pipe = (int)n;
+            pfd[n].fd = w->fd;
+            pfd[n++].events = POLLIN;
+        }
+        rc = poll(pfd, n, timeout);
+        if (rc < 0 && errno != EINTR)
+            break; /* cannot wait: reap (which kills the group) rather than spin */
+        if (rc > 0 && i_pipe >= 0 && pfd[i_pipe].revents != 0 &&
+            chunk_pump(sh, w, proc->pid) != 0 && stop == STOP_NONE) {
+            stop = STOP_PROTOCOL;
+            (void)rx__proc_signal_group(proc, SIGKILL);
+        }
+        if (rc > 0 && pfd[0].revents != 0 && cancel_pending(sh) && stop == STOP_NONE) {
+            stop = STOP_CANCEL;
+            (void)rx__proc_signal_group(proc, SIGTERM);
+            sigkill_at = rx__now_ms() + sh->grace_ms;
+        }
+        if (i_pidfd >= 0 ? (rc > 0 && pfd[i_pidfd].revents != 0) : rx__proc_exited(proc))
+            break;
+    }
+    return stop;
+}
+
+/* The current entry ended with the program: how, from its wait status and why it stopped. */
+static void
+chunk_end_with_program(shim *sh, chunk_watch *w, int stop, int wstatus)
+{
+    char text[160];
+
+    memset(&sh->rec, 0, sizeof(sh->rec));
+    rx__wait_status_text(wstatus, text, sizeof(text));
+    sh->rec.exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    sh->rec.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    if (chunk_task_paths(sh, sh->run.idx[w->cur]) != 0) {
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "supervisor: spool path is too long");
+    } else if (stop == STOP_TIMEOUT) {
+        sh->rec.state = RX_TASK_TIMEOUT;
+        (void)set_error(sh, "time limit of %g s exceeded (%s)", (double)sh->timeout_ms / 1000.0,
+                        text);
+    } else if (stop == STOP_CANCEL) {
+        sh->rec.state = RX_TASK_STOPPED; /* the daemon words the reason */
+        (void)set_error(sh, "%s", text);
+    } else if (stop == STOP_PROTOCOL) {
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "%s", w->bad);
+    } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+        sh->rec.state = RX_TASK_ERROR;
+        if (!w->said)
+            (void)set_error(sh, "the program exited 0 without running the function: does its "
+                                "main call rx_init(&argc, &argv) first?");
+        else
+            (void)set_error(sh, "the program exited during the task (%s)", text);
+    } else {
+        function_failure(sh, wstatus, text);
+    }
+    (void)unlink(sh->error_path);
+    chunk_end_entry(sh, w);
+}
+
+/* Run the chunk: one exec of the program, its tasks in a row; fills sh->run. On a failure before
+ * the program started, sh->rec says why (for the first task) and sh->run is left empty. */
+static void
+run_chunk(shim *sh)
+{
+    spool_run_exit *run = &sh->run;
+    char *extra[12] = {NULL};
+    size_t n_extra = 0;
+    char **argv = NULL, **envp = NULL;
+    size_t argc = 0;
+    rx__spawn_req req;
+    rx__proc proc = {0, -1};
+    int out_fd = -1, spawn_errno = 0, wstatus = 0, stop;
+    int ctl[2] = {-1, -1};
+    chunk_watch w;
+
+    memset(&w, 0, sizeof(w));
+    w.fd = -1;
+    w.cur = -1;
+    sh->rec.state = RX_TASK_START_FAILED;
+    sh->rec.exit_status = -1;
+    if (sh->count > SIZE_MAX / sizeof(spool_exit)) {
+        (void)set_error(sh, "supervisor: a chunk of %" PRIu64 " tasks is too large", sh->count);
+        return;
+    }
+    run->idx = rx__calloc((size_t)sh->count, sizeof(*run->idx));
+    run->tasks = rx__calloc((size_t)sh->count, sizeof(*run->tasks));
+    if (pipe2(ctl, O_CLOEXEC) != 0 || run->idx == NULL || run->tasks == NULL) {
+        (void)set_error(sh, "supervisor: %s",
+                        run->idx && run->tasks ? strerror(errno) : "out of memory");
+        goto fail;
+    }
+    (void)fcntl(ctl[0], F_SETFL, O_NONBLOCK);
+    (void)fcntl(ctl[1], F_SETFD, 0); /* the program's: it says its steps there */
+    extra[n_extra++] = rx__env_entry("RXJOB_TASK_INDEX", "%" PRIu64, sh->idx);
+    extra[n_extra++] = rx__env_entry("RXJOB_TASK_COUNT", "%" PRIu64, sh->n_tasks);
+    extra[n_extra++] = rx__env_entry("RXJOB_FUNCTION", "%s", sh->work.function);
+    extra[n_extra++] = rx__env_entry("RXJOB_CHUNK_FD", "%d", ctl[1]);
+    extra[n_extra++] = rx__env_entry("RXJOB_CHUNK_FIRST", "%" PRIu64, sh->idx);
+    extra[n_extra++] = rx__env_entry("RXJOB_CHUNK_COUNT", "%" PRIu64, sh->count);
+    extra[n_extra++] = rx__env_entry("RXJOB_CHUNK_STOP", "%d", sh->stop_on_failure);
+    extra[n_extra++] = rx__env_entry("RXJOB_SPOOL", "%s", sh->job_dir);
+    if (sh->has_args)
+        extra[n_extra++] = rx__env_entry("RXJOB_ARGS", "%s/args", sh->job_dir);
+    for (size_t i = 0; i < n_extra; i++) {
+        if (extra[i] == NULL) {
+            (void)set_error(sh, "supervisor: out of memory");
+            goto fail;
+        }
+    }
+    if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
+        goto fail;
+    /* What the program says before its first task goes to that task's output. */
+    out_fd = create_fresh(sh->out_path);
+    if (out_fd < 0) {
+        (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
+        goto fail;
+    }
+    req.argv = (const char *const *)argv;
+    req.envp = envp;
+    req.cwd = sh->work.cwd;
+    req.stdin_path = NULL;
+    req.out_fd = out_fd;
+    run->go = 1;
+    run->first = sh->idx;
+    run->count = sh->count;
+    if (rx__spawn(&req, &proc, &spawn_errno) != RX_OK) {
+        if (spawn_errno == ENOENT)
+            (void)set_error(sh, "command not found: '%s'", argv[0]);
+        else
+            (void)set_error(sh, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
+        chunk_start_entry(sh, &w, sh->idx, 0);
+        chunk_end_entry(sh, &w);
+        goto done;
+    }
+    close(ctl[1]);
+    ctl[1] = -1;
+    close(out_fd);
+    out_fd = -1;
+    w.fd = ctl[0];
+    ctl[0] = -1;
+    chunk_start_entry(sh, &w, sh->idx, proc.pid); /* the first counts as started */
+    stop = chunk_watch_program(sh, &proc, &w);
+    if (rx__proc_reap(&proc, &wstatus) != RX_OK) {
+        wstatus = 0;
+        if (stop == STOP_NONE) {
+            stop = STOP_PROTOCOL;
+            (void)snprintf(w.bad, sizeof(w.bad), "supervisor: waitpid failed: %s", strerror(errno));
+        }
+    }
+    /* What the program said before it ended counts. */
+    if (stop == STOP_NONE && chunk_pump(sh, &w, proc.pid) != 0)
+        stop = STOP_PROTOCOL;
+    if (w.cur >= 0)
+        chunk_end_with_program(sh, &w, stop, wstatus);
+    goto done;
+
+fail:
+    rx__free(run->idx);
+    rx__free(run->tasks);
+    run->idx = NULL;
+    run->tasks = NULL;
+    run->count = 0;
+done:
+    if (w.fd >= 0)
+        close(w.fd);
+    if (ctl[0] >= 0)
+        close(ctl[0]);
+    if (ctl[1] >= 0)
+        close(ctl[1]);
+    if (out_fd >= 0)
+        close(out_fd);
+    rx__strv_free(argv, argc);
+    rx__free(envp);
+    for (size_t i = 0; i < n_extra; i++)
+        rx__free(extra[i]);
+}
+
+/* The run's record from the task record of its first task (sh->rec): the run never started
+ * (go 0: no entry), or its first task ended before the program could start. */
+static void
+run_from_task(shim *sh)
+{
+    spool_run_exit *run = &sh->run;
+
+    spool_run_exit_free(run);
+    run->go = sh->rec.go;
+    run->first = sh->idx;
+    run->count = sh->count;
+    if (!sh->rec.go)
+        return;
+    run->idx = rx__malloc(sizeof(*run->idx));
+    run->tasks = rx__malloc(sizeof(*run->tasks));
+    if (run->idx == NULL || run->tasks == NULL)
+        return; /* no entry: the daemon reads the first task as lost */
+    run->idx[0] = sh->idx;
+    run->tasks[0] = sh->rec;
+    run->n = 1;
+    memset(&sh->rec, 0, sizeof(sh->rec));
+}
+
 /* A blank shim (rxjob-shim --blank, spawned by the scheduler before its task is known): wait
  * on fd 3 for exec_local_assign's message and make it the argument vector: argv[0] stays,
  * the rest is what the daemon would have passed. 1 with *io_argc and *io_argv replaced (the
@@ -856,6 +1322,15 @@ main(int argc, char **argv)
     /* Under Slurm (exec_slurm.c) INDEX is "-": the array task's SLURM_ARRAY_TASK_ID, and no
      * "go" comes (the array is released only once its submission is durable). */
     under_slurm = (n_args == 6 || n_args == 8) && strcmp(a[1], "-") == 0;
+    if (n_args == 10 && (parse_u64_arg(a[8], INT64_MAX, &sh.count) != 0 || sh.count == 0 ||
+                         (strcmp(a[9], "0") != 0 && strcmp(a[9], "1") != 0))) {
+        (void)fprintf(stderr, "rxjob-shim: bad COUNT or STOP_ON_FAILURE\n");
+        return SHIM_EXIT_BAD_ARGS;
+    }
+    if (n_args == 10) {
+        sh.stop_on_failure = a[9][0] == '1';
+        n_args = 8;
+    }
     idx_arg = under_slurm ? getenv("SLURM_ARRAY_TASK_ID") : n_args >= 6 ? a[1] : NULL;
     if ((n_args != 6 && n_args != 8) || a[0][0] != '/' || idx_arg == NULL ||
         parse_u64_arg(idx_arg, INT64_MAX, &sh.idx) != 0 ||
@@ -866,8 +1341,8 @@ main(int argc, char **argv)
         (n_args == 8 && (parse_u64_arg(a[6], INT64_MAX, &output_bytes) != 0 ||
                          parse_u64_arg(a[7], INT64_MAX, &result_bytes) != 0))) {
         (void)fprintf(stderr, "usage: rxjob-shim [--shim] JOB_DIR INDEX N_TASKS TIMEOUT_MS "
-                              "GRACE_MS HAS_ARGS [OUTPUT_BYTES RESULT_BYTES] (run by rxjobd, "
-                              "not by hand)\n");
+                              "GRACE_MS HAS_ARGS [OUTPUT_BYTES RESULT_BYTES [COUNT "
+                              "STOP_ON_FAILURE]] (run by rxjobd, not by hand)\n");
         return SHIM_EXIT_BAD_ARGS;
     }
     sh.output_bytes = output_bytes;
@@ -915,12 +1390,30 @@ main(int argc, char **argv)
         sh.rec.go = 1;
         sh.went = 1;
         remove_stale_record(&sh);
-        run_task(&sh);
+        if (sh.count > 0 && sh.loaded && sh.work.kind == RX_WORK_FUNCTION && sh.output_bytes == 0)
+            run_chunk(&sh);
+        else
+            run_task(&sh);
     }
+    if (sh.count > 0 && !sh.went)
+        run_from_task(&sh); /* never started (go 0), or stopped or failed before the start */
+    else if (sh.count > 0 && sh.run.count == 0)
+        run_from_task(&sh); /* run_task ran the first (the work cannot run as a chunk) */
     /* After "go", the daemon that sent it records the end durably itself ("k"): the record's two
      * fsyncs are needed only when it does not (it died meanwhile: the record is what the next
      * one reads). */
-    if (sh.went && !under_slurm) {
+    if (sh.count > 0) {
+        /* A run's record: on fd 3 to the daemon that said "go", as a task's; else, or without
+         * its "k", written durably. */
+        char *text = NULL;
+        size_t len = 0;
+
+        if (!(sh.went && spool_run_exit_format(&sh.run, &text, &len) == RX_OK &&
+              end_acked_text(text, len)) &&
+            spool_run_exit_write(sh.job_dir, &sh.run) != RX_OK)
+            rc = 1; /* no record: the daemon reports the run's tasks as lost */
+        rx__free(text);
+    } else if (sh.went && !under_slurm) {
         if (!end_acked(&sh.rec) && spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK)
             rc = 1; /* no record: the daemon reports the task as lost */
     } else if (spool_exit_write(sh.job_dir, sh.idx, &sh.rec) != RX_OK) {
@@ -936,5 +1429,6 @@ main(int argc, char **argv)
     store_work_free(&sh.work);
     rx__free(sh.arg);
     spool_exit_free(&sh.rec);
+    spool_run_exit_free(&sh.run);
     return rc;
 }

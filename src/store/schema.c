@@ -27,6 +27,13 @@
  *  tasks     one row per task that was started: state 0 = running (under the supervisor whose
  *            pid and start time, /proc/PID/stat field 22, are recorded), 1 = ended (task_state
  *            is an rx_task_state). Tasks never started have no row.
+ *
+ * Version 2 (1 -> 2): jobs.task_chunk_size, the tasks of function work one program process runs
+ * in a row (0 = chosen by the daemon). Rows of version 1 get 1: one process per task, as that
+ * version ran them. The tasks of one chunk are rows of their own that name the same supervisor.
+ * tasks.result_run, result_off, result_len: where an OK task's result is. result_run 0 (every
+ * row of version 1): in t<idx>.result; k > 0: bytes result_off .. result_off + result_len - 1
+ * of t<k-1>.results, the file the chunk starting at task k - 1 wrote its results to.
  */
 #include "store/schema.h"
 
@@ -70,6 +77,11 @@ static const char *const migrations[] = {
     "  error TEXT,"
     "  PRIMARY KEY (job_id, idx)) WITHOUT ROWID;"
     "CREATE INDEX tasks_running ON tasks (state) WHERE state = 0;",
+    /* 1 -> 2 */
+    "ALTER TABLE jobs ADD COLUMN task_chunk_size INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE tasks ADD COLUMN result_run INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN result_off INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN result_len INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

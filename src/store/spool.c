@@ -385,29 +385,38 @@ spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len)
 }
 
 rx_err
-spool_exit_message(const spool_exit *rec, char **out_buf, size_t *out_len)
+spool_end_message(const char *text, size_t len, char **out_buf, size_t *out_len)
 {
-    char *text, *msg;
-    size_t len;
-    rx_err err = spool_exit_format(rec, &text, &len);
+    char *msg;
 
-    if (err != RX_OK)
-        return err;
+    if (len == 0 || len > 0xffffffffu)
+        return RX_EINVAL;
     msg = rx__malloc(len + 5);
-    if (msg == NULL) {
-        rx__free(text);
+    if (msg == NULL)
         return RX_ENOMEM;
-    }
     msg[0] = 'E';
     msg[1] = (char)(len & 0xff);
     msg[2] = (char)((len >> 8) & 0xff);
     msg[3] = (char)((len >> 16) & 0xff);
     msg[4] = (char)((len >> 24) & 0xff);
     memcpy(msg + 5, text, len);
-    rx__free(text);
     *out_buf = msg;
     *out_len = len + 5;
     return RX_OK;
+}
+
+rx_err
+spool_exit_message(const spool_exit *rec, char **out_buf, size_t *out_len)
+{
+    char *text;
+    size_t len;
+    rx_err err = spool_exit_format(rec, &text, &len);
+
+    if (err != RX_OK)
+        return err;
+    err = spool_end_message(text, len, out_buf, out_len);
+    rx__free(text);
+    return err;
 }
 
 rx_err
@@ -529,6 +538,277 @@ spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec)
     err = spool_exit_parse(data, len, out_rec);
     rx__free(data);
     return err;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A run's exit record (spool.h spool_run_exit): a chunk of tasks under one supervisor
+ * ------------------------------------------------------------------------------------------- */
+
+/* One entry: "task I", "result_at RUN OFF LEN", then a task's fields from "state" to the error's
+ * bytes, appended to *buf (grown as needed). RX_OK; RX_EIO; RX_ENOMEM. */
+static rx_err
+entry_append(char **buf, size_t *len, size_t *cap, uint64_t idx, const spool_exit *rec)
+{
+    char head[768];
+    size_t err_len = rec->error ? strlen(rec->error) : 0;
+    int n;
+
+    if (err_len > ERROR_MAX_BYTES)
+        err_len = ERROR_MAX_BYTES;
+    n = snprintf(head, sizeof(head),
+                 "task %" PRIu64 "\nresult_at %" PRIu64 " %" PRIu64 " %" PRIu64 "\nstate %s\n"
+                 "exit_status %d\nsignal %d\ntask_pid %ld\nstarted_s %.6f\nended_s %.6f\n"
+                 "error %zu\n",
+                 idx, rec->result_run, rec->result_off, rec->result_len,
+                 rx_task_state_name(rec->state), rec->exit_status, rec->signal, (long)rec->task_pid,
+                 rec->started_s, rec->ended_s, err_len);
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return RX_EIO;
+    if (*len + (size_t)n + err_len + 1 > *cap) {
+        size_t ncap = (*len + (size_t)n + err_len + 1) * 2;
+        char *p = rx__realloc(*buf, ncap);
+
+        if (p == NULL)
+            return RX_ENOMEM;
+        *buf = p;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, head, (size_t)n);
+    *len += (size_t)n;
+    if (err_len > 0)
+        memcpy(*buf + *len, rec->error, err_len);
+    *len += err_len;
+    (*buf)[*len] = '\0';
+    return RX_OK;
+}
+
+rx_err
+spool_run_exit_format(const spool_run_exit *rec, char **out_buf, size_t *out_len)
+{
+    char *buf;
+    size_t len, cap = 4096;
+    int n;
+    rx_err err = RX_OK;
+
+    buf = rx__malloc(cap);
+    if (buf == NULL)
+        return RX_ENOMEM;
+    n = snprintf(buf, cap,
+                 "rxjob-chunk 1\ngo %d\nfirst %" PRIu64 "\ncount %" PRIu64 "\ntasks %zu\n",
+                 rec->go ? 1 : 0, rec->first, rec->count, rec->n);
+    if (n < 0 || (size_t)n >= cap) {
+        rx__free(buf);
+        return RX_EIO;
+    }
+    len = (size_t)n;
+    for (size_t i = 0; i < rec->n && err == RX_OK; i++)
+        err = entry_append(&buf, &len, &cap, rec->idx[i], &rec->tasks[i]);
+    if (err != RX_OK) {
+        rx__free(buf);
+        return err;
+    }
+    *out_buf = buf;
+    *out_len = len;
+    return RX_OK;
+}
+
+rx_err
+spool_run_exit_write(const char *job_dir, const spool_run_exit *rec)
+{
+    char name[64];
+    char *buf;
+    size_t len;
+    rx_err err = spool_run_exit_format(rec, &buf, &len);
+
+    if (err != RX_OK)
+        return err;
+    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", rec->first);
+    err = spool_write_atomic(job_dir, name, buf, len, 1);
+    rx__free(buf);
+    return err;
+}
+
+size_t
+spool_run_exit_max(uint64_t count)
+{
+    if (count <= 1)
+        return EXIT_RECORD_MAX; /* a run of one: a task's record, or a run record of one entry */
+    if (count >= (SIZE_MAX / 4) / (ERROR_MAX_BYTES + 512))
+        return SIZE_MAX / 4;
+    return EXIT_RECORD_MAX + (size_t)count * (ERROR_MAX_BYTES + 512);
+}
+
+/* One entry's fields from "state" to the error's bytes; advances *p. RX_OK; RX_EINVAL;
+ * RX_ENOMEM. */
+static rx_err
+entry_parse(char **p, const char *end, spool_exit *out)
+{
+    spool_exit rec;
+    const char *state;
+    int64_t v, err_len;
+    int found = 0;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.go = 1;
+    state = next_field(p, "state");
+    if (state == NULL)
+        return RX_EINVAL;
+    for (int s = 0; s < RX_TASK_STATE_COUNT; s++) {
+        if (strcmp(state, rx_task_state_name((rx_task_state)s)) == 0) {
+            rec.state = (rx_task_state)s;
+            found = 1;
+        }
+    }
+    if (!found || field_i64(p, "exit_status", -1, 255, &v) != 0)
+        return RX_EINVAL;
+    rec.exit_status = (int)v;
+    if (field_i64(p, "signal", 0, 128, &v) != 0)
+        return RX_EINVAL;
+    rec.signal = (int)v;
+    if (field_i64(p, "task_pid", 0, INT32_MAX, &v) != 0)
+        return RX_EINVAL;
+    rec.task_pid = (pid_t)v;
+    if (field_double(p, "started_s", &rec.started_s) != 0 ||
+        field_double(p, "ended_s", &rec.ended_s) != 0 ||
+        field_i64(p, "error", 0, ERROR_MAX_BYTES, &err_len) != 0 || end - *p < err_len)
+        return RX_EINVAL;
+    if (err_len > 0) {
+        rec.error = rx__memdup(*p, (size_t)err_len);
+        if (rec.error == NULL)
+            return RX_ENOMEM;
+    }
+    *p += err_len;
+    *out = rec;
+    return RX_OK;
+}
+
+rx_err
+spool_run_exit_parse(char *data, size_t len, uint64_t first, uint64_t count,
+                     spool_run_exit *out_rec)
+{
+    spool_run_exit rec;
+    char *p = data;
+    int64_t v;
+    rx_err err;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.first = first;
+    rec.count = count;
+    if (data[len] != '\0')
+        return RX_EINVAL;
+    if (strncmp(p, "rxjob-exit 1\n", 13) == 0) {
+        /* A task's own record: a run of one. */
+        spool_exit one;
+
+        err = count == 1 ? spool_exit_parse(data, len, &one) : RX_EINVAL;
+        if (err != RX_OK)
+            return err;
+        rec.go = one.go;
+        if (!one.go) {
+            spool_exit_free(&one); /* never ran: nothing of it is kept */
+            *out_rec = rec;
+            return RX_OK;
+        }
+        rec.idx = rx__malloc(sizeof(*rec.idx));
+        rec.tasks = rx__malloc(sizeof(*rec.tasks));
+        if (rec.idx == NULL || rec.tasks == NULL) {
+            spool_exit_free(&one);
+            spool_run_exit_free(&rec);
+            return RX_ENOMEM;
+        }
+        rec.idx[0] = first;
+        rec.tasks[0] = one;
+        rec.n = 1;
+        *out_rec = rec;
+        return RX_OK;
+    }
+    err = RX_EINVAL;
+    if (len > spool_run_exit_max(count) || strncmp(p, "rxjob-chunk 1\n", 14) != 0)
+        return RX_EINVAL;
+    p += 14;
+    if (field_i64(&p, "go", 0, 1, &v) != 0)
+        goto done;
+    rec.go = (int)v;
+    if (field_i64(&p, "first", 0, INT64_MAX, &v) != 0 || (uint64_t)v != first ||
+        field_i64(&p, "count", 1, INT64_MAX, &v) != 0 || (uint64_t)v != count ||
+        field_i64(&p, "tasks", 0, INT64_MAX, &v) != 0 || (uint64_t)v > count)
+        goto done;
+    if (v > 0) {
+        rec.idx = rx__calloc((size_t)v, sizeof(*rec.idx));
+        rec.tasks = rx__calloc((size_t)v, sizeof(*rec.tasks));
+        if (rec.idx == NULL || rec.tasks == NULL) {
+            err = RX_ENOMEM;
+            goto done;
+        }
+    }
+    for (int64_t k = 0; k < v; k++) {
+        int64_t idx;
+        unsigned long long run, off, rlen;
+        const char *at;
+        char extra;
+        rx_err perr;
+
+        if (field_i64(&p, "task", 0, INT64_MAX, &idx) != 0 || (uint64_t)idx < first ||
+            (uint64_t)idx - first >= count || (k > 0 && (uint64_t)idx <= rec.idx[k - 1]))
+            goto done;
+        at = next_field(&p, "result_at");
+        if (at == NULL || sscanf(at, "%llu %llu %llu%c", &run, &off, &rlen, &extra) != 3 ||
+            off > INT64_MAX || rlen > INT64_MAX - off)
+            goto done;
+        perr = entry_parse(&p, data + len, &rec.tasks[k]);
+        if (perr != RX_OK) {
+            err = perr;
+            goto done;
+        }
+        rec.tasks[k].result_run = run;
+        rec.tasks[k].result_off = off;
+        rec.tasks[k].result_len = rlen;
+        rec.idx[k] = (uint64_t)idx;
+        rec.n++;
+    }
+    if (p != data + len)
+        goto done;
+    err = RX_OK;
+done:
+    if (err == RX_OK)
+        *out_rec = rec;
+    else
+        spool_run_exit_free(&rec);
+    return err;
+}
+
+rx_err
+spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count, spool_run_exit *out_rec)
+{
+    char path[PATH_MAX];
+    void *data = NULL;
+    size_t len = 0;
+    rx_err err;
+
+    if (spool_task_path(job_dir, first, ".exit", path, sizeof(path)) != 0)
+        return RX_EIO;
+    err = spool_read_file(path, spool_run_exit_max(count), &data, &len);
+    if (err == RX_ETOOBIG)
+        return RX_EINVAL;
+    if (err != RX_OK)
+        return err;
+    err = spool_run_exit_parse(data, len, first, count, out_rec);
+    rx__free(data);
+    return err;
+}
+
+void
+spool_run_exit_free(spool_run_exit *rec)
+{
+    if (rec == NULL)
+        return;
+    for (size_t i = 0; i < rec->n; i++)
+        spool_exit_free(&rec->tasks[i]);
+    rx__free(rec->idx);
+    rx__free(rec->tasks);
+    rec->idx = NULL;
+    rec->tasks = NULL;
+    rec->n = 0;
 }
 
 void

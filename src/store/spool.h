@@ -95,6 +95,9 @@ typedef struct spool_exit {
     double started_s;    /* UTC seconds, or 0 */
     double ended_s;
     char *error; /* owned; NULL for OK */
+    /* Where an OK task's result is (store.h store_task_row): result_run 0 = t<i>.result; k > 0
+     * = result_len bytes at result_off of t<k-1>.results. Only in a run's record. */
+    uint64_t result_run, result_off, result_len;
 } spool_exit;
 
 /* The largest exit record, in bytes (an error message is cut well below it). */
@@ -104,9 +107,13 @@ typedef struct spool_exit {
  * after *out_len bytes, owned by the caller (rx__free). RX_OK; RX_EIO; RX_ENOMEM. */
 rx_err spool_exit_format(const spool_exit *rec, char **out_buf, size_t *out_len);
 
-/* The end message a supervisor sends its daemon on fd 3: "E", the record's length in 4 bytes
- * little-endian, the record (spool_exit_format). *out_len bytes at *out_buf, owned by the caller
- * (rx__free). RX_OK; RX_EIO; RX_ENOMEM. */
+/* The end message a supervisor sends its daemon on fd 3: "E", the length of the record text in
+ * 4 bytes little-endian, the text (a task's exit record, or a run's: exec_local_read_end).
+ * *out_len bytes at *out_buf, owned by the caller (rx__free). RX_OK; RX_EINVAL (empty, or 4 GiB
+ * or more); RX_ENOMEM. */
+rx_err spool_end_message(const char *text, size_t len, char **out_buf, size_t *out_len);
+
+/* spool_end_message of rec's exit record (spool_exit_format). RX_OK; RX_EIO; RX_ENOMEM. */
 rx_err spool_exit_message(const spool_exit *rec, char **out_buf, size_t *out_len);
 
 /* Parse an exit record of len bytes at data, which must be followed by a NUL (data[len] ==
@@ -123,5 +130,56 @@ rx_err spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec
 rx_err spool_exit_read(const char *job_dir, uint64_t idx, spool_exit *out_rec);
 
 void spool_exit_free(spool_exit *rec);
+
+/*
+ * The exit record of a run: tasks [first, first + count) of one job under one supervisor (a
+ * chunk of function tasks, docs/engine.md "Chunks"), sent on fd 3 like a task's, or written to
+ * t<first>.exit:
+ *
+ *   rxjob-chunk 1
+ *   go 1
+ *   first 40
+ *   count 10
+ *   tasks 3
+ *   task 40
+ *   result_at 41 0 17                  (result_run result_off result_len)
+ *   state OK ... error N <N bytes>     (the fields of a task's record, as above)
+ *   task 41 ...
+ *
+ * One entry per task that started, in index order (every one of them ended: the supervisor
+ * decides how); a task of the run without an entry never started.
+ */
+typedef struct spool_run_exit {
+    int go; /* 0: never told to start: no task of the run ran */
+    uint64_t first;
+    uint64_t count;
+    size_t n;          /* entries */
+    uint64_t *idx;     /* n indices, ascending, each in [first, first + count) */
+    spool_exit *tasks; /* n records (go 1) */
+} spool_run_exit;
+
+/* The largest record of a run of count tasks, in bytes. */
+size_t spool_run_exit_max(uint64_t count);
+
+/* A run's record as text, NUL-terminated after *out_len bytes, owned by the caller (rx__free).
+ * RX_OK; RX_EIO; RX_ENOMEM. */
+rx_err spool_run_exit_format(const spool_run_exit *rec, char **out_buf, size_t *out_len);
+
+/* Write a run's record as t<first>.exit, durably (as spool_exit_write). RX_OK; RX_ENOMEM;
+ * RX_EIO. */
+rx_err spool_run_exit_write(const char *job_dir, const spool_run_exit *rec);
+
+/* Parse the record of the run [first, first + count) (len bytes at data, data[len] == '\0'):
+ * a run's record, or a task's (a run of one: its entry, or none when it says go 0). RX_OK with
+ * *out_rec (free with spool_run_exit_free); RX_EINVAL (malformed, or another run's); RX_ENOMEM. */
+rx_err spool_run_exit_parse(char *data, size_t len, uint64_t first, uint64_t count,
+                            spool_run_exit *out_rec);
+
+/* Read t<first>.exit as the record of the run [first, first + count). RX_OK; RX_ENOENT (none);
+ * RX_EINVAL; RX_ENOMEM; RX_EIO. */
+rx_err spool_run_exit_read(const char *job_dir, uint64_t first, uint64_t count,
+                           spool_run_exit *out_rec);
+
+void spool_run_exit_free(spool_run_exit *rec);
 
 #endif

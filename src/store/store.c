@@ -52,13 +52,15 @@ enum {
 
 #define TASK_COLUMNS                                                                   \
     "job_id, idx, state, shim_pid, shim_start, pgid, started_s, ended_s, task_state, " \
-    "exit_status, signal, error"
+    "exit_status, signal, error, result_run, result_off, result_len"
 
 static const char *const sql_text[S_COUNT] = {
-    [S_INS_JOB] = "INSERT INTO jobs (uid, created_s, ended_s, status, kind, n_tasks, num_tasks, "
-                  "continue_on_failure, timeout_ms, console_output, auto_cleanup, "
-                  "cancel_requested, cleanup_requested, stop_task, has_args, spec) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    [S_INS_JOB] =
+        "INSERT INTO jobs (uid, created_s, ended_s, status, kind, n_tasks, num_tasks, "
+        "continue_on_failure, timeout_ms, console_output, auto_cleanup, "
+        "cancel_requested, cleanup_requested, stop_task, has_args, spec, task_chunk_size) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+        "?17)",
     [S_INS_ARGS] = "INSERT INTO job_args (job_id, data) VALUES (?1, ?2)",
     [S_UPD_JOB] = "UPDATE jobs SET status = ?2, ended_s = ?3, cancel_requested = ?4, "
                   "cleanup_requested = ?5, stop_task = ?6 WHERE id = ?1",
@@ -67,12 +69,13 @@ static const char *const sql_text[S_COUNT] = {
     [S_DEL_TASKS] = "DELETE FROM tasks WHERE job_id = ?1",
     [S_ALL_JOBS] = "SELECT id, uid, created_s, ended_s, status, kind, n_tasks, num_tasks, "
                    "continue_on_failure, timeout_ms, console_output, auto_cleanup, "
-                   "cancel_requested, cleanup_requested, stop_task, has_args FROM jobs "
+                   "cancel_requested, cleanup_requested, stop_task, has_args, task_chunk_size "
+                   "FROM jobs "
                    "ORDER BY id",
     [S_SPEC] = "SELECT spec FROM jobs WHERE id = ?1",
     [S_HAS_ARGS] = "SELECT rowid FROM job_args WHERE job_id = ?1",
     [S_PUT_TASK] = "INSERT OR REPLACE INTO tasks (" TASK_COLUMNS ") "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [S_DEL_TASK] = "DELETE FROM tasks WHERE job_id = ?1 AND idx = ?2",
     [S_TOTALS] = "SELECT job_id, COUNT(*), SUM(state = 0), SUM(state = 1 AND task_state = 0), "
                  "SUM(state = 1 AND task_state <> 0), MAX(idx) FROM tasks GROUP BY job_id",
@@ -396,6 +399,7 @@ job_insert_locked(store *st, const store_job_row *row, const void *spec, size_t 
     sqlite3_bind_int64(s, 14, row->stop_task);
     sqlite3_bind_int(s, 15, row->has_args);
     sqlite3_bind_blob64(s, 16, spec, spec_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 17, (sqlite3_int64)row->task_chunk_size);
     err = step_done(st, s, "insert job");
     sqlite3_clear_bindings(s);
     if (err != RX_OK)
@@ -476,6 +480,7 @@ jobs_each_locked(store *st, store_job_cb *cb, void *user)
         r.cleanup_requested = sqlite3_column_int(s, 13);
         r.stop_task = sqlite3_column_int64(s, 14);
         r.has_args = sqlite3_column_int(s, 15);
+        r.task_chunk_size = (unsigned)sqlite3_column_int64(s, 16);
         err = cb(&r, user);
         if (err != RX_OK)
             break;
@@ -588,6 +593,9 @@ task_put_locked(store *st, const store_task_row *r)
     sqlite3_bind_int(s, 11, r->signal);
     if (r->error != NULL)
         sqlite3_bind_text(s, 12, r->error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 13, (sqlite3_int64)r->result_run);
+    sqlite3_bind_int64(s, 14, (sqlite3_int64)r->result_off);
+    sqlite3_bind_int64(s, 15, (sqlite3_int64)r->result_len);
     return step_done(st, s, "write task");
 }
 
@@ -656,6 +664,9 @@ tasks_each(store *st, sqlite3_stmt *s, store_task_cb *cb, void *user)
         r.exit_status = sqlite3_column_int(s, 9);
         r.signal = sqlite3_column_int(s, 10);
         r.error = (const char *)sqlite3_column_text(s, 11);
+        r.result_run = (uint64_t)sqlite3_column_int64(s, 12);
+        r.result_off = (uint64_t)sqlite3_column_int64(s, 13);
+        r.result_len = (uint64_t)sqlite3_column_int64(s, 14);
         err = cb(&r, user);
         if (err != RX_OK)
             break;

@@ -30,6 +30,7 @@ typedef struct store_job_row {
     rx_work_kind kind;
     uint64_t n_tasks;
     unsigned num_tasks;
+    unsigned task_chunk_size; /* function tasks one process runs in a row; 0 = the daemon's */
     int continue_on_failure;
     int64_t timeout_ms;
     int console_output;
@@ -51,9 +52,12 @@ typedef struct store_task_row {
     double started_s;
     double ended_s;
     rx_task_state task_state;
-    int exit_status;   /* or -1 */
-    int signal;        /* or 0 */
-    const char *error; /* or NULL; borrowed (by the store when loading, until the callback
+    int exit_status;     /* or -1 */
+    int signal;          /* or 0 */
+    uint64_t result_run; /* 0: the result is t<idx>.result; k > 0: in t<k-1>.results (schema.c) */
+    uint64_t result_off; /* ... at this byte */
+    uint64_t result_len; /* ... this many bytes */
+    const char *error;   /* or NULL; borrowed (by the store when loading, until the callback
                           returns) */
 } store_task_row;
 

@@ -1,0 +1,948 @@
+/*
+ * test_chunk.c - function tasks run in chunks by rxjobd (docs/engine.md "Chunks"), against a
+ * real daemon with 2 slots: one supervisor and one exec of this program run a whole chunk of
+ * tasks; a failure, a crash, a time limit or a cancel inside a chunk ends that task, and the
+ * tasks after it that never started are put back and run (or not, when the job stopped); a
+ * daemon killed with SIGKILL mid-chunk and started again ends every task exactly once, or LOST,
+ * and never runs one twice.
+ *
+ * Each task appends "<index> <pid>" to a log file (its argument names it, with what to do) as
+ * the first thing it does: proof of how many times, and in which process, each task ran.
+ *
+ * Without an rxjobd binary every test is skipped.
+ */
+#define _GNU_SOURCE
+#include "rxjob.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmocka.h needs the declarations of the headers above. */
+#include <cmocka.h>
+
+extern char **environ;
+
+#define MAX_TASKS 64
+
+static char daemon_path[PATH_MAX];
+static char tmpdir[256];
+static char url[300];
+static pid_t daemon_pid = -1;
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------------------------- */
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int
+socket_answers(const char *path)
+{
+    struct sockaddr_un addr;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc;
+
+    if (fd < 0)
+        return 0;
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        close(fd);
+        return 0;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+    close(fd);
+    return rc == 0;
+}
+
+/* rxjobd --slots 2 on TMP/d.sock, state TMP/state, log TMP/d.log (appended: restarts share
+ * them). Its pid once the socket answers, or -1. */
+static pid_t
+start_daemon(void)
+{
+    char sock[320], state[320], log[320];
+    char *argv[] = {daemon_path, "--foreground", "--socket", sock, "--state-dir",
+                    state,       "--slots",      "2",        NULL};
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+
+    (void)snprintf(sock, sizeof(sock), "%s/d.sock", tmpdir);
+    (void)snprintf(state, sizeof(state), "%s/state", tmpdir);
+    (void)snprintf(log, sizeof(log), "%s/d.log", tmpdir);
+    (void)unlink(sock);
+    if (posix_spawn_file_actions_init(&fa) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, 1, 2) != 0 ||
+        posix_spawn(&pid, daemon_path, &fa, NULL, argv, environ) != 0)
+        return -1;
+    posix_spawn_file_actions_destroy(&fa);
+    for (int64_t deadline = now_ms() + 20000; !socket_answers(sock);) {
+        int st;
+
+        if (waitpid(pid, &st, WNOHANG) == pid || now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    return pid;
+}
+
+static void
+stop_daemon(pid_t pid, int sig)
+{
+    int st;
+
+    if (pid <= 0)
+        return;
+    kill(pid, sig);
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return;
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+}
+
+static void
+skip_without_daemon(void)
+{
+    if (daemon_pid <= 0)
+        skip();
+}
+
+static rx_context *
+context(void)
+{
+    rx_context *ctx = NULL;
+
+    assert_int_equal(rx_server_context(url, &ctx), RX_OK);
+    assert_int_equal(rx_context_set_wait(ctx, 0), RX_OK);
+    return ctx;
+}
+
+/* A fresh log file for one test: TMP/<name>.log. */
+static void
+log_path(char *buf, size_t len, const char *name)
+{
+    (void)snprintf(buf, len, "%s/%s.log", tmpdir, name);
+    (void)unlink(buf);
+}
+
+/* Per index, how many times the log says it ran, and the pid of its last run. */
+static void
+read_log(const char *path, int *runs, long *pids)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long idx;
+    long pid;
+
+    memset(runs, 0, MAX_TASKS * sizeof(*runs));
+    if (f == NULL)
+        return;
+    while (fscanf(f, "%lu %ld", &idx, &pid) == 2) {
+        assert_true(idx < MAX_TASKS);
+        runs[idx]++;
+        pids[idx] = pid;
+    }
+    fclose(f);
+}
+
+/* n arguments "ACTION LOG" (ACTION for index i from actions(i)), in args[] and bufs[]. */
+static void
+make_args(size_t n, const char *(*action)(size_t), const char *log, char bufs[][400], rx_buf *args)
+{
+    for (size_t i = 0; i < n; i++) {
+        (void)snprintf(bufs[i], 400, "%s %s", action(i), log);
+        args[i].data = bufs[i];
+        args[i].len = strlen(bufs[i]);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The function the tasks run (in this program, started again by the daemon)
+ * ------------------------------------------------------------------------------------------- */
+
+static void
+hang_at_exit(void)
+{
+    sleep_ms(120000);
+}
+
+/* Argument "ACTION LOG": append "<index> <pid>" to LOG, say a line on stdout and on stderr, then
+ * ACTION: ok (result "r<index> <pid>"), fail, segv, abort, slow (400 ms, then ok), hang (60 s). */
+RX_FUNCTION(chunk_step)
+{
+    size_t len = 0, i = rx_task_index(task);
+    const char *arg = rx_task_arg(task, &len);
+    char action[16], log[400], line[64];
+    int fd, n;
+
+    if (sscanf(arg, "%15s %399s", action, log) != 2)
+        return rx_task_fail(task, "bad argument '%s'", arg);
+    fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    n = snprintf(line, sizeof(line), "%zu %ld\n", i, (long)getpid());
+    if (fd < 0 || write(fd, line, (size_t)n) != n)
+        return rx_task_fail(task, "cannot log");
+    close(fd);
+    printf("out %zu\n", i);
+    fflush(stdout);
+    fprintf(stderr, "err %zu\n", i);
+    if (strcmp(action, "fail") == 0)
+        return rx_task_fail(task, "task %zu fails on purpose", i);
+    if (strcmp(action, "segv") == 0) {
+        fflush(stdout);
+        (void)signal(SIGSEGV, SIG_DFL); /* a sanitizer's handler would turn it into exit 1 */
+        raise(SIGSEGV);
+    }
+    if (strcmp(action, "abort") == 0) {
+        fflush(stdout);
+        abort();
+    }
+    if (strcmp(action, "slow") == 0)
+        sleep_ms(400);
+    if (strcmp(action, "hang") == 0)
+        sleep_ms(60000);
+    if (strcmp(action, "atexit") == 0)
+        (void)atexit(hang_at_exit); /* the program hangs after its last task */
+    if (strcmp(action, "big") == 0) {
+        /* 100 000 + i bytes of one letter: values read from one file, one after another. */
+        size_t blen = 100000 + i;
+        char *big = malloc(blen);
+        int rc;
+
+        if (big == NULL)
+            return rx_task_fail(task, "out of memory");
+        memset(big, 'a' + (int)(i % 26), blen);
+        rc = rx_task_set_result(task, big, blen) == RX_OK ? 0 : -1;
+        free(big);
+        return rc;
+    }
+    (void)snprintf(line, sizeof(line), "r%zu %ld", i, (long)getpid());
+    return rx_task_set_result_str(task, line) == RX_OK ? 0 : -1;
+}
+
+static rx_job *
+submit(rx_context *ctx, const rx_exec_opts *opts)
+{
+    rx_work work = rx_work_function(chunk_step);
+    rx_job *job = NULL;
+    rx_err err = rx_exec(ctx, &work, opts, NULL, &job);
+
+    if (err != RX_OK)
+        fail_msg("rx_exec: %s: %s", rx_errname(err), rx_context_errmsg(ctx));
+    assert_non_null(job);
+    return job;
+}
+
+/* The pid in task i's result "r<i> <pid>", or -1 when it is not that. */
+static long
+result_pid(const rx_results *res, size_t i)
+{
+    size_t len = 0;
+    const char *v = rx_results_value(res, i, &len);
+    char want[32];
+    long pid = -1;
+
+    (void)snprintf(want, sizeof(want), "r%zu ", i);
+    if (v == NULL || len < strlen(want) || strncmp(v, want, strlen(want)) != 0 ||
+        sscanf(v + strlen(want), "%ld", &pid) != 1)
+        return -1;
+    return pid;
+}
+
+static rx_results *
+wait_results(rx_job *job, double timeout_s)
+{
+    rx_results *res = NULL;
+
+    rx_err err;
+
+    assert_int_equal(rx_wait_for_job(job, timeout_s), RX_OK);
+    err = rx_get_job_results(job, RX_FALSE, RX_TRUE, &res);
+    assert_true(err == RX_OK || err == RX_EJOBFAILED); /* the latter with the results */
+    assert_non_null(res);
+    return res;
+}
+
+static char *
+job_output(rx_job *job)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    assert_non_null(f);
+    assert_int_equal(rx_get_job_output(job, f), RX_OK);
+    fclose(f);
+    return buf;
+}
+
+static const char *
+act_ok(size_t i)
+{
+    (void)i;
+    return "ok";
+}
+
+static const char *
+act_fail5(size_t i)
+{
+    return i == 5 ? "fail" : "ok";
+}
+
+static const char *
+act_crash(size_t i)
+{
+    return i == 3 ? "segv" : i == 12 ? "abort" : "ok";
+}
+
+static const char *
+act_timeout(size_t i)
+{
+    return i < 3 ? "slow" : i == 3 ? "hang" : "ok";
+}
+
+static const char *
+act_big(size_t i)
+{
+    return i == 2 ? "ok" : "big";
+}
+
+static const char *
+act_atexit(size_t i)
+{
+    return i == 2 ? "atexit" : "ok";
+}
+
+static const char *
+act_slow(size_t i)
+{
+    (void)i;
+    return "slow";
+}
+
+static int
+log_lines(const char *path)
+{
+    int runs[MAX_TASKS], n = 0;
+    long pids[MAX_TASKS];
+
+    read_log(path, runs, pids);
+    for (int i = 0; i < MAX_TASKS; i++)
+        n += runs[i];
+    return n;
+}
+
+/* Wait until the log has at least n lines (20 s at most). */
+static void
+await_log(const char *path, int n)
+{
+    for (int64_t deadline = now_ms() + 20000; log_lines(path) < n;) {
+        if (now_ms() > deadline)
+            fail_msg("the tasks did not start: %s has %d lines", path, log_lines(path));
+        sleep_ms(20);
+    }
+}
+
+/* 1 if pid is a live process (not a zombie), after up to 2 s for a kill to land. */
+static int
+process_alive(pid_t pid)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        char path[64], buf[512];
+        FILE *f;
+        char *p;
+        char st = 'Z';
+
+        (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+        f = fopen(path, "r");
+        if (f == NULL)
+            return 0;
+        p = fgets(buf, sizeof(buf), f);
+        fclose(f);
+        if (p != NULL && (p = strrchr(buf, ')')) != NULL)
+            (void)sscanf(p + 1, " %c", &st);
+        if (st == 'Z' || st == 'X')
+            return 0;
+        sleep_ms(10);
+    }
+    return 1;
+}
+
+/* The parent of pid (/proc/PID/stat field 4), or -1. */
+static pid_t
+parent_of(pid_t pid)
+{
+    char path[64], buf[512], st;
+    FILE *f;
+    char *p;
+    long ppid = -1;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    p = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    if (p == NULL || (p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %c %ld", &st, &ppid) != 2)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------------------------- */
+
+/* 40 tasks in chunks of 10: four program processes, ten tasks each; results in task order; each
+ * task's output is its own. */
+static void
+test_chunk_results_in_order(void **state)
+{
+    char log[320], bufs[40][400];
+    rx_buf args[40];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "order");
+    make_args(40, act_ok, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 40;
+    opts.task_chunk_size = 10;
+    ctx = context();
+    job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    out = job_output(job);
+    for (size_t i = 0; i < 40; i++) {
+        char want[64];
+
+        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n", i, i, i);
+        if (strstr(out, want) == NULL)
+            fail_msg("task %zu's output is not its own: %s", i, out);
+    }
+    free(out);
+    assert_int_equal(rx_get_job_results(job, RX_FALSE, RX_TRUE, &res), RX_OK);
+    assert_int_equal(rx_results_count(res), 40);
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        assert_int_equal(runs[i], 1);
+        /* One process per chunk: the tasks of a chunk share it, the chunks do not. */
+        assert_int_equal(result_pid(res, i), pids[i]);
+        assert_int_equal(pids[i], pids[i - i % 10]);
+        if (i % 10 == 0 && i > 0)
+            assert_int_not_equal(pids[i], pids[i - 10]);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* Large results of a chunk (the chunk's results file, one after another) come back whole and
+ * each in its place, a small one between them. */
+static void
+test_chunk_big_results(void **state)
+{
+    char log[320], bufs[6][400];
+    rx_buf args[6];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "big");
+    make_args(6, act_big, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 6;
+    opts.task_chunk_size = 6;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    for (size_t i = 0; i < 6; i++) {
+        size_t len = 0;
+        const char *v = rx_results_value(res, i, &len);
+
+        assert_non_null(v);
+        if (i == 2) {
+            assert_true(result_pid(res, i) > 0);
+            continue;
+        }
+        assert_int_equal(len, 100000 + i);
+        for (size_t k = 0; k < len; k++)
+            if (v[k] != 'a' + (int)(i % 26))
+                fail_msg("task %zu: byte %zu is '%c'", i, k, v[k]);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* A failing task mid-chunk, continue_on_failure on: it fails, the program goes on with the rest
+ * of its chunk. */
+static void
+test_chunk_fail_continue(void **state)
+{
+    char log[320], bufs[20][400];
+    rx_buf args[20];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "failc");
+    make_args(20, act_fail5, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 20;
+    opts.task_chunk_size = 10;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+    assert_int_equal(rx_results_failed(res), 1);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 20; i++) {
+        assert_int_equal(runs[i], 1);
+        if (i == 5) {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_ERROR);
+            assert_string_equal(rx_results_error(res, i), "task 5 fails on purpose");
+        } else {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        }
+        assert_int_equal(pids[i], pids[i - i % 10]); /* the same process went on */
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* The same with continue_on_failure off (one supervisor at a time, num_tasks 1): the program
+ * stops at the failure; no task after it ever starts. */
+static void
+test_chunk_fail_stop(void **state)
+{
+    char log[320], bufs[20][400];
+    rx_buf args[20];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "fails");
+    make_args(20, act_fail5, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 20;
+    opts.task_chunk_size = 10;
+    opts.num_tasks = 1;
+    opts.continue_on_failure = RX_FALSE;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 20; i++) {
+        if (i < 5)
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        else if (i == 5)
+            assert_int_equal(rx_results_state(res, i), RX_TASK_ERROR);
+        else
+            assert_int_equal(rx_results_state(res, i), RX_TASK_NOT_RUN);
+        assert_int_equal(runs[i], i <= 5 ? 1 : 0);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* A crash mid-chunk (SIGSEGV at task 3, abort at task 12): that task is SIGNALED, the tasks
+ * after it in its chunk never started, are put back and run (in other processes), once. */
+static void
+test_chunk_crash(void **state)
+{
+    char log[320], bufs[20][400];
+    rx_buf args[20];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "crash");
+    make_args(20, act_crash, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 20;
+    opts.task_chunk_size = 10;
+    ctx = context();
+    job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    /* What the crashed task wrote before it died is its output. */
+    out = job_output(job);
+    if (strstr(out, "==> task 3 <==\nout 3\nerr 3\n") == NULL ||
+        strstr(out, "==> task 12 <==\nout 12\nerr 12\n") == NULL)
+        fail_msg("the crashed tasks' output is not theirs: %s", out);
+    free(out);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+    assert_int_equal(rx_results_failed(res), 2);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 20; i++) {
+        assert_int_equal(runs[i], 1);
+        if (i == 3 || i == 12) {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_SIGNALED);
+            assert_int_equal(rx_results_signal(res, i), i == 3 ? SIGSEGV : SIGABRT);
+        } else {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        }
+    }
+    assert_int_equal(pids[3], pids[0]);
+    assert_int_not_equal(pids[4], pids[3]); /* put back: a new process */
+    assert_int_equal(pids[12], pids[10]);
+    assert_int_not_equal(pids[13], pids[12]);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* The time limit is per task inside a chunk: three tasks of 0.4 s each pass a 1 s limit
+ * together; the fourth, which hangs, ends TIMEOUT; the rest run after it. */
+static void
+test_chunk_timeout(void **state)
+{
+    char log[320], bufs[8][400];
+    rx_buf args[8];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "timeout");
+    make_args(8, act_timeout, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 8;
+    opts.task_chunk_size = 8;
+    opts.execution_timeout_s = 1.0;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(runs[i], 1);
+        if (i == 3) {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_TIMEOUT);
+            assert_non_null(strstr(rx_results_error(res, i), "time limit of 1 s exceeded"));
+        } else {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        }
+    }
+    assert_int_equal(pids[2], pids[0]); /* one process ran 1.2 s of tasks under a 1 s limit */
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* A program that hangs after its last task (an atexit handler) is stopped by the time limit,
+ * counted from that task's end; every task stays OK. */
+static void
+test_chunk_hang_after_last(void **state)
+{
+    char log[320], bufs[3][400];
+    rx_buf args[3];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int64_t t0 = now_ms();
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "atexit");
+    make_args(3, act_atexit, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 3;
+    opts.task_chunk_size = 3;
+    opts.execution_timeout_s = 1.0;
+    ctx = context();
+    job = submit(ctx, &opts);
+    res = wait_results(job, 120);
+    assert_true(now_ms() - t0 < 30000); /* not the handler's 120 s */
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* Cancel mid-chunk: the task running is stopped, the rest never start; nothing runs twice and
+ * the program is gone. */
+static void
+test_chunk_cancel(void **state)
+{
+    char log[320], bufs[10][400];
+    rx_buf args[10];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    int runs[MAX_TASKS], canceled = 0, n;
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "cancel");
+    make_args(10, act_slow, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 10;
+    opts.task_chunk_size = 10;
+    ctx = context();
+    job = submit(ctx, &opts);
+    await_log(log, 2);
+    assert_int_equal(rx_cancel_job(job, &canceled), RX_OK);
+    assert_true(canceled);
+    assert_int_equal(rx_wait_for_job(job, 60), RX_OK);
+    assert_int_equal(rx_get_job_status(job), RX_JOB_CANCELED);
+    n = log_lines(log);
+    sleep_ms(1000);
+    assert_int_equal(log_lines(log), n); /* nothing more started */
+    assert_true(n < 10);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 10; i++)
+        assert_true(runs[i] <= 1);
+    assert_false(process_alive((pid_t)pids[0]));
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* kill -9 of rxjobd mid-chunk, then a new rxjobd: it adopts the chunk's supervisor, which went
+ * on meanwhile; every task ends OK, each ran once. */
+static void
+test_chunk_kill9_adopt(void **state)
+{
+    char log[320], bufs[20][400];
+    rx_buf args[20];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "adopt");
+    make_args(20, act_slow, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 20;
+    opts.task_chunk_size = 10;
+    opts.num_tasks = 1;
+    ctx = context();
+    job = submit(ctx, &opts);
+    await_log(log, 3);
+    stop_daemon(daemon_pid, SIGKILL);
+    daemon_pid = -1;
+    sleep_ms(1500); /* the chunk goes on without a daemon */
+    daemon_pid = start_daemon();
+    assert_true(daemon_pid > 0);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 20; i++) {
+        assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        assert_int_equal(runs[i], 1);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* kill -9 of rxjobd and of the chunk's supervisor mid-chunk: without its record nobody knows
+ * which tasks of the chunk started, so all of them are LOST (none runs twice), the program left
+ * running is killed, and the next chunk runs. */
+static void
+test_chunk_kill9_vanished(void **state)
+{
+    char log[320], bufs[20][400];
+    rx_buf args[20];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+    pid_t program, shim;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "vanish");
+    make_args(20, act_slow, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 20;
+    opts.task_chunk_size = 10;
+    opts.num_tasks = 1;
+    ctx = context();
+    job = submit(ctx, &opts);
+    await_log(log, 2);
+    read_log(log, runs, pids);
+    program = (pid_t)pids[0];
+    shim = parent_of(program);
+    assert_true(shim > 1);
+    stop_daemon(daemon_pid, SIGKILL);
+    daemon_pid = -1;
+    assert_int_equal(kill(shim, SIGKILL), 0);
+    assert_false(process_alive(shim));
+    daemon_pid = start_daemon();
+    assert_true(daemon_pid > 0);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+    assert_false(process_alive(program)); /* the orphaned program was killed */
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 20; i++) {
+        if (i < 10) {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_LOST);
+            assert_true(runs[i] <= 1);
+        } else {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+            assert_int_equal(runs[i], 1);
+        }
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+static void
+find_daemon(void)
+{
+    const char *env = getenv("RXJOB_TEST_DAEMON");
+    char self[PATH_MAX];
+    char *slash;
+
+    daemon_path[0] = '\0';
+    if (env != NULL && env[0] != '\0') {
+        (void)snprintf(daemon_path, sizeof(daemon_path), "%s", env);
+        return;
+    }
+    /* build/tests/test_chunk -> build/rxjobd */
+    if (realpath("/proc/self/exe", self) == NULL)
+        return;
+    for (int up = 0; up < 2; up++) {
+        slash = strrchr(self, '/');
+        if (slash == NULL)
+            return;
+        *slash = '\0';
+    }
+    if (snprintf(daemon_path, sizeof(daemon_path), "%s/rxjobd", self) >= (int)sizeof(daemon_path) ||
+        access(daemon_path, X_OK) != 0)
+        daemon_path[0] = '\0';
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chunk_results_in_order),
+        cmocka_unit_test(test_chunk_big_results),
+        cmocka_unit_test(test_chunk_fail_continue),
+        cmocka_unit_test(test_chunk_fail_stop),
+        cmocka_unit_test(test_chunk_crash),
+        cmocka_unit_test(test_chunk_timeout),
+        cmocka_unit_test(test_chunk_hang_after_last),
+        cmocka_unit_test(test_chunk_cancel),
+        cmocka_unit_test(test_chunk_kill9_adopt),
+        cmocka_unit_test(test_chunk_kill9_vanished),
+        /* keep one per line */
+    };
+    char tmpl[] = "/tmp/rxjob-chunk-test-XXXXXX";
+    int rc;
+
+    /* When rxjobd started this program to run tasks, this runs them and exits. */
+    rx_init(&argc, &argv);
+
+    find_daemon();
+    if (mkdtemp(tmpl) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    (void)snprintf(tmpdir, sizeof(tmpdir), "%s", tmpl);
+    (void)snprintf(url, sizeof(url), "unix:%s/d.sock", tmpdir);
+    if (daemon_path[0] != '\0')
+        daemon_pid = start_daemon();
+    if (daemon_pid <= 0)
+        fprintf(stderr, "test_chunk: no rxjobd to test against (set RXJOB_TEST_DAEMON): "
+                        "skipping\n");
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    stop_daemon(daemon_pid, SIGTERM);
+    if (rc == 0) {
+        pid_t pid = fork();
+
+        if (pid == 0) {
+            execlp("rm", "rm", "-rf", tmpdir, (char *)NULL);
+            _exit(127);
+        }
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+    } else {
+        fprintf(stderr, "test_chunk: left %s for a look\n", tmpdir);
+    }
+    return rc;
+}
