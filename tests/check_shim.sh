@@ -22,14 +22,26 @@ shim="$build/rxjob-shim"
 rx_start_daemon --slots 2
 
 # --- 1. the protocol, by hand -----------------------------------------------------------------
+# The daemon sends a job's work to the supervisor with its task when it is small (at most
+# 32 KiB, exec_local_assign): no work file then; a larger work is a file in the job's spool.
+ids=$(rx exec --no-auto-cleanup -- true)
+[ "$(rx wait "$ids")" = FINISHED ] || { echo "the small job failed"; exit 1; }
+if [ ! -e "$state/spool/$ids/work" ] && [ -e "$state/spool/$ids/t0.out" ]; then
+    ok "a small job's work goes to its supervisor with the task: no work file in its spool"
+else
+    bad "small job's spool: $(ls "$state/spool/$ids" | tr '\n' ' ')"
+fi
 # A job whose task writes a marker (and "fd3" if it inherited the supervisor's fd 3, which is
-# the daemon's: it must not): its spool's work file is what the supervisor reads.
-id=$(rx exec --no-auto-cleanup -- sh -c "echo ran >> '$tmp/ran'; if [ -e /proc/\$\$/fd/3 ]; then echo fd3 >> '$tmp/ran'; fi")
+# the daemon's: it must not), with an argument of 40 000 bytes so that its work is a file: what
+# the supervisors below read (from the file, or sent on fd 3 as the daemon sends it).
+big=$(head -c 40000 /dev/zero | tr '\0' x)
+id=$(rx exec --no-auto-cleanup -- sh -c "echo ran >> '$tmp/ran'; if [ -e /proc/\$\$/fd/3 ]; then echo fd3 >> '$tmp/ran'; fi" sh "$big")
 st=$(rx wait "$id")
 [ "$st" = FINISHED ] || { echo "the setup job ended $st"; exit 1; }
 rm -f "$tmp/ran"
 work="$state/spool/$id/work"
 [ -f "$work" ] || { echo "no work file at $work"; exit 1; }
+ok "a large job's work (over 32 KiB) is a file in its spool, and its task ran"
 
 # run_shim NAME BYTES: rxjob-shim on a fresh copy of the job directory, BYTES on its fd 3.
 run_shim() {
@@ -75,6 +87,9 @@ done
 # first, and it exits without a trace; once it has its task it is that task's supervisor.
 # run_blank NAME TAIL [LEN]: rxjob-shim --blank on a fresh copy of the job, fd 3 = the
 # assignment of task 0 (its length said as LEN if given) followed by TAIL.
+le32() { # N: its 4 bytes, little-endian
+    printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x00"
+}
 run_blank() {
     local dir="$tmp/job.$1" f="$tmp/fd3.$1" len
     mkdir -p "$dir"
@@ -82,8 +97,7 @@ run_blank() {
     rm -f "$tmp/ran"
     printf '%s\0' --shim "$dir" 0 1 0 1000 0 0 268435456 >"$f.args"
     len=${3:-$(stat -c %s "$f.args")}
-    { printf 'a'; printf "\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8 & 255)))\\x00\\x00"
-      cat "$f.args"; printf '%s' "$2"; } >"$f"
+    { printf 'a'; le32 "$len"; cat "$f.args"; printf '%s' "$2"; } >"$f"
     timeout 20 "$shim" --blank 3<"$f"
 }
 nothing_left() { # NAME: no record, no output file, the task never ran
@@ -119,6 +133,36 @@ if [ "$rc" -eq 0 ] && grep -qx 'state OK' "$tmp/job.bgo/t0.exit" 2>/dev/null &&
     ok "blank shim, assigned, \"c\" \"g\": the task ran once, OK"
 else
     bad "blank shim, assigned, \"cg\": exit $rc, record '$(cat "$tmp/job.bgo/t0.exit" 2>/dev/null)'"
+fi
+
+# The work sent on fd 3 ("w", its length, the work) after the assignment: no work file needed.
+dir="$tmp/job.inline"
+mkdir -p "$dir"
+rm -f "$tmp/ran"
+printf '%s\0' --shim "$dir" 0 1 0 1000 0 0 268435456 >"$tmp/fd3.inline.args"
+{ printf 'a'; le32 "$(stat -c %s "$tmp/fd3.inline.args")"; cat "$tmp/fd3.inline.args"
+  printf 'w'; le32 "$(stat -c %s "$work")"; cat "$work"; printf 'cg'; } >"$tmp/fd3.inline"
+rc=0
+timeout 20 "$shim" --blank 3<"$tmp/fd3.inline" || rc=$?
+if [ "$rc" -eq 0 ] && [ ! -e "$dir/work" ] && grep -qx 'state OK' "$dir/t0.exit" 2>/dev/null &&
+    [ "$(cat "$tmp/ran" 2>/dev/null)" = ran ]; then
+    ok "blank shim, assigned with its work on fd 3 and no work file: the task ran once, OK"
+else
+    bad "blank shim with inline work: exit $rc, record '$(cat "$dir/t0.exit" 2>/dev/null)', marker '$(cat "$tmp/ran" 2>/dev/null)'"
+fi
+# A "w" cut short (says more than comes): nothing started, nothing written.
+mkdir -p "$tmp/job.wshort"
+cp "$work" "$tmp/job.wshort/work"
+rm -f "$tmp/ran"
+printf '%s\0' --shim "$tmp/job.wshort" 0 1 0 1000 0 0 268435456 >"$tmp/fd3.wshort.args"
+{ printf 'a'; le32 "$(stat -c %s "$tmp/fd3.wshort.args")"; cat "$tmp/fd3.wshort.args"
+  printf 'w'; le32 30000; printf 'RXW1 and not much more'; } >"$tmp/fd3.wshort"
+rc=0
+timeout 20 "$shim" --blank 3<"$tmp/fd3.wshort" || rc=$?
+if [ "$rc" -eq 0 ] && nothing_left wshort; then
+    ok "blank shim, a work message cut short: exit 0, no record, nothing started"
+else
+    bad "blank shim, cut-off work: exit $rc, files: $(ls "$tmp/job.wshort" | tr '\n' ' ')"
 fi
 
 # The end: on a socket, the record itself ("E", its length in 4 bytes little-endian, the

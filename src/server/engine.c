@@ -143,6 +143,7 @@ job_free(ejob *j)
         return;
     rx__free(j->requeue);
     rx__free(j->saved.requeue);
+    rx__free(j->work);
     rx__free(j);
 }
 
@@ -275,6 +276,12 @@ engine_active_remove(engine *e, ejob *j)
         e->a_tail = j->a_prev;
     j->a_prev = j->a_next = NULL;
     j->active = 0;
+    /* Over: no task of it starts again, so its work is not needed in memory any more. */
+    rx__free(j->work);
+    j->work = NULL;
+    j->work_len = 0;
+    if (e->slurm == NULL)
+        j->prepared = 0; /* its spool would have no work file for a start: prepare again */
 }
 
 /* One directory for the remover thread: spool/<id>.gone, or spool/<id> itself when it could not

@@ -629,58 +629,83 @@ out_fds:
 rx_err
 exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
 {
-    shim_args b;
+    char *argv[3] = {(char *)req->shim_exe, SHIM_BLANK_ARG, NULL};
 
-    shim_args_fill(req, &b);
-    return spawn_shim(req, b.argv, out_shim, out_errno);
+    return spawn_shim(req, argv, out_shim, out_errno);
 }
 
 rx_err
 exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim, int *out_errno)
 {
     exec_shim_req req;
-    char *argv[3] = {(char *)shim_exe, SHIM_BLANK_ARG, NULL};
 
     memset(&req, 0, sizeof(req));
     req.shim_exe = shim_exe;
     req.shim_fd = shim_fd;
     req.uid = geteuid(); /* never as another user: the job, and so the user, is not known yet */
-    return spawn_shim(&req, argv, out_shim, out_errno);
+    return exec_local_spawn(&req, out_shim, out_errno);
+}
+
+/* Put n at p as 4 bytes, little-endian. */
+static void
+put_le32(char *p, size_t n)
+{
+    p[0] = (char)(n & 0xff);
+    p[1] = (char)((n >> 8) & 0xff);
+    p[2] = (char)((n >> 16) & 0xff);
+    p[3] = (char)((n >> 24) & 0xff);
 }
 
 int
 exec_local_assign(exec_shim *sh, const exec_shim_req *req)
 {
-    char msg[SHIM_ASSIGN_MAX + 6];
+    char *msg;
     shim_args b;
-    size_t len = 0;
-    uint32_t n;
+    size_t len = 0, total;
+    ssize_t sent;
 
     if (sh->go_fd < 0) {
         errno = EBADF;
         return -1;
     }
+    if (req->work != NULL && req->work_len > SHIM_WORK_INLINE_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    msg = rx__malloc(5 + SHIM_ASSIGN_MAX + 5 + (req->work != NULL ? req->work_len : 0) + 1);
+    if (msg == NULL)
+        return -1;
     shim_args_fill(req, &b);
-    /* "a", the length (4 bytes, little-endian), the arguments after argv[0] each with its NUL,
-     * then "c": one send, so the shim never sees half of it. */
+    /* "a", the length, the arguments after argv[0] each with its NUL; "w", the length, the
+     * work; "c": one send, so the shim never sees half of it. */
     for (size_t i = 1; b.argv[i] != NULL; i++) {
         size_t k = strlen(b.argv[i]) + 1;
 
         if (len + k > SHIM_ASSIGN_MAX) {
+            rx__free(msg);
             errno = ENAMETOOLONG;
             return -1;
         }
         memcpy(msg + 5 + len, b.argv[i], k);
         len += k;
     }
-    n = (uint32_t)len;
     msg[0] = 'a';
-    msg[1] = (char)(n & 0xff);
-    msg[2] = (char)((n >> 8) & 0xff);
-    msg[3] = (char)((n >> 16) & 0xff);
-    msg[4] = (char)((n >> 24) & 0xff);
-    msg[5 + len] = 'c';
-    return send(sh->go_fd, msg, len + 6, MSG_NOSIGNAL) == (ssize_t)(len + 6) ? 0 : -1;
+    put_le32(msg + 1, len);
+    total = 5 + len;
+    if (req->work != NULL) {
+        msg[total] = 'w';
+        put_le32(msg + total + 1, req->work_len);
+        memcpy(msg + total + 5, req->work, req->work_len);
+        total += 5 + req->work_len;
+    }
+    msg[total++] = 'c';
+    sent = send(sh->go_fd, msg, total, MSG_NOSIGNAL | MSG_DONTWAIT);
+    rx__free(msg);
+    if (sent == (ssize_t)total)
+        return 0;
+    if (sent >= 0)
+        errno = EMSGSIZE; /* a part went: the shim would take the rest for something else */
+    return -1;
 }
 
 /* Close the daemon's end of fd 3, and drop a half-read end message with it. */
@@ -770,16 +795,6 @@ exec_local_ack(exec_shim *sh)
         return;
     (void)send(sh->go_fd, "k", 1, MSG_NOSIGNAL);
     go_close(sh);
-}
-
-int
-exec_local_claim(exec_shim *sh)
-{
-    if (sh->go_fd < 0) {
-        errno = EBADF;
-        return -1;
-    }
-    return send(sh->go_fd, "c", 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
 void

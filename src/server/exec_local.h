@@ -52,6 +52,9 @@ typedef struct exec_shim_req {
     uint64_t count;        /* > 0: a chunk, tasks idx .. idx + count - 1 of function work under
                               this one supervisor (one exec of the program); 0: task idx alone */
     int stop_on_failure;   /* a chunk stops at its first failure (continue_on_failure off) */
+    const void *work;      /* the job's encoded work (store/work.h), sent to the shim with its
+                              task (exec_local_assign), or NULL: it reads JOB_DIR/work. Borrowed */
+    size_t work_len;       /* bytes at work: at most SHIM_WORK_INLINE_MAX */
     uid_t uid;      /* who the task runs as: the job's owner in system mode (engine_opts.system),
                        else the daemon's own uid; a root daemon starts the shim as this user */
     char *why;      /* NULL, or where a one-line reason goes when the shim cannot be started */
@@ -59,13 +62,17 @@ typedef struct exec_shim_req {
 } exec_shim_req;
 
 /* The file name of the supervisor binary, installed next to rxjobd. */
-#define EXEC_SHIM_NAME  "rxjob-shim"
+#define EXEC_SHIM_NAME       "rxjob-shim"
 /* The environment variable naming another supervisor binary (tests, unusual installs). */
-#define EXEC_SHIM_ENV   "RXJOBD_SHIM"
+#define EXEC_SHIM_ENV        "RXJOBD_SHIM"
 /* The one argument of a blank shim (exec_local_spawn_blank), and the most bytes of arguments
  * exec_local_assign sends it (a job directory is at most PATH_MAX). */
-#define SHIM_BLANK_ARG  "--blank"
-#define SHIM_ASSIGN_MAX 8192u
+#define SHIM_BLANK_ARG       "--blank"
+/* The most bytes of work exec_local_assign sends with a task (a job's argv and environment,
+ * with a small stdin): well inside an empty socket buffer, so the send never waits for the shim.
+ * Larger work goes through the JOB_DIR/work file. */
+#define SHIM_WORK_INLINE_MAX (32u * 1024)
+#define SHIM_ASSIGN_MAX      8192u
 
 /*
  * Find the supervisor binary and open it (O_PATH, close-on-exec) so that it can be executed for
@@ -90,7 +97,8 @@ int exec_local_as_user(uid_t uid);
  * cannot search. 1 yes, 0 no, -1 it could not be told (no such user, fork failed). */
 int exec_local_dir_ok_as(uid_t uid, const char *path);
 
-/* Spawn a shim for one task; it waits for exec_local_go. For a task of another user
+/* Spawn a blank shim for the task of req (`rxjob-shim --blank`); give it its task with
+ * exec_local_assign, then it waits for exec_local_go. For a task of another user
  * (exec_local_as_user(req->uid)), the job directory and the files the daemon wrote there are
  * given to the user first, and the shim runs with the user's supplementary groups, gid and uid
  * (set in that order and checked before exec) and only HOME, USER, LOGNAME and SHELL of the
@@ -99,24 +107,18 @@ int exec_local_dir_ok_as(uid_t uid, const char *path);
  * database", "setgid(1001) failed: ..."). */
 rx_err exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno);
 
-/* A blank shim: spawned before its task is known (sched.c spares), it waits for
- * exec_local_assign on fd 3. Only for tasks that run as the daemon's own user. RX_OK;
- * RX_ESYSTEM with *out_errno. */
+/* A blank shim spawned before its task is known (sched.c spares): exec_local_spawn as the
+ * daemon's own user, without a job. RX_OK; RX_ESYSTEM with *out_errno. */
 rx_err exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim,
                               int *out_errno);
 
 /* Give a blank shim its task and claim it in one message: "a", a 4-byte little-endian length,
- * the arguments exec_local_spawn would have passed (after argv[0], each NUL-terminated), then
- * "c". From then on it is the claimed shim of that task, exactly as one spawned for it. 0, or -1
- * when the shim is gone (errno). */
+ * the arguments exec_local_spawn would have passed (after argv[0], each NUL-terminated); then,
+ * when req->work is set, "w", its length in 4 bytes and the work itself (the shim reads no work
+ * file then); then "c". From then on it is the claimed shim of that task, exactly as one spawned
+ * for it. Never blocks (MSG_DONTWAIT: the message fits the empty socket). 0, or -1 when the
+ * shim is gone or the message could not be sent whole (errno). */
 int exec_local_assign(exec_shim *sh, const exec_shim_req *req);
-
-/* Claim the shim for its task: send "c" on go_fd, before the transaction that records the
- * task as running. A shim that reads end-of-file after "c" writes a go-0 exit record (its start
- * may have been committed); one that reads end-of-file unclaimed (a shim spawned ahead of its
- * task, exec_local_discard, or whose daemon died first) exits without writing anything. 0, or
- * -1 when the shim is gone (errno). */
-int exec_local_claim(exec_shim *sh);
 
 /* Get rid of an unclaimed shim: close go_fd, SIGKILL it, reap it, close its pidfd. It has
  * started nothing and writes no record. */

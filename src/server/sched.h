@@ -66,7 +66,10 @@ typedef struct ejob {
     int ext_alive;    /* slurm executor: its array may still have tasks in Slurm, so a cancel or
                          stop is not over yet (counted as running then; exec_slurm.c) */
 
-    int prepared; /* its spool's work/args/stdin were written by this engine */
+    int prepared; /* its spool's args/stdin (and work file) were written by this engine */
+    void *work;   /* prepared, local executor: its encoded work, sent to each supervisor with
+                     its task (exec_local_assign) instead of a work file; NULL otherwise */
+    size_t work_len;
     int claimed;  /* its results are being collected with cleanup: gone to everyone else */
     int pins;     /* readers of its spool without the mutex */
     int detached; /* no longer in the engine: freed (and its spool removed) at the last unpin */

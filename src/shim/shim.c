@@ -123,6 +123,8 @@ typedef struct shim {
     char result_path[PATH_MAX];
     char error_path[PATH_MAX];
     char arg_path[PATH_MAX];
+    void *work_blob; /* the encoded work sent with the task (take_work), until decoded; owned */
+    size_t work_blob_len;
 } shim;
 
 static double
@@ -362,10 +364,19 @@ load_inputs(shim *sh)
 
     if (snprintf(path, sizeof(path), "%s/work", sh->job_dir) >= (int)sizeof(path))
         return set_error(sh, "supervisor: spool path is too long");
-    err = spool_read_file(path, WORK_MAX_BYTES, &blob, &len);
-    if (err == RX_OK) {
-        err = store_work_decode(blob, len, &sh->work);
-        rx__free(blob);
+    if (sh->work_blob != NULL) { /* sent with the task: no file */
+        err = store_work_decode(sh->work_blob, sh->work_blob_len, &sh->work);
+        rx__free(sh->work_blob);
+        sh->work_blob = NULL;
+        if (err != RX_OK)
+            return set_error(sh, "supervisor: the work sent by the daemon is malformed: %s",
+                             rx_strerror(err));
+    } else {
+        err = spool_read_file(path, WORK_MAX_BYTES, &blob, &len);
+        if (err == RX_OK) {
+            err = store_work_decode(blob, len, &sh->work);
+            rx__free(blob);
+        }
     }
     if (err != RX_OK)
         return set_error(sh, "supervisor: read '%s' failed: %s", path, rx_strerror(err));
@@ -1287,6 +1298,51 @@ take_assignment(int *io_argc, char ***io_argv, char *buf, size_t buf_len, char *
     return 1;
 }
 
+/* After the assignment, the job's work may follow ("w", its length in 4 bytes little-endian,
+ * the encoded work: exec_local_assign), so that no work file is read. 1 with *out_work (owned)
+ * and *out_len; 0 when "c" (or anything else) comes next, which is left for wait_go: the work
+ * is then read from JOB_DIR/work; -1 for a "w" that is cut off or too long (the daemon never
+ * sends one: treated as end-of-file). */
+static int
+take_work(void **out_work, size_t *out_len)
+{
+    unsigned char head[5];
+    uint32_t len;
+    void *work;
+    ssize_t n;
+
+    do
+        n = recv(SHIM_GO_FD, head, 1, MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK) {
+        /* fd 3 is a file (a supervisor run by hand, tests/check_shim.sh): read, and step back
+         * unless it is the work. */
+        n = rx__read_full(SHIM_GO_FD, head, 1);
+        if (n == 1 && head[0] != 'w')
+            (void)lseek(SHIM_GO_FD, -1, SEEK_CUR);
+        if (n != 1 || head[0] != 'w')
+            return 0;
+        n = rx__read_full(SHIM_GO_FD, head + 1, sizeof(head) - 1);
+        if (n != (ssize_t)(sizeof(head) - 1))
+            return -1;
+    } else if (n != 1 || head[0] != 'w') {
+        return 0;
+    } else if (rx__read_full(SHIM_GO_FD, head, sizeof(head)) != (long)sizeof(head)) {
+        return -1;
+    }
+    len = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 |
+          (uint32_t)head[4] << 24;
+    if (len == 0 || len > WORK_MAX_BYTES || (work = rx__malloc(len)) == NULL)
+        return -1;
+    if (rx__read_full(SHIM_GO_FD, work, len) != (long)len) {
+        rx__free(work);
+        return -1;
+    }
+    *out_work = work;
+    *out_len = len;
+    return 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1309,8 +1365,9 @@ main(int argc, char **argv)
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
     if (argc == 2 && strcmp(argv[1], SHIM_BLANK_ARG) == 0 &&
-        !take_assignment(&argc, &argv, assigned, sizeof(assigned), assigned_argv,
-                         sizeof(assigned_argv) / sizeof(assigned_argv[0])))
+        (!take_assignment(&argc, &argv, assigned, sizeof(assigned), assigned_argv,
+                          sizeof(assigned_argv) / sizeof(assigned_argv[0])) ||
+         take_work(&sh.work_blob, &sh.work_blob_len) < 0))
         return 0;
     /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
      * rxjobd wrote as `rxjobd --shim ...`); six arguments, or eight with the output and result
@@ -1371,6 +1428,7 @@ main(int argc, char **argv)
         close(SHIM_GO_FD);
         close(sh.sfd);
         store_work_free(&sh.work);
+        rx__free(sh.work_blob);
         rx__free(sh.arg);
         spool_exit_free(&sh.rec);
         return 0;
@@ -1427,6 +1485,7 @@ main(int argc, char **argv)
     if (sh.sfd >= 0)
         close(sh.sfd);
     store_work_free(&sh.work);
+    rx__free(sh.work_blob);
     rx__free(sh.arg);
     spool_exit_free(&sh.rec);
     spool_run_exit_free(&sh.run);
