@@ -714,10 +714,12 @@ RX_API rx_err rx_register_function(const char *name, rx_function *fn);
 
 /**
  * Call first thing in main, as an MPI program calls MPI_Init. In a normal run it returns at once
- * and changes nothing. When the program was started by rxjobd to run a task ($RXJOB_FUNCTION
- * set), it runs the registered function on the task's argument, writes its result or error
- * where the daemon reads them, and exits: 0 if the function returned 0, 1 if it failed, 127 if
- * no function has that name. Never returns in that case.
+ * and changes nothing. When the program was started by rxjobd to run tasks ($RXJOB_FUNCTION
+ * set), it runs the registered function on each task's argument: one task, or a chunk of
+ * consecutive tasks in a row (task_chunk_size; docs/engine.md), writes each result or error
+ * where the daemon reads them, and exits: 0 if the function returned 0 (for a chunk: the
+ * daemon learns each task's outcome over a pipe), 1 if it failed, 127 if no function has that
+ * name. Never returns in that case.
  */
 RX_API void rx_init(int *argc, char ***argv);
 
