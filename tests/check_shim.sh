@@ -238,13 +238,21 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 [ "$n" -eq 2 ] && ok "an idle daemon keeps 2 blank spares" || bad "$n blank spares on an idle daemon (want 2)"
-id=$(rx exec -- sh -c 'tr "\0" " " </proc/$PPID/cmdline')
+spares_before=$(ps --ppid "$daemon_pid" -o pid=,args= | awk '/rxjob-shim --blank$/ {print $1}' | tr '\n' ' ')
+id=$(rx exec -- sh -c 'echo "$PPID"; tr "\0" " " </proc/$PPID/cmdline')
 st=$(rx wait "$id")
 out=$(rx output "$id" 2>/dev/null || true)
-case $out in
-*"rxjob-shim --blank"*) ok "the task's supervisor was a blank spare spawned ahead of it" ;;
-*) bad "the task's supervisor was spawned for it ($st): '$out'" ;;
+sup=$(printf '%s\n' "$out" | sed -n 2p)
+case " $spares_before " in
+*" $sup "*) ok "the task's supervisor ($sup) was one of the blank spares waiting before the job ($spares_before)" ;;
+*) bad "the task's supervisor $sup was not one of the spares $spares_before ($st)" ;;
 esac
+# Once it has its task, a supervisor shows it in ps: "--shim JOB_DIR INDEX", not "--blank".
+if printf '%s\n' "$out" | grep -q -- "rxjob-shim --shim $state/spool/$id 0 *$"; then
+    ok "an assigned supervisor shows its task in ps: $(printf '%s\n' "$out" | sed -n 3p | sed 's/ *$//')"
+else
+    bad "the assigned supervisor's command line: '$(printf '%s\n' "$out" | sed -n 3p)'"
+fi
 
 id=$(rx exec --times 20 --num-tasks 2 -- sleep 30)
 for _ in $(seq 1 200); do

@@ -629,8 +629,15 @@ out_fds:
 rx_err
 exec_local_spawn(const exec_shim_req *req, exec_shim *out_shim, int *out_errno)
 {
-    char *argv[3] = {(char *)req->shim_exe, SHIM_BLANK_ARG, NULL};
+    /* "--blank", then empty arguments: room the shim writes its task into once it has one, so
+     * that ps(1) tells busy supervisors from idle ones (src/shim/shim.c show_task). */
+    char *argv[3 + SHIM_TITLE_ROOM];
 
+    argv[0] = (char *)req->shim_exe;
+    argv[1] = SHIM_BLANK_ARG;
+    for (size_t i = 0; i < SHIM_TITLE_ROOM; i++)
+        argv[2 + i] = "";
+    argv[2 + SHIM_TITLE_ROOM] = NULL;
     return spawn_shim(req, argv, out_shim, out_errno);
 }
 

@@ -68,6 +68,9 @@ typedef struct exec_shim_req {
 /* The one argument of a blank shim (exec_local_spawn_blank), and the most bytes of arguments
  * exec_local_assign sends it (a job directory is at most PATH_MAX). */
 #define SHIM_BLANK_ARG       "--blank"
+/* How many empty arguments follow it: bytes of argument space the shim overwrites with its task
+ * ("--shim JOB_DIR INDEX") once assigned; ps(1) shows no trace of them before. */
+#define SHIM_TITLE_ROOM      160u
 /* The most bytes of work exec_local_assign sends with a task (a job's argv and environment,
  * with a small stdin): well inside an empty socket buffer, so the send never waits for the shim.
  * Larger work goes through the JOB_DIR/work file. */

@@ -1343,6 +1343,31 @@ take_work(void **out_work, size_t *out_len)
     return 1;
 }
 
+/* 1 if argv is a blank shim's: "--blank" and then only empty arguments (exec_local_spawn). */
+static int
+is_blank(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], SHIM_BLANK_ARG) != 0)
+        return 0;
+    for (int i = 2; i < argc; i++)
+        if (argv[i][0] != '\0')
+            return 0;
+    return 1;
+}
+
+/* Once assigned, write the task into the blank shim's argument space (from argv[1] to the end of
+ * its last, empty, argument: contiguous, as exec lays them out), so that ps(1) shows
+ * "rxjob-shim --shim JOB_DIR INDEX" (cut to the room there is) instead of "--blank". */
+static void
+show_task(int argc, char **argv, char *const *task)
+{
+    char *start = argv[1];
+    size_t room = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - start);
+
+    memset(start, 0, room);
+    (void)snprintf(start, room, "%s %s %s", task[1], task[2], task[3]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1364,11 +1389,17 @@ main(int argc, char **argv)
     (void)fcntl(SHIM_GO_FD, F_SETFD, FD_CLOEXEC);
     if (argc < 1)
         return SHIM_EXIT_BAD_ARGS;
-    if (argc == 2 && strcmp(argv[1], SHIM_BLANK_ARG) == 0 &&
-        (!take_assignment(&argc, &argv, assigned, sizeof(assigned), assigned_argv,
-                          sizeof(assigned_argv) / sizeof(assigned_argv[0])) ||
-         take_work(&sh.work_blob, &sh.work_blob_len) < 0))
-        return 0;
+    if (is_blank(argc, argv)) {
+        int blank_argc = argc;
+        char **blank_argv = argv;
+
+        if (!take_assignment(&argc, &argv, assigned, sizeof(assigned), assigned_argv,
+                             sizeof(assigned_argv) / sizeof(assigned_argv[0])) ||
+            take_work(&sh.work_blob, &sh.work_blob_len) < 0)
+            return 0;
+        if (argc >= 4)
+            show_task(blank_argc, blank_argv, argv);
+    }
     /* "--shim" first is accepted (and written by rxjobd, and by the Slurm batch scripts older
      * rxjobd wrote as `rxjobd --shim ...`); six arguments, or eight with the output and result
      * limits (six: no output cap, results up to RX_RESULT_MAX_BYTES). */
