@@ -932,6 +932,7 @@ exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx,
 {
     orphans o;
     uint64_t now_start;
+    char now_state = 0;
     struct stat st;
     char why[256];
     exec_user u;
@@ -942,8 +943,11 @@ exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx,
         return;
     /* The supervisor itself still there: nothing is orphaned. Another process with its pid: the
      * pid was free to reuse, so no process of its session was left (a session id stays taken
-     * while any process has it): nothing to kill either. */
-    if (rx__proc_start_time(shim->sid, &now_start) == 0)
+     * while any process has it): nothing to kill either. The supervisor dead but not reaped yet
+     * (a zombie: an adopted one is reaped by init or a subreaper, when it gets to it, or never)
+     * holds its pid and its session id: its orphans are looked for as if it were gone. */
+    if (rx__proc_stat(shim->sid, &now_state, NULL, &now_start) == 0 &&
+        !(now_start == shim->start_time && (now_state == 'Z' || now_state == 'X')))
         return;
     o.sid = shim->sid;
     o.min_start = shim->start_time;
