@@ -10,6 +10,9 @@
 #     on end-of-file with one.
 #  2. Spares are discarded: after a job is canceled while its tasks run (spares of its next
 #     tasks waiting), and after every job finished, the daemon has no child process left.
+#  3. A task's child in a process group of its own (setpgid) does not outlive the task: not when
+#     the job is canceled, nor when the task times out, nor when it exits (the supervisor kills
+#     what is left of its session, and reaps it).
 #
 # Usage: bash tests/check_shim.sh BUILD_DIR
 set -euo pipefail
@@ -253,6 +256,37 @@ st=$(rx wait "$id")
 sleep 0.3
 n=$(children)
 [ "$n" -eq 0 ] && ok "killed spares were reaped" || bad "$n children left after killing the spares: $(ps --ppid "$daemon_pid" -o pid=,stat=,args= | tr '\n' ';')"
+
+# --- 3. a child in a process group of its own ends with its task ------------------------------
+# own_group_child NAME: a command whose child moves to a group of its own, writes its pid to
+# $tmp/pg.NAME and sleeps; the task itself then runs what follows.
+own_group_child() {
+    printf '%s' "perl -e 'setpgrp(0, 0); open(my \$f, \">\", \"$tmp/pg.$1\") or die; print \$f \$\$; close \$f; sleep 300' & while [ ! -s '$tmp/pg.$1' ]; do sleep 0.05; done; "
+}
+for how in cancel timeout exit; do
+    case $how in
+    cancel) id=$(rx exec -- sh -c "$(own_group_child $how) sleep 300") ;;
+    timeout) id=$(rx exec --timeout 1 -- sh -c "$(own_group_child $how) sleep 300") ;;
+    exit) id=$(rx exec -- sh -c "$(own_group_child $how) exit 3") ;;
+    esac
+    for _ in $(seq 1 200); do
+        [ -s "$tmp/pg.$how" ] && break
+        sleep 0.05
+    done
+    [ "$how" = cancel ] && rx cancel "$id" >/dev/null
+    st=$(rx wait "$id" --timeout 30 2>/dev/null || true)
+    pg=$(cat "$tmp/pg.$how" 2>/dev/null || echo 0)
+    for _ in $(seq 1 40); do
+        [ -e "/proc/$pg" ] || break
+        sleep 0.05
+    done
+    if [ "$pg" -gt 1 ] && [ ! -e "/proc/$pg" ]; then
+        ok "$how (job $st): the task's child in its own process group was killed and reaped"
+    else
+        bad "$how (job $st): the task's child $pg in its own process group is left, state '$(awk '{print $3}' "/proc/$pg/stat" 2>/dev/null)'"
+        kill -KILL "$pg" 2>/dev/null || true
+    fi
+done
 
 # Stopping the daemon takes its spares with it.
 kill "$daemon_pid"
