@@ -673,21 +673,24 @@ static void
 kill_leftovers(void)
 {
     siginfo_t info;
+    int killed;
 
     if (getsid(0) != getpid())
         return;
     memset(&info, 0, sizeof(info));
     if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD)
         return;
-    (void)rx__kill_session(getpid(), 0);
+    killed = rx__kill_session(getpid(), 0);
     /* Reap them (they are, or become, this process's children), 100 ms at most: one that left
-     * the session lives on. */
+     * the session lives on (and is not waited for when nothing was killed). */
     for (int i = 0; i < 100; i++) {
         pid_t got = waitpid(-1, NULL, WNOHANG);
 
         if (got < 0 && errno != EINTR)
             break;
         if (got == 0) {
+            if (killed == 0)
+                break;
             struct timespec ms = {0, 1000000L};
 
             (void)nanosleep(&ms, NULL);
