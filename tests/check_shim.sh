@@ -13,6 +13,9 @@
 #  3. A task's child in a process group of its own (setpgid) does not outlive the task: not when
 #     the job is canceled, nor when the task times out, nor when it exits (the supervisor kills
 #     what is left of its session, and reaps it).
+#  4. A supervisor that does not exit after "k" (stopped or traced by its user; here a proxy in
+#     front of the real rxjob-shim that forwards its end message and then sleeps) is killed by
+#     the daemon after a while: it does not hold the daemon's pidfd for ever (20 of them here).
 #
 # Usage: bash tests/check_shim.sh BUILD_DIR
 set -euo pipefail
@@ -294,5 +297,73 @@ wait "$daemon_pid" 2>/dev/null || true
 sleep 0.3
 left=$({ pgrep -f "$shim --blank" || true; } | wc -l)
 [ "$left" -eq 0 ] && ok "no blank spare outlives the daemon" || bad "$left blank spares outlived the daemon"
+
+# --- 4. a supervisor that lingers after "k" is killed -----------------------------------------
+cat >"$tmp/proxy.py" <<PROXY
+import os, socket, sys, time, select
+real = "$shim"
+d = socket.socket(fileno=3)
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    d.close()
+    a.close()
+    os.dup2(b.fileno(), 3)
+    os.execv(real, [real] + sys.argv[1:])
+b.close()
+while True:
+    r, _, _ = select.select([d, a], [], [])
+    if d in r:
+        x = d.recv(65536)
+        if not x:
+            break
+        a.sendall(x)
+    if a in r:
+        x = a.recv(65536)
+        if not x:
+            break
+        d.sendall(x)
+        if x[:1] == b"E":
+            break
+a.close()
+os.waitpid(pid, 0)
+while True:
+    time.sleep(1000)
+PROXY
+chmod +x "$tmp/proxy.py"
+# The daemon executes its supervisor through a close-on-exec fd: a script cannot be one, so a
+# binary runs the proxy.
+cat >"$tmp/proxy.c" <<PROXYC
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char *v[64] = {"python3", "$tmp/proxy.py"};
+    for (int i = 1; i < argc && i < 60; i++) v[i + 1] = argv[i];
+    execvp("python3", v);
+    return 127;
+}
+PROXYC
+${CC:-cc} -o "$tmp/proxy" "$tmp/proxy.c"
+rm -f "$tmp/rxjobd.log"
+RXJOBD_SHIM="$tmp/proxy" rx_start_daemon --slots 4
+fds_before=$(ls "/proc/$daemon_pid/fd" | wc -l)
+id=$(rx exec --times 20 -- true)
+st=$(rx wait "$id" --timeout 60 2>/dev/null || true)
+[ "$st" = FINISHED ] && ok "20 tasks behind lingering supervisors FINISHED" || bad "20 tasks behind lingering supervisors: job $st"
+lingering=0
+for _ in $(seq 1 400); do
+    lingering=$({ pgrep -f "$tmp/proxy.py" || true; } | wc -l)
+    fds_now=$(ls "/proc/$daemon_pid/fd" | wc -l)
+    [ "$lingering" -le 4 ] && [ "$fds_now" -le $((fds_before + 8)) ] && break
+    sleep 0.1
+done
+# At most the spares (blank, waiting for a task: they are proxies too) are left.
+if [ "$lingering" -le 4 ] && [ "$fds_now" -le $((fds_before + 8)) ]; then
+    ok "supervisors lingering after k were killed ($lingering proxies left, daemon fds $fds_before -> $fds_now)"
+else
+    bad "$lingering proxies linger after their k, daemon fds $fds_before -> $fds_now"
+fi
+for pid in $(pgrep -f "$tmp/proxy.py" || true); do
+    kill -KILL "$pid" 2>/dev/null || true
+done
 
 rx_test_end

@@ -36,6 +36,7 @@ typedef struct exec_shim {
     unsigned char end_head[5]; /* exec_local_read_end: the end message's "E" and length ... */
     size_t end_got;            /* ... bytes of it received so far ... */
     char *end_buf;             /* ... and its record (owned; NULL between messages) */
+    int64_t acked_ms;          /* sched.c: when it was told "k" (rx__now_ms); 0 = not, or killed */
 } exec_shim;
 
 typedef struct exec_shim_req {
