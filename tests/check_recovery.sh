@@ -5,6 +5,9 @@
 #     the 5 queued jobs run, the 2 running tasks are adopted (their exit status captured) or
 #     failed as lost, and no task runs twice (each task appends its own marker once).
 #  2. 1 000 tasks through the daemon leave no zombie child and no extra open fd in it.
+#  3. A supervisor adopted after a kill -9 of the daemon is killed (as a task that kills its
+#     supervisor does): the job fails as lost and its task and the task's child are killed,
+#     also while the dead supervisor is a zombie nobody reaped (it still holds its pid).
 #
 # Usage: bash tests/check_recovery.sh BUILD_DIR
 set -euo pipefail
@@ -93,6 +96,34 @@ if [ "$fds_after" -le "$fds_before" ]; then
 else
     bad "rxjobd has $fds_after fds after, $fds_before before"
     ls -l "/proc/$daemon_pid/fd"
+fi
+
+# --- 3. an adopted supervisor dies: its orphans are killed even while it is a zombie -----------
+id=$(rx exec -- sh -c "sleep 300 & echo \$! > '$tmp/pids.child'; echo \$\$ > '$tmp/pids.task'; wait")
+for _ in $(seq 1 200); do
+    [ -s "$tmp/pids.child" ] && [ -s "$tmp/pids.task" ] && break
+    sleep 0.05
+done
+task=$(cat "$tmp/pids.task")
+child=$(cat "$tmp/pids.child")
+shim=$(awk '{print $4}' "/proc/$task/stat")
+kill -KILL "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=""
+start_daemon
+grep -q "adopted task 0 of job $id" "$tmp/rxjobd.log" || bad "the task's supervisor was not adopted"
+# The supervisor's parent is gone: init (or a subreaper) reaps it, or here, as PID 1 does not
+# reap, nobody does and it stays a zombie that keeps its pid.
+kill -KILL "$shim"
+st=$(rx wait "$id" --timeout 30 2>/dev/null || true)
+for _ in $(seq 1 100); do
+    rx_alive "$task" || rx_alive "$child" || break
+    sleep 0.05
+done
+if [ "$st" = FAILED ] && ! rx_alive "$task" && ! rx_alive "$child"; then
+    ok "an adopted supervisor killed: job FAILED (lost), its task and the task's child killed"
+else
+    bad "adopted supervisor killed: job $st, task alive: $(rx_alive "$task" && echo yes || echo no), child alive: $(rx_alive "$child" && echo yes || echo no) (supervisor state $(awk '{print $3}' "/proc/$shim/stat" 2>/dev/null))"
 fi
 
 rx_test_end

@@ -10,6 +10,12 @@
 #     on end-of-file with one.
 #  2. Spares are discarded: after a job is canceled while its tasks run (spares of its next
 #     tasks waiting), and after every job finished, the daemon has no child process left.
+#  3. A task's child in a process group of its own (setpgid) does not outlive the task: not when
+#     the job is canceled, nor when the task times out, nor when it exits (the supervisor kills
+#     what is left of its session, and reaps it).
+#  4. A supervisor that does not exit after "k" (stopped or traced by its user; here a proxy in
+#     front of the real rxjob-shim that forwards its end message and then sleeps) is killed by
+#     the daemon after a while: it does not hold the daemon's pidfd for ever (20 of them here).
 #
 # Usage: bash tests/check_shim.sh BUILD_DIR
 set -euo pipefail
@@ -306,11 +312,110 @@ sleep 0.3
 n=$(children)
 [ "$n" -eq 0 ] && ok "killed spares were reaped" || bad "$n children left after killing the spares: $(ps --ppid "$daemon_pid" -o pid=,stat=,args= | tr '\n' ';')"
 
+# --- 3. a child in a process group of its own ends with its task ------------------------------
+# own_group_child NAME: a command whose child moves to a group of its own, writes its pid to
+# $tmp/pg.NAME and sleeps; the task itself then runs what follows.
+own_group_child() {
+    printf '%s' "perl -e 'setpgrp(0, 0); open(my \$f, \">\", \"$tmp/pg.$1\") or die; print \$f \$\$; close \$f; sleep 300' & while [ ! -s '$tmp/pg.$1' ]; do sleep 0.05; done; "
+}
+for how in cancel timeout exit; do
+    case $how in
+    cancel) id=$(rx exec -- sh -c "$(own_group_child $how) sleep 300") ;;
+    timeout) id=$(rx exec --timeout 1 -- sh -c "$(own_group_child $how) sleep 300") ;;
+    exit) id=$(rx exec -- sh -c "$(own_group_child $how) exit 3") ;;
+    esac
+    for _ in $(seq 1 200); do
+        [ -s "$tmp/pg.$how" ] && break
+        sleep 0.05
+    done
+    [ "$how" = cancel ] && rx cancel "$id" >/dev/null
+    st=$(rx wait "$id" --timeout 30 2>/dev/null || true)
+    pg=$(cat "$tmp/pg.$how" 2>/dev/null || echo 0)
+    for _ in $(seq 1 40); do
+        [ -e "/proc/$pg" ] || break
+        sleep 0.05
+    done
+    if [ "$pg" -gt 1 ] && [ ! -e "/proc/$pg" ]; then
+        ok "$how (job $st): the task's child in its own process group was killed and reaped"
+    else
+        bad "$how (job $st): the task's child $pg in its own process group is left, state '$(awk '{print $3}' "/proc/$pg/stat" 2>/dev/null)'"
+        kill -KILL "$pg" 2>/dev/null || true
+    fi
+done
+
 # Stopping the daemon takes its spares with it.
 kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 sleep 0.3
 left=$({ pgrep -f "$shim --blank" || true; } | wc -l)
 [ "$left" -eq 0 ] && ok "no blank spare outlives the daemon" || bad "$left blank spares outlived the daemon"
+
+# --- 4. a supervisor that lingers after "k" is killed -----------------------------------------
+cat >"$tmp/proxy.py" <<PROXY
+import os, socket, sys, time, select
+real = "$shim"
+d = socket.socket(fileno=3)
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    d.close()
+    a.close()
+    os.dup2(b.fileno(), 3)
+    os.execv(real, [real] + sys.argv[1:])
+b.close()
+while True:
+    r, _, _ = select.select([d, a], [], [])
+    if d in r:
+        x = d.recv(65536)
+        if not x:
+            break
+        a.sendall(x)
+    if a in r:
+        x = a.recv(65536)
+        if not x:
+            break
+        d.sendall(x)
+        if x[:1] == b"E":
+            break
+a.close()
+os.waitpid(pid, 0)
+while True:
+    time.sleep(1000)
+PROXY
+chmod +x "$tmp/proxy.py"
+# The daemon executes its supervisor through a close-on-exec fd: a script cannot be one, so a
+# binary runs the proxy.
+cat >"$tmp/proxy.c" <<PROXYC
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char *v[64] = {"python3", "$tmp/proxy.py"};
+    for (int i = 1; i < argc && i < 60; i++) v[i + 1] = argv[i];
+    execvp("python3", v);
+    return 127;
+}
+PROXYC
+${CC:-cc} -o "$tmp/proxy" "$tmp/proxy.c"
+rm -f "$tmp/rxjobd.log"
+RXJOBD_SHIM="$tmp/proxy" rx_start_daemon --slots 4
+fds_before=$(ls "/proc/$daemon_pid/fd" | wc -l)
+id=$(rx exec --times 20 -- true)
+st=$(rx wait "$id" --timeout 60 2>/dev/null || true)
+[ "$st" = FINISHED ] && ok "20 tasks behind lingering supervisors FINISHED" || bad "20 tasks behind lingering supervisors: job $st"
+lingering=0
+for _ in $(seq 1 400); do
+    lingering=$({ pgrep -f "$tmp/proxy.py" || true; } | wc -l)
+    fds_now=$(ls "/proc/$daemon_pid/fd" | wc -l)
+    [ "$lingering" -le 4 ] && [ "$fds_now" -le $((fds_before + 8)) ] && break
+    sleep 0.1
+done
+# At most the spares (blank, waiting for a task: they are proxies too) are left.
+if [ "$lingering" -le 4 ] && [ "$fds_now" -le $((fds_before + 8)) ]; then
+    ok "supervisors lingering after k were killed ($lingering proxies left, daemon fds $fds_before -> $fds_now)"
+else
+    bad "$lingering proxies linger after their k, daemon fds $fds_before -> $fds_now"
+fi
+for pid in $(pgrep -f "$tmp/proxy.py" || true); do
+    kill -KILL "$pid" 2>/dev/null || true
+done
 
 rx_test_end

@@ -300,6 +300,55 @@ rx__proc_start_time(pid_t pid, uint64_t *out_start)
 }
 
 int
+rx__kill_session(pid_t sid, uint64_t min_start)
+{
+    int killed = 0;
+
+    for (int pass = 0; pass < 20; pass++) {
+        char buf[8192];
+        int found = 0;
+        long n;
+        int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+            return killed;
+        while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+            for (long off = 0; off < n;) {
+                const struct rx_dirent64 {
+                    uint64_t ino;
+                    int64_t off;
+                    unsigned short reclen;
+                    unsigned char type;
+                    char name[];
+                } *d = (const void *)(buf + off);
+                pid_t sid_of = 0;
+                uint64_t start = 0;
+                char state = 0;
+                char *end;
+                long pid;
+
+                off += d->reclen;
+                if (d->name[0] < '1' || d->name[0] > '9')
+                    continue;
+                pid = strtol(d->name, &end, 10);
+                if (*end != '\0' || pid <= 1 || pid == (long)getpid() ||
+                    rx__proc_stat((pid_t)pid, &state, &sid_of, &start) != 0)
+                    continue;
+                if (sid_of != sid || start < min_start || state == 'Z' || state == 'X')
+                    continue;
+                if (kill((pid_t)pid, SIGKILL) == 0)
+                    found++;
+            }
+        }
+        close(fd);
+        if (found == 0)
+            break;
+        killed += found;
+    }
+    return killed;
+}
+
+int
 rx__wait_child_deadline(pid_t pid, int64_t timeout_ms, int *out_wstatus)
 {
     struct timespec now, end;

@@ -902,59 +902,13 @@ typedef struct orphans {
     uint64_t min_start; /* its start time: nothing of its session started before it */
 } orphans;
 
-/* SIGKILL every live process of session o->sid that started no earlier than o->min_start, with
- * the caller's rights; rescan until a pass finds none (a process may fork meanwhile), at most 20
- * passes. Reads /proc with getdents64 into a stack buffer: no allocation, so it may run in the
- * child rx__run_as forks. 0 when something was killed, 1 when nothing was (or /proc is not
- * there). */
+/* rx__kill_session with the caller's rights (in the child rx__run_as forks, as the user). */
 static int
 kill_session_fn(void *arg)
 {
     const orphans *o = arg;
-    int killed = 0;
 
-    for (int pass = 0; pass < 20; pass++) {
-        char buf[8192];
-        int found = 0;
-        long n;
-        int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0)
-            return 1;
-        while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-            for (long off = 0; off < n;) {
-                const struct rx_dirent64 {
-                    uint64_t ino;
-                    int64_t off;
-                    unsigned short reclen;
-                    unsigned char type;
-                    char name[];
-                } *d = (const void *)(buf + off);
-                pid_t sid = 0;
-                uint64_t start = 0;
-                char state = 0;
-                char *end;
-                long pid;
-
-                off += d->reclen;
-                if (d->name[0] < '1' || d->name[0] > '9')
-                    continue;
-                pid = strtol(d->name, &end, 10);
-                if (*end != '\0' || pid <= 1 || pid == (long)getpid() ||
-                    rx__proc_stat((pid_t)pid, &state, &sid, &start) != 0)
-                    continue;
-                if (sid != o->sid || start < o->min_start || state == 'Z' || state == 'X')
-                    continue;
-                if (kill((pid_t)pid, SIGKILL) == 0)
-                    found++;
-            }
-        }
-        close(fd);
-        if (found == 0)
-            break;
-        killed += found;
-    }
-    return killed > 0 ? 0 : 1;
+    return rx__kill_session(o->sid, o->min_start) > 0 ? 0 : 1;
 }
 
 void
@@ -962,6 +916,7 @@ exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx,
 {
     orphans o;
     uint64_t now_start;
+    char now_state = 0;
     struct stat st;
     char why[256];
     exec_user u;
@@ -972,8 +927,11 @@ exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx,
         return;
     /* The supervisor itself still there: nothing is orphaned. Another process with its pid: the
      * pid was free to reuse, so no process of its session was left (a session id stays taken
-     * while any process has it): nothing to kill either. */
-    if (rx__proc_start_time(shim->sid, &now_start) == 0)
+     * while any process has it): nothing to kill either. The supervisor dead but not reaped yet
+     * (a zombie: an adopted one is reaped by init or a subreaper, when it gets to it, or never)
+     * holds its pid and its session id: its orphans are looked for as if it were gone. */
+    if (rx__proc_stat(shim->sid, &now_state, NULL, &now_start) == 0 &&
+        !(now_start == shim->start_time && (now_state == 'Z' || now_state == 'X')))
         return;
     o.sid = shim->sid;
     o.min_start = shim->start_time;

@@ -36,6 +36,7 @@ typedef struct exec_shim {
     unsigned char end_head[5]; /* exec_local_read_end: the end message's "E" and length ... */
     size_t end_got;            /* ... bytes of it received so far ... */
     char *end_buf;             /* ... and its record (owned; NULL between messages) */
+    int64_t acked_ms;          /* sched.c: when it was told "k" (rx__now_ms); 0 = not, or killed */
 } exec_shim;
 
 typedef struct exec_shim_req {
@@ -169,8 +170,9 @@ int exec_local_proc_start(pid_t pid, uint64_t *out_start);
 
 /* A shim vanished without an exit record: kill what is left of its task (task idx). The shim
  * was a session leader (setsid) and the task runs in its session, so its orphans are the live
- * processes of session shim->sid started no earlier than shim->start_time; none when a process
- * holds that pid (the shim itself, or one that reused a pid no session held any more). No file
+ * processes of session shim->sid started no earlier than shim->start_time; none when a live
+ * process holds that pid (the shim itself, or one that reused a pid no session held any more;
+ * the shim as an unreaped zombie does not count: an adopted one is init's to reap). No file
  * is read: the task cannot point the daemon at anyone else's processes. For a task of another
  * user (system mode) the scan and the signals run as uid (rx__run_as), never as root; job_dir's
  * group serves when uid has no passwd entry any more. A task that left the session (setsid) is

@@ -38,6 +38,9 @@
 
 #define RETRY_AFTER_FAILURE_MS 200
 #define POLL_NO_PIDFD_MS       50
+/* A supervisor told "k" exits at once; one still there this long after (stopped or traced by
+ * its user) is killed, so that it cannot hold a pidfd of the daemon for ever. */
+#define REAP_KILL_MS           10000
 
 double
 engine_now_s(void)
@@ -862,6 +865,7 @@ ended_committed(engine *e, exec_shim *sh)
         e->reaps = p;
         e->cap_reaps = cap;
     }
+    sh->acked_ms = rx__now_ms();
     e->reaps[e->n_reaps++] = *sh;
     sh->pidfd = -1;
     sh->pid = 0;
@@ -1106,6 +1110,23 @@ sched_main(void *arg)
             }
         }
         for (size_t i = 0; i < e->n_reaps && n < cap; i++) {
+            exec_shim *rp = &e->reaps[i];
+
+            if (rp->acked_ms > 0) {
+                int64_t left = rp->acked_ms + REAP_KILL_MS - rx__now_ms();
+
+                if (left <= 0) {
+                    /* Its task's end is durable: nothing of it is lost. */
+                    rx__log(RX_LOG_WARN,
+                            "engine: supervisor %ld still there %d s after its task's end was "
+                            "recorded: killed",
+                            (long)rp->pid, REAP_KILL_MS / 1000);
+                    (void)exec_local_signal(rp, SIGKILL);
+                    rp->acked_ms = 0;
+                } else if (timeout < 0 || left < timeout) {
+                    timeout = (int)left;
+                }
+            }
             pfds[n].fd = e->reaps[i].pidfd;
             pfds[n].events = POLLIN;
             pfds[n].revents = 0;

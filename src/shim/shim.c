@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -689,6 +690,42 @@ prepare_task(shim *sh)
     return 0;
 }
 
+/* The task has been reaped (which killed what was left of its process group): kill what else it
+ * left in this supervisor's session, children it moved to process groups of their own
+ * (setpgid, a shell's job control), so that nothing of the task runs on unwatched once its end
+ * is reported (stopped, timed out or not). Only a session leader (the daemon starts it with
+ * setsid; not under Slurm) owns its session. It is its descendants' subreaper (run_task), so
+ * when it has no child left, nothing of the task is left: the common case costs one waitid,
+ * not a scan of /proc. A child that left the session (setsid) is out of reach. */
+static void
+kill_leftovers(void)
+{
+    siginfo_t info;
+    int killed;
+
+    if (getsid(0) != getpid())
+        return;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD)
+        return;
+    killed = rx__kill_session(getpid(), 0);
+    /* Reap them (they are, or become, this process's children), 100 ms at most: one that left
+     * the session lives on (and is not waited for when nothing was killed). */
+    for (int i = 0; i < 100; i++) {
+        pid_t got = waitpid(-1, NULL, WNOHANG);
+
+        if (got < 0 && errno != EINTR)
+            break;
+        if (got == 0) {
+            if (killed == 0)
+                break;
+            struct timespec ms = {0, 1000000L};
+
+            (void)nanosleep(&ms, NULL);
+        }
+    }
+}
+
 /* Start and watch the task; fills sh->rec. */
 static void
 run_task(shim *sh)
@@ -757,6 +794,9 @@ run_task(shim *sh)
     req.cwd = sh->work.cwd;
     req.stdin_path = sh->work.stdin_data != NULL ? stdin_path : NULL;
     req.out_fd = out.in_fd >= 0 ? pipe_fds[1] : out_fd;
+    /* Orphans of the task become this process's children (kill_leftovers). */
+    if (getsid(0) == getpid())
+        (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
     sh->rec.started_s = now_utc_s();
     if (rx__spawn(&req, &proc, &spawn_errno) != RX_OK) {
         sh->rec.ended_s = sh->rec.started_s;
@@ -777,6 +817,7 @@ run_task(shim *sh)
 
     stop = watch_task(sh, &proc, out.in_fd >= 0 ? &out : NULL);
     if (rx__proc_reap(&proc, &wstatus) != RX_OK) {
+        kill_leftovers();
         if (out.out_fd >= 0)
             relay_finish(&out);
         sh->rec.ended_s = now_utc_s();
@@ -784,7 +825,9 @@ run_task(shim *sh)
         (void)set_error(sh, "supervisor: waitpid failed: %s", strerror(errno));
         goto done;
     }
-    /* Reaping killed what was left of the task's group: the output ends here. */
+    /* Reaping killed what was left of the task's group, and kill_leftovers the rest of the
+     * session: the output ends here. */
+    kill_leftovers();
     if (out.out_fd >= 0)
         relay_finish(&out);
     sh->rec.ended_s = now_utc_s();
