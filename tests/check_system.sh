@@ -511,6 +511,31 @@ fi
 kill -KILL "$b_sleep" 2>/dev/null
 b_sleep=""
 
+# A's task leaves a child in its supervisor's session and kills its supervisor: the daemon finds
+# the supervisor gone without a record and kills the child (A's process, signalled by the root
+# daemon only because A could have: real or saved uid A), in its own thread.
+: >"$tmp/orphan.pid"
+chown rxtest_a "$tmp/orphan.pid"
+ido=$(rx rxtest_a exec -- sh -c "sleep 300 & echo \$! > '$tmp/orphan.pid'; sleep 0.5; kill -KILL \$PPID; sleep 1")
+for _ in $(seq 150); do
+    st=$(rx rxtest_a status "$ido")
+    [ "$st" = FAILED ] && break
+    sleep 0.1
+done
+o_pid=$(cat "$tmp/orphan.pid" 2>/dev/null)
+o_state=gone
+for _ in $(seq 40); do
+    o_state=$(awk '{print $3}' "/proc/$o_pid/stat" 2>/dev/null || echo gone)
+    case $o_state in Z | gone) break ;; esac
+    sleep 0.05
+done
+if [ "$st" = FAILED ] && [ -n "$o_pid" ] && { [ "$o_state" = Z ] || [ "$o_state" = gone ]; }; then
+    ok "the orphan ($o_pid) of A's vanished supervisor is killed (job $st)"
+else
+    fail "orphan of A's vanished supervisor: job $st, its child $o_pid state '$o_state'"
+    [ -n "$o_pid" ] && kill -KILL "$o_pid" 2>/dev/null
+fi
+
 # Subdirectories a task made go with its job.
 idd=$(rx rxtest_a exec -- sh -c 'd=$(dirname "$RXJOB_RESULT"); mkdir -p "$d/x/y/z"; touch "$d/x/y/z/f" "$d/x/g"; chmod 0500 "$d/x/y/z" "$d/x/y"')
 rx rxtest_a wait "$idd" >/dev/null

@@ -12,6 +12,7 @@
 #include "core/internal.h"
 #include "exec/spawn.h"
 #include "server/engine.h"
+#include "server/exec_local.h"
 #include "server/limits.h"
 #include "store/spool.h"
 
@@ -883,6 +884,69 @@ test_engine_recover_lost(void **state)
                         "lost: its supervisor vanished without an exit record");
     engine_results_free(res);
     fixture_free(f);
+}
+
+/* 1 if pid is a live process (not a zombie), after waiting up to ms for it to go. */
+static int
+proc_live(pid_t pid, int ms)
+{
+    for (int waited = 0;; waited += 10) {
+        uint64_t start;
+        char st = 0;
+
+        if (rx__proc_stat(pid, &st, NULL, &start) != 0 || st == 'Z' || st == 'X')
+            return 0;
+        if (waited >= ms)
+            return 1;
+        sleep_ms(10);
+    }
+}
+
+/* exec_local_kill_orphan with a supervisor that is a zombie (an adopted one is nobody's child
+ * here: init may reap it late, or, on this machine, never): its session still holds its
+ * orphans, which are killed. A process stands in for the supervisor: it leads a session, starts
+ * a child in it, and exits without being reaped. Before, a zombie read as alive and the orphans
+ * ran on. */
+static void
+test_engine_kill_orphan_of_zombie_supervisor(void **state)
+{
+    int fds[2];
+    pid_t leader, child = 0;
+    exec_shim sh;
+
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    leader = fork();
+    assert_true(leader >= 0);
+    if (leader == 0) {
+        pid_t c;
+
+        close(fds[0]);
+        if (setsid() < 0)
+            _exit(1);
+        c = fork();
+        if (c == 0) {
+            close(fds[1]);
+            execlp("sleep", "sleep", "300", (char *)NULL);
+            _exit(127);
+        }
+        (void)write(fds[1], &c, sizeof(c));
+        _exit(0);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], &child, sizeof(child)), (ssize_t)sizeof(child));
+    close(fds[0]);
+    sleep_ms(100); /* the leader is a zombie now: not reaped */
+    assert_true(proc_live(child, 0));
+    memset(&sh, 0, sizeof(sh));
+    sh.pid = 0;
+    sh.sid = leader;
+    sh.pidfd = -1;
+    sh.go_fd = -1;
+    assert_int_equal(rx__proc_start_time(leader, &sh.start_time), 0);
+    exec_local_kill_orphan(&sh, 0, geteuid());
+    assert_false(proc_live(child, 2000));
+    assert_int_equal(waitpid(leader, NULL, 0), leader);
 }
 
 /* Only the supervisor is killed: the orphaned task is killed too when it is found lost. */
@@ -2304,6 +2368,7 @@ main(void)
         cmocka_unit_test(test_engine_recover_adopt),
         cmocka_unit_test(test_engine_recover_lost),
         cmocka_unit_test(test_engine_lost_kills_orphan),
+        cmocka_unit_test(test_engine_kill_orphan_of_zombie_supervisor),
         cmocka_unit_test(test_engine_lost_kills_orphan_other_group),
         cmocka_unit_test(test_engine_stale_go0_record),
         cmocka_unit_test(test_engine_queued_run_after_reopen),

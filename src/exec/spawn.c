@@ -299,8 +299,46 @@ rx__proc_start_time(pid_t pid, uint64_t *out_start)
     return rx__proc_stat(pid, NULL, NULL, out_start);
 }
 
+/* 1 if uid is pid's real or saved uid (/proc/PID/status): what kill(2) asks of a sender
+ * without privileges. Reads into a stack buffer: no allocation. */
+static int
+uid_may_signal(pid_t pid, uid_t uid)
+{
+    char path[64], buf[4096];
+    const char *p;
+    unsigned long v[3];
+    ssize_t n;
+    int fd;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strstr(buf, "\nUid:");
+    if (p == NULL)
+        return 0;
+    p += 5;
+    for (int i = 0; i < 3; i++) { /* real, effective, saved */
+        char *end;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        errno = 0;
+        v[i] = strtoul(p, &end, 10);
+        if (errno != 0 || end == p)
+            return 0;
+        p = end;
+    }
+    return v[0] == (unsigned long)uid || v[2] == (unsigned long)uid;
+}
+
 int
-rx__kill_session(pid_t sid, uint64_t min_start)
+rx__kill_session(pid_t sid, uint64_t min_start, uid_t only_uid)
 {
     int killed = 0;
 
@@ -322,10 +360,10 @@ rx__kill_session(pid_t sid, uint64_t min_start)
                     char name[];
                 } *d = (const void *)(buf + off);
                 pid_t sid_of = 0;
-                uint64_t start = 0;
+                uint64_t start = 0, again = 0;
                 char state = 0;
                 char *end;
-                long pid;
+                long pid, pfd;
 
                 off += d->reclen;
                 if (d->name[0] < '1' || d->name[0] > '9')
@@ -336,8 +374,17 @@ rx__kill_session(pid_t sid, uint64_t min_start)
                     continue;
                 if (sid_of != sid || start < min_start || state == 'Z' || state == 'X')
                     continue;
-                if (kill((pid_t)pid, SIGKILL) == 0)
+                /* Through a pidfd, checked again once opened: a pid reused meanwhile is never
+                 * signalled. */
+                pfd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
+                if (pfd < 0)
+                    continue;
+                if (rx__proc_stat((pid_t)pid, NULL, &sid_of, &again) == 0 && again == start &&
+                    sid_of == sid &&
+                    (only_uid == (uid_t)-1 || uid_may_signal((pid_t)pid, only_uid)) &&
+                    syscall(SYS_pidfd_send_signal, (int)pfd, SIGKILL, NULL, 0) == 0)
                     found++;
+                close((int)pfd);
             }
         }
         close(fd);

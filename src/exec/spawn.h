@@ -87,13 +87,16 @@ int rx__proc_start_time(pid_t pid, uint64_t *out_start);
 int rx__proc_stat(pid_t pid, char *out_state, pid_t *out_session, uint64_t *out_start);
 
 /* SIGKILL every live process of session sid that started no earlier than min_start (clock ticks
- * since boot, as rx__proc_stat's), with the caller's rights, except the caller itself; rescan
- * until a pass finds none (a process may fork meanwhile), at most 20 passes. Reads /proc with
- * getdents64 into a stack buffer: no allocation (callable in a child between fork and exec, as
- * rx__run_as's fn). How many processes were signaled (0 also when /proc is not there). Used for
- * what a task leaves in its supervisor's session: by the supervisor when the task ends, by the
+ * since boot, as rx__proc_stat's), except the caller itself, and, unless only_uid is
+ * (uid_t)-1, only those whose real or saved uid is only_uid (what kill(2) lets that user
+ * signal: a root daemon acts for a user this way without a helper process the user could
+ * stop). Each process is signalled through a pidfd opened and checked again first, so a pid
+ * reused meanwhile is never hit. Rescans until a pass finds none (a process may fork
+ * meanwhile), at most 20 passes. Reads /proc with getdents64 into a stack buffer: no
+ * allocation. How many processes were signalled (0 also when /proc is not there). Used for what
+ * a task leaves in its supervisor's session: by the supervisor when the task ends, by the
  * daemon when the supervisor vanished (exec_local_kill_orphan). */
-int rx__kill_session(pid_t sid, uint64_t min_start);
+int rx__kill_session(pid_t sid, uint64_t min_start, uid_t only_uid);
 
 /* Wait for this process's child pid to exit, at most timeout_ms; past that, SIGKILL it and reap
  * it. For children that have become another user, who can stop them (SIGSTOP) or leave them

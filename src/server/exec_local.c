@@ -896,32 +896,12 @@ exec_local_adopt(pid_t pid, uint64_t start_time, exec_shim *out_shim)
     return 1;
 }
 
-/* The orphans of a supervisor that vanished: the processes of its session. */
-typedef struct orphans {
-    pid_t sid;          /* the supervisor's pid: it was a session leader (setsid) */
-    uint64_t min_start; /* its start time: nothing of its session started before it */
-} orphans;
-
-/* rx__kill_session with the caller's rights (in the child rx__run_as forks, as the user). */
-static int
-kill_session_fn(void *arg)
-{
-    const orphans *o = arg;
-
-    return rx__kill_session(o->sid, o->min_start) > 0 ? 0 : 1;
-}
-
 void
-exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx, uid_t uid)
+exec_local_kill_orphan(const exec_shim *shim, uint64_t idx, uid_t uid)
 {
-    orphans o;
     uint64_t now_start;
     char now_state = 0;
-    struct stat st;
-    char why[256];
-    exec_user u;
-    gid_t gid;
-    int err = 0, rc;
+    int killed;
 
     if (shim == NULL || shim->sid <= 1 || shim->start_time == 0)
         return;
@@ -933,29 +913,13 @@ exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx,
     if (rx__proc_stat(shim->sid, &now_state, NULL, &now_start) == 0 &&
         !(now_start == shim->start_time && (now_state == 'Z' || now_state == 'X')))
         return;
-    o.sid = shim->sid;
-    o.min_start = shim->start_time;
-    if (!exec_local_as_user(uid)) {
-        rc = kill_session_fn(&o);
-    } else {
-        /* As the user (primary group, no supplementary ones: a signal needs no more), so that
-         * nothing of another user is touched. A user without a passwd entry any more gets the
-         * group of its job directory. */
-        gid = stat(job_dir, &st) == 0 && st.st_uid == uid ? st.st_gid : (gid_t)-1;
-        if (user_lookup(uid, &u, &err, why, sizeof(why)) == 0) {
-            gid = u.gid;
-            user_free(&u);
-        }
-        if (gid == (gid_t)-1) {
-            rx__log(RX_LOG_WARN, "exec: cannot kill the orphans of task %" PRIu64 " as uid %lu: %s",
-                    idx, (unsigned long)uid, why);
-            return;
-        }
-        rc = rx__run_as(uid, gid, NULL, 0, kill_session_fn, &o, EXEC_AS_USER_WAIT_MS);
-    }
-    if (rc == 0)
+    /* In this thread, never through a helper running as the user (who could stop it and hold
+     * the scheduler): in system mode only what the job's user could signal. */
+    killed =
+        rx__kill_session(shim->sid, shim->start_time, exec_local_as_user(uid) ? uid : (uid_t)-1);
+    if (killed > 0)
         rx__log(RX_LOG_INFO,
-                "exec: killed the orphaned processes of task %" PRIu64
+                "exec: killed %d orphaned process%s of task %" PRIu64
                 " (session %ld of its vanished supervisor)",
-                idx, (long)o.sid);
+                killed, killed == 1 ? "" : "es", idx, (long)shim->sid);
 }

@@ -170,13 +170,14 @@ int exec_local_proc_start(pid_t pid, uint64_t *out_start);
 
 /* A shim vanished without an exit record: kill what is left of its task (task idx). The shim
  * was a session leader (setsid) and the task runs in its session, so its orphans are the live
- * processes of session shim->sid started no earlier than shim->start_time; none when a live
- * process holds that pid (the shim itself, or one that reused a pid no session held any more;
- * the shim as an unreaped zombie does not count: an adopted one is init's to reap). No file
- * is read: the task cannot point the daemon at anyone else's processes. For a task of another
- * user (system mode) the scan and the signals run as uid (rx__run_as), never as root; job_dir's
- * group serves when uid has no passwd entry any more. A task that left the session (setsid) is
- * out of reach, as it always was. */
-void exec_local_kill_orphan(const exec_shim *shim, const char *job_dir, uint64_t idx, uid_t uid);
+ * processes of session shim->sid started no earlier than shim->start_time; none when another
+ * process, or the shim itself alive, holds that pid (a session id stays taken while any process
+ * has it, so a reused pid means no process of the old session is left); a zombie shim (adopted,
+ * not yet reaped) still has them. No file is read: the task cannot point the daemon at anyone
+ * else's processes. For a task of another user (system mode) only processes whose real or saved
+ * uid is uid are signalled, as kill(2) would let that user; all in the caller's thread
+ * (rx__kill_session: pidfds, no helper process a user could stop). A task that left the session
+ * (setsid) is out of reach, as it always was. */
+void exec_local_kill_orphan(const exec_shim *shim, uint64_t idx, uid_t uid);
 
 #endif

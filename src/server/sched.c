@@ -380,8 +380,6 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
             row.error = msg;
         }
     } else {
-        char job_dir[PATH_MAX];
-
         row.task_state = RX_TASK_LOST;
         if (forged)
             (void)snprintf(msg, sizeof(msg),
@@ -395,8 +393,7 @@ engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim, doubl
                            rx_strerror(rec_err));
         row.error = msg;
         /* The task may still run, orphaned: nothing may run on unwatched. */
-        if (spool_job_dir(e->state_dir, j->id, job_dir, sizeof(job_dir)) == 0)
-            exec_local_kill_orphan(shim, job_dir, idx, e->system ? j->uid : geteuid());
+        exec_local_kill_orphan(shim, idx, e->system ? j->uid : geteuid());
     }
     if (row.task_state == RX_TASK_OK)
         row.error = NULL;

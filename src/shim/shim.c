@@ -708,7 +708,7 @@ kill_leftovers(void)
     memset(&info, 0, sizeof(info));
     if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD)
         return;
-    killed = rx__kill_session(getpid(), 0);
+    killed = rx__kill_session(getpid(), 0, (uid_t)-1);
     /* Reap them (they are, or become, this process's children), 100 ms at most: one that left
      * the session lives on (and is not waited for when nothing was killed). */
     for (int i = 0; i < 100; i++) {
