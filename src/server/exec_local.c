@@ -543,6 +543,13 @@ spawn_shim(const exec_shim_req *req, char *const argv[], exec_shim *out_shim, in
         *out_errno = errno;
         return RX_ESYSTEM;
     }
+    {
+        /* Room for exec_local_assign's whole message (it never waits: MSG_DONTWAIT), whatever
+         * net.core.wmem_default says (the kernel caps this at wmem_max). */
+        int sndbuf = 256 * 1024;
+
+        (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
     /* Neither end may sit on 0..2 (a daemon started with stdio closed), where the child's
      * /dev/null would replace it; and dup2(fd, fd) would leave close-on-exec set, so the
      * child's end must not be fd 3 either. */

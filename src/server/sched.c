@@ -771,10 +771,14 @@ start_task(engine *e, ejob *j, uint64_t idx, uint64_t count)
                            strerror(spawn_errno));
         return start_failed(e, j, idx, msg);
     } else if (exec_local_assign(&r->shim, &req) != 0) {
-        /* Gone at once: it reads as LOST after the commit, as a supervisor that dies before
-         * "go" always has. */
-        rx__log(RX_LOG_DEBUG, "engine: claim supervisor %ld failed: %s", (long)r->shim.pid,
-                strerror(errno));
+        /* Dead at once, or the message did not go whole: nothing is written for it yet, so it
+         * is got rid of and the task waits for the next turn, instead of running with a
+         * supervisor that never got its task (LOST, or a shim waiting for the rest for ever). */
+        rx__log(RX_LOG_WARN, "engine: giving supervisor %ld its task failed (%s); retrying",
+                (long)r->shim.pid, strerror(errno));
+        exec_local_discard(&r->shim);
+        e->start_later = 1;
+        return RX_OK;
     }
     r->job = j;
     r->idx = idx;
