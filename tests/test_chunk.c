@@ -207,7 +207,8 @@ hang_at_exit(void)
 }
 
 /* Argument "ACTION LOG": append "<index> <pid>" to LOG, say a line on stdout and on stderr, then
- * ACTION: ok (result "r<index> <pid>"), fail, segv, abort, slow (400 ms, then ok), hang (60 s). */
+ * ACTION: ok (result "r<index> <pid>"), fail, segv, abort, slow (400 ms, then ok), child (start
+ * `sleep 300`, its pid in LOG.child, then as slow), hang (60 s). */
 RX_FUNCTION(chunk_step)
 {
     size_t len = 0, i = rx_task_index(task);
@@ -238,6 +239,25 @@ RX_FUNCTION(chunk_step)
     }
     if (strcmp(action, "slow") == 0)
         sleep_ms(400);
+    if (strcmp(action, "child") == 0) {
+        /* A child that never writes to the supervisor's pipe (it cannot die of SIGPIPE when
+         * the supervisor is gone): its pid in LOG.child, then 400 ms as "slow". */
+        char cpath[420], cline[32];
+        pid_t c = fork();
+        int cfd, cn;
+
+        if (c == 0) {
+            execlp("sleep", "sleep", "300", (char *)NULL);
+            _exit(127);
+        }
+        (void)snprintf(cpath, sizeof(cpath), "%s.child", log);
+        cfd = open(cpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        cn = snprintf(cline, sizeof(cline), "%ld\n", (long)c);
+        if (c < 0 || cfd < 0 || write(cfd, cline, (size_t)cn) != cn)
+            return rx_task_fail(task, "cannot start or log a child");
+        close(cfd);
+        sleep_ms(400);
+    }
     if (strcmp(action, "hang") == 0)
         sleep_ms(60000);
     if (strcmp(action, "atexit") == 0)
@@ -357,6 +377,12 @@ act_slow(size_t i)
 {
     (void)i;
     return "slow";
+}
+
+static const char *
+act_child(size_t i)
+{
+    return i == 0 ? "child" : "slow";
 }
 
 static int
@@ -834,7 +860,7 @@ test_chunk_kill9_vanished(void **state)
     (void)state;
     skip_without_daemon();
     log_path(log, sizeof(log), "vanish");
-    make_args(20, act_slow, log, bufs, args);
+    make_args(20, act_child, log, bufs, args);
     opts.elem_args = args;
     opts.n_elem_args = 20;
     opts.task_chunk_size = 10;
@@ -855,6 +881,20 @@ test_chunk_kill9_vanished(void **state)
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
     assert_false(process_alive(program)); /* the orphaned program was killed */
+    {
+        /* and task 0's child, which no dead pipe ends: only the daemon's kill can */
+        char cpath[340];
+        FILE *cf;
+        long child = 0;
+
+        (void)snprintf(cpath, sizeof(cpath), "%s.child", log);
+        cf = fopen(cpath, "r");
+        assert_non_null(cf);
+        assert_int_equal(fscanf(cf, "%ld", &child), 1);
+        fclose(cf);
+        assert_true(child > 1);
+        assert_false(process_alive((pid_t)child));
+    }
     read_log(log, runs, pids);
     for (size_t i = 0; i < 20; i++) {
         if (i < 10) {
