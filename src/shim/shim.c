@@ -1079,6 +1079,14 @@ chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
         nfds_t n = 0;
         int timeout, rc, i_pidfd = -1, i_pipe = -1;
 
+        /* What the program said and this loop has not read yet counts first: a task that
+         * ended in time, and the next one that just started, must not take the time limit of
+         * the one before (the pipe may hold "e I" and "s I+1" unread on a busy machine). */
+        if (stop == STOP_NONE && w->deadline > 0 && now >= w->deadline && w->fd >= 0 &&
+            chunk_pump(sh, w, proc->pid) != 0) {
+            stop = STOP_PROTOCOL;
+            (void)rx__proc_signal_group(proc, SIGKILL);
+        }
         /* Between tasks and after the last one the time limit runs too, from the last end: a
          * program that hangs there (an atexit handler, a destructor) is stopped; no task
          * fails for it. */
