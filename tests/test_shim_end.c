@@ -125,10 +125,17 @@ test_shim_end_whole_message(void **state)
 static void
 test_shim_end_in_pieces(void **state)
 {
+    static char long_error[4001];
     spool_exit want = sample_record(), got;
     exec_shim sh;
     size_t len;
-    char *msg = end_message(&want, &len);
+    char *msg;
+
+    /* An error of 4 000 bytes: the record is over the reader's first 4 KiB, so its buffer grows
+     * as the bytes come. */
+    memset(long_error, 'x', sizeof(long_error) - 1);
+    want.error = long_error;
+    msg = end_message(&want, &len);
     rx_err err = RX_EIO;
     int peer;
 

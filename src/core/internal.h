@@ -35,6 +35,22 @@ void rx__log(rx_log_level level, const char *fmt, ...) RX_PRINTF(2, 3);
 /* Checked number parser: the whole string must be a decimal integer in [min, max]. */
 rx_err rx__parse_i64(const char *s, int64_t min, int64_t max, int64_t *out_value);
 
+/* A 4-byte little-endian length, as the daemon and its supervisors put them on fd 3. */
+static inline void
+rx__le32_put(char *p, uint32_t v)
+{
+    p[0] = (char)(v & 0xff);
+    p[1] = (char)((v >> 8) & 0xff);
+    p[2] = (char)((v >> 16) & 0xff);
+    p[3] = (char)((v >> 24) & 0xff);
+}
+
+static inline uint32_t
+rx__le32_get(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* Read from fd into buf until end of file or cap bytes, retrying on EINTR; on a non-blocking fd,
  * also until nothing more is there now (EAGAIN: what was there is the answer). The bytes read,
  * or -1 with errno from read(2). */

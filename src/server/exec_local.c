@@ -625,6 +625,7 @@ out_fds:
     out_shim->went = 0;
     out_shim->end_buf = NULL;
     out_shim->end_got = 0;
+    out_shim->end_cap = 0;
     out_shim->pidfd = rx__fd_above_stdio(pidfd_open(pid, 0));
     out_shim->start_time = 0;
     /* The shim cannot have exited yet (it waits for its task or for "go"), unless it was killed:
@@ -658,16 +659,6 @@ exec_local_spawn_blank(const char *shim_exe, int shim_fd, exec_shim *out_shim, i
     req.shim_fd = shim_fd;
     req.uid = geteuid(); /* never as another user: the job, and so the user, is not known yet */
     return exec_local_spawn(&req, out_shim, out_errno);
-}
-
-/* Put n at p as 4 bytes, little-endian. */
-static void
-put_le32(char *p, size_t n)
-{
-    p[0] = (char)(n & 0xff);
-    p[1] = (char)((n >> 8) & 0xff);
-    p[2] = (char)((n >> 16) & 0xff);
-    p[3] = (char)((n >> 24) & 0xff);
 }
 
 int
@@ -704,11 +695,11 @@ exec_local_assign(exec_shim *sh, const exec_shim_req *req)
         len += k;
     }
     msg[0] = 'a';
-    put_le32(msg + 1, len);
+    rx__le32_put(msg + 1, (uint32_t)len);
     total = 5 + len;
     if (req->work != NULL) {
         msg[total] = 'w';
-        put_le32(msg + total + 1, req->work_len);
+        rx__le32_put(msg + total + 1, (uint32_t)req->work_len);
         memcpy(msg + total + 5, req->work, req->work_len);
         total += 5 + req->work_len;
     }
@@ -732,6 +723,7 @@ go_close(exec_shim *sh)
     rx__free(sh->end_buf);
     sh->end_buf = NULL;
     sh->end_got = 0;
+    sh->end_cap = 0;
 }
 
 void
@@ -755,38 +747,47 @@ exec_local_read_end(exec_shim *sh, uint64_t first, uint64_t count, spool_run_exi
                     rx_err *out_err)
 {
     for (;;) {
-        size_t len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
-                     (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
+        size_t len = rx__le32_get(sh->end_head + 1), got;
         ssize_t n;
 
         if (sh->go_fd < 0)
             return -1;
-        if (sh->end_got < sizeof(sh->end_head))
+        if (sh->end_got < sizeof(sh->end_head)) {
             n = recv(sh->go_fd, sh->end_head + sh->end_got, sizeof(sh->end_head) - sh->end_got,
                      MSG_DONTWAIT);
-        else
-            n = recv(sh->go_fd, sh->end_buf + (sh->end_got - sizeof(sh->end_head)),
-                     len - (sh->end_got - sizeof(sh->end_head)), MSG_DONTWAIT);
+        } else {
+            got = sh->end_got - sizeof(sh->end_head);
+            /* The buffer grows with what arrives (doubling, up to the length said), not to the
+             * length a header says: a supervisor that says much and sends little holds little. */
+            if (got == sh->end_cap) {
+                size_t cap = sh->end_cap * 2 < len ? sh->end_cap * 2 : len;
+                char *p = rx__realloc(sh->end_buf, cap + 1);
+
+                if (p == NULL) {
+                    go_close(sh);
+                    return -1;
+                }
+                sh->end_buf = p;
+                sh->end_cap = cap;
+            }
+            n = recv(sh->go_fd, sh->end_buf + got, sh->end_cap - got, MSG_DONTWAIT);
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
-        if (n <= 0) {
+        if (n <= 0 || sh->end_head[0] != 'E') {
+            /* End-of-file, an error, or not an end message: its pidfd and record file (if
+             * any) tell the rest. */
             go_close(sh);
             return -1;
         }
         sh->end_got += (size_t)n;
-        if (sh->end_head[0] != 'E') { /* not an end message: see below */
-            go_close(sh);
-            return -1;
-        }
         if (sh->end_got == sizeof(sh->end_head)) {
-            len = (size_t)sh->end_head[1] | (size_t)sh->end_head[2] << 8 |
-                  (size_t)sh->end_head[3] << 16 | (size_t)sh->end_head[4] << 24;
-            /* Anything but "E" and a record's length is not a supervisor's end: its pidfd and
-             * record file (if any) tell the rest. */
-            if (sh->end_head[0] != 'E' || len == 0 || len > spool_run_exit_max(count) ||
-                (sh->end_buf = rx__malloc(len + 1)) == NULL) {
+            len = rx__le32_get(sh->end_head + 1);
+            sh->end_cap = len < 4096 ? len : 4096;
+            if (len == 0 || len > spool_run_exit_max(count) ||
+                (sh->end_buf = rx__malloc(sh->end_cap + 1)) == NULL) {
                 go_close(sh);
                 return -1;
             }
@@ -797,6 +798,7 @@ exec_local_read_end(exec_shim *sh, uint64_t first, uint64_t count, spool_run_exi
             rx__free(sh->end_buf);
             sh->end_buf = NULL;
             sh->end_got = 0;
+            sh->end_cap = 0;
             return 1;
         }
     }

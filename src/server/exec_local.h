@@ -35,7 +35,8 @@ typedef struct exec_shim {
     int went;            /* 1: this daemon sent it "go" (its record cannot truthfully say go 0) */
     unsigned char end_head[5]; /* exec_local_read_end: the end message's "E" and length ... */
     size_t end_got;            /* ... bytes of it received so far ... */
-    char *end_buf;             /* ... and its record (owned; NULL between messages) */
+    char *end_buf;             /* ... and its record (owned; NULL between messages), */
+    size_t end_cap;            /* ... room for end_cap bytes of it (+ a NUL) */
     int64_t acked_ms;          /* sched.c: when it was told "k" (rx__now_ms); 0 = not, or killed */
 } exec_shim;
 

@@ -1331,8 +1331,7 @@ take_assignment(int *io_argc, char ***io_argv, char *buf, size_t buf_len, char *
 
     if (rx__read_full(SHIM_GO_FD, head, sizeof(head)) != (long)sizeof(head) || head[0] != 'a')
         return 0;
-    len = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 |
-          (uint32_t)head[4] << 24;
+    len = rx__le32_get(head + 1);
     if (len == 0 || len > SHIM_ASSIGN_MAX || len > buf_len ||
         rx__read_full(SHIM_GO_FD, buf, len) != (long)len || buf[len - 1] != '\0')
         return 0;
@@ -1381,8 +1380,7 @@ take_work(void **out_work, size_t *out_len)
     } else if (rx__read_full(SHIM_GO_FD, head, sizeof(head)) != (long)sizeof(head)) {
         return -1;
     }
-    len = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 |
-          (uint32_t)head[4] << 24;
+    len = rx__le32_get(head + 1);
     if (len == 0 || len > WORK_MAX_BYTES || (work = rx__malloc(len)) == NULL)
         return -1;
     if (rx__read_full(SHIM_GO_FD, work, len) != (long)len) {

@@ -395,10 +395,7 @@ spool_end_message(const char *text, size_t len, char **out_buf, size_t *out_len)
     if (msg == NULL)
         return RX_ENOMEM;
     msg[0] = 'E';
-    msg[1] = (char)(len & 0xff);
-    msg[2] = (char)((len >> 8) & 0xff);
-    msg[3] = (char)((len >> 16) & 0xff);
-    msg[4] = (char)((len >> 24) & 0xff);
+    rx__le32_put(msg + 1, (uint32_t)len);
     memcpy(msg + 5, text, len);
     *out_buf = msg;
     *out_len = len + 5;

@@ -51,9 +51,9 @@ wb_put(wbuf *b, const void *data, size_t len)
 static void
 wb_u32(wbuf *b, uint32_t v)
 {
-    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
+    char x[4];
 
+    rx__le32_put(x, v);
     wb_put(b, x, sizeof(x));
 }
 
@@ -76,7 +76,7 @@ wb_str(wbuf *b, const char *s)
 static uint32_t
 get_u32(const unsigned char *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return rx__le32_get(p);
 }
 
 static uint64_t
