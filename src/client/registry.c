@@ -345,21 +345,6 @@ done:
 
 #define ARGS_MAGIC "RXA1"
 
-/* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
- * refuses anything that appears meanwhile. Tried first without the unlink, which the common case
- * (nothing there) does not need: an unlink takes the directory's lock for writing even when it
- * finds nothing, and the tasks of a chunk create their files in one directory. fd, or -1. */
-static int
-create_fresh(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-
-    if (fd >= 0 || errno != EEXIST)
-        return fd;
-    (void)unlink(path);
-    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-}
-
 static int write_fresh(const char *path, const void *data, size_t len);
 
 /* An unnamed file in dir (O_TMPFILE), or -1 where the file system has none. Its inode is
@@ -399,7 +384,7 @@ create_in(const char *dir, const char *path)
         return fd;
     if (fd >= 0)
         close(fd);
-    return create_fresh(path);
+    return rx__create_fresh(path);
 }
 
 static int
@@ -439,7 +424,7 @@ static int
 write_fresh(const char *path, const void *data, size_t len)
 {
     const char *p = data;
-    int fd = create_fresh(path);
+    int fd = rx__create_fresh(path);
 
     if (fd < 0)
         return -1;

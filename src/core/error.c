@@ -9,6 +9,7 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,4 +118,15 @@ rx__read_full(int fd, void *buf, size_t cap)
         len += (size_t)got;
     }
     return (long)len;
+}
+
+int
+rx__create_fresh(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
+    (void)unlink(path);
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 }

@@ -51,6 +51,13 @@ rx__le32_get(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Create path afresh for writing (mode 0600, close-on-exec): whatever is there (a FIFO would
+ * block open(2), a symbolic link is not followed) is removed, and O_EXCL refuses anything that
+ * appears meanwhile. Tried first without the unlink, which the common case (nothing there) does
+ * not need: an unlink takes the directory's lock for writing even when it finds nothing, and
+ * the tasks of a chunk create their files in one directory. fd, or -1 with errno. */
+int rx__create_fresh(const char *path);
+
 /* Read from fd into buf until end of file or cap bytes, retrying on EINTR; on a non-blocking fd,
  * also until nothing more is there now (EAGAIN: what was there is the answer). The bytes read,
  * or -1 with errno from read(2). */

@@ -64,7 +64,7 @@ extern char **environ;
 
 #define SHIM_GO_FD         3
 #define WORK_MAX_BYTES     ((size_t)64 * 1024 * 1024) /* argv + env + stdin limits, with room */
-#define ERROR_MAX_BYTES    4096
+#define ERROR_MAX_BYTES    SPOOL_ERROR_MAX_BYTES
 #define POLL_NO_PIDFD_MS   20
 #define SHIM_EXIT_BAD_ARGS 2
 #define RELAY_STEP         ((size_t)1 << 20) /* bytes per splice(2) */
@@ -295,26 +295,11 @@ end_acked(const spool_exit *rec)
     return acked;
 }
 
-/* Create path afresh: whatever is there (a FIFO would block open(2)) is removed, and O_EXCL
- * refuses anything that appears meanwhile. Tried first without the unlink, which the common case
- * (nothing there) does not need: an unlink takes the directory's lock for writing even when it
- * finds nothing, and the tasks of a chunk create their files in one directory. fd, or -1. */
-static int
-create_fresh(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-
-    if (fd >= 0 || errno != EEXIST)
-        return fd;
-    (void)unlink(path);
-    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-}
-
 static int
 write_file(const char *path, const void *data, size_t len)
 {
     const char *p = data;
-    int fd = create_fresh(path);
+    int fd = rx__create_fresh(path);
 
     if (fd < 0)
         return -1;
@@ -769,7 +754,7 @@ run_task(shim *sh)
     }
     if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
         goto done;
-    out_fd = create_fresh(sh->out_path);
+    out_fd = rx__create_fresh(sh->out_path);
     if (out_fd < 0) {
         (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
         goto done;
@@ -1228,7 +1213,7 @@ run_chunk(shim *sh)
     if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
         goto fail;
     /* What the program says before its first task goes to that task's output. */
-    out_fd = create_fresh(sh->out_path);
+    out_fd = rx__create_fresh(sh->out_path);
     if (out_fd < 0) {
         (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
         goto fail;

@@ -40,7 +40,7 @@
 #define SPOOL_REMOVE_AS_MS 30000
 
 #define EXIT_RECORD_MAX SPOOL_EXIT_RECORD_MAX
-#define ERROR_MAX_BYTES 4096
+#define ERROR_MAX_BYTES SPOOL_ERROR_MAX_BYTES
 
 int
 spool_job_dir(const char *state_dir, int64_t id, char *buf, size_t len)

@@ -100,6 +100,9 @@ typedef struct spool_exit {
     uint64_t result_run, result_off, result_len;
 } spool_exit;
 
+/* The longest error message an exit record keeps, in bytes (longer ones are cut). */
+#define SPOOL_ERROR_MAX_BYTES 4096
+
 /* The largest exit record, in bytes (an error message is cut well below it). */
 #define SPOOL_EXIT_RECORD_MAX (64 * 1024)
 
