@@ -220,31 +220,46 @@ done:
     return err;
 }
 
-/* Write len bytes to path, replacing it. 0 on success, -1 (errno set) on failure. */
 static int
-write_file(const char *path, const void *data, size_t len)
+write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-    if (fd < 0)
-        return -1;
     while (len > 0) {
         ssize_t put = write(fd, p, len);
 
         if (put < 0 && errno == EINTR)
             continue;
-        if (put <= 0) {
-            int saved = errno;
-
-            close(fd);
-            errno = saved;
+        if (put <= 0)
             return -1;
-        }
         p += put;
         len -= (size_t)put;
     }
+    return 0;
+}
+
+/* Write len bytes to fd and close it; fd < 0 (an open that failed) fails too. 0, or -1 with
+ * errno set. */
+static int
+write_close(int fd, const void *data, size_t len)
+{
+    if (fd < 0)
+        return -1;
+    if (write_all(fd, data, len) != 0) {
+        int saved = errno;
+
+        close(fd);
+        errno = saved;
+        return -1;
+    }
     return close(fd);
+}
+
+/* Write len bytes to path, replacing it. 0 on success, -1 (errno set) on failure. */
+static int
+write_file(const char *path, const void *data, size_t len)
+{
+    return write_close(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), data, len);
 }
 
 /* Write the failure message where the daemon reads it (best effort: the exit status says it
@@ -387,24 +402,6 @@ create_in(const char *dir, const char *path)
     return rx__create_fresh(path);
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t put = write(fd, p, len);
-
-        if (put < 0 && errno == EINTR)
-            continue;
-        if (put <= 0)
-            return -1;
-        p += put;
-        len -= (size_t)put;
-    }
-    return 0;
-}
-
 /* Write path afresh in dir: the bytes into an unnamed file, then the name (whole or not at
  * all); create_fresh and write where that cannot be done. 0, or -1 (errno set). */
 static int
@@ -423,27 +420,7 @@ write_in(const char *dir, const char *path, const void *data, size_t len)
 static int
 write_fresh(const char *path, const void *data, size_t len)
 {
-    const char *p = data;
-    int fd = rx__create_fresh(path);
-
-    if (fd < 0)
-        return -1;
-    while (len > 0) {
-        ssize_t put = write(fd, p, len);
-
-        if (put < 0 && errno == EINTR)
-            continue;
-        if (put <= 0) {
-            int saved = errno;
-
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        p += put;
-        len -= (size_t)put;
-    }
-    return close(fd);
+    return write_close(rx__create_fresh(path), data, len);
 }
 
 static int
