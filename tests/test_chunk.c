@@ -206,9 +206,17 @@ hang_at_exit(void)
     sleep_ms(120000);
 }
 
-/* Argument "ACTION LOG": append "<index> <pid>" to LOG, say a line on stdout and on stderr, then
- * ACTION: ok (result "r<index> <pid>"), fail, segv, abort, slow (400 ms, then ok), child (start
- * `sleep 300`, its pid in LOG.child, then as slow), hang (60 s). */
+static void
+say_bye(void)
+{
+    printf("bye\n");
+    fflush(stdout);
+}
+
+/* Argument "ACTION LOG": append "<index> <pid>" to LOG, say a line on stdout and on stderr (not
+ * with quiet), then ACTION: ok (result "r<index> <pid>"), quiet (as ok), fail, segv, abort, slow
+ * (400 ms, then ok), child (start `sleep 300`, its pid in LOG.child, then as slow), hang (60 s),
+ * atexit (the program hangs at exit), bye (as ok; the program says "bye" at exit). */
 RX_FUNCTION(chunk_step)
 {
     size_t len = 0, i = rx_task_index(task);
@@ -223,9 +231,11 @@ RX_FUNCTION(chunk_step)
     if (fd < 0 || write(fd, line, (size_t)n) != n)
         return rx_task_fail(task, "cannot log");
     close(fd);
-    printf("out %zu\n", i);
-    fflush(stdout);
-    fprintf(stderr, "err %zu\n", i);
+    if (strcmp(action, "quiet") != 0) {
+        printf("out %zu\n", i);
+        fflush(stdout);
+        fprintf(stderr, "err %zu\n", i);
+    }
     if (strcmp(action, "fail") == 0)
         return rx_task_fail(task, "task %zu fails on purpose", i);
     if (strcmp(action, "segv") == 0) {
@@ -262,6 +272,8 @@ RX_FUNCTION(chunk_step)
         sleep_ms(60000);
     if (strcmp(action, "atexit") == 0)
         (void)atexit(hang_at_exit); /* the program hangs after its last task */
+    if (strcmp(action, "bye") == 0)
+        (void)atexit(say_bye); /* the program says "bye" after its last task */
     if (strcmp(action, "big") == 0) {
         /* 100 000 + i bytes of one letter: values read from one file, one after another. */
         size_t blen = 100000 + i;
@@ -370,6 +382,14 @@ static const char *
 act_atexit(size_t i)
 {
     return i == 2 ? "atexit" : "ok";
+}
+
+/* Runs [0, 6) and [6, 12): tasks that say nothing between ones that do; 4 crashes after two
+ * quiet ones; 11, the last of its run, has the program say "bye" at exit. */
+static const char *
+act_quiet(size_t i)
+{
+    return i == 4 ? "segv" : i == 11 ? "bye" : i % 3 == 0 ? "ok" : "quiet";
 }
 
 static const char *
@@ -760,6 +780,62 @@ test_chunk_hang_after_last(void **state)
     rx_context_free(ctx);
 }
 
+/* A task's output is its own whether the tasks before it said something or not (a chunk's
+ * quiet tasks share one file until one speaks: registry.c chunk_out_end): a crash after quiet
+ * tasks, and what the program says after its last task (that task's, as before chunks). */
+static void
+test_chunk_quiet_tasks(void **state)
+{
+    char log[320], bufs[12][400];
+    rx_buf args[12];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "quiet");
+    make_args(12, act_quiet, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 12;
+    opts.task_chunk_size = 6;
+    ctx = context();
+    job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    out = job_output(job);
+    for (size_t i = 0; i < 12; i++) {
+        char want[64], line[32];
+
+        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n%s", i, i, i,
+                       i == 11 ? "bye\n" : "");
+        (void)snprintf(line, sizeof(line), "out %zu\n", i);
+        if (strcmp(act_quiet(i), "quiet") == 0 ? strstr(out, line) != NULL
+                                               : strstr(out, want) == NULL)
+            fail_msg("task %zu's output is not its own: %s", i, out);
+    }
+    {
+        const char *tail = "==> task 11 <==\nout 11\nerr 11\n", *at = strstr(out, tail);
+
+        if (at == NULL || strstr(out, "bye") != at + strlen(tail))
+            fail_msg("'bye' is not the last task's alone: %s", out);
+    }
+    free(out);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+    read_log(log, runs, pids);
+    for (size_t i = 0; i < 12; i++) {
+        assert_int_equal(runs[i], 1);
+        assert_int_equal(rx_results_state(res, i), i == 4 ? RX_TASK_SIGNALED : RX_TASK_OK);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 /* Cancel mid-chunk: the task running is stopped, the rest never start; nothing runs twice and
  * the program is gone. */
 static void
@@ -945,6 +1021,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunk_fail_continue),
         cmocka_unit_test(test_chunk_fail_stop),
         cmocka_unit_test(test_chunk_crash),
+        cmocka_unit_test(test_chunk_quiet_tasks),
         cmocka_unit_test(test_chunk_timeout),
         cmocka_unit_test(test_chunk_hang_after_last),
         cmocka_unit_test(test_chunk_cancel),

@@ -28,19 +28,24 @@
  *     RXJOB_ARGS         the job's arguments file (store/work.h "RXA1": an offset table, then
  *                        the bytes; read with pread), absent when the job has no arguments
  *
- * and rx_init runs the tasks in index order. It writes "s FIRST\n" on the pipe, then per task I:
- * point fd 1 and 2 at t<I>.out (a fresh file, or the previous task's renamed when that one
- * stayed empty); set RXJOB_TASK_INDEX; read the argument (two preads); call the function; append
- * the result to t<FIRST>.results (one file for the chunk's results, one after another) or write
- * the failure to t<I>.error; then, in one write, "e I 0 OFFSET LENGTH\n" (ok: its result's
- * place in t<FIRST>.results), or "e I 1\n" (failed), followed by "s I+1\n" when another task
- * follows. (Where t<FIRST>.results cannot be created, each result is t<I>.result and an ok task
- * says "e I 0\n".) It stops after a failure when RXJOB_CHUNK_STOP is 1, and exits 0 after the
- * last task; 127 (before any "s") when no function has the name, with t<FIRST>.error saying so.
- * Every file is created afresh, never opened over what is there: an unnamed file (O_TMPFILE),
- * then linked to its name; or O_CREAT | O_EXCL | O_NOFOLLOW, after an unlink when something is
- * there. The supervisor (src/shim/shim.c run_chunk) enforces the time limit per task from its
- * "s", and ends the task that was running when the program died.
+ * and rx_init runs the tasks in index order. The supervisor made r<FIRST>.out, the output of
+ * the task running now (fd 1 and 2 of the program point at it: what the program says before
+ * rx_init counts as the first task's); rx_init points fd 1 and 2 at it and writes "s FIRST\n"
+ * on the pipe, then per task I: set RXJOB_TASK_INDEX; read the argument (two preads); call the
+ * function; append the result to t<FIRST>.results (one file for the chunk's results, one after
+ * another) or write the failure to t<I>.error; rename r<FIRST>.out to t<I>.out if the task
+ * wrote anything there or is the last (then a fresh r<FIRST>.out for the next: a task that
+ * says nothing costs no file, and the last one's file takes what the program says after it);
+ * then, in one write, "e I 0 OFFSET LENGTH\n" (ok: its result's place in t<FIRST>.results), or
+ * "e I 1\n" (failed), followed by "s I+1\n" when another task follows. The supervisor gives
+ * r<FIRST>.out to the task that was running when the program died. (Where t<FIRST>.results cannot
+ * be created, each result is t<I>.result and an ok task says "e I 0\n".) It stops after a failure
+ * when RXJOB_CHUNK_STOP is 1, and exits 0 after the last task; 127 (before any "s") when no
+ * function has the name, with t<FIRST>.error saying so. Every file is created afresh, never opened
+ * over what is there: an unnamed file (O_TMPFILE), then linked to its name; or O_CREAT | O_EXCL |
+ * O_NOFOLLOW, after an unlink when something is there. The supervisor (src/shim/shim.c run_chunk)
+ * enforces the time limit per task from its "s", and ends the task that was running when the
+ * program died.
  *
  * The table is a plain array filled by constructors, before any thread exists (rxjob.h says to
  * register before starting threads); lookups only read it.
@@ -517,15 +522,46 @@ chunk_say(int fd, uint64_t i, int status, const uint64_t *at, int64_t next)
     }
 }
 
-/* The output file of the last task, kept while it is empty; the chunk's results file. */
+/* The output file of the task running now, r<first>.out; the chunk's results file. */
 typedef struct chunk_out {
-    int fd; /* or -1 */
-    char path[PATH_MAX];
+    int fd;               /* r<first>.out, also fd 1 and 2; or -1 when it could not be made */
+    char path[PATH_MAX];  /* r<first>.out */
     int results_fd;       /* t<first>.results, or -1: then each result is t<i>.result */
     uint64_t results_end; /* bytes of it written (the next result's offset) */
     uint64_t at[2];       /* the last result's offset and length in it */
     int in_file;          /* the last task's result is there */
 } chunk_out;
+
+/* Point fd 1 and 2 at out->fd. */
+static void
+chunk_out_redirect(chunk_out *out)
+{
+    if (out->fd >= 0) {
+        (void)dup2(out->fd, 1);
+        (void)dup2(out->fd, 2);
+    }
+}
+
+/* After task i: its output becomes t<i>.out when it wrote any, or when it is the last (what the
+ * program writes after its last task goes there, as it did for a task of its own); the next task
+ * gets a fresh r<first>.out. A task that wrote nothing leaves the file to the next one: no
+ * rename, no new inode. */
+static void
+chunk_out_end(chunk_out *out, const char *dir, uint64_t i, int last)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    if (out->fd < 0 || (!last && fstat(out->fd, &st) == 0 && st.st_size == 0))
+        return;
+    (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
+    (void)rename(out->path, path);
+    if (last)
+        return;
+    close(out->fd);
+    out->fd = create_in(dir, out->path);
+    chunk_out_redirect(out);
+}
 
 /* Append a result to the chunk's results file. 0, or -1 (errno set). */
 static int
@@ -556,33 +592,18 @@ chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_
            int args_errno, chunk_out *out, uint64_t i)
 {
     char path[PATH_MAX], idx[32], msg[4096 + 256];
-    struct stat st;
     rx_task task;
     void *arg = NULL;
     size_t arg_len = 0;
-    int fd = -1, status = 1, rc;
+    int status = 1, rc;
 
     memset(&task, 0, sizeof(task));
     out->in_file = 0;
-    (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
-    /* The previous task's output file, when it stayed empty, becomes this one's (a rename, no
-     * new inode: creating files is most of a chunk task's cost); else a fresh file. */
-    if (out->fd >= 0 && rename(out->path, path) == 0)
-        fd = out->fd;
-    else if (out->fd >= 0)
-        close(out->fd);
-    out->fd = -1;
-    if (fd < 0)
-        fd = create_in(dir, path);
-    if (fd >= 0) {
-        (void)dup2(fd, 1);
-        (void)dup2(fd, 2);
-    }
     (void)snprintf(idx, sizeof(idx), "%" PRIu64, i);
     (void)setenv("RXJOB_TASK_INDEX", idx, 1);
     msg[0] = '\0';
-    if (fd < 0)
-        (void)snprintf(msg, sizeof(msg), "rx_init: create '%s' failed: %s", path, strerror(errno));
+    if (out->fd < 0)
+        (void)snprintf(msg, sizeof(msg), "rx_init: create '%s' failed", out->path);
     if (msg[0] == '\0' && args_path != NULL && args_fd < 0)
         (void)snprintf(msg, sizeof(msg), "rx_init: open arguments '%s' failed: %s", args_path,
                        strerror(args_errno));
@@ -619,12 +640,6 @@ chunk_task(rx_function *fn, const char *name, const char *dir, const char *args_
     if (status != 0) {
         (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".error", dir, i);
         (void)write_in(dir, path, msg, strlen(msg));
-    }
-    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0) {
-        (void)snprintf(out->path, sizeof(out->path), "%s/t%" PRIu64 ".out", dir, i);
-        out->fd = fd; /* empty: the next task's, renamed */
-    } else if (fd >= 0) {
-        close(fd);
     }
     rx__task_reset(&task);
     rx__free(arg);
@@ -682,11 +697,19 @@ run_chunk(const char *name)
         (void)snprintf(path, sizeof(path), "%s/t%" PRId64 ".results", dir, first);
         out.results_fd = create_in(dir, path);
     }
+    /* The supervisor's r<first>.out, fd 1 and 2 already; opened here by name, since the
+     * program may have moved its fd 1 before calling rx_init. Made afresh if it is gone. */
+    (void)snprintf(out.path, sizeof(out.path), "%s/r%" PRId64 ".out", dir, first);
+    out.fd = open(out.path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (out.fd < 0)
+        out.fd = create_in(dir, out.path);
+    chunk_out_redirect(&out);
     chunk_say((int)fd, 0, -1, NULL, first);
     for (int64_t i = first; i < first + count; i++) {
         int failed = chunk_task(fn, name, dir, args_path, args_fd, args_errno, &out, (uint64_t)i);
         int64_t next = i + 1 < first + count && !(failed && stop) ? i + 1 : -1;
 
+        chunk_out_end(&out, dir, (uint64_t)i, next < 0);
         chunk_say((int)fd, (uint64_t)i, failed, !failed && out.in_file ? out.at : NULL, next);
         if (next < 0)
             break;

@@ -1174,6 +1174,7 @@ run_chunk(shim *sh)
     rx__proc proc = {0, -1};
     int out_fd = -1, spawn_errno = 0, wstatus = 0, stop;
     int ctl[2] = {-1, -1};
+    char run_out[PATH_MAX];
     chunk_watch w;
 
     memset(&w, 0, sizeof(w));
@@ -1212,10 +1213,15 @@ run_chunk(shim *sh)
     }
     if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
         goto fail;
-    /* What the program says before its first task goes to that task's output. */
-    out_fd = rx__create_fresh(sh->out_path);
+    /* The output of the task running now: what the program says before its first task counts
+     * as that task's; rx_init renames it to t<I>.out when task I wrote to it (registry.c). */
+    if (spool_run_out_path(sh->job_dir, sh->idx, run_out, sizeof(run_out)) != 0) {
+        (void)set_error(sh, "supervisor: spool path is too long");
+        goto fail;
+    }
+    out_fd = rx__create_fresh(run_out);
     if (out_fd < 0) {
-        (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
+        (void)set_error(sh, "supervisor: create '%s' failed: %s", run_out, strerror(errno));
         goto fail;
     }
     req.argv = (const char *const *)argv;
@@ -1231,6 +1237,7 @@ run_chunk(shim *sh)
             (void)set_error(sh, "command not found: '%s'", argv[0]);
         else
             (void)set_error(sh, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
+        (void)unlink(run_out);
         chunk_start_entry(sh, &w, sh->idx, 0);
         chunk_end_entry(sh, &w);
         goto done;
@@ -1253,6 +1260,13 @@ run_chunk(shim *sh)
     /* What the program said before it ended counts. */
     if (stop == STOP_NONE && chunk_pump(sh, &w, proc.pid) != 0)
         stop = STOP_PROTOCOL;
+    /* The output of the task that was running is that task's; with none running, the file
+     * (if the program left one) holds nothing of a task's. */
+    if (w.cur >= 0 &&
+        spool_task_path(sh->job_dir, sh->run.idx[w.cur], ".out", sh->out_path, PATH_MAX) == 0)
+        (void)rename(run_out, sh->out_path);
+    else
+        (void)unlink(run_out);
     if (w.cur >= 0)
         chunk_end_with_program(sh, &w, stop, wstatus);
     goto done;

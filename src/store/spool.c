@@ -58,6 +58,14 @@ spool_task_path(const char *job_dir, uint64_t idx, const char *suffix, char *buf
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+int
+spool_run_out_path(const char *job_dir, uint64_t first, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/r%" PRIu64 ".out", job_dir, first);
+
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 static int
 write_all(int fd, const void *data, size_t len)
 {

@@ -34,6 +34,11 @@ int spool_job_dir(const char *state_dir, int64_t id, char *buf, size_t len);
 /* "<job_dir>/t<idx><suffix>" into buf. 0, or -1 when it does not fit. */
 int spool_task_path(const char *job_dir, uint64_t idx, const char *suffix, char *buf, size_t len);
 
+/* "<job_dir>/r<first>.out" into buf: the output of the task a chunk starting at task first is
+ * running (docs/engine.md "Chunks"; src/client/registry.c names it alike). 0, or -1 when it
+ * does not fit. */
+int spool_run_out_path(const char *job_dir, uint64_t first, char *buf, size_t len);
+
 /* Write data to dir/name through dir/name.tmp and rename, so a reader sees all or nothing.
  * durable: fsync the file before the rename and the directory after. RX_OK; RX_EIO (errno). */
 rx_err spool_write_atomic(const char *dir, const char *name, const void *data, size_t len,
