@@ -486,6 +486,15 @@ RXJOBD_SHIM=$tmp/no-such-shim timeout 20 "$rxjobd" --foreground --socket "$tmp/n
 check "no supervisor binary: the daemon exits 1" test "$?" = 1
 check "... saying which file" grep -q "the task supervisor '$tmp/no-such-shim' cannot be found" \
     "$tmp/noshim.out"
+# A script as the supervisor would lose every task without a word (it runs from a close-on-exec
+# fd its interpreter cannot open): the daemon refuses it at start, and says why.
+printf '#!/bin/sh\nexec %s "$@"\n' "$(dirname "$rxjobd")/rxjob-shim" >"$tmp/shim-script"
+chmod +x "$tmp/shim-script"
+RXJOBD_SHIM=$tmp/shim-script timeout 20 "$rxjobd" --foreground --socket "$tmp/n.sock" \
+    --state-dir "$tmp/nstate" >"$tmp/scriptshim.out" 2>&1
+check "a script as the supervisor: the daemon exits 1" test "$?" = 1
+check "... saying it is not an ELF executable" grep -q \
+    "the task supervisor '$tmp/shim-script' is not an ELF executable" "$tmp/scriptshim.out"
 # `rxjobd --shim` (what Slurm scripts of older daemons run) executes rxjob-shim.
 timeout 20 "$rxjobd" --shim >"$tmp/alias.out" 2>&1
 check "rxjobd --shim runs rxjob-shim (its usage, exit 2)" test "$?" = 2

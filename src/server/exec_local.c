@@ -77,6 +77,22 @@ exec_local_proc_start(pid_t pid, uint64_t *out_start)
     return rx__proc_start_time(pid, out_start);
 }
 
+/* path starts with the ELF magic; also when it cannot be read (execute-only: the exec will
+ * tell). */
+static int
+is_elf(const char *path)
+{
+    unsigned char head[4];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    ssize_t n;
+
+    if (fd < 0)
+        return 1;
+    n = pread(fd, head, sizeof(head), 0);
+    close(fd);
+    return n == (ssize_t)sizeof(head) && memcmp(head, "\177ELF", 4) == 0;
+}
+
 rx_err
 exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path, int *out_fd,
                      char *errbuf, size_t errlen)
@@ -124,6 +140,17 @@ exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path
             close(fd);
         (void)snprintf(errbuf, errlen, "the task supervisor '%s' is not an executable file: %s",
                        real, strerror(saved));
+        return RX_EINVAL;
+    }
+    /* It runs from the fd (/proc/self/fd/N): a script would start its interpreter with a path
+     * that is gone once the exec closed the fd, and every task would be lost without a word. */
+    if (!is_elf(real)) {
+        close(fd);
+        (void)snprintf(errbuf, errlen,
+                       "the task supervisor '%s' is not an ELF executable (a script cannot be "
+                       "one: it is run from a close-on-exec file descriptor, which an "
+                       "interpreter cannot open)",
+                       real);
         return RX_EINVAL;
     }
     *out_path = rx__strdup(real);

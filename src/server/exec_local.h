@@ -86,7 +86,8 @@ typedef struct exec_shim_req {
  * EXEC_SHIM_NAME in self_exe's directory.
  * @param out_path  The absolute path found, owned (rx__free).
  * @param out_fd    The open fd; the caller closes it.
- * @return RX_OK; RX_EINVAL (not found, not executable: errbuf says which path and why);
+ * @return RX_OK; RX_EINVAL (not found, not executable, not an ELF file such as a script: errbuf
+ *         says which path and why);
  *         RX_ENOMEM.
  */
 rx_err exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path,
