@@ -15,6 +15,7 @@
 #include "server/exec_local.h"
 #include "server/limits.h"
 #include "store/spool.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1130,6 +1131,36 @@ test_engine_recover_not_started(void **state)
 }
 
 /* A real crash: a forked process holding the engine is SIGKILLed while its task runs. */
+/* The store's log is written ahead at open, whether the directory is new or was closed cleanly
+ * (SQLite removes the log then): commits overwrite blocks it has instead of growing it. Jobs
+ * written through it survive the reopen. (A log left by a crash is kept: recover_after_kill9.) */
+static void
+test_engine_wal_written_ahead(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf kept > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    char wal[300];
+    struct stat st;
+    int64_t id;
+
+    (void)state;
+    (void)snprintf(wal, sizeof(wal), "%s/jobs.db-wal", f->dir);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true((uint64_t)st.st_size >= STORE_WAL_PREFILL_BYTES);
+    assert_true((uint64_t)st.st_blocks * 512 >= STORE_WAL_PREFILL_BYTES); /* written, not a hole */
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    fixture_reopen(f);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true((uint64_t)st.st_size >= STORE_WAL_PREFILL_BYTES);
+    res = results(f, 1000, id, 1);
+    assert_string_equal(res->slots[0].value, "kept");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
 static void
 test_engine_recover_after_kill9(void **state)
 {
@@ -2373,6 +2404,7 @@ main(void)
         cmocka_unit_test(test_engine_stale_go0_record),
         cmocka_unit_test(test_engine_queued_run_after_reopen),
         cmocka_unit_test(test_engine_recover_after_kill9),
+        cmocka_unit_test(test_engine_wal_written_ahead),
         cmocka_unit_test(test_engine_recover_not_started),
         cmocka_unit_test(test_engine_cancel_survives_restart),
         cmocka_unit_test(test_engine_uid_isolation),

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -214,6 +215,73 @@ lock_state_dir(const char *state_dir, char *errbuf, size_t errlen, rx_err *out_e
     return fd;
 }
 
+/* Open the database at path into st->db, in WAL mode with synchronous=FULL. */
+static rx_err
+open_db(store *st, const char *path, char *errbuf, size_t errlen)
+{
+    if (sqlite3_open_v2(path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                            SQLITE_OPEN_EXRESCODE,
+                        NULL) != SQLITE_OK) {
+        (void)snprintf(errbuf, errlen, "store: open '%s' failed: %s", path,
+                       st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        return RX_ESTORE;
+    }
+    (void)sqlite3_busy_timeout(st->db, 5000);
+    if (set_wal(st) != RX_OK || exec_sql(st, "PRAGMA synchronous = FULL") != RX_OK) {
+        (void)snprintf(errbuf, errlen, "%s", st->errmsg);
+        return RX_ESTORE;
+    }
+    return RX_OK;
+}
+
+/* The size of db_path-wal in bytes, or 0. */
+static uint64_t
+wal_size(const char *db_path)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    if (snprintf(path, sizeof(path), "%s-wal", db_path) >= (int)sizeof(path) ||
+        stat(path, &sb) != 0)
+        return 0;
+    return (uint64_t)sb.st_size;
+}
+
+/* STORE_WAL_PREFILL_BYTES of zeros into a new db_path-wal, synced; nothing when one exists. Under
+ * the state directory's lock, before SQLite opens the database. */
+static void
+prefill_wal(const char *db_path)
+{
+    static const char zeros[64 * 1024];
+    char path[PATH_MAX];
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s-wal", db_path) >= (int)sizeof(path))
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno != EEXIST)
+            rx__log(RX_LOG_WARN, "store: create '%s' failed: %s", path, strerror(errno));
+        return;
+    }
+    for (size_t done = 0; done < STORE_WAL_PREFILL_BYTES;) {
+        ssize_t n = write(fd, zeros, sizeof(zeros));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rx__log(RX_LOG_WARN, "store: writing '%s' ahead failed: %s", path,
+                    n < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (fdatasync(fd) != 0)
+        rx__log(RX_LOG_WARN, "store: fdatasync '%s' failed: %s", path, strerror(errno));
+    close(fd);
+}
+
 rx_err
 store_open(const char *state_dir, store **out_store, char *errbuf, size_t errlen)
 {
@@ -248,20 +316,19 @@ store_open(const char *state_dir, store **out_store, char *errbuf, size_t errlen
         (void)snprintf(errbuf, errlen, "store: state directory path is too long");
         goto fail;
     }
-    if (sqlite3_open_v2(path, &st->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                            SQLITE_OPEN_EXRESCODE,
-                        NULL) != SQLITE_OK) {
-        (void)snprintf(errbuf, errlen, "store: open '%s' failed: %s", path,
-                       st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        goto fail;
+    prefill_wal(path);
+    err = open_db(st, path, errbuf, errlen);
+    if (err == RX_OK)
+        err = store_schema_migrate(st->db, errbuf, errlen);
+    /* SQLite replaced the log (a new database turned to WAL mode), or one left by a crash is
+     * shorter: closing checkpoints it into the database and removes it, so it is written ahead
+     * for the rest of this daemon's life. */
+    if (err == RX_OK && wal_size(path) < STORE_WAL_PREFILL_BYTES &&
+        sqlite3_close(st->db) == SQLITE_OK) {
+        st->db = NULL;
+        prefill_wal(path);
+        err = open_db(st, path, errbuf, errlen);
     }
-    (void)sqlite3_busy_timeout(st->db, 5000);
-    if (set_wal(st) != RX_OK || exec_sql(st, "PRAGMA synchronous = FULL") != RX_OK) {
-        (void)snprintf(errbuf, errlen, "%s", st->errmsg);
-        goto fail;
-    }
-    err = store_schema_migrate(st->db, errbuf, errlen);
     if (err != RX_OK)
         goto fail;
     for (int i = 0; i < S_COUNT; i++) {

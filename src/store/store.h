@@ -71,8 +71,18 @@ typedef struct store_task_totals {
     int64_t max_idx; /* -1 = no row */
 } store_task_totals;
 
-/* Open (creating) STATE_DIR/jobs.db, lock the state directory, migrate the schema. RX_OK;
- * RX_ESTORE with why in errbuf (RX_EINVAL when another daemon holds the lock). */
+/* Bytes of zeros store_open writes (and syncs) into STATE_DIR/jobs.db-wal when there is none
+ * (SQLite removes it at a clean close; one left by a crash is kept as it is, to be replayed):
+ * a little more than the log grows to before SQLite's automatic checkpoint (1 000 pages of
+ * 4 KiB, each with a 24-byte frame header), which then restarts it from the top. So a commit
+ * overwrites blocks the file already has, and its fdatasync writes no metadata (a growing log
+ * costs ext4 an allocation and an inode write per commit). SQLite reads a log whose header is
+ * zeros as empty. */
+#define STORE_WAL_PREFILL_BYTES (4608u * 1024u)
+
+/* Open (creating) STATE_DIR/jobs.db, lock the state directory, write its log ahead of use
+ * (STORE_WAL_PREFILL_BYTES; a failure there only logs), migrate the schema. RX_OK; RX_ESTORE
+ * with why in errbuf (RX_EINVAL when another daemon holds the lock). */
 rx_err store_open(const char *state_dir, store **out_store, char *errbuf, size_t errlen);
 
 /* Close the database and release the lock. NULL-safe. */
