@@ -365,7 +365,8 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
  *         RX_ECOUNT: times_to_run disagrees with n_elem_args. Nothing runs.
  *         RX_ENOMEM; RX_ESYSTEM: the job could not be set up (temporary directory, fork, pipe);
  *           tasks already started have been stopped. RX_ECONTEXT: the daemon could not be
- *           reached or started. Server contexts also: the daemon's own refusals, RX_EINVAL
+ *           reached or started, or (server context) libcurl or libcrypto could not be loaded
+ *           (rx_server_context). Server contexts also: the daemon's own refusals, RX_EINVAL
  *           (a bad value), RX_ETOOBIG (over one of the daemon's size limits: body_bytes,
  *           argv_count, argv_bytes, env_count, env_bytes, stdin_bytes, tasks_per_job of
  *           docs/protocol.md "Limits"; the message names it), RX_ELIMIT (the caller already has
@@ -489,7 +490,12 @@ RX_API void rx_results_free(rx_results *res);
  *         is another user's or open to group or others; RX_EIO when the token file cannot be
  *         read; RX_ENOMEM. Each failure's reason is logged at RX_LOG_ERROR (there is no
  *         context yet for rx_context_errmsg). No connection is made here: the first call that
- *         needs the daemon connects (and starts it, for the per-user daemon only). Over https,
+ *         needs the daemon connects (and starts it, for the per-user daemon only). Nor is
+ *         libcurl or libcrypto loaded here: the library dlopen()s them (libcurl.so.4 and
+ *         libcrypto.so.3 on Debian, the build's RX_CURL_SONAME and RX_CRYPTO_SONAME) when a
+ *         server context first needs them, once per process; when one cannot be loaded, every
+ *         call that needs it fails with RX_ECONTEXT and rx_context_errmsg names the library and
+ *         the loader's reason. Over https,
  *         a request the daemon refuses for want of a known token fails with RX_EPERM (HTTP
  *         401), and a certificate that does not verify with RX_ECONTEXT naming the TLS failure
  *         in rx_context_errmsg.
@@ -659,8 +665,9 @@ typedef struct rx_daemon_info {
  * @param out_info  On RX_OK, the answer; free with rx_daemon_info_free.
  * @return RX_OK; RX_EINVAL for a malformed url or NULL out_info; RX_EPERM (no usable token, as
  *         rx_server_context; or the daemon answered 401/403); RX_EIO (the token file cannot be
- *         read); RX_ECONTEXT when something answered, but not as rxjobd does, or TLS failed
- *         (the reason of each is logged at RX_LOG_ERROR); RX_ENOMEM.
+ *         read); RX_ECONTEXT when something answered, but not as rxjobd does, or TLS failed,
+ *         or libcurl could not be loaded (rx_server_context) (the reason of each is logged at
+ *         RX_LOG_ERROR); RX_ENOMEM.
  * Thread-safe.
  */
 RX_API rx_err rx_daemon_get_info(const char *url, rx_daemon_info **out_info);
@@ -680,8 +687,8 @@ RX_API void rx_daemon_info_free(rx_daemon_info *info);
  * @return RX_OK; RX_EINVAL for a malformed url; RX_ETIMEDOUT (it still runs); RX_EPERM when it
  *         refused (only its own user or root may stop it; over https, a token of such a user),
  *         or for want of a usable token (as rx_server_context); RX_EIO (the token file cannot
- *         be read); RX_ECONTEXT when it answered oddly
- *         (the reason of either is logged at RX_LOG_ERROR); RX_ENOMEM.
+ *         be read); RX_ECONTEXT when it answered oddly, or libcurl could not be loaded
+ *         (rx_server_context) (the reason of either is logged at RX_LOG_ERROR); RX_ENOMEM.
  * Thread-safe.
  */
 RX_API rx_err rx_daemon_stop(const char *url, double timeout_s, int *out_was_running);

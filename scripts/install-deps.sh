@@ -8,13 +8,15 @@
 # command) makes tests/check_tcp.sh's certificates and tokens. task-spooler, nq and gnuplot-nox
 # are for bench/compare (rxjob beside its peers, and its chart). musl-tools builds the task
 # supervisor, rxjob-shim, with musl (CMakeLists.txt RX_MUSL_SHIM; without it, glibc). strace
-# counts the writes of an error line in tests/check_cli.sh.
+# counts the writes of an error line in tests/check_cli.sh. libcurl4 and libssl3 are named
+# although the -dev packages pull them in: librxjob does not link them but dlopen()s them by
+# SONAME at run time (src/client/dynlib.c), so nothing else records that it needs them.
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format libcmocka-dev libssl-dev \
 libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev coreutils gzip curl \
 procps python3 slurm-wlm munge clang libclang-rt-14-dev openssl task-spooler nq gnuplot-nox \
-musl-tools strace"
+musl-tools strace libcurl4 libssl3"
 
 missing=""
 for p in $PACKAGES; do

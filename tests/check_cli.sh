@@ -17,6 +17,8 @@
 #     --timeout; --console-output; output --follow; wait --timeout (exit 6);
 #   - usage errors exit 2 with a message; an unreachable daemon exits 3; every --json output
 #     parses as JSON;
+#   - rxjob does not link libcurl or libcrypto (readelf), --version never loads them, and a
+#     command that talks to rxjobd loads libcurl (LD_DEBUG);
 #   - the embedded default: with RXJOB_SOCKET and RXJOB_STATE_DIR in the temporary directory and
 #     RXJOB_DAEMON=BUILD_DIR/rxjobd, "rxjob exec -- true" starts the daemon, "rxjob daemon
 #     status" describes it, "rxjob daemon stop" stops it; a daemon program that never serves
@@ -32,7 +34,7 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 rx_test_init check_cli "${1:-}"
-rx_need "$rxjob" "$rxjobd" python3 # python3 checks the JSON output
+rx_need "$rxjob" "$rxjobd" python3 readelf # python3 checks the JSON output
 embedded_pid=
 rx_test_on_exit() { rx_stop "$embedded_pid"; }
 # A failed check shows what the command it ran wrote on stderr.
@@ -395,6 +397,20 @@ for sub in exec status wait results output cancel cleanup jobs daemon; do
 done
 run "$rxjob" --version
 expect_match "--version" '^rxjob [0-9]+\.[0-9]+\.[0-9]+$' "$out"
+
+# libcurl and libcrypto are loaded by the library when a server context first needs them
+# (src/client/dynlib.c), not linked: rxjob does not name them as NEEDED, a command that talks to
+# no daemon never loads them, and one that does loads libcurl (ld.so's own trace, LD_DEBUG).
+needed=$(readelf -d "$rxjob" | grep NEEDED)
+expect_match "readelf: rxjob is linked (sanity: libc is NEEDED)" 'libc\.so' "$needed"
+expect_no_match "readelf: rxjob does not link libcurl or libcrypto" 'libcurl|libcrypto' "$needed"
+run env LD_DEBUG=libs LD_DEBUG_OUTPUT="$tmp/ld-version" "$rxjob" --version
+expect_rc "--version under LD_DEBUG" 0
+expect_no_match "--version does not load libcurl" 'libcurl' "$(cat "$tmp"/ld-version.* 2>/dev/null)"
+run env LD_DEBUG=libs LD_DEBUG_OUTPUT="$tmp/ld-status" "$rxjob" --url "unix:$sock" status 987654321
+expect_rc "status of an unknown job under LD_DEBUG" 5
+expect_match "status (which talks to rxjobd) loads libcurl" 'calling init: .*libcurl' \
+    "$(cat "$tmp"/ld-status.* 2>/dev/null)"
 
 # ---------------------------------------------------------------------------------------------
 # --json on every subcommand.

@@ -18,6 +18,7 @@
 
 #include "client/context.h"
 #include "client/daemon_start.h"
+#include "client/dynlib.h"
 #include "client/http_client.h"
 #include "client/registry.h"
 #include "core/internal.h"
@@ -27,7 +28,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,6 +78,22 @@ set_errmsg(rx_context *ctx, const char *fmt, ...)
  * Base64 (protocol.md "Bytes"), with OpenSSL's block functions
  * ------------------------------------------------------------------------------------------- */
 
+/*
+ * libcrypto, loaded on first use (dynlib.h): the calls that encode or decode base64 (rx_exec,
+ * rx_get_job_results) make sure of it first, so b64_* below may count on it. RX_OK; RX_ECONTEXT
+ * (it cannot be loaded: errmsg names the library and why).
+ */
+static rx_err
+b64_ready(rx_context *ctx, const char *what)
+{
+    const char *why = "";
+
+    if (rx__crypto(&why) != NULL)
+        return RX_OK;
+    set_errmsg(ctx, "%s: %s", what, why);
+    return RX_ECONTEXT;
+}
+
 /* A JSON string holding the base64 of len bytes at data; NULL on ENOMEM or over B64_MAX_BYTES. */
 static json_t *
 b64_json(const void *data, size_t len)
@@ -91,7 +107,7 @@ b64_json(const void *data, size_t len)
     text = rx__malloc((len + 2) / 3 * 4 + 1);
     if (text == NULL)
         return NULL;
-    n = EVP_EncodeBlock(text, len > 0 ? data : (const void *)"", (int)len);
+    n = rx__crypto(NULL)->encode_block(text, len > 0 ? data : (const void *)"", (int)len);
     s = n >= 0 ? json_stringn_nocheck((const char *)text, (size_t)n) : NULL;
     rx__free(text);
     return s;
@@ -117,7 +133,9 @@ b64_decode(const json_t *s, void **out_data, size_t *out_len)
     buf = rx__malloc(text_len / 4 * 3 + 1);
     if (buf == NULL)
         return RX_ENOMEM;
-    n = text_len > 0 ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)text_len) : 0;
+    n = text_len > 0
+            ? rx__crypto(NULL)->decode_block(buf, (const unsigned char *)text, (int)text_len)
+            : 0;
     if (n < 0 || (size_t)n < pad) {
         rx__free(buf);
         return RX_EINVAL;
@@ -441,7 +459,8 @@ encode_submit(json_t *body, json_t *work, const char *const *work_env, char **ou
             *q++ = ',';
         *q++ = '"';
         /* Writes a NUL after the base64, which the closing quote replaces. */
-        q += EVP_EncodeBlock((unsigned char *)q, (const unsigned char *)env[i].p, (int)env[i].len);
+        q += rx__crypto(NULL)->encode_block((unsigned char *)q, (const unsigned char *)env[i].p,
+                                            (int)env[i].len);
         *q++ = '"';
     }
     *q++ = ']';
@@ -480,6 +499,10 @@ build_submit(rx_context *ctx, const rx__exec_call *call, char **out_text, size_t
 
     if (body == NULL || work == NULL)
         goto fail;
+    err = b64_ready(ctx, "rx_exec");
+    if (err != RX_OK)
+        goto fail;
+    err = RX_ENOMEM;
     if (json_object_set(body, "work", work) != 0)
         goto fail;
     if (w->kind == RX_WORK_FUNCTION) {
@@ -917,6 +940,10 @@ server_results(rx_job *job, rx_tristate console_output, rx_tristate auto_cleanup
         }
     }
 
+    /* Before the request: collecting may clean the job up, and its values are base64. */
+    err = b64_ready(job->ctx, "results");
+    if (err != RX_OK)
+        return err;
     if (auto_cleanup == RX_INHERIT)
         (void)snprintf(path, sizeof(path), "/v1/jobs/%" PRId64 "/results", job->id);
     else

@@ -9,15 +9,17 @@
  * Each request takes an easy handle from the client's small stack of idle ones (or makes one)
  * and gives it back afterwards, options and live connection kept: no curl_easy_reset, so every
  * request sets each option it depends on (method, body, headers, write callback, timeout); the
- * header lists are built once per client. A caller on one thread thus reuses one handle and one
- * keep-alive connection for every request; threads that overlap get a handle each. JSON answers are
- * read into memory (the protocol's bodies are bounded by what the daemon sends); console output is
- * streamed to the caller's FILE as it arrives, never held whole.
+ * header lists are built once per client, on its first request (when libcurl is loaded: dynlib.h).
+ * A caller on one thread thus reuses one handle and one keep-alive connection for every request;
+ * threads that overlap get a handle each. JSON answers are read into memory (the protocol's bodies
+ * are bounded by what the daemon sends); console output is streamed to the caller's FILE as it
+ * arrives, never held whole.
  */
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "client/http_client.h"
 
 #include "client/daemon_start.h"
+#include "client/dynlib.h"
 #include "core/internal.h"
 #include "core/token.h"
 
@@ -55,14 +57,20 @@ struct rx__http {
     char *base_url;       /* "https://HOST:PORT" over TCP; NULL on the Unix socket */
     char *token;          /* TCP: the bearer token; wiped at free */
     char *ca_file;        /* TCP: $RXJOB_CA_FILE, or NULL: the system's CA store */
-    pthread_mutex_t lock; /* guards idle */
+    pthread_mutex_t lock; /* guards idle and building the header lists */
     CURL *idle[HTTP_IDLE_MAX];
     size_t n_idle;
     struct curl_slist *hdr_plain; /* "Expect:" (no 100-continue round trip) */
     struct curl_slist *hdr_json;  /* that and "Content-Type: application/json" */
+    int hdr_ready;                /* the lists are built (http_ready; guarded by lock) */
 };
 
+/* libcurl, loaded on the first request of the process (dynlib.h): a process that links
+ * librxjob and never talks to a daemon does not map it. NULL until then, or when it cannot be
+ * loaded (curl_why says why). */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static const rx__curl_api *curl;
+static const char *curl_why = "";
 static CURLcode curl_init_code = CURLE_FAILED_INIT;
 
 /* Without CURL_GLOBAL_SSL: most clients only speak to the Unix socket, and loading the TLS
@@ -71,7 +79,61 @@ static CURLcode curl_init_code = CURLE_FAILED_INIT;
 static void
 curl_init_once(void)
 {
-    curl_init_code = curl_global_init(CURL_GLOBAL_NOTHING);
+    curl = rx__curl(&curl_why);
+    if (curl != NULL)
+        curl_init_code = curl->global_init(CURL_GLOBAL_NOTHING);
+}
+
+/*
+ * Make http ready for its first request: libcurl loaded and initialized, the header lists built
+ * for the transport. RX_OK; RX_ECONTEXT (libcurl cannot be loaded: errbuf says why); RX_ENOMEM.
+ */
+static rx_err
+http_ready(rx__http *http, char *errbuf, size_t errlen)
+{
+    rx_err err = RX_OK;
+
+    (void)pthread_once(&curl_once, curl_init_once);
+    if (curl == NULL) {
+        (void)snprintf(errbuf, errlen, "cannot talk to rxjobd at '%s': %s", rx__http_where(http),
+                       curl_why);
+        return RX_ECONTEXT;
+    }
+    if (curl_init_code != CURLE_OK) {
+        /* curl_global_init fails only when it cannot allocate */
+        (void)snprintf(errbuf, errlen, "http: curl_global_init failed: out of memory");
+        return RX_ENOMEM;
+    }
+    (void)pthread_mutex_lock(&http->lock);
+    if (!http->hdr_ready) {
+        if (http->base_url == NULL) {
+            /* "Expect:" turns off curl's 100-continue round trip for large bodies. */
+            http->hdr_plain = curl->slist_append(NULL, "Expect:");
+            http->hdr_json = curl->slist_append(NULL, "Expect:");
+        } else {
+            /* Over TCP curl's 100-continue stays (no "Expect:"): a daemon that refuses the token
+             * answers 401 before a large body is sent, where otherwise the answer could be lost
+             * with the connection it closes while the body is being written. */
+            http->hdr_plain = NULL; /* no header of ours */
+            http->hdr_json = curl->slist_append(NULL, "Content-Type: application/json");
+        }
+        if (http->base_url == NULL && http->hdr_json != NULL &&
+            curl->slist_append(http->hdr_json, "Content-Type: application/json") == NULL) {
+            curl->slist_free_all(http->hdr_json);
+            http->hdr_json = NULL;
+        }
+        if ((http->base_url == NULL && http->hdr_plain == NULL) || http->hdr_json == NULL) {
+            curl->slist_free_all(http->hdr_plain);
+            curl->slist_free_all(http->hdr_json);
+            http->hdr_plain = http->hdr_json = NULL;
+            (void)snprintf(errbuf, errlen, "http: out of memory");
+            err = RX_ENOMEM;
+        } else {
+            http->hdr_ready = 1;
+        }
+    }
+    (void)pthread_mutex_unlock(&http->lock);
+    return err;
 }
 
 rx_err
@@ -83,9 +145,6 @@ rx__http_new(const char *socket_path, rx__http **out_http)
         return RX_EINVAL;
     if (strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return RX_EINVAL;
-    (void)pthread_once(&curl_once, curl_init_once);
-    if (curl_init_code != CURLE_OK)
-        return RX_ENOMEM; /* curl_global_init fails only when it cannot allocate */
     http = rx__calloc(1, sizeof(*http));
     if (http == NULL)
         return RX_ENOMEM;
@@ -99,17 +158,6 @@ rx__http_new(const char *socket_path, rx__http **out_http)
         rx__free(http);
         return RX_ENOMEM;
     }
-    http->hdr_plain = curl_slist_append(NULL, "Expect:");
-    http->hdr_json = curl_slist_append(NULL, "Expect:");
-    if (http->hdr_json != NULL &&
-        curl_slist_append(http->hdr_json, "Content-Type: application/json") == NULL) {
-        curl_slist_free_all(http->hdr_json);
-        http->hdr_json = NULL;
-    }
-    if (http->hdr_plain == NULL || http->hdr_json == NULL) {
-        rx__http_free(http);
-        return RX_ENOMEM;
-    }
     *out_http = http;
     return RX_OK;
 }
@@ -119,11 +167,14 @@ rx__http_free(rx__http *http)
 {
     if (http == NULL)
         return;
+    /* Handles and header lists exist only once libcurl was loaded (http_ready). */
     for (size_t i = 0; i < http->n_idle; i++)
-        curl_easy_cleanup(http->idle[i]);
+        curl->easy_cleanup(http->idle[i]);
     (void)pthread_mutex_destroy(&http->lock);
-    curl_slist_free_all(http->hdr_plain);
-    curl_slist_free_all(http->hdr_json);
+    if (http->hdr_ready) {
+        curl->slist_free_all(http->hdr_plain);
+        curl->slist_free_all(http->hdr_json);
+    }
     rx__free(http->socket_path);
     rx__free(http->base_url);
     if (http->token != NULL) {
@@ -351,19 +402,11 @@ rx__http_open(const char *url, rx__http **out_http, char *errbuf, size_t errlen)
     }
     rx__free(http->socket_path);
     http->socket_path = NULL;
-    /* Over TCP curl's 100-continue stays (no "Expect:"): a daemon that refuses the token answers
-     * 401 before a large body is sent, where otherwise the answer could be lost with the
-     * connection it closes while the body is being written. */
-    curl_slist_free_all(http->hdr_plain);
-    curl_slist_free_all(http->hdr_json);
-    http->hdr_plain = NULL; /* no header of ours */
-    http->hdr_json = curl_slist_append(NULL, "Content-Type: application/json");
     http->base_url = rx__strdup(base);
     ca = getenv("RXJOB_CA_FILE");
     if (ca != NULL && ca[0] != '\0')
         http->ca_file = rx__strdup(ca);
-    if (http->base_url == NULL || http->hdr_json == NULL ||
-        (ca != NULL && ca[0] != '\0' && http->ca_file == NULL)) {
+    if (http->base_url == NULL || (ca != NULL && ca[0] != '\0' && http->ca_file == NULL)) {
         (void)snprintf(errbuf, errlen, "out of memory");
         err = RX_ENOMEM;
         goto fail;
@@ -411,7 +454,7 @@ handle_take(rx__http *http)
         h = http->idle[--http->n_idle];
     (void)pthread_mutex_unlock(&http->lock);
     if (h == NULL)
-        h = curl_easy_init();
+        h = curl->easy_init();
     /* A reused handle keeps its options and its live connection: each request sets every
      * option it depends on. */
     return h;
@@ -429,7 +472,7 @@ handle_give_back(rx__http *http, CURL *h)
     }
     (void)pthread_mutex_unlock(&http->lock);
     if (h != NULL)
-        curl_easy_cleanup(h);
+        curl->easy_cleanup(h);
 }
 
 /* A growing buffer for a response body. */
@@ -501,7 +544,7 @@ write_to_stream(char *ptr, size_t size, size_t nmemb, void *user)
     if (!s->decided) {
         long code = 0;
 
-        (void)curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
+        (void)curl->easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
         s->is_ok = code == 200;
         s->decided = 1;
     }
@@ -584,26 +627,26 @@ set_transport(rx__http *http, CURL *h, const char *path, char *url, size_t url_l
 {
     if (http->base_url == NULL) {
         (void)snprintf(url, url_len, "http://localhost%s", path);
-        (void)curl_easy_setopt(h, CURLOPT_URL, url);
-        (void)curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, http->socket_path);
-        (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-        (void)curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-        (void)curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, check_peer);
-        (void)curl_easy_setopt(h, CURLOPT_PREREQDATA, http);
+        (void)curl->easy_setopt(h, CURLOPT_URL, url);
+        (void)curl->easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, http->socket_path);
+        (void)curl->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+        (void)curl->easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        (void)curl->easy_setopt(h, CURLOPT_PREREQFUNCTION, check_peer);
+        (void)curl->easy_setopt(h, CURLOPT_PREREQDATA, http);
         return;
     }
     (void)snprintf(url, url_len, "%s%s", http->base_url, path);
-    (void)curl_easy_setopt(h, CURLOPT_URL, url);
-    (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-    (void)curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_tcp);
+    (void)curl->easy_setopt(h, CURLOPT_URL, url);
+    (void)curl->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    (void)curl->easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket_tcp);
     /* libcurl's defaults, said out loud: the certificate is always verified, name included. */
-    (void)curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    (void)curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    (void)curl->easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    (void)curl->easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (http->ca_file != NULL)
-        (void)curl_easy_setopt(h, CURLOPT_CAINFO, http->ca_file);
+        (void)curl->easy_setopt(h, CURLOPT_CAINFO, http->ca_file);
     /* One method only, so libcurl sends it with the first request, not after a 401. */
-    (void)curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-    (void)curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, http->token);
+    (void)curl->easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+    (void)curl->easy_setopt(h, CURLOPT_XOAUTH2_BEARER, http->token);
 }
 
 /* Options every request shares. */
@@ -611,11 +654,11 @@ static void
 set_common(rx__http *http, CURL *h, const char *path, char *url, size_t url_len, char *curl_err)
 {
     set_transport(http, h, path, url, url_len);
-    (void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    (void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
-    (void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+    (void)curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    (void)curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
+    (void)curl->easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     /* Never a proxy: and no look at the proxy environment variables on every request. */
-    (void)curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    (void)curl->easy_setopt(h, CURLOPT_NOPROXY, "*");
     fresh_fd = CURL_SOCKET_BAD;
     curl_err[0] = '\0';
 }
@@ -630,7 +673,7 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
     int conn_errno = 0;
 
     if (code == CURLE_COULDNT_CONNECT) {
-        (void)curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+        (void)curl->easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         conn_errno = os_errno != 0 ? (int)os_errno : ECONNREFUSED;
         (void)snprintf(errbuf, errlen, "connect to rxjobd at '%s' failed: %s", rx__http_where(http),
                        strerror(conn_errno));
@@ -640,7 +683,7 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
         (void)snprintf(errbuf, errlen,
                        "TLS with rxjobd at '%s' failed: %s (the daemon's certificate must be "
                        "signed by a CA in %s%s and name the host)",
-                       http->base_url, curl_err[0] != '\0' ? curl_err : curl_easy_strerror(code),
+                       http->base_url, curl_err[0] != '\0' ? curl_err : curl->easy_strerror(code),
                        http->ca_file != NULL ? "RXJOB_CA_FILE " : "the system's CA store",
                        http->ca_file != NULL ? http->ca_file : "");
     } else if (code == CURLE_ABORTED_BY_CALLBACK) {
@@ -650,7 +693,7 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
                        http->socket_path);
     } else {
         (void)snprintf(errbuf, errlen, "request to rxjobd at '%s' failed: %s", rx__http_where(http),
-                       curl_err[0] != '\0' ? curl_err : curl_easy_strerror(code));
+                       curl_err[0] != '\0' ? curl_err : curl->easy_strerror(code));
     }
     if (out_conn_errno != NULL)
         *out_conn_errno = conn_errno;
@@ -695,6 +738,9 @@ rx__http_text(rx__http *http, const char *method, const char *path, const char *
 
     if (out_conn_errno != NULL)
         *out_conn_errno = 0;
+    err = http_ready(http, errbuf, errlen);
+    if (err != RX_OK)
+        goto done;
     h = handle_take(http);
     if (h == NULL) {
         (void)snprintf(errbuf, errlen, "http: curl_easy_init failed");
@@ -703,24 +749,24 @@ rx__http_text(rx__http *http, const char *method, const char *path, const char *
     }
     set_common(http, h, path, url, sizeof(url), curl_err);
     /* "Expect:" turns off curl's 100-continue round trip for large bodies. */
-    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, req != NULL ? http->hdr_json : http->hdr_plain);
+    (void)curl->easy_setopt(h, CURLOPT_HTTPHEADER, req != NULL ? http->hdr_json : http->hdr_plain);
     /* The method, from a clean slate: the handle keeps the last request's options. HTTPGET
      * also drops a previous request's body. */
-    (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    (void)curl->easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
     if (strcmp(method, "GET") != 0 && (req != NULL || strcmp(method, "POST") == 0)) {
-        (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                               (curl_off_t)(req != NULL ? req_len : 0));
-        (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req != NULL ? req : "");
+        (void)curl->easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                                (curl_off_t)(req != NULL ? req_len : 0));
+        (void)curl->easy_setopt(h, CURLOPT_POSTFIELDS, req != NULL ? req : "");
     } else {
-        (void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        (void)curl->easy_setopt(h, CURLOPT_HTTPGET, 1L);
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
-        (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_to_buf);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-    (void)curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
+        (void)curl->easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    (void)curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, write_to_buf);
+    (void)curl->easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+    (void)curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
 
-    code = curl_easy_perform(h);
+    code = curl->easy_perform(h);
     if (code != CURLE_OK) {
         if (resp.nomem) {
             (void)snprintf(errbuf, errlen, "http: out of memory reading an answer");
@@ -730,7 +776,7 @@ rx__http_text(rx__http *http, const char *method, const char *path, const char *
         }
         goto done;
     }
-    (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    (void)curl->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     out_reply->status = status;
     out_reply->body = NULL;
     if (resp.len > 0)
@@ -739,7 +785,7 @@ done:
     rx__free(resp.data);
     if (err != RX_OK && h != NULL) {
         /* A broken exchange may leave the connection in any state: do not reuse it. */
-        curl_easy_cleanup(h);
+        curl->easy_cleanup(h);
         h = NULL;
     }
     handle_give_back(http, h);
@@ -763,6 +809,9 @@ rx__http_stream(rx__http *http, const char *path, FILE *out, rx__http_reply *out
     sink.err.max = HTTP_ERROR_BODY_MAX;
     if (out_conn_errno != NULL)
         *out_conn_errno = 0;
+    err = http_ready(http, errbuf, errlen);
+    if (err != RX_OK)
+        goto done;
     h = handle_take(http);
     if (h == NULL) {
         (void)snprintf(errbuf, errlen, "http: curl_easy_init failed");
@@ -771,13 +820,13 @@ rx__http_stream(rx__http *http, const char *path, FILE *out, rx__http_reply *out
     }
     sink.h = h;
     set_common(http, h, path, url, sizeof(url), curl_err);
-    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, http->hdr_plain);
-    (void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-    (void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_to_stream);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    (void)curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
-    code = curl_easy_perform(h);
+    (void)curl->easy_setopt(h, CURLOPT_HTTPHEADER, http->hdr_plain);
+    (void)curl->easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+    (void)curl->easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    (void)curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, write_to_stream);
+    (void)curl->easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    (void)curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+    code = curl->easy_perform(h);
     if (code != CURLE_OK) {
         if (sink.io_error) {
             (void)snprintf(errbuf, errlen, "writing the job's output failed: %s", strerror(errno));
@@ -789,7 +838,7 @@ rx__http_stream(rx__http *http, const char *path, FILE *out, rx__http_reply *out
         }
         goto done;
     }
-    (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    (void)curl->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     out_reply->status = status;
     out_reply->body = NULL;
     if (status != 200 && sink.err.len > 0)
@@ -797,7 +846,7 @@ rx__http_stream(rx__http *http, const char *path, FILE *out, rx__http_reply *out
 done:
     rx__free(sink.err.data);
     if (err != RX_OK && h != NULL) {
-        curl_easy_cleanup(h);
+        curl->easy_cleanup(h);
         h = NULL;
     }
     handle_give_back(http, h);

@@ -2,7 +2,8 @@
  * http_client.h - the server context's HTTP/1.1 client: libcurl over rxjobd's Unix socket or
  * over TCP with TLS (https), JSON bodies with jansson (docs/protocol.md is the contract).
  *
- * One client per context. It keeps its libcurl easy handles (and so their keep-alive
+ * One client per context. Making one loads nothing: its first request loads libcurl (dynlib.h)
+ * and builds its header lists. It keeps its libcurl easy handles (and so their keep-alive
  * connections) for reuse: a single-threaded caller always uses the same one; concurrent callers
  * (status queries on distinct jobs while another thread waits) each take their own.
  */
@@ -51,7 +52,8 @@ const char *rx__http_where(const rx__http *http);
  * method: "GET", "POST", "DELETE". path: from "/v1/...", query included.
  * timeout_ms: the most the whole request may take; 0 = no limit.
  * Returns RX_OK when an HTTP answer came (any status: see out_reply->status, and out_reply->body
- * when it was JSON); RX_ECONTEXT when the daemon could not be reached or the exchange broke
+ * when it was JSON); RX_ECONTEXT when libcurl cannot be loaded (dynlib.h; *out_conn_errno 0),
+ * or the daemon could not be reached or the exchange broke
  * (*out_conn_errno then holds the connect errno, or 0 when the connection was made: callers start
  * the daemon on ENOENT / ECONNREFUSED); RX_ENOMEM. errbuf gets a one-line reason on failure.
  */
