@@ -14,6 +14,7 @@
 #include "server/engine.h"
 #include "server/exec_local.h"
 #include "server/limits.h"
+#include "store/schema.h"
 #include "store/spool.h"
 #include "store/store.h"
 
@@ -1759,8 +1760,8 @@ test_engine_function_work(void **state)
 
 /* A store of schema version 1 (before chunks) is upgraded at open: its jobs read as they did
  * (task_chunk_size 1: one process per task), a task it recorded keeps its result in t<i>.result,
- * and the rest of its job runs; the version reads 2. Chunked function work then runs with its
- * results in the chunk's file. */
+ * and the rest of its job runs; the version reads the current one. Chunked function work then runs
+ * with its results in the chunk's file. */
 static void
 test_engine_schema_1_upgrade(void **state)
 {
@@ -1792,6 +1793,7 @@ test_engine_schema_1_upgrade(void **state)
                    "ALTER TABLE tasks DROP COLUMN result_run;"
                    "ALTER TABLE tasks DROP COLUMN result_off;"
                    "ALTER TABLE tasks DROP COLUMN result_len;"
+                   "ALTER TABLE tasks DROP COLUMN run_count;"
                    "PRAGMA user_version = 1;"
                    "INSERT INTO tasks (job_id, idx, state, task_state, exit_status) "
                    "VALUES (%" PRId64 ", 0, 1, 0, 0);"
@@ -1821,7 +1823,7 @@ test_engine_schema_1_upgrade(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
     sqlite3_finalize(st);
     sqlite3_close(db);
 
@@ -1833,6 +1835,87 @@ test_engine_schema_1_upgrade(void **state)
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(res->slots[i].result_run, 1);
         assert_int_equal(res->slots[i].result_len, args[i].len);
+        assert_memory_equal(res->slots[i].value, args[i].data, args[i].len);
+    }
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* A running chunk is one row for its tasks (schema version 3); a daemon of version 2 wrote a row
+ * per task naming the same supervisor. Either way a restarted engine adopts the run whole: its
+ * tasks count as running, and they end with their results. */
+static void
+test_engine_recover_chunk_rows(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {self_exe, NULL};
+    rx_buf args[4] = {{"a", 1}, {"bb", 2}, {"ccc", 3}, {"dddd", 4}};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    char path[PATH_MAX + 64], sql[1024];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t id, shim_pid, shim_start;
+    double started_s;
+
+    (void)state;
+    s.kind = RX_WORK_FUNCTION;
+    s.function_name = "nap_echo";
+    s.args = args;
+    s.n_args = 4;
+    s.has_args = 1;
+    s.task_chunk_size = 4;
+    id = submit(f, &s);
+    (void)wait_running(f, 1000, id);
+    engine_close(f->e); /* the run goes on */
+    f->e = NULL;
+    (void)snprintf(path, sizeof(path), "%s/jobs.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT idx, run_count, shim_pid, shim_start, started_s "
+                                        "FROM tasks WHERE state = 0",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(st, 0), 0);
+    assert_int_equal(sqlite3_column_int64(st, 1), 4); /* one row for the four */
+    shim_pid = sqlite3_column_int64(st, 2);
+    shim_start = sqlite3_column_int64(st, 3);
+    started_s = sqlite3_column_double(st, 4);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    fixture_open(f); /* that row: four tasks running */
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_RUNNING);
+    assert_int_equal(job.running, 4);
+    engine_close(f->e);
+    f->e = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /* As version 2 wrote it: a row per task. */
+    (void)snprintf(sql, sizeof(sql),
+                   "DELETE FROM tasks WHERE job_id = %" PRId64 ";"
+                   "INSERT INTO tasks (job_id, idx, state, shim_pid, shim_start, started_s) "
+                   "VALUES (%" PRId64 ", 0, 0, %" PRId64 ", %" PRId64 ", %f), "
+                   "(%" PRId64 ", 1, 0, %" PRId64 ", %" PRId64 ", %f), "
+                   "(%" PRId64 ", 2, 0, %" PRId64 ", %" PRId64 ", %f), "
+                   "(%" PRId64 ", 3, 0, %" PRId64 ", %" PRId64 ", %f);",
+                   id, id, shim_pid, shim_start, started_s, id, shim_pid, shim_start, started_s, id,
+                   shim_pid, shim_start, started_s, id, shim_pid, shim_start, started_s);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    fixture_open(f);
+    assert_int_equal(engine_get(f->e, 1000, id, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_RUNNING);
+    assert_int_equal(job.running, 4);
+    job = wait_done(f, 1000, id);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    assert_int_equal(job.ok, 4);
+    res = results(f, 1000, id, 1);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(res->slots[i].state, RX_TASK_OK);
+        assert_int_equal(res->slots[i].value_len, args[i].len);
         assert_memory_equal(res->slots[i].value, args[i].data, args[i].len);
     }
     engine_results_free(res);
@@ -2381,6 +2464,16 @@ RX_FUNCTION(echo_arg)
     return rx_task_set_result(task, arg, len) == RX_OK ? 0 : -1;
 }
 
+/* echo_arg after 600 ms: a chunk of these runs long enough to restart the engine under it. */
+RX_FUNCTION(nap_echo)
+{
+    size_t len = 0;
+    const void *arg = rx_task_arg(task, &len);
+
+    sleep_ms(600);
+    return rx_task_set_result(task, arg, len) == RX_OK ? 0 : -1;
+}
+
 int
 main(void)
 {
@@ -2417,6 +2510,7 @@ main(void)
         cmocka_unit_test(test_engine_command_not_found),
         cmocka_unit_test(test_engine_function_work),
         cmocka_unit_test(test_engine_schema_1_upgrade),
+        cmocka_unit_test(test_engine_recover_chunk_rows),
         cmocka_unit_test(test_engine_run_exit_record),
         cmocka_unit_test(test_engine_output_cap),
         cmocka_unit_test(test_engine_output_cap_timeout_cancel),

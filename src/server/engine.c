@@ -927,7 +927,7 @@ load_hole(const store_task_row *row, void *user)
         if (err != RX_OK)
             return err;
     }
-    c->expect = row->idx + 1;
+    c->expect = row->idx + (row->running ? row->run_count : 1);
     return RX_OK;
 }
 
@@ -1019,7 +1019,7 @@ recover(engine *e, char *errbuf, size_t errlen)
         (void)snprintf(errbuf, errlen, "%s", store_errmsg(e->st));
         goto done;
     }
-    for (size_t i = 0, count; i < c.n_running; i += count) {
+    for (size_t i = 0, rows, count; i < c.n_running; i += rows) {
         const store_task_row *row = &c.running[i];
         ejob *j = engine_find(e, row->job_id);
         exec_shim sh = {.pid = row->shim_pid,
@@ -1031,13 +1031,16 @@ recover(engine *e, char *errbuf, size_t errlen)
         spool_run_exit rec;
         rx_err rec_err = RX_EIO;
 
-        /* A run: the rows of consecutive tasks of one job under one supervisor (a chunk). */
-        for (count = 1; i + count < c.n_running; count++) {
-            const store_task_row *next = &c.running[i + count];
+        /* A run (a chunk): one row for its tasks (schema.c v3), or rows of consecutive tasks of
+         * one job under one supervisor (as version 2 wrote them). */
+        count = row->run_count;
+        for (rows = 1; i + rows < c.n_running; rows++) {
+            const store_task_row *next = &c.running[i + rows];
 
             if (next->job_id != row->job_id || next->idx != row->idx + count ||
                 next->shim_pid != row->shim_pid || next->shim_start != row->shim_start)
                 break;
+            count += next->run_count;
         }
 
         /* Under Slurm a running task has no local supervisor: the executor's first poll

@@ -792,12 +792,14 @@ start_task(engine *e, ejob *j, uint64_t idx, uint64_t count)
     row.started_s = r->started_s;
     row.exit_status = -1;
     e->n_runs++; /* before the write, so a failure abandons this supervisor too */
-    /* One row per task, all naming the same supervisor (recovery groups them again). */
+    /* One row for the run: it stands for its count tasks until each task's end writes its own
+     * (schema.c v3). */
+    row.idx = idx;
+    row.run_count = count;
+    err = store_task_put(e->st, &row);
+    if (err != RX_OK)
+        return err;
     for (uint64_t i = idx; i < idx + count; i++) {
-        row.idx = i;
-        err = store_task_put(e->st, &row);
-        if (err != RX_OK)
-            return err;
         engine_take_task(j, i);
         j->running++;
     }

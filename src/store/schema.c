@@ -34,6 +34,12 @@
  * tasks.result_run, result_off, result_len: where an OK task's result is. result_run 0 (every
  * row of version 1): in t<idx>.result; k > 0: bytes result_off .. result_off + result_len - 1
  * of t<k-1>.results, the file the chunk starting at task k - 1 wrote its results to.
+ *
+ * Version 3 (2 -> 3): tasks.run_count. A running row (state 0) stands for the run of run_count
+ * tasks idx .. idx + run_count - 1 that one supervisor runs in a row (a chunk), so starting a
+ * chunk writes one row, not one per task; each task's end replaces or adds its own row (run_count
+ * 1). Rows of version 2 get 1: a chunk of theirs is still the running rows of its tasks, one each,
+ * naming the same supervisor, and recovery reads both forms.
  */
 #include "store/schema.h"
 
@@ -82,6 +88,8 @@ static const char *const migrations[] = {
     "ALTER TABLE tasks ADD COLUMN result_run INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tasks ADD COLUMN result_off INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tasks ADD COLUMN result_len INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3 */
+    "ALTER TABLE tasks ADD COLUMN run_count INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

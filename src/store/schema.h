@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 /* The schema version this build writes and reads (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Bring db to STORE_SCHEMA_VERSION: create the tables in an empty database, apply each
  * migration in turn to an older one, refuse a newer one. RX_OK; RX_ESTORE with why in errbuf. */

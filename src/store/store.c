@@ -53,7 +53,7 @@ enum {
 
 #define TASK_COLUMNS                                                                   \
     "job_id, idx, state, shim_pid, shim_start, pgid, started_s, ended_s, task_state, " \
-    "exit_status, signal, error, result_run, result_off, result_len"
+    "exit_status, signal, error, result_run, result_off, result_len, run_count"
 
 static const char *const sql_text[S_COUNT] = {
     [S_INS_JOB] =
@@ -76,10 +76,15 @@ static const char *const sql_text[S_COUNT] = {
     [S_SPEC] = "SELECT spec FROM jobs WHERE id = ?1",
     [S_HAS_ARGS] = "SELECT rowid FROM job_args WHERE job_id = ?1",
     [S_PUT_TASK] = "INSERT OR REPLACE INTO tasks (" TASK_COLUMNS ") "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                   "?16)",
     [S_DEL_TASK] = "DELETE FROM tasks WHERE job_id = ?1 AND idx = ?2",
-    [S_TOTALS] = "SELECT job_id, COUNT(*), SUM(state = 0), SUM(state = 1 AND task_state = 0), "
-                 "SUM(state = 1 AND task_state <> 0), MAX(idx) FROM tasks GROUP BY job_id",
+    /* A running row counts for the run_count tasks of its run (schema.c v3). */
+    [S_TOTALS] = "SELECT job_id, SUM(CASE WHEN state = 0 THEN MAX(run_count, 1) ELSE 1 END), "
+                 "SUM(CASE WHEN state = 0 THEN MAX(run_count, 1) ELSE 0 END), "
+                 "SUM(state = 1 AND task_state = 0), SUM(state = 1 AND task_state <> 0), "
+                 "MAX(idx + CASE WHEN state = 0 THEN MAX(run_count, 1) - 1 ELSE 0 END) "
+                 "FROM tasks GROUP BY job_id",
     [S_RUNNING] = "SELECT " TASK_COLUMNS " FROM tasks WHERE state = 0 ORDER BY job_id, idx",
     [S_JOB_TASKS] = "SELECT " TASK_COLUMNS " FROM tasks WHERE job_id = ?1 ORDER BY idx",
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -663,6 +668,7 @@ task_put_locked(store *st, const store_task_row *r)
     sqlite3_bind_int64(s, 13, (sqlite3_int64)r->result_run);
     sqlite3_bind_int64(s, 14, (sqlite3_int64)r->result_off);
     sqlite3_bind_int64(s, 15, (sqlite3_int64)r->result_len);
+    sqlite3_bind_int64(s, 16, (sqlite3_int64)(r->running && r->run_count > 1 ? r->run_count : 1));
     return step_done(st, s, "write task");
 }
 
@@ -734,6 +740,9 @@ tasks_each(store *st, sqlite3_stmt *s, store_task_cb *cb, void *user)
         r.result_run = (uint64_t)sqlite3_column_int64(s, 12);
         r.result_off = (uint64_t)sqlite3_column_int64(s, 13);
         r.result_len = (uint64_t)sqlite3_column_int64(s, 14);
+        r.run_count = (uint64_t)sqlite3_column_int64(s, 15);
+        if (r.run_count == 0)
+            r.run_count = 1;
         err = cb(&r, user);
         if (err != RX_OK)
             break;

@@ -57,6 +57,8 @@ typedef struct store_task_row {
     uint64_t result_run; /* 0: the result is t<idx>.result; k > 0: in t<k-1>.results (schema.c) */
     uint64_t result_off; /* ... at this byte */
     uint64_t result_len; /* ... this many bytes */
+    uint64_t run_count;  /* a running row: the tasks idx .. idx + run_count - 1 its supervisor
+                          * runs in a row (0 is read as 1); an ended row: 1 (schema.c v3) */
     const char *error;   /* or NULL; borrowed (by the store when loading, until the callback
                           returns) */
 } store_task_row;
