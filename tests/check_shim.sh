@@ -71,7 +71,8 @@ fi
 rc=0
 run_shim claimed "c" || rc=$?
 if [ "$rc" -eq 0 ] && grep -qx 'go 0' "$tmp/job.claimed/t0.exit" 2>/dev/null &&
-    grep -qx 'state NOT_RUN' "$tmp/job.claimed/t0.exit" && [ ! -e "$tmp/ran" ]; then
+    grep -qx 'state NOT_RUN' "$tmp/job.claimed/t0.exit" && [ ! -e "$tmp/ran" ] &&
+    [ ! -e "$tmp/job.claimed/t0.out" ]; then
     ok "\"c\" then end-of-file: a go-0 record, nothing started"
 else
     bad "\"c\" then end-of-file: exit $rc, record '$(cat "$tmp/job.claimed/t0.exit" 2>/dev/null)'"
@@ -127,7 +128,8 @@ for case in eof garbage short unclaimed; do
 done
 rc=0
 run_blank bclaimed c || rc=$?
-if [ "$rc" -eq 0 ] && grep -qx 'go 0' "$tmp/job.bclaimed/t0.exit" 2>/dev/null && [ ! -e "$tmp/ran" ]; then
+if [ "$rc" -eq 0 ] && grep -qx 'go 0' "$tmp/job.bclaimed/t0.exit" 2>/dev/null && [ ! -e "$tmp/ran" ] &&
+    [ ! -e "$tmp/job.bclaimed/t0.out" ]; then
     ok "blank shim, assigned and claimed, then end-of-file: a go-0 record, nothing started"
 else
     bad "blank shim, assigned and claimed: exit $rc, record '$(cat "$tmp/job.bclaimed/t0.exit" 2>/dev/null)'"
