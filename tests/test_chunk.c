@@ -200,6 +200,30 @@ make_args(size_t n, const char *(*action)(size_t), const char *log, char bufs[][
  * The function the tasks run (in this program, started again by the daemon)
  * ------------------------------------------------------------------------------------------- */
 
+/* Armed by the action "die": rx_init's rename of the task's output file to t<i>.out arms
+ * die_at_dup2, and its next dup2 (pointing fd 1 at the fresh r<first>.out for the next task,
+ * before it says the task ended) kills the program. These replace libc's for this program: the
+ * moment a time limit or a cancel may hit, made certain. */
+static volatile sig_atomic_t die_after_rename, die_at_dup2;
+
+int
+rename(const char *from, const char *to)
+{
+    int rc = renameat(AT_FDCWD, from, AT_FDCWD, to);
+
+    if (rc == 0 && die_after_rename)
+        die_at_dup2 = 1;
+    return rc;
+}
+
+int
+dup2(int from, int to)
+{
+    if (die_at_dup2)
+        raise(SIGKILL);
+    return dup3(from, to, 0) < 0 && from != to ? -1 : to;
+}
+
 static void
 hang_at_exit(void)
 {
@@ -266,6 +290,8 @@ RX_FUNCTION(chunk_step)
         if (unlink(own) != 0)
             return rx_task_fail(task, "cannot remove '%s'", own);
     }
+    if (strcmp(action, "die") == 0)
+        die_after_rename = 1; /* killed once its output is t<i>.out, before it says it ended */
     if (strcmp(action, "fail") == 0)
         return rx_task_fail(task, "task %zu fails on purpose", i);
     if (strcmp(action, "segv") == 0) {
@@ -920,6 +946,54 @@ test_chunk_task_moves_fds(void **state)
     rx_context_free(ctx);
 }
 
+static const char *
+act_die(size_t i)
+{
+    return i == 2 ? "die" : "ok";
+}
+
+/* The program killed after the task's output file became t<i>.out and a fresh r<first>.out was
+ * made, before it said the task ended (as a time limit or a cancel may): the task's output is
+ * still its own, not the empty file of the next. */
+static void
+test_chunk_killed_after_output(void **state)
+{
+    char log[320], bufs[5][400];
+    rx_buf args[5];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "die");
+    make_args(5, act_die, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 5;
+    opts.task_chunk_size = 5;
+    opts.continue_on_failure = RX_TRUE;
+    ctx = context();
+    job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    out = job_output(job);
+    for (size_t i = 0; i < 5; i++) {
+        char want[64];
+
+        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n", i, i, i);
+        if (strstr(out, want) == NULL)
+            fail_msg("task %zu's output is not its own: %s", i, out);
+    }
+    free(out);
+    res = wait_results(job, 120);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(rx_results_state(res, i), i == 2 ? RX_TASK_SIGNALED : RX_TASK_OK);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 /* Cancel mid-chunk: the task running is stopped, the rest never start; nothing runs twice and
  * the program is gone. */
 static void
@@ -1107,6 +1181,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunk_crash),
         cmocka_unit_test(test_chunk_quiet_tasks),
         cmocka_unit_test(test_chunk_task_moves_fds),
+        cmocka_unit_test(test_chunk_killed_after_output),
         cmocka_unit_test(test_chunk_timeout),
         cmocka_unit_test(test_chunk_hang_after_last),
         cmocka_unit_test(test_chunk_cancel),
