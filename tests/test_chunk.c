@@ -200,6 +200,30 @@ make_args(size_t n, const char *(*action)(size_t), const char *log, char bufs[][
  * The function the tasks run (in this program, started again by the daemon)
  * ------------------------------------------------------------------------------------------- */
 
+/* Armed by the action "die": rx_init's rename of the task's output file to t<i>.out arms
+ * die_at_dup2, and its next dup2 (pointing fd 1 at the fresh r<first>.out for the next task,
+ * before it says the task ended) kills the program. These replace libc's for this program: the
+ * moment a time limit or a cancel may hit, made certain. */
+static volatile sig_atomic_t die_after_rename, die_at_dup2;
+
+int
+rename(const char *from, const char *to)
+{
+    int rc = renameat(AT_FDCWD, from, AT_FDCWD, to);
+
+    if (rc == 0 && die_after_rename)
+        die_at_dup2 = 1;
+    return rc;
+}
+
+int
+dup2(int from, int to)
+{
+    if (die_at_dup2)
+        raise(SIGKILL);
+    return dup3(from, to, 0) < 0 && from != to ? -1 : to;
+}
+
 static void
 hang_at_exit(void)
 {
@@ -216,7 +240,9 @@ say_bye(void)
 /* Argument "ACTION LOG": append "<index> <pid>" to LOG, say a line on stdout and on stderr (not
  * with quiet), then ACTION: ok (result "r<index> <pid>"), quiet (as ok), fail, segv, abort, slow
  * (400 ms, then ok), child (start `sleep 300`, its pid in LOG.child, then as slow), hang (60 s),
- * atexit (the program hangs at exit), bye (as ok; the program says "bye" at exit). */
+ * atexit (the program hangs at exit), bye (as ok; the program says "bye" at exit); quiet and
+ * then as ok: hide (points fd 1 and 2 at /dev/null), shut (closes them), unlink (removes the file
+ * fd 1 names: its own output file). */
 RX_FUNCTION(chunk_step)
 {
     size_t len = 0, i = rx_task_index(task);
@@ -231,11 +257,41 @@ RX_FUNCTION(chunk_step)
     if (fd < 0 || write(fd, line, (size_t)n) != n)
         return rx_task_fail(task, "cannot log");
     close(fd);
-    if (strcmp(action, "quiet") != 0) {
+    if (strcmp(action, "quiet") != 0 && strcmp(action, "hide") != 0 &&
+        strcmp(action, "shut") != 0 && strcmp(action, "unlink") != 0) {
         printf("out %zu\n", i);
         fflush(stdout);
         fprintf(stderr, "err %zu\n", i);
     }
+    if (strcmp(action, "hide") == 0) {
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+        if (null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+            return rx_task_fail(task, "cannot point fd 1 and 2 at /dev/null");
+        close(null);
+    }
+    if (strcmp(action, "shut") == 0) {
+        close(1);
+        close(2);
+    }
+    if (strcmp(action, "unlink") == 0) {
+        /* r0.out, the output of the task running now in a run from task 0, is in the job's
+         * directory, where fd 1's file is (made unnamed, then linked: its name says so). */
+        char own[PATH_MAX], *slash;
+        ssize_t olen = readlink("/proc/self/fd/1", own, sizeof(own) - 16);
+
+        if (olen <= 0)
+            return rx_task_fail(task, "cannot read /proc/self/fd/1");
+        own[olen] = '\0';
+        slash = strrchr(own, '/');
+        if (slash == NULL)
+            return rx_task_fail(task, "fd 1 is '%s'", own);
+        (void)snprintf(slash, 16, "/r0.out");
+        if (unlink(own) != 0)
+            return rx_task_fail(task, "cannot remove '%s'", own);
+    }
+    if (strcmp(action, "die") == 0)
+        die_after_rename = 1; /* killed once its output is t<i>.out, before it says it ended */
     if (strcmp(action, "fail") == 0)
         return rx_task_fail(task, "task %zu fails on purpose", i);
     if (strcmp(action, "segv") == 0) {
@@ -390,6 +446,14 @@ static const char *
 act_quiet(size_t i)
 {
     return i == 4 ? "segv" : i == 11 ? "bye" : i % 3 == 0 ? "ok" : "quiet";
+}
+
+/* One run of 9: tasks that take fd 1 and 2 away from the output file, or remove it, before
+ * ones that print. */
+static const char *
+act_fds(size_t i)
+{
+    return i == 1 ? "hide" : i == 3 ? "shut" : i == 5 ? "unlink" : "ok";
 }
 
 static const char *
@@ -836,6 +900,100 @@ test_chunk_quiet_tasks(void **state)
     rx_context_free(ctx);
 }
 
+/* A task that points fd 1 and 2 elsewhere, closes them or removes its output file (saying
+ * nothing) takes nothing from the tasks after it: their output is still their own. */
+static void
+test_chunk_task_moves_fds(void **state)
+{
+    char log[320], bufs[9][400];
+    rx_buf args[9];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "fds");
+    make_args(9, act_fds, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 9;
+    opts.task_chunk_size = 9;
+    ctx = context();
+    job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    out = job_output(job); /* before the results: getting them cleans the job up */
+    res = wait_results(job, 120);
+    for (size_t i = 0; i < 9; i++) {
+        if (rx_results_state(res, i) != RX_TASK_OK)
+            fail_msg("task %zu failed: %s", i,
+                     rx_results_error(res, i) ? rx_results_error(res, i) : "");
+    }
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    for (size_t i = 0; i < 9; i++) {
+        char want[64];
+
+        if (strcmp(act_fds(i), "ok") != 0)
+            continue;
+        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n", i, i, i);
+        if (strstr(out, want) == NULL)
+            fail_msg("task %zu's output is not its own: %s", i, out);
+    }
+    free(out);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+static const char *
+act_die(size_t i)
+{
+    return i == 2 ? "die" : "ok";
+}
+
+/* The program killed after the task's output file became t<i>.out and a fresh r<first>.out was
+ * made, before it said the task ended (as a time limit or a cancel may): the task's output is
+ * still its own, not the empty file of the next. */
+static void
+test_chunk_killed_after_output(void **state)
+{
+    char log[320], bufs[5][400];
+    rx_buf args[5];
+    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    log_path(log, sizeof(log), "die");
+    make_args(5, act_die, log, bufs, args);
+    opts.elem_args = args;
+    opts.n_elem_args = 5;
+    opts.task_chunk_size = 5;
+    opts.continue_on_failure = RX_TRUE;
+    ctx = context();
+    job = submit(ctx, &opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    out = job_output(job);
+    for (size_t i = 0; i < 5; i++) {
+        char want[64];
+
+        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n", i, i, i);
+        if (strstr(out, want) == NULL)
+            fail_msg("task %zu's output is not its own: %s", i, out);
+    }
+    free(out);
+    res = wait_results(job, 120);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(rx_results_state(res, i), i == 2 ? RX_TASK_SIGNALED : RX_TASK_OK);
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 /* Cancel mid-chunk: the task running is stopped, the rest never start; nothing runs twice and
  * the program is gone. */
 static void
@@ -1022,6 +1180,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunk_fail_stop),
         cmocka_unit_test(test_chunk_crash),
         cmocka_unit_test(test_chunk_quiet_tasks),
+        cmocka_unit_test(test_chunk_task_moves_fds),
+        cmocka_unit_test(test_chunk_killed_after_output),
         cmocka_unit_test(test_chunk_timeout),
         cmocka_unit_test(test_chunk_hang_after_last),
         cmocka_unit_test(test_chunk_cancel),

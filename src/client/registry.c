@@ -545,15 +545,21 @@ chunk_out_redirect(chunk_out *out)
 /* After task i: its output becomes t<i>.out when it wrote any, or when it is the last (what the
  * program writes after its last task goes there, as it did for a task of its own); the next task
  * gets a fresh r<first>.out. A task that wrote nothing leaves the file to the next one: no
- * rename, no new inode. */
+ * rename, no new inode; but fd 1 and 2 are pointed at it again (the task may have closed them or
+ * pointed them elsewhere), and a file the task removed is not kept (the next one's output would
+ * go nowhere). */
 static void
 chunk_out_end(chunk_out *out, const char *dir, uint64_t i, int last)
 {
     char path[PATH_MAX];
     struct stat st;
 
-    if (out->fd < 0 || (!last && fstat(out->fd, &st) == 0 && st.st_size == 0))
+    if (out->fd < 0)
         return;
+    if (!last && fstat(out->fd, &st) == 0 && st.st_size == 0 && st.st_nlink > 0) {
+        chunk_out_redirect(out);
+        return;
+    }
     (void)snprintf(path, sizeof(path), "%s/t%" PRIu64 ".out", dir, i);
     (void)rename(out->path, path);
     if (last)

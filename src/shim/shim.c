@@ -56,6 +56,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1184,6 +1185,27 @@ chunk_end_with_program(shim *sh, chunk_watch *w, int stop, int wstatus)
     chunk_end_entry(sh, w);
 }
 
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1 /* linux/fs.h; musl's stdio.h may not have it */
+#endif
+
+/* Rename run_out to out_path unless out_path exists; remove run_out then. (The system call:
+ * the libc the shim is built with, musl or glibc, may not have renameat2.) */
+static void
+run_out_give(const char *run_out, const char *out_path)
+{
+    if (syscall(SYS_renameat2, AT_FDCWD, run_out, AT_FDCWD, out_path, RENAME_NOREPLACE) == 0)
+        return;
+    /* A file system without RENAME_NOREPLACE: link, which does not replace either. */
+    if (errno == EINVAL || errno == ENOSYS) {
+        if (link(run_out, out_path) != 0 && errno != EEXIST)
+            return;
+    } else if (errno != EEXIST) {
+        return;
+    }
+    (void)unlink(run_out);
+}
+
 /* Run the chunk: one exec of the program, its tasks in a row; fills sh->run. On a failure before
  * the program started, sh->rec says why (for the first task) and sh->run is left empty. */
 static void
@@ -1285,10 +1307,12 @@ run_chunk(shim *sh)
     if (stop == STOP_NONE && chunk_pump(sh, &w, proc.pid) != 0)
         stop = STOP_PROTOCOL;
     /* The output of the task that was running is that task's; with none running, the file
-     * (if the program left one) holds nothing of a task's. */
+     * (if the program left one) holds nothing of a task's. Never over its t<I>.out: there is one
+     * when the program died after rx_init gave the task its output and made the next one's
+     * file, before it said the task ended (a time limit or a cancel then). */
     if (w.cur >= 0 &&
         spool_task_path(sh->job_dir, sh->run.idx[w.cur], ".out", sh->out_path, PATH_MAX) == 0)
-        (void)rename(run_out, sh->out_path);
+        run_out_give(run_out, sh->out_path);
     else
         (void)unlink(run_out);
     if (w.cur >= 0)

@@ -254,13 +254,15 @@ wal_size(const char *db_path)
 }
 
 /* STORE_WAL_PREFILL_BYTES of zeros into a new db_path-wal, synced; nothing when one exists. Under
- * the state directory's lock, before SQLite opens the database. */
+ * the state directory's lock, before SQLite opens the database. When that fails (a full disk),
+ * the file is removed again: holding nothing but zeros, it would only take the space SQLite
+ * needs to open the database. */
 static void
 prefill_wal(const char *db_path)
 {
     static const char zeros[64 * 1024];
     char path[PATH_MAX];
-    int fd;
+    int fd, failed = 0;
 
     if (snprintf(path, sizeof(path), "%s-wal", db_path) >= (int)sizeof(path))
         return;
@@ -278,13 +280,18 @@ prefill_wal(const char *db_path)
         if (n <= 0) {
             rx__log(RX_LOG_WARN, "store: writing '%s' ahead failed: %s", path,
                     n < 0 ? strerror(errno) : "short write");
+            failed = 1;
             break;
         }
         done += (size_t)n;
     }
-    if (fdatasync(fd) != 0)
+    if (!failed && fdatasync(fd) != 0) {
         rx__log(RX_LOG_WARN, "store: fdatasync '%s' failed: %s", path, strerror(errno));
+        failed = 1;
+    }
     close(fd);
+    if (failed && unlink(path) != 0)
+        rx__log(RX_LOG_WARN, "store: remove '%s' failed: %s", path, strerror(errno));
 }
 
 rx_err
