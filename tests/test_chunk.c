@@ -185,15 +185,32 @@ read_log(const char *path, int *runs, long *pids)
     fclose(f);
 }
 
-/* n arguments "ACTION LOG" (ACTION for index i from actions(i)), in args[] and bufs[]. */
+/* One test's chunked job: its log (TMP/<name>.log, read_log), n arguments "ACTION LOG" (ACTION
+ * for index i from action(i)), and the options that give them, in chunks of chunk tasks. */
+typedef struct chunk_case {
+    char log[320];
+    char bufs[MAX_TASKS][400];
+    rx_buf args[MAX_TASKS];
+    rx_exec_opts opts;
+} chunk_case;
+
 static void
-make_args(size_t n, const char *(*action)(size_t), const char *log, char bufs[][400], rx_buf *args)
+chunk_case_init(chunk_case *c, const char *name, size_t n, const char *(*action)(size_t),
+                unsigned chunk)
 {
+    const rx_exec_opts init = RX_EXEC_OPTS_INIT;
+
+    assert_true(n <= MAX_TASKS);
+    log_path(c->log, sizeof(c->log), name);
     for (size_t i = 0; i < n; i++) {
-        (void)snprintf(bufs[i], 400, "%s %s", action(i), log);
-        args[i].data = bufs[i];
-        args[i].len = strlen(bufs[i]);
+        (void)snprintf(c->bufs[i], sizeof(c->bufs[i]), "%s %s", action(i), c->log);
+        c->args[i].data = c->bufs[i];
+        c->args[i].len = strlen(c->bufs[i]);
     }
+    c->opts = init;
+    c->opts.elem_args = c->args;
+    c->opts.n_elem_args = n;
+    c->opts.task_chunk_size = chunk;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -546,9 +563,7 @@ parent_of(pid_t pid)
 static void
 test_chunk_results_in_order(void **state)
 {
-    char log[320], bufs[40][400];
-    rx_buf args[40];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -558,13 +573,9 @@ test_chunk_results_in_order(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "order");
-    make_args(40, act_ok, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 40;
-    opts.task_chunk_size = 10;
+    chunk_case_init(&c, "order", 40, act_ok, 10);
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
     out = job_output(job);
     for (size_t i = 0; i < 40; i++) {
@@ -578,7 +589,7 @@ test_chunk_results_in_order(void **state)
     assert_int_equal(rx_get_job_results(job, RX_FALSE, RX_TRUE, &res), RX_OK);
     assert_int_equal(rx_results_count(res), 40);
     assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 40; i++) {
         assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
         assert_int_equal(runs[i], 1);
@@ -598,22 +609,16 @@ test_chunk_results_in_order(void **state)
 static void
 test_chunk_big_results(void **state)
 {
-    char log[320], bufs[6][400];
-    rx_buf args[6];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "big");
-    make_args(6, act_big, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 6;
-    opts.task_chunk_size = 6;
+    chunk_case_init(&c, "big", 6, act_big, 6);
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
     for (size_t i = 0; i < 6; i++) {
@@ -640,9 +645,7 @@ test_chunk_big_results(void **state)
 static void
 test_chunk_fail_continue(void **state)
 {
-    char log[320], bufs[20][400];
-    rx_buf args[20];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -651,17 +654,13 @@ test_chunk_fail_continue(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "failc");
-    make_args(20, act_fail5, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 20;
-    opts.task_chunk_size = 10;
+    chunk_case_init(&c, "failc", 20, act_fail5, 10);
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
     assert_int_equal(rx_results_failed(res), 1);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 20; i++) {
         assert_int_equal(runs[i], 1);
         if (i == 5) {
@@ -682,9 +681,7 @@ test_chunk_fail_continue(void **state)
 static void
 test_chunk_fail_stop(void **state)
 {
-    char log[320], bufs[20][400];
-    rx_buf args[20];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -693,18 +690,14 @@ test_chunk_fail_stop(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "fails");
-    make_args(20, act_fail5, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 20;
-    opts.task_chunk_size = 10;
-    opts.num_tasks = 1;
-    opts.continue_on_failure = RX_FALSE;
+    chunk_case_init(&c, "fails", 20, act_fail5, 10);
+    c.opts.num_tasks = 1;
+    c.opts.continue_on_failure = RX_FALSE;
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 20; i++) {
         if (i < 5)
             assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
@@ -724,9 +717,7 @@ test_chunk_fail_stop(void **state)
 static void
 test_chunk_crash(void **state)
 {
-    char log[320], bufs[20][400];
-    rx_buf args[20];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -736,13 +727,9 @@ test_chunk_crash(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "crash");
-    make_args(20, act_crash, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 20;
-    opts.task_chunk_size = 10;
+    chunk_case_init(&c, "crash", 20, act_crash, 10);
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
     /* What the crashed task wrote before it died is its output. */
     out = job_output(job);
@@ -753,7 +740,7 @@ test_chunk_crash(void **state)
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
     assert_int_equal(rx_results_failed(res), 2);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 20; i++) {
         assert_int_equal(runs[i], 1);
         if (i == 3 || i == 12) {
@@ -777,9 +764,7 @@ test_chunk_crash(void **state)
 static void
 test_chunk_timeout(void **state)
 {
-    char log[320], bufs[8][400];
-    rx_buf args[8];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -788,16 +773,12 @@ test_chunk_timeout(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "timeout");
-    make_args(8, act_timeout, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 8;
-    opts.task_chunk_size = 8;
-    opts.execution_timeout_s = 1.0;
+    chunk_case_init(&c, "timeout", 8, act_timeout, 8);
+    c.opts.execution_timeout_s = 1.0;
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     res = wait_results(job, 120);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 8; i++) {
         assert_int_equal(runs[i], 1);
         if (i == 3) {
@@ -818,9 +799,7 @@ test_chunk_timeout(void **state)
 static void
 test_chunk_hang_after_last(void **state)
 {
-    char log[320], bufs[3][400];
-    rx_buf args[3];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -828,14 +807,10 @@ test_chunk_hang_after_last(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "atexit");
-    make_args(3, act_atexit, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 3;
-    opts.task_chunk_size = 3;
-    opts.execution_timeout_s = 1.0;
+    chunk_case_init(&c, "atexit", 3, act_atexit, 3);
+    c.opts.execution_timeout_s = 1.0;
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     res = wait_results(job, 120);
     assert_true(now_ms() - t0 < 30000); /* not the handler's 120 s */
     assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
@@ -850,9 +825,7 @@ test_chunk_hang_after_last(void **state)
 static void
 test_chunk_quiet_tasks(void **state)
 {
-    char log[320], bufs[12][400];
-    rx_buf args[12];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -862,13 +835,9 @@ test_chunk_quiet_tasks(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "quiet");
-    make_args(12, act_quiet, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 12;
-    opts.task_chunk_size = 6;
+    chunk_case_init(&c, "quiet", 12, act_quiet, 6);
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
     out = job_output(job);
     for (size_t i = 0; i < 12; i++) {
@@ -890,7 +859,7 @@ test_chunk_quiet_tasks(void **state)
     free(out);
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 12; i++) {
         assert_int_equal(runs[i], 1);
         assert_int_equal(rx_results_state(res, i), i == 4 ? RX_TASK_SIGNALED : RX_TASK_OK);
@@ -905,9 +874,7 @@ test_chunk_quiet_tasks(void **state)
 static void
 test_chunk_task_moves_fds(void **state)
 {
-    char log[320], bufs[9][400];
-    rx_buf args[9];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -915,13 +882,9 @@ test_chunk_task_moves_fds(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "fds");
-    make_args(9, act_fds, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 9;
-    opts.task_chunk_size = 9;
+    chunk_case_init(&c, "fds", 9, act_fds, 9);
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
     out = job_output(job); /* before the results: getting them cleans the job up */
     res = wait_results(job, 120);
@@ -958,9 +921,7 @@ act_die(size_t i)
 static void
 test_chunk_killed_after_output(void **state)
 {
-    char log[320], bufs[5][400];
-    rx_buf args[5];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -968,14 +929,10 @@ test_chunk_killed_after_output(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "die");
-    make_args(5, act_die, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 5;
-    opts.task_chunk_size = 5;
-    opts.continue_on_failure = RX_TRUE;
+    chunk_case_init(&c, "die", 5, act_die, 5);
+    c.opts.continue_on_failure = RX_TRUE;
     ctx = context();
-    job = submit(ctx, &opts);
+    job = submit(ctx, &c.opts);
     assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
     out = job_output(job);
     for (size_t i = 0; i < 5; i++) {
@@ -999,9 +956,7 @@ test_chunk_killed_after_output(void **state)
 static void
 test_chunk_cancel(void **state)
 {
-    char log[320], bufs[10][400];
-    rx_buf args[10];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     int runs[MAX_TASKS], canceled = 0, n;
@@ -1009,23 +964,19 @@ test_chunk_cancel(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "cancel");
-    make_args(10, act_slow, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 10;
-    opts.task_chunk_size = 10;
+    chunk_case_init(&c, "cancel", 10, act_slow, 10);
     ctx = context();
-    job = submit(ctx, &opts);
-    await_log(log, 2);
+    job = submit(ctx, &c.opts);
+    await_log(c.log, 2);
     assert_int_equal(rx_cancel_job(job, &canceled), RX_OK);
     assert_true(canceled);
     assert_int_equal(rx_wait_for_job(job, 60), RX_OK);
     assert_int_equal(rx_get_job_status(job), RX_JOB_CANCELED);
-    n = log_lines(log);
+    n = log_lines(c.log);
     sleep_ms(1000);
-    assert_int_equal(log_lines(log), n); /* nothing more started */
+    assert_int_equal(log_lines(c.log), n); /* nothing more started */
     assert_true(n < 10);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 10; i++)
         assert_true(runs[i] <= 1);
     assert_false(process_alive((pid_t)pids[0]));
@@ -1038,9 +989,7 @@ test_chunk_cancel(void **state)
 static void
 test_chunk_kill9_adopt(void **state)
 {
-    char log[320], bufs[20][400];
-    rx_buf args[20];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -1049,15 +998,11 @@ test_chunk_kill9_adopt(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "adopt");
-    make_args(20, act_slow, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 20;
-    opts.task_chunk_size = 10;
-    opts.num_tasks = 1;
+    chunk_case_init(&c, "adopt", 20, act_slow, 10);
+    c.opts.num_tasks = 1;
     ctx = context();
-    job = submit(ctx, &opts);
-    await_log(log, 3);
+    job = submit(ctx, &c.opts);
+    await_log(c.log, 3);
     stop_daemon(daemon_pid, SIGKILL);
     daemon_pid = -1;
     sleep_ms(1500); /* the chunk goes on without a daemon */
@@ -1065,7 +1010,7 @@ test_chunk_kill9_adopt(void **state)
     assert_true(daemon_pid > 0);
     res = wait_results(job, 120);
     assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 20; i++) {
         assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
         assert_int_equal(runs[i], 1);
@@ -1081,9 +1026,7 @@ test_chunk_kill9_adopt(void **state)
 static void
 test_chunk_kill9_vanished(void **state)
 {
-    char log[320], bufs[20][400];
-    rx_buf args[20];
-    rx_exec_opts opts = RX_EXEC_OPTS_INIT;
+    chunk_case c;
     rx_context *ctx;
     rx_job *job;
     rx_results *res;
@@ -1093,16 +1036,12 @@ test_chunk_kill9_vanished(void **state)
 
     (void)state;
     skip_without_daemon();
-    log_path(log, sizeof(log), "vanish");
-    make_args(20, act_child, log, bufs, args);
-    opts.elem_args = args;
-    opts.n_elem_args = 20;
-    opts.task_chunk_size = 10;
-    opts.num_tasks = 1;
+    chunk_case_init(&c, "vanish", 20, act_child, 10);
+    c.opts.num_tasks = 1;
     ctx = context();
-    job = submit(ctx, &opts);
-    await_log(log, 2);
-    read_log(log, runs, pids);
+    job = submit(ctx, &c.opts);
+    await_log(c.log, 2);
+    read_log(c.log, runs, pids);
     program = (pid_t)pids[0];
     shim = parent_of(program);
     assert_true(shim > 1);
@@ -1121,7 +1060,7 @@ test_chunk_kill9_vanished(void **state)
         FILE *cf;
         long child = 0;
 
-        (void)snprintf(cpath, sizeof(cpath), "%s.child", log);
+        (void)snprintf(cpath, sizeof(cpath), "%s.child", c.log);
         cf = fopen(cpath, "r");
         assert_non_null(cf);
         assert_int_equal(fscanf(cf, "%ld", &child), 1);
@@ -1129,7 +1068,7 @@ test_chunk_kill9_vanished(void **state)
         assert_true(child > 1);
         assert_false(process_alive((pid_t)child));
     }
-    read_log(log, runs, pids);
+    read_log(c.log, runs, pids);
     for (size_t i = 0; i < 20; i++) {
         if (i < 10) {
             assert_int_equal(rx_results_state(res, i), RX_TASK_LOST);
