@@ -520,12 +520,16 @@ mkdir -p "$tmp/fake"
 printf '%s\n' '#!/bin/sh' 'echo "fake-rxjobd: cannot serve" >&2' 'echo "second line" >&2' \
     'sleep 30 &' 'echo $! >"$0.holder"' 'exit 1' >"$tmp/fake/rxjobd"
 chmod +x "$tmp/fake/rxjobd"
+fake_t0=$(date +%s%N)
 run env RXJOB_SOCKET="$tmp/fake/s.sock" RXJOB_STATE_DIR="$tmp/fake/state" \
     RXJOB_DAEMON="$tmp/fake/rxjobd" XDG_RUNTIME_DIR="$tmp/fake/run" "$rxjob" exec -- true
+fake_ms=$((($(date +%s%N) - fake_t0) / 1000000))
 [[ -s $tmp/fake/rxjobd.holder ]] && rx_pids+=("$(cat "$tmp/fake/rxjobd.holder")")
 expect_rc "a daemon that never serves: exec" 3
 expect_match "a daemon that never serves: its stderr in the message" \
-    "nothing answers on .*: fake-rxjobd: cannot serve second line$" "$err"
+    "started '.*', which failed: fake-rxjobd: cannot serve second line$" "$err"
+# It exited 1: the client stops waiting about a second later, not after the whole 5 s.
+check "a daemon that failed: the client gave up in ${fake_ms} ms (< 4000)" test "$fake_ms" -lt 4000
 
 # An error line reaches stderr in one write(2), whole: escaped piece by piece through an
 # unbuffered stderr it was one write per byte, interleaved with whatever else wrote there.

@@ -38,6 +38,9 @@ extern char **environ;
 /* Pause between probes of the socket, in milliseconds. */
 #define PROBE_INTERVAL_MS 10
 
+/* How long the socket is still probed once the started process failed, in milliseconds. */
+#define DAEMON_FAILED_WAIT_MS 1000
+
 /* Bytes of the daemon's stderr kept for the error message. */
 #define DAEMON_ERR_MAX 400
 
@@ -232,7 +235,7 @@ rx__daemon_start(const char *socket_path, const char *state_dir, char *errbuf, s
     int fa_ok = 0, attr_ok = 0;
     int pipefd[2] = {-1, -1};
     pid_t pid = -1;
-    int reaped = 0, child_status = 0;
+    int reaped = 0, failed = 0, child_status = 0;
     int64_t deadline;
     int rc, conn_errno = 0;
     rx_err err = RX_ECONTEXT;
@@ -295,6 +298,14 @@ rx__daemon_start(const char *socket_path, const char *state_dir, char *errbuf, s
 
             if (got == pid || (got < 0 && errno == ECHILD)) /* ECHILD: SIGCHLD is ignored */
                 reaped = 1;
+            /* It failed (a bad supervisor, a store it cannot open, or another caller's daemon
+             * won the race for the lock): that one, if any, answers within a moment; no need to
+             * wait out the rest. */
+            if (got == pid && !(WIFEXITED(child_status) && WEXITSTATUS(child_status) == 0)) {
+                failed = 1;
+                if (deadline > rx__now_ms() + DAEMON_FAILED_WAIT_MS)
+                    deadline = rx__now_ms() + DAEMON_FAILED_WAIT_MS;
+            }
         }
         if (rx__daemon_answers(socket_path, &conn_errno)) {
             err = RX_OK;
@@ -328,10 +339,13 @@ rx__daemon_start(const char *socket_path, const char *state_dir, char *errbuf, s
     }
     if (err != RX_OK) {
         read_daemon_stderr(pipefd[0], daemon_err, sizeof(daemon_err));
-        (void)snprintf(errbuf, errlen,
-                       "started '%s' but nothing answers on '%s' after %d ms (%s)%s%s", daemon,
-                       socket_path, RX__DAEMON_START_WAIT_MS, strerror(conn_errno),
-                       daemon_err[0] != '\0' ? ": " : "", daemon_err);
+        if (failed && daemon_err[0] != '\0')
+            (void)snprintf(errbuf, errlen, "started '%s', which failed: %s", daemon, daemon_err);
+        else
+            (void)snprintf(errbuf, errlen,
+                           "started '%s' but nothing answers on '%s' after %d ms (%s)%s%s", daemon,
+                           socket_path, RX__DAEMON_START_WAIT_MS, strerror(conn_errno),
+                           daemon_err[0] != '\0' ? ": " : "", daemon_err);
     }
     goto done;
 
