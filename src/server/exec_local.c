@@ -133,7 +133,7 @@ exec_local_shim_open(const char *self_exe, const char *shim_exe, char **out_path
         fd = moved;
     }
     if (fd < 0 || fstat(fd, &st) != 0 || access(real, X_OK) != 0 ||
-        (!S_ISREG(st.st_mode) && (errno = EINVAL) != 0)) {
+        (!S_ISREG(st.st_mode) && (errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL) != 0)) {
         int saved = errno;
 
         if (fd >= 0)

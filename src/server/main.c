@@ -1048,7 +1048,8 @@ main(int argc, char **argv)
     eo.limits = &o.limits;
     err = engine_open(&eo, &e, errbuf, sizeof(errbuf));
     if (err != RX_OK)
-        die("engine: open '%s' failed: %s", real_state, errbuf[0] ? errbuf : rx_strerror(err));
+        die("cannot start: %s (state directory '%s')", errbuf[0] ? errbuf : rx_strerror(err),
+            real_state);
 
     err = activated ? RX_OK : http_listen_unix(socket_path, &listen_fd, errbuf, sizeof(errbuf));
     if (err != RX_OK && errno == EADDRINUSE) {
