@@ -65,10 +65,11 @@ CHART = [
     ("W2 p50 ms", "W2", "p50_ms"),
     ("W3 p50 ms", "W3", "p50_ms"),
     ("W4 tasks/s", "W4", "tasks_per_s"),
+    ("W4 C-function tasks/s", "W4", "fn_tasks_per_s"),
     ("W5 cancel ms", "W5", "cancel_gone_ms"),
 ]
 CHART_SYSTEMS = ["rxjob", "rxapi", "tsp", "nq", "slurm", "floor"]
-CHART_FLOORS = {"W4": "spawn_per_s"}  # the floor's bar, where there is one
+CHART_FLOORS = {("W4", "tasks_per_s"): "spawn_per_s"}  # the floor's bar, where there is one
 
 
 def fmt(v):
@@ -140,10 +141,11 @@ def main():
     p(f"- load at end: `{a.load_end.strip()}`")
     p(f"- run time: {a.elapsed_s} s, {a.reps} repetition(s), every workload on every system in "
       "turn within each repetition")
-    p(f"- versions: rxjob {a.rxjob_version}; task-spooler {a.tsp_version}; nq {a.nq_version}; "
+    p(f"- versions: {a.rxjob_version}; task-spooler {a.tsp_version}; nq {a.nq_version}; "
       f"Slurm {a.slurm_version}")
-    p(f"- slots: {a.slots} for each system (rxjobd --slots {a.slots}, tsp -S {a.slots}, one "
-      f"Slurm node of {a.slots} CPUs), except nq: a serial queue, 1 job at a time")
+    slurm_slots = f", one Slurm node of {a.slots} CPUs" if a.slurm_version not in ("-", "") else ""
+    p(f"- slots: {a.slots} for each system (rxjobd --slots {a.slots}, tsp -S {a.slots}"
+      f"{slurm_slots}), except nq: a serial queue, 1 job at a time")
     p(f"- rxjobd --grace-ms: {a.grace_ms} (default of this build)")
     p(f"- sizes: {a.sizes}")
     p("")
@@ -206,7 +208,7 @@ def main():
         for title, wl, metric in CHART:
             vals = []
             for s in CHART_SYSTEMS:
-                k = ("floor", CHART_FLOORS.get(wl, "-"), "floor") if s == "floor" else (wl, metric, s)
+                k = ("floor", CHART_FLOORS.get((wl, metric), "-"), "floor") if s == "floor" else (wl, metric, s)
                 vals.append(f"{summary[k][0]:.6g}" if k in summary and summary[k][0] > 0 else "-")
             f.write(f'"{title}" ' + " ".join(vals) + "\n")
     png = a.base + ".png"
