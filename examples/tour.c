@@ -46,7 +46,9 @@ main(void)
             printf("%zu: error: %s\n", i, rx_results_error(res, i));
     }
     rx_results_write_all_output(res, stdout); /* "==> task N <==" then its output */
-    printf("job %s\n", rx_job_status_name(rx_results_status(res))); /* FAILED: slot 1 failed */
+    rx_job_status st = rx_results_status(res);
+    printf("job %s\n", rx_job_status_name(st)); /* FAILED: slot 1 failed */
     rx_results_free(res);
     rx_context_free(ctx);
+    return st == RX_JOB_FINISHED ? 0 : 1; /* a failed job fails the program, as in a shell */
 }
