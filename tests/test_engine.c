@@ -2464,13 +2464,14 @@ RX_FUNCTION(echo_arg)
     return rx_task_set_result(task, arg, len) == RX_OK ? 0 : -1;
 }
 
-/* echo_arg after 600 ms: a chunk of these runs long enough to restart the engine under it. */
+/* echo_arg after 1 s: a chunk of these (4 s) runs long enough to restart the engine under it
+ * twice, on a loaded machine too. */
 RX_FUNCTION(nap_echo)
 {
     size_t len = 0;
     const void *arg = rx_task_arg(task, &len);
 
-    sleep_ms(600);
+    sleep_ms(1000);
     return rx_task_set_result(task, arg, len) == RX_OK ? 0 : -1;
 }
 
