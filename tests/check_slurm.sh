@@ -290,7 +290,15 @@ to_id=$out
 rj wait "$to_id"
 expect_out "a job whose tasks hit the time limit" FAILED
 rj --json results "$to_id"
-expect_match "its slot says time limit" '^TIMEOUT .*time limit' "$(slots | head -n 1)"
+# Slurm starts an array's tasks in any order: the one that reaches its limit first is TIMEOUT and
+# stops the job; the other is TIMEOUT too, or STOPPED when the stop came first.
+to_slots=$(slots)
+expect_match "a slot says time limit" '^TIMEOUT .*time limit' "$(grep '^TIMEOUT' <<<"$to_slots" | head -n 1)"
+if [[ $(grep -cE '^(TIMEOUT .*time limit|STOPPED .*stopped)' <<<"$to_slots") == 2 ]]; then
+    pass
+else
+    fail "the other slot is neither TIMEOUT nor STOPPED: $to_slots"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 20 tasks, task 13 fails: continue_on_failure true, then false.
