@@ -305,8 +305,9 @@ typedef struct rx_exec_opts {
     unsigned task_chunk_size;        /* function tasks one worker process runs in a row (local
                                         parallel: a forked worker; a server: one exec of the
                                         program, rx_init looping); 0 = chosen by the library or
-                                        the daemon. A server records a chunk's task ends when the
-                                        chunk ends (docs/engine.md "Chunks") */
+                                        the daemon. A server runs at most 10 000 in a row (more
+                                        is taken as 10 000) and records a chunk's task ends when
+                                        the chunk ends (docs/engine.md "Chunks") */
     rx_tristate continue_on_failure; /* RX_INHERIT = true, as in revoscalepy */
     double execution_timeout_s;      /* time limit of each task, seconds; 0 = none */
     rx_tristate console_output;      /* RX_TRUE: write each task's output, with a header, to the
