@@ -127,7 +127,6 @@ typedef struct shim {
     char arg_path[PATH_MAX];
     void *work_blob; /* the encoded work sent with the task (take_work), until decoded; owned */
     size_t work_blob_len;
-    int pre_out_fd; /* t<idx>.out, made before "go" (prepare_output); -1 = none */
 } shim;
 
 static double
@@ -677,27 +676,6 @@ prepare_task(shim *sh)
     return 0;
 }
 
-/* A single task's output file, made while the daemon commits its start rather than after "go":
- * on ext4 a new inode is the slowest step of a task's start (0.2-0.4 ms here). Best effort:
- * run_task makes it (and reports a failure) when this could not. */
-static void
-prepare_output(shim *sh)
-{
-    if (sh->loaded && sh->count == 0)
-        sh->pre_out_fd = rx__create_fresh(sh->out_path);
-}
-
-/* The task is not to run after all: the file prepare_output made goes. */
-static void
-drop_output(shim *sh)
-{
-    if (sh->pre_out_fd < 0)
-        return;
-    close(sh->pre_out_fd);
-    sh->pre_out_fd = -1;
-    (void)unlink(sh->out_path);
-}
-
 /* The task has been reaped (which killed what was left of its process group): kill what else it
  * left in this supervisor's session, children it moved to process groups of their own
  * (setpgid, a shell's job control), so that nothing of the task runs on unwatched once its end
@@ -777,8 +755,7 @@ run_task(shim *sh)
     }
     if (task_command(sh, &argv, &argc, &envp, extra, n_extra) != 0)
         goto done;
-    out_fd = sh->pre_out_fd >= 0 ? sh->pre_out_fd : rx__create_fresh(sh->out_path);
-    sh->pre_out_fd = -1;
+    out_fd = rx__create_fresh(sh->out_path);
     if (out_fd < 0) {
         (void)set_error(sh, "supervisor: create '%s' failed: %s", sh->out_path, strerror(errno));
         goto done;
@@ -868,7 +845,6 @@ run_task(shim *sh)
         (void)set_error(sh, "%s", text);
     }
 done:
-    drop_output(sh); /* it failed before the spawn: no output, as without prepare_output */
     if (out_fd >= 0)
         close(out_fd);
     if (out.in_fd >= 0)
@@ -1477,7 +1453,6 @@ main(int argc, char **argv)
     uint64_t output_bytes = 0, result_bytes = 0;
 
     memset(&sh, 0, sizeof(sh));
-    sh.pre_out_fd = -1;
     sh.sfd = -1;
     /* Nothing the daemon had open belongs here but fd 3; a stray inherited descriptor (a
      * listening socket, say) would otherwise live as long as the task. */
@@ -1543,9 +1518,9 @@ main(int argc, char **argv)
     /* A SIGPIPE while writing a record must not kill the shim before the record is written. */
     (void)signal(SIGPIPE, SIG_IGN);
 
-    /* Read the work and the argument, make the output file, while the daemon commits the start. */
-    if (sh.sfd >= 0 && prepare_task(&sh) == 0 && !under_slurm)
-        prepare_output(&sh);
+    /* Read the work and the argument while the daemon commits the start. */
+    if (sh.sfd >= 0)
+        (void)prepare_task(&sh);
     if (sh.sfd < 0) {
         sh.rec.go = 1;
         sh.rec.state = RX_TASK_START_FAILED;
@@ -1553,7 +1528,6 @@ main(int argc, char **argv)
         (void)set_error(&sh, "supervisor: signalfd failed: %s", strerror(errno));
     } else if (!under_slurm && (go = wait_go(&sh)) < 0) {
         /* Spawned ahead of a task it was never given: nothing to record. */
-        drop_output(&sh);
         close(SHIM_GO_FD);
         close(sh.sfd);
         store_work_free(&sh.work);
@@ -1563,14 +1537,12 @@ main(int argc, char **argv)
         return 0;
     } else if (!under_slurm && go == 0) {
         /* Never told to start: the task did not run, and may be started again. */
-        drop_output(&sh);
         sh.rec.go = 0;
         sh.rec.state = RX_TASK_NOT_RUN;
         sh.rec.exit_status = -1;
         rx__free(sh.rec.error); /* whatever prepare_task found: it was never to run */
         sh.rec.error = NULL;
     } else if (cancel_pending(&sh)) {
-        drop_output(&sh);
         sh.rec.go = 1;
         sh.rec.state = RX_TASK_NOT_RUN;
         sh.rec.exit_status = -1;
