@@ -424,13 +424,12 @@ spool_exit_message(const spool_exit *rec, char **out_buf, size_t *out_len)
     return err;
 }
 
-rx_err
-spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
+/* Write the record text buf (len bytes; owned, freed here) durably as t<idx>.exit; err is its
+ * formatting's outcome, passed on when not RX_OK. */
+static rx_err
+exit_text_write(const char *job_dir, uint64_t idx, rx_err err, char *buf, size_t len)
 {
     char name[64];
-    char *buf;
-    size_t len;
-    rx_err err = spool_exit_format(rec, &buf, &len);
 
     if (err != RX_OK)
         return err;
@@ -438,6 +437,16 @@ spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
     err = spool_write_atomic(job_dir, name, buf, len, 1);
     rx__free(buf);
     return err;
+}
+
+rx_err
+spool_exit_write(const char *job_dir, uint64_t idx, const spool_exit *rec)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    rx_err err = spool_exit_format(rec, &buf, &len);
+
+    return exit_text_write(job_dir, idx, err, buf, len);
 }
 
 /* The value of the next line, which must be "key value"; advances *p past the line. */
@@ -620,17 +629,11 @@ spool_run_exit_format(const spool_run_exit *rec, char **out_buf, size_t *out_len
 rx_err
 spool_run_exit_write(const char *job_dir, const spool_run_exit *rec)
 {
-    char name[64];
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     rx_err err = spool_run_exit_format(rec, &buf, &len);
 
-    if (err != RX_OK)
-        return err;
-    (void)snprintf(name, sizeof(name), "t%" PRIu64 ".exit", rec->first);
-    err = spool_write_atomic(job_dir, name, buf, len, 1);
-    rx__free(buf);
-    return err;
+    return exit_text_write(job_dir, rec->first, err, buf, len);
 }
 
 size_t
