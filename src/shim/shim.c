@@ -605,6 +605,25 @@ relay_finish(relay *r)
     }
 }
 
+/* A watch loop's turn: SIGKILL the task's group once *sigkill_at (ms, 0 = none) has come (it is 0
+ * again then); return the poll timeout until the next of deadline (ms, 0 = none), *sigkill_at and,
+ * without a pidfd, the next exit check (-1: none, wait for an event). */
+static int
+watch_timeout(rx__proc *proc, int64_t now, int64_t deadline, int64_t *sigkill_at)
+{
+    int64_t next = deadline;
+
+    if (*sigkill_at > 0 && now >= *sigkill_at) {
+        (void)rx__proc_signal_group(proc, SIGKILL);
+        *sigkill_at = 0;
+    }
+    if (*sigkill_at > 0 && (next == 0 || *sigkill_at < next))
+        next = *sigkill_at;
+    if (proc->pidfd < 0 && (next == 0 || next > now + POLL_NO_PIDFD_MS))
+        next = now + POLL_NO_PIDFD_MS;
+    return next == 0 ? -1 : next > now ? (int)(next - now) : 0;
+}
+
 /* Wait for the task, enforcing the time limit and stopping it on a cancel signal. */
 static enum stop_reason
 watch_task(shim *sh, rx__proc *proc, relay *out)
@@ -616,7 +635,7 @@ watch_task(shim *sh, rx__proc *proc, relay *out)
 
     for (;;) {
         struct pollfd pfd[3];
-        int64_t now = rx__now_ms(), next = 0;
+        int64_t now = rx__now_ms();
         nfds_t n = 0, n_relay = 0;
         int timeout, rc;
 
@@ -625,17 +644,7 @@ watch_task(shim *sh, rx__proc *proc, relay *out)
             (void)rx__proc_signal_group(proc, SIGTERM);
             sigkill_at = now + sh->grace_ms;
         }
-        if (sigkill_at > 0 && now >= sigkill_at) {
-            (void)rx__proc_signal_group(proc, SIGKILL);
-            sigkill_at = 0;
-        }
-        if (stop == STOP_NONE && deadline > 0)
-            next = deadline;
-        if (sigkill_at > 0 && (next == 0 || sigkill_at < next))
-            next = sigkill_at;
-        if (proc->pidfd < 0 && (next == 0 || next > now + POLL_NO_PIDFD_MS))
-            next = now + POLL_NO_PIDFD_MS;
-        timeout = next == 0 ? -1 : next > now ? (int)(next - now) : 0;
+        timeout = watch_timeout(proc, now, stop == STOP_NONE ? deadline : 0, &sigkill_at);
 
         pfd[n].fd = sh->sfd;
         pfd[n++].events = POLLIN;
@@ -1061,7 +1070,7 @@ chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
 
     for (;;) {
         struct pollfd pfd[3];
-        int64_t now = rx__now_ms(), next = 0;
+        int64_t now = rx__now_ms();
         nfds_t n = 0;
         int timeout, rc, i_pidfd = -1, i_pipe = -1;
 
@@ -1081,17 +1090,7 @@ chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
             (void)rx__proc_signal_group(proc, SIGTERM);
             sigkill_at = now + sh->grace_ms;
         }
-        if (sigkill_at > 0 && now >= sigkill_at) {
-            (void)rx__proc_signal_group(proc, SIGKILL);
-            sigkill_at = 0;
-        }
-        if (stop == STOP_NONE && w->deadline > 0)
-            next = w->deadline;
-        if (sigkill_at > 0 && (next == 0 || sigkill_at < next))
-            next = sigkill_at;
-        if (proc->pidfd < 0 && (next == 0 || next > now + POLL_NO_PIDFD_MS))
-            next = now + POLL_NO_PIDFD_MS;
-        timeout = next == 0 ? -1 : next > now ? (int)(next - now) : 0;
+        timeout = watch_timeout(proc, now, stop == STOP_NONE ? w->deadline : 0, &sigkill_at);
 
         pfd[n].fd = sh->sfd;
         pfd[n++].events = POLLIN;
