@@ -2354,6 +2354,232 @@ test_engine_orphan_spools_removed(void **state)
     fixture_free(f);
 }
 
+/* An orphan directory found at start whose <id>.gone name is taken (a removal a crash cut
+ * short) is removed before the engine opens, not queued for removal in place: its id can be
+ * the next job's (a job that starts at once makes its directory before its commit, and a crash
+ * there leaves the id uncommitted), whose files a late removal would take. */
+static void
+test_engine_orphan_id_taken_again(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf mine > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    char gone[PATH_MAX + 32], next[PATH_MAX + 32], path[PATH_MAX + 64];
+    engine_results *res;
+    int64_t id;
+    FILE *fp;
+
+    (void)state;
+    s.auto_cleanup = 0;
+    engine_close(f->e);
+    f->e = NULL;
+    /* A removal cut short, slow to finish (queued first: made first), and the orphan of the
+     * uncommitted id 1, which the next job gets. */
+    (void)snprintf(gone, sizeof(gone), "%s/spool/1.gone", f->dir);
+    (void)snprintf(next, sizeof(next), "%s/spool/1", f->dir);
+    assert_int_equal(mkdir(gone, 0700), 0);
+    for (int i = 0; i < 3000; i++) {
+        (void)snprintf(path, sizeof(path), "%s/t%d.out", gone, i);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+    }
+    assert_int_equal(mkdir(next, 0700), 0);
+    (void)snprintf(path, sizeof(path), "%s/stale", next);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    fixture_open(f);
+    id = submit(f, &s);
+    assert_int_equal(id, 1);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    for (int i = 0; i < 3000 && path_exists(gone); i++)
+        sleep_ms(10);
+    assert_false(path_exists(gone));
+    sleep_ms(100);
+    (void)snprintf(path, sizeof(path), "%s/stale", next);
+    assert_false(path_exists(path));
+    (void)snprintf(path, sizeof(path), "%s/t0.result", next);
+    assert_true(path_exists(path));
+    res = results(f, 1000, id, -1);
+    assert_string_equal(res->slots[0].value, "mine");
+    engine_results_free(res);
+    fixture_free(f);
+}
+
+/* Live children of this process that are blank spare supervisors ("rxjob-shim --blank"). */
+static int
+count_spares(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *ent;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((ent = readdir(d)) != NULL) {
+        char path[300], buf[1024];
+        FILE *fp;
+        char *p;
+        char st;
+        int ppid;
+        size_t len;
+
+        if (ent->d_name[0] < '1' || ent->d_name[0] > '9')
+            continue;
+        (void)snprintf(path, sizeof(path), "/proc/%s/stat", ent->d_name);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        p = fgets(buf, sizeof(buf), fp);
+        fclose(fp);
+        if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+            sscanf(p + 1, " %c %d", &st, &ppid) != 2 || ppid != (int)getpid() || st == 'Z')
+            continue;
+        (void)snprintf(path, sizeof(path), "/proc/%s/cmdline", ent->d_name);
+        fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        len = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[len] = '\0';
+        /* argv[0], then "--blank" while no task was given to it */
+        p = memchr(buf, '\0', len);
+        if (p != NULL && (size_t)(p - buf) + 1 < len && strcmp(p + 1, "--blank") == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Wait (10 s at most) until the scheduler has n spare supervisors ready. */
+static void
+wait_spares(int n)
+{
+    for (int i = 0; i < 1000 && count_spares() < n; i++)
+        sleep_ms(10);
+    assert_true(count_spares() >= n);
+}
+
+/* Run SQL on the fixture's store through a connection of the test's own. */
+static void
+db_exec(const fixture *f, const char *sql)
+{
+    char path[PATH_MAX];
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+
+    scratch(f, "jobs.db", path, sizeof(path));
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+/* One integer the store answers (through a connection of the test's own). */
+static long long
+db_int(const fixture *f, const char *sql)
+{
+    char path[PATH_MAX];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v;
+
+    scratch(f, "jobs.db", path, sizeof(path));
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Lines in a file (0 when there is none). */
+static int
+count_lines(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    int n = 0, c;
+
+    if (fp == NULL)
+        return 0;
+    while ((c = fgetc(fp)) != EOF)
+        n += c == '\n';
+    fclose(fp);
+    return n;
+}
+
+/* A job submitted to an idle daemon (a spare supervisor ready, a slot free) starts in its
+ * submission's own transaction (commit_batch, sched_start_new): when engine_submit returns, the
+ * job is RUNNING, in the store as in memory, with its task's running row committed. */
+static void
+test_engine_submit_starts_at_once(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sleep", "0.5", NULL};
+    engine_spec s = cmd_spec(argv);
+    char why[256] = "", sql[200];
+    engine_job job;
+
+    (void)state;
+    wait_spares(2);
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    assert_int_equal(job.status, RX_JOB_RUNNING);
+    assert_int_equal(job.running, 1);
+    (void)snprintf(sql, sizeof(sql), "SELECT status FROM jobs WHERE id = %" PRId64, job.id);
+    assert_int_equal(db_int(f, sql), RX_JOB_RUNNING);
+    (void)snprintf(sql, sizeof(sql),
+                   "SELECT count(*) FROM tasks WHERE job_id = %" PRId64 " AND state = 0", job.id);
+    assert_int_equal(db_int(f, sql), 1);
+    assert_int_equal(wait_done(f, 1000, job.id).status, RX_JOB_FINISHED);
+    fixture_free(f);
+}
+
+/* A start in the submission's transaction that fails leaves nothing behind: a task row that
+ * cannot be written (here a trigger) rolls the start back, the submission is still recorded,
+ * and the scheduler runs its task later, once; a commit that fails (a job update refused)
+ * fails the submission, with no task run and no directory left. */
+static void
+test_engine_start_at_once_failures(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char marker[PATH_MAX], cmd[PATH_MAX + 64], dir[PATH_MAX + 32], why[256] = "";
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    scratch(f, "ran", marker, sizeof(marker));
+    (void)snprintf(cmd, sizeof(cmd), "echo x >> '%s'", marker);
+
+    wait_spares(2);
+    db_exec(f, "CREATE TRIGGER no_task BEFORE INSERT ON tasks "
+               "BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_OK);
+    assert_int_equal(job.status, RX_JOB_QUEUED);
+    id = job.id;
+    sleep_ms(300);
+    assert_int_equal(count_lines(marker), 0);
+    db_exec(f, "DROP TRIGGER no_task");
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    assert_int_equal(count_lines(marker), 1);
+
+    wait_spares(2);
+    db_exec(f, "CREATE TRIGGER no_update BEFORE UPDATE ON jobs "
+               "BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ESTORE);
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, id + 1);
+    assert_false(path_exists(dir));
+    sleep_ms(300);
+    assert_int_equal(count_lines(marker), 1);
+    db_exec(f, "DROP TRIGGER no_update");
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    assert_int_equal(count_lines(marker), 2);
+    fixture_free(f);
+}
+
 /* engine_close drains the remover's queue: directories handed to it are gone after the close. */
 static void
 test_engine_close_drains_removals(void **state)
@@ -2524,6 +2750,9 @@ main(void)
         cmocka_unit_test(test_engine_results_keep_spool),
         cmocka_unit_test(test_engine_removal_does_not_stall),
         cmocka_unit_test(test_engine_orphan_spools_removed),
+        cmocka_unit_test(test_engine_orphan_id_taken_again),
+        cmocka_unit_test(test_engine_submit_starts_at_once),
+        cmocka_unit_test(test_engine_start_at_once_failures),
         cmocka_unit_test(test_engine_close_drains_removals),
         cmocka_unit_test(test_engine_submit_latency),
     };

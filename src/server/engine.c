@@ -51,6 +51,8 @@
 #define ENGINE_REMOVE_DRAIN_MS 10000
 /* A job's spool directory once handed to the remover thread: spool/<id>.gone. */
 #define GONE_SUFFIX            ".gone"
+/* New jobs of one batch that may start in its transaction, at most (the rest: the scheduler). */
+#define ENGINE_BATCH_START_MAX 64
 #define RESULT_NOT_RUN_TEXT                                   \
     "not run: the job stopped after task %" PRId64 " failed " \
     "(continue_on_failure is false)"
@@ -607,11 +609,22 @@ check_spec(const engine_spec *s, const rx_limits *lim, uint64_t *out_n_tasks, ch
  * one bad row fails only its own), commit (one fsync), then add the jobs to memory. Run by the
  * batch's leader, a submitter's own thread, holding the store but not the engine's mutex while
  * it writes and syncs: queries and the scheduler's bookkeeping in memory go on meanwhile.
+ *
+ * Except when the daemon is idle enough for a new job to start at once (sched_can_start_new: a
+ * spare supervisor ready, a slot free, no older job waiting): then the leader takes the mutex
+ * first and holds it to the end, and the same transaction records the jobs' first starts
+ * (sched_start_new), as a scheduler turn would right after. That saves the scheduler's wake-up,
+ * its read of the work, and a second commit on the path of a job submitted to an idle daemon.
+ * The job's directory is then made before the commit: one left by a crash before it is removed
+ * at the next start (queue_orphan_spools), one left by a failed commit at once.
  */
 static void
 commit_batch(engine *e, esub *batch)
 {
-    size_t n = 0, n_ok = 0;
+    size_t n = 0, n_ok = 0, first_fresh = 0;
+    int at_once, started = 0;
+    ejob *fresh[ENGINE_BATCH_START_MAX];
+    size_t n_fresh = 0;
     rx_err err;
 
     for (esub *s = batch; s != NULL; s = s->next)
@@ -619,7 +632,9 @@ commit_batch(engine *e, esub *batch)
     /* Room in memory first: once committed, a job must be visible. Only the leader appends. */
     pthread_mutex_lock(&e->mu);
     err = jobs_reserve(e, n);
-    pthread_mutex_unlock(&e->mu);
+    at_once = err == RX_OK && sched_can_start_new(e);
+    if (!at_once)
+        pthread_mutex_unlock(&e->mu);
     if (err == RX_OK)
         err = store_begin(e->st);
     for (esub *s = batch; s != NULL; s = s->next) {
@@ -642,14 +657,23 @@ commit_batch(engine *e, esub *batch)
             if (n > 1)
                 store_savepoint_release(e->st);
             n_ok++;
+            s->job_mem->id = s->row.id;
+            if (n_fresh < ENGINE_BATCH_START_MAX)
+                fresh[n_fresh++] = s->job_mem;
         }
     }
     if (err == RX_OK && n_ok == 0) {
         store_rollback(e->st); /* nothing to commit: every row failed */
+        if (at_once)
+            pthread_mutex_unlock(&e->mu);
         return;
     }
+    if (err == RX_OK && at_once) {
+        first_fresh = e->n_runs;
+        started = sched_start_new(e, fresh, n_fresh) == RX_OK && e->t_head != NULL;
+    }
     if (err == RX_OK)
-        err = store_commit(e->st);
+        err = started ? engine_commit_touched(e) : store_commit(e->st);
     if (err != RX_OK) {
         rx__log(RX_LOG_ERROR, "engine: commit of %zu submissions failed: %s", n_ok,
                 err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
@@ -658,24 +682,40 @@ commit_batch(engine *e, esub *batch)
             (void)snprintf(s->why, sizeof(s->why), "%s",
                            err == RX_ESTORE ? store_errmsg(e->st) : rx_strerror(err));
         }
-        store_rollback(e->st);
+        if (!started)
+            store_rollback(e->st); /* engine_commit_touched rolled back and undid its own */
+        if (at_once) {
+            /* Nothing was committed: the supervisors claimed get end-of-file instead of "go",
+             * and the directories made for the jobs go (their ids may be given again). */
+            sched_fresh_abandon(e, first_fresh);
+            for (size_t i = 0; i < n_fresh; i++)
+                if (fresh[i]->prepared)
+                    engine_queue_gone(e, fresh[i]->id);
+            pthread_mutex_unlock(&e->mu);
+        }
         return;
     }
     /* Durable. No one waits on a job that did not exist: engine_wait callers are not woken. */
-    pthread_mutex_lock(&e->mu);
+    if (!at_once)
+        pthread_mutex_lock(&e->mu);
     for (esub *s = batch; s != NULL; s = s->next) {
-        ejob *j;
-
         if (s->err != RX_OK)
             continue;
-        j = s->job_mem;
-        s->job_mem = NULL;
-        j->id = s->row.id;
-        jobs_append(e, j);
-        job_fill(j, &s->job);
+        jobs_append(e, s->job_mem);
         e->submissions_total++;
     }
+    if (started) {
+        sched_fresh_go(e, first_fresh);
+        engine_after_commit(e);
+    }
+    for (esub *s = batch; s != NULL; s = s->next) {
+        if (s->err != RX_OK)
+            continue;
+        job_fill(s->job_mem, &s->job);
+        s->job_mem = NULL;
+    }
     pthread_mutex_unlock(&e->mu);
+    /* The scheduler watches the runs started here from its next turn on. */
     if (!e->hold)
         sched_wake(e);
 }
@@ -950,9 +990,37 @@ load_running(const store_task_row *row, void *user)
     return RX_OK;
 }
 
+/* A directory without a job, at start: renamed to <id>.gone and removed in the background, or,
+ * when that name is taken (a removal not finished before a crash), removed here and now. Its id
+ * may be given to the next job: a submission that starts at once makes its directory before the
+ * commit (commit_batch), and an id a crash left uncommitted comes again. The remover's removal
+ * in place, later, could take that job's files. */
+static void
+orphan_remove(engine *e, int64_t id)
+{
+    char dir[PATH_MAX], to[PATH_MAX];
+    struct engine_gone g = {.id = id, .renamed = 1};
+
+    if (spool_job_dir(e->state_dir, id, dir, sizeof(dir)) != 0 ||
+        gone_path(e, &g, to, sizeof(to)) != 0)
+        return;
+    if (rename(dir, to) == 0) {
+        gone_push(e, id, 1);
+        return;
+    }
+    if (errno == ENOENT)
+        return;
+    rx__log(RX_LOG_WARN, "engine: rename '%s' to '%s' failed: %s; removing it now", dir, to,
+            strerror(errno));
+    if (spool_remove_dir(dir) != RX_OK)
+        rx__log(RX_LOG_WARN, "engine: remove '%s' failed: %s", dir, strerror(errno));
+}
+
 /* Spool directories whose job is gone (removal interrupted by a crash, or still queued) are
- * removed: <id> without a job, and every <id>.gone. Ids are never reused (AUTOINCREMENT), and a
- * job's directory is made only after its row is committed, so neither can be a live job's. */
+ * removed: <id> without a job, and every <id>.gone. Committed ids are never reused
+ * (AUTOINCREMENT), and this runs before any submission, so neither can be a live job's; an id a
+ * crash left uncommitted can be given again, so its directory is out of the way (orphan_remove)
+ * before this returns. */
 static void
 queue_orphan_spools(engine *e)
 {
@@ -984,7 +1052,7 @@ queue_orphan_spools(engine *e)
         if (rx__parse_i64(ent->d_name, 1, INT64_MAX, &id) != RX_OK)
             continue;
         if (engine_find(e, id) == NULL)
-            engine_queue_gone(e, id);
+            orphan_remove(e, id);
     }
     closedir(d);
 }

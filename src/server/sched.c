@@ -827,8 +827,8 @@ has_work(engine *e)
 /* Give up the supervisors started in a transaction that did not commit: they get end-of-file
  * instead of "go", write a go-0 record and exit; the record is removed so it cannot be
  * mistaken for the next attempt's. */
-static void
-abandon_fresh(engine *e, size_t first_fresh)
+void
+sched_fresh_abandon(engine *e, size_t first_fresh)
 {
     for (size_t i = first_fresh; i < e->n_runs; i++) {
         erun *r = &e->runs[i];
@@ -842,6 +842,91 @@ abandon_fresh(engine *e, size_t first_fresh)
             (void)unlink(path);
     }
     e->n_runs = first_fresh;
+}
+
+/* Start the tasks job j may start now, in the open transaction, while slots are free:
+ * *running_now counts the supervisors against `slots`. Caller holds mu. */
+static rx_err
+start_job(engine *e, ejob *j, uint64_t *running_now)
+{
+    unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
+
+    while (*running_now < e->slots && j->shims < cap) {
+        int64_t idx = engine_next_task(j);
+        size_t before = e->n_runs;
+        rx_err err;
+
+        if (idx < 0 || e->start_later)
+            break;
+        err = engine_touch(e, j);
+        if (err == RX_OK)
+            err = start_task(e, j, (uint64_t)idx, run_length(e, j, (uint64_t)idx));
+        if (err != RX_OK)
+            return err;
+        *running_now += e->n_runs - before;
+    }
+    return RX_OK;
+}
+
+/* Supervisors that count against `slots`: the runs whose end is not yet seen. */
+static uint64_t
+runs_running(const engine *e)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < e->n_runs; i++)
+        n += !e->runs[i].exited;
+    return n;
+}
+
+void
+sched_fresh_go(engine *e, size_t first_fresh)
+{
+    for (size_t i = first_fresh; i < e->n_runs; i++) {
+        exec_local_go(&e->runs[i].shim);
+        e->tasks_started_total += e->runs[i].count;
+    }
+}
+
+int
+sched_can_start_new(const engine *e)
+{
+    if (e->hold || e->stopping || e->system || e->slurm != NULL || e->start_later ||
+        e->n_spares == 0 || runs_running(e) >= e->slots)
+        return 0;
+    for (const ejob *j = e->a_head; j != NULL; j = j->a_next) {
+        unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
+
+        if (j->shims < cap && engine_next_task(j) >= 0)
+            return 0; /* an older job waits for a slot: the scheduler's turn comes first */
+    }
+    return 1;
+}
+
+rx_err
+sched_start_new(engine *e, ejob *const *jobs, size_t n)
+{
+    uint64_t running_now = runs_running(e);
+    size_t first_fresh = e->n_runs;
+    rx_err err = store_savepoint(e->st);
+
+    for (size_t i = 0; err == RX_OK && i < n && running_now < e->slots && !e->start_later; i++)
+        err = start_job(e, jobs[i], &running_now);
+    if (err == RX_OK) {
+        store_savepoint_release(e->st);
+        return RX_OK;
+    }
+    rx__log(RX_LOG_WARN, "engine: starting new jobs at once failed (%s): the scheduler will",
+            rx_strerror(err));
+    store_savepoint_rollback(e->st);
+    while (e->t_head != NULL) {
+        ejob *j = e->t_head;
+
+        e->t_head = j->t_next;
+        untouch(j, 1);
+    }
+    sched_fresh_abandon(e, first_fresh);
+    return err;
 }
 
 /* The end of a shim's task is durable in the store: if it said "e" and waits, "k" (it exits
@@ -917,32 +1002,17 @@ sched_step(engine *e)
     running_now = first_fresh - n_exited;
     for (ejob *j = e->a_head; !e->hold && !e->start_later && j != NULL && running_now < e->slots;
          j = j->a_next) {
-        unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
-
-        while (running_now < e->slots && j->shims < cap) {
-            int64_t idx = engine_next_task(j);
-            size_t before = e->n_runs;
-
-            if (idx < 0 || e->start_later)
-                break;
-            err = engine_touch(e, j);
-            if (err == RX_OK)
-                err = start_task(e, j, (uint64_t)idx, run_length(e, j, (uint64_t)idx));
-            if (err != RX_OK)
-                goto fail;
-            running_now += e->n_runs - before;
-        }
+        err = start_job(e, j, &running_now);
+        if (err != RX_OK)
+            goto fail;
     }
     err = engine_commit_touched(e);
     if (err != RX_OK) {
-        abandon_fresh(e, first_fresh);
+        sched_fresh_abandon(e, first_fresh);
         return err;
     }
     /* Durable now: let the new tasks run, forget the ended ones. */
-    for (size_t i = first_fresh; i < e->n_runs; i++) {
-        exec_local_go(&e->runs[i].shim);
-        e->tasks_started_total += e->runs[i].count;
-    }
+    sched_fresh_go(e, first_fresh);
     k = 0;
     for (size_t i = 0; i < e->n_runs; i++) {
         if (e->runs[i].exited) {
@@ -965,7 +1035,7 @@ fail:
         e->t_head = j->t_next;
         untouch(j, 1);
     }
-    abandon_fresh(e, first_fresh);
+    sched_fresh_abandon(e, first_fresh);
     return err;
 }
 

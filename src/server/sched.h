@@ -276,6 +276,30 @@ void *sched_main(void *arg);
 /* Wake the scheduler (after a submission, or to stop it). */
 void sched_wake(engine *e);
 
+/*
+ * Starting a submission's first tasks in its own transaction (engine.c commit_batch), which
+ * saves the scheduler's wake-up and a commit (an fsync) on the path of a job submitted to an
+ * idle daemon. All under mu, taken before the transaction began and held until the runs got
+ * "go" or were abandoned, so nothing else sees the jobs or runs before they are durable.
+ *
+ * sched_can_start_new: 1 when a job submitted now could start at once as the scheduler would
+ * start it: the local executor (not --system, --hold, stopping), a spare supervisor ready, a
+ * slot free, and no older job waiting for one (first in, first out).
+ * sched_start_new: in the open transaction, start what jobs[0..n) (new, not yet in the engine's
+ * tables; in submission order) may start, as a scheduler turn: engine_touch, task rows, spares
+ * claimed. The caller then commits with engine_commit_touched and calls sched_fresh_go (or, if
+ * that failed, sched_fresh_abandon) with the e->n_runs it read before. On an error nothing of it
+ * is left (a savepoint, rolled back; the jobs untouched; the supervisors abandoned): the
+ * submissions commit without it, and the scheduler starts them.
+ * sched_fresh_go: "go" to the runs [first_fresh, n_runs) once their start is durable.
+ * sched_fresh_abandon: end-of-file to them instead (no "go": their start was not durable); they
+ * exit without running anything, their go-0 records removed.
+ */
+int sched_can_start_new(const engine *e);
+rx_err sched_start_new(engine *e, ejob *const *jobs, size_t n);
+void sched_fresh_go(engine *e, size_t first_fresh);
+void sched_fresh_abandon(engine *e, size_t first_fresh);
+
 /* Discard every spare supervisor (sched.c): they exit without a trace. Caller holds mu or is
  * the scheduler thread's last act. */
 void sched_spares_discard(engine *e);
