@@ -2580,6 +2580,44 @@ test_engine_start_at_once_failures(void **state)
     fixture_free(f);
 }
 
+/* A collection with cleanup ends at once (the connection does not wait for the delete's
+ * commit): the job is gone to every caller from then on, its rows are deleted by the engine's
+ * next transaction (the scheduler's, woken for it), and a close right after it still deletes
+ * them: the job does not come back at the next start. */
+static void
+test_engine_collected_job_deleted(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "printf ok > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    engine_results *res;
+    engine_job job;
+    char sql[128];
+    int64_t id;
+
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        id = submit(f, &s);
+        assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+        res = results(f, 1000, id, 1);
+        assert_string_equal(res->slots[0].value, "ok");
+        assert_int_equal(engine_results_end(res, 1), RX_OK);
+        assert_int_equal(engine_get(f->e, 1000, id, &job), RX_ENOENT);
+        (void)snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE id = %" PRId64, id);
+        if (round == 0) {
+            for (int i = 0; i < 500 && db_int(f, sql) != 0; i++)
+                sleep_ms(10);
+            assert_int_equal(db_int(f, sql), 0);
+            assert_spool_gone(f, id, 5000);
+        } else {
+            fixture_reopen(f);
+            assert_int_equal(engine_get(f->e, 1000, id, &job), RX_ENOENT);
+            assert_int_equal(db_int(f, sql), 0);
+        }
+    }
+    fixture_free(f);
+}
+
 /* engine_close drains the remover's queue: directories handed to it are gone after the close. */
 static void
 test_engine_close_drains_removals(void **state)
@@ -2752,6 +2790,7 @@ main(void)
         cmocka_unit_test(test_engine_orphan_spools_removed),
         cmocka_unit_test(test_engine_orphan_id_taken_again),
         cmocka_unit_test(test_engine_submit_starts_at_once),
+        cmocka_unit_test(test_engine_collected_job_deleted),
         cmocka_unit_test(test_engine_start_at_once_failures),
         cmocka_unit_test(test_engine_close_drains_removals),
         cmocka_unit_test(test_engine_submit_latency),

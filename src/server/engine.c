@@ -622,7 +622,7 @@ static void
 commit_batch(engine *e, esub *batch)
 {
     size_t n = 0, n_ok = 0, first_fresh = 0;
-    int at_once, started = 0;
+    int at_once, started = 0, deleted = 0;
     ejob *fresh[ENGINE_BATCH_START_MAX];
     size_t n_fresh = 0;
     rx_err err;
@@ -671,6 +671,14 @@ commit_batch(engine *e, esub *batch)
     if (err == RX_OK && at_once) {
         first_fresh = e->n_runs;
         started = sched_start_new(e, fresh, n_fresh) == RX_OK && e->t_head != NULL;
+        /* Collections with cleanup since the last transaction: their deletes ride along. */
+        if (e->d_head != NULL && store_savepoint(e->st) == RX_OK) {
+            deleted = engine_deletes_write(e) == RX_OK;
+            if (deleted)
+                store_savepoint_release(e->st);
+            else
+                store_savepoint_rollback(e->st);
+        }
     }
     if (err == RX_OK)
         err = started ? engine_commit_touched(e) : store_commit(e->st);
@@ -708,6 +716,8 @@ commit_batch(engine *e, esub *batch)
         sched_fresh_go(e, first_fresh);
         engine_after_commit(e);
     }
+    if (deleted)
+        engine_deletes_done(e);
     for (esub *s = batch; s != NULL; s = s->next) {
         if (s->err != RX_OK)
             continue;
@@ -1341,6 +1351,19 @@ engine_close(engine *e)
         pthread_join(e->sched_thread, NULL);
     }
     sched_reaps_finish(e);
+    if (e->d_head != NULL) {
+        /* The scheduler is gone: the deletes it did not get to, in one transaction. */
+        rx_err err = store_begin(e->st);
+
+        if (err == RX_OK)
+            err = engine_deletes_write(e);
+        if (err == RX_OK)
+            err = store_commit(e->st);
+        if (err == RX_OK)
+            engine_deletes_done(e);
+        else
+            store_rollback(e->st); /* the jobs are back at the next start, results and all */
+    }
     /* The supervisors go on; the next engine_open adopts them. Closing go_fd tells those that
      * wait for "k" that their end is not recorded: they sync their exit records and exit. */
     for (size_t i = 0; i < e->n_runs; i++) {
@@ -1561,7 +1584,14 @@ engine_results_end(engine_results *res, int delivered)
         return RX_OK;
     }
     pthread_mutex_lock(&e->mu);
-    if (res->cleanup && delivered && !j->detached) {
+    if (res->cleanup && delivered && !j->detached && !j->delete_pending && e->slurm == NULL &&
+        e->sched_started && !e->stopping) {
+        /* Hidden already: its delete goes into the engine's next transaction (sched.h). */
+        j->delete_pending = 1;
+        j->d_next = e->d_head;
+        e->d_head = j;
+        sched_wake(e);
+    } else if (res->cleanup && delivered && !j->detached && !j->delete_pending) {
         err = store_begin(e->st);
         if (err == RX_OK)
             err = store_job_delete(e->st, j->id);
@@ -1579,13 +1609,45 @@ engine_results_end(engine_results *res, int delivered)
             engine_detach(e, j); /* still pinned: freed by the unpin below */
         }
     }
-    if (res->cleanup)
+    if (res->cleanup && !j->delete_pending)
         j->claimed = 0; /* delivered and deleted, or visible again: nothing was deleted */
     pthread_cond_broadcast(&e->changed);
     job_unpin(e, j);
     pthread_mutex_unlock(&e->mu);
     results_free_only(res);
     return err;
+}
+
+rx_err
+engine_deletes_write(engine *e)
+{
+    for (ejob *j = e->d_head; j != NULL; j = j->d_next) {
+        rx_err err = store_job_delete(e->st, j->id);
+
+        if (err != RX_OK) {
+            rx__log(RX_LOG_ERROR,
+                    "engine: delete job %" PRId64 " after its results were collected failed: %s; "
+                    "trying again",
+                    j->id, store_errmsg(e->st));
+            return err;
+        }
+    }
+    return RX_OK;
+}
+
+void
+engine_deletes_done(engine *e)
+{
+    while (e->d_head != NULL) {
+        ejob *j = e->d_head;
+
+        e->d_head = j->d_next;
+        j->d_next = NULL;
+        j->delete_pending = 0;
+        j->claimed = 0;
+        engine_detach(e, j); /* freed now, or at its last unpin */
+    }
+    pthread_cond_broadcast(&e->changed);
 }
 
 void

@@ -822,6 +822,8 @@ start_task(engine *e, ejob *j, uint64_t idx, uint64_t count)
 static int
 has_work(engine *e)
 {
+    if (e->d_head != NULL)
+        return 1;
     if (!e->hold && e->n_runs < e->slots) {
         for (ejob *j = e->a_head; j != NULL; j = j->a_next) {
             unsigned cap = j->num_tasks ? j->num_tasks : e->slots;
@@ -998,6 +1000,9 @@ sched_step(engine *e)
         rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
         return err;
     }
+    err = engine_deletes_write(e);
+    if (err != RX_OK)
+        goto fail;
     for (size_t i = 0; i < first_fresh; i++) {
         erun *r = &e->runs[i];
 
@@ -1023,8 +1028,9 @@ sched_step(engine *e)
         sched_fresh_abandon(e, first_fresh);
         return err;
     }
-    /* Durable now: let the new tasks run, forget the ended ones. */
+    /* Durable now: let the new tasks run, forget the ended ones and the deleted jobs. */
     sched_fresh_go(e, first_fresh);
+    engine_deletes_done(e);
     k = 0;
     for (size_t i = 0; i < e->n_runs; i++) {
         if (e->runs[i].exited) {

@@ -70,8 +70,10 @@ typedef struct ejob {
     void *work;   /* prepared, local executor: its encoded work, sent to each supervisor with
                      its task (exec_local_assign) instead of a work file; NULL otherwise */
     size_t work_len;
-    int claimed;  /* its results are being collected with cleanup: gone to everyone else */
-    int pins;     /* readers of its spool without the mutex */
+    int claimed;         /* its results are being collected with cleanup: gone to everyone else */
+    int delete_pending;  /* collected with cleanup: its rows' delete is not yet committed */
+    struct ejob *d_next; /* on the engine's delete list (d_head) */
+    int pins;            /* readers of its spool without the mutex */
     int detached; /* no longer in the engine: freed (and its spool removed) at the last unpin */
     int active;   /* on the active list */
     struct ejob *a_prev, *a_next;
@@ -149,6 +151,7 @@ struct engine {
     size_t cap_jobs;
     ejob *a_head, *a_tail; /* the active list */
     ejob *t_head;          /* jobs touched by the current transaction */
+    ejob *d_head; /* collected with cleanup, hidden: deleted by the next transaction (below) */
 
     erun *runs;
     size_t n_runs;
@@ -269,6 +272,21 @@ void engine_queue_gone(engine *e, int64_t id);
 /* Roll back the current transaction and undo every touched job in memory (a failure before
  * engine_commit_touched). Caller holds mu. */
 void engine_abort_touched(engine *e);
+
+/*
+ * Jobs collected with cleanup (engine_results_end) are deleted by the next transaction of the
+ * engine, not by one of their own in the collecting connection's thread: the scheduler's next
+ * turn (woken for it, so at once when it is idle), or a submission's that starts its job at once
+ * (commit_batch), whichever comes first; with the Slurm executor (another scheduler loop) at
+ * once, as before. The job is hidden from the end of the collection (claimed), so no caller can
+ * tell; the connection is free for its next request without waiting for an fsync.
+ * engine_deletes_write: the deletes of the list, in the open transaction.
+ * engine_deletes_done: after that transaction committed: the jobs leave memory (their spools
+ * are queued for removal); the list is empty. On a failure the list stays for the next one.
+ * Caller holds mu.
+ */
+rx_err engine_deletes_write(engine *e);
+void engine_deletes_done(engine *e);
 
 /* The scheduler thread (sched.c). */
 void *sched_main(void *arg);
