@@ -1491,6 +1491,23 @@ test_api_b64(void **state)
             rx__free(back);
         }
     }
+    /* Every byte value, at a letter's place and before "==": taken exactly when it is one of
+     * the 64 letters (and, before "==", when its low 4 bits are zero). */
+    {
+        static const char alphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+        for (unsigned c = 0; c < 256; c++) {
+            const char *at = c != 0 ? strchr(alphabet, (int)c) : NULL;
+            char text[5] = {'Z', 'm', '9', (char)c, '\0'};
+            char padded[5] = {'Z', (char)c, '=', '=', '\0'};
+            size_t len = 0;
+
+            assert_int_equal(b64_check(text, 4, &len), at != NULL);
+            assert_int_equal(b64_check(padded, 4, &len),
+                             at != NULL && ((size_t)(at - alphabet) & 0x0f) == 0);
+        }
+    }
     assert_int_equal(b64_decode("Zg==", 4, NULL, NULL), RX_EINVAL);
     rx__alloc_fail_after(0);
     {

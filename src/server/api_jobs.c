@@ -109,15 +109,33 @@ wrong_type(const char *field, const json_t *v, const char *want, char *why, size
     return fail(why, why_len, RX_EINVAL, "%s is %s: it must be %s", field, json_type_name(v), want);
 }
 
+/* The index of a field that is not an element of an array (field_name). */
+#define NOT_ELEMENT SIZE_MAX
+
+/* A field's name for a message: field itself, or "field[idx]" written into buf. Called only
+ * when there is something to say: an array of a few thousand elements (an environment) must not
+ * cost a formatted name per element. */
+static const char *
+field_name(char *buf, size_t len, const char *field, size_t idx)
+{
+    if (idx == NOT_ELEMENT)
+        return field;
+    (void)snprintf(buf, len, "%s[%zu]", field, idx);
+    return buf;
+}
+
 /*
- * Decode the base64 string v (named field) into *out_data / *out_len. max_len caps the decoded
- * length (checked before decoding): over it is RX_ETOOBIG naming limit_name (limits.h), or
- * RX_EINVAL when limit_name is NULL (a fixed bound); with no_nul the bytes may not hold a NUL.
+ * Decode the base64 string v (named field, or field[idx] when idx is not NOT_ELEMENT) into
+ * *out_data / *out_len. max_len caps the decoded length (checked before decoding): over it is
+ * RX_ETOOBIG naming limit_name (limits.h), or RX_EINVAL when limit_name is NULL (a fixed bound);
+ * with no_nul the bytes may not hold a NUL.
  */
 static rx_err
-decode_b64_field(const json_t *v, const char *field, uint64_t max_len, const char *limit_name,
-                 int no_nul, unsigned char **out_data, size_t *out_len, char *why, size_t why_len)
+decode_b64_field(const json_t *v, const char *field, size_t idx, uint64_t max_len,
+                 const char *limit_name, int no_nul, unsigned char **out_data, size_t *out_len,
+                 char *why, size_t why_len)
 {
+    char name[64];
     const char *text;
     size_t text_len;
     size_t len;
@@ -125,24 +143,26 @@ decode_b64_field(const json_t *v, const char *field, uint64_t max_len, const cha
     rx_err err;
 
     if (!json_is_string(v))
-        return wrong_type(field, v, "a base64 string", why, why_len);
+        return wrong_type(field_name(name, sizeof(name), field, idx), v, "a base64 string", why,
+                          why_len);
     text = json_string_value(v);
     text_len = json_string_length(v);
     if (!b64_check(text, text_len, &len))
         return fail(why, why_len, RX_EINVAL, "%s is not valid base64 (RFC 4648, with padding)",
-                    field);
+                    field_name(name, sizeof(name), field, idx));
     if (len > max_len && limit_name != NULL)
         return rx_limits_why(RX_ETOOBIG, why, why_len, limit_name, len, max_len);
     if (len > max_len)
         return fail(why, why_len, RX_EINVAL, "%s has %zu bytes, more than the limit of %" PRIu64,
-                    field, len, max_len);
+                    field_name(name, sizeof(name), field, idx), len, max_len);
     err = b64_decode(text, text_len, &data, &len);
     if (err != RX_OK)
-        return fail(why, why_len, err, "%s: %s", field, rx_strerror(err));
+        return fail(why, why_len, err, "%s: %s", field_name(name, sizeof(name), field, idx),
+                    rx_strerror(err));
     if (no_nul && memchr(data, '\0', len) != NULL) {
         rx__free(data);
         return fail(why, why_len, RX_EINVAL, "%s holds a NUL byte, which a C string cannot carry",
-                    field);
+                    field_name(name, sizeof(name), field, idx));
     }
     *out_data = data;
     *out_len = len;
@@ -205,15 +225,15 @@ decode_strv_field(const json_t *v, const char *field, size_t min_n, const char *
         unsigned char *data = NULL;
         size_t len = 0;
 
-        (void)snprintf(name, sizeof(name), "%s[%zu]", field, i);
-        err = decode_b64_field(elem, name, max_bytes - total, bytes_name, 1, &data, &len, why,
+        err = decode_b64_field(elem, field, i, max_bytes - total, bytes_name, 1, &data, &len, why,
                                why_len);
         if (err != RX_OK)
             goto fail;
         strv[i] = (char *)data;
         total += len;
         if (with_eq && (len == 0 || data[0] == '=' || memchr(data, '=', len) == NULL)) {
-            err = fail(why, why_len, RX_EINVAL, "%s is not of the form NAME=value", name);
+            err = fail(why, why_len, RX_EINVAL, "%s is not of the form NAME=value",
+                       field_name(name, sizeof(name), field, i));
             goto fail;
         }
     }
@@ -311,8 +331,8 @@ decode_env_cwd(json_t *work, const rx_limits *lim, engine_spec *spec, char *why,
         unsigned char *data = NULL;
         size_t len = 0;
 
-        err = decode_b64_field(v, "work.cwd_b64", API_JOBS_MAX_PATH_BYTES, NULL, 1, &data, &len,
-                               why, why_len);
+        err = decode_b64_field(v, "work.cwd_b64", NOT_ELEMENT, API_JOBS_MAX_PATH_BYTES, NULL, 1,
+                               &data, &len, why, why_len);
         if (err != RX_OK)
             return err;
         spec->cwd = (char *)data;
@@ -358,8 +378,8 @@ decode_work(json_t *work, const rx_limits *lim, engine_spec *spec, char *why, si
             unsigned char *data = NULL;
             size_t len = 0;
 
-            err = decode_b64_field(v, "work.stdin_b64", lim->stdin_bytes, "stdin_bytes", 0, &data,
-                                   &len, why, why_len);
+            err = decode_b64_field(v, "work.stdin_b64", NOT_ELEMENT, lim->stdin_bytes,
+                                   "stdin_bytes", 0, &data, &len, why, why_len);
             if (err != RX_OK)
                 return err;
             spec->stdin_data = data;
@@ -380,8 +400,8 @@ decode_work(json_t *work, const rx_limits *lim, engine_spec *spec, char *why, si
         spec->argv = rx__calloc(2, sizeof(*spec->argv));
         if (spec->argv == NULL)
             return fail(why, why_len, RX_ENOMEM, "out of memory");
-        err = decode_b64_field(v, "work.exe_b64", API_JOBS_MAX_PATH_BYTES, NULL, 1, &exe, &len, why,
-                               why_len);
+        err = decode_b64_field(v, "work.exe_b64", NOT_ELEMENT, API_JOBS_MAX_PATH_BYTES, NULL, 1,
+                               &exe, &len, why, why_len);
         if (err != RX_OK)
             return err;
         spec->argv[0] = (char *)exe;
@@ -411,7 +431,6 @@ static rx_err
 decode_elem_args(json_t *v, const rx_limits *lim, engine_spec *spec, char *why, size_t why_len)
 {
     size_t n;
-    char name[64];
     rx_err err;
 
     if (!json_is_array(v))
@@ -429,10 +448,10 @@ decode_elem_args(json_t *v, const rx_limits *lim, engine_spec *spec, char *why, 
         unsigned char *data = NULL;
         size_t len = 0;
 
-        (void)snprintf(name, sizeof(name), "elem_args_b64[%zu]", i);
         /* A command's argument goes into argv, which cannot hold a NUL (rx__exec_check). */
-        err = decode_b64_field(json_array_get(v, i), name, lim->body_bytes, "body_bytes",
-                               spec->kind == RX_WORK_COMMAND, &data, &len, why, why_len);
+        err = decode_b64_field(json_array_get(v, i), "elem_args_b64", i, lim->body_bytes,
+                               "body_bytes", spec->kind == RX_WORK_COMMAND, &data, &len, why,
+                               why_len);
         if (err != RX_OK)
             return err;
         spec->args[i].data = data;

@@ -16,25 +16,23 @@
 #include <openssl/evp.h>
 #include <stdint.h>
 
-static int
-is_b64_letter(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-           c == '/';
-}
-
-/* The 6-bit value of a letter of the alphabet (is_b64_letter). */
-static unsigned
-b64_letter_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return (unsigned)(c - 'A');
-    if (c >= 'a' && c <= 'z')
-        return (unsigned)(c - 'a') + 26;
-    if (c >= '0' && c <= '9')
-        return (unsigned)(c - '0') + 52;
-    return c == '+' ? 62 : 63;
-}
+/* The 6-bit value of each letter of the standard alphabet, and B64_NOT_LETTER (64) for every
+ * other byte ('=', white space, NUL, bytes over 127): one lookup per character, since b64_check
+ * reads every byte of a submission's argv and environment. */
+#define B64_NOT_LETTER 64
+static const unsigned char b64_value[256] = {
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64, 64, 0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
+    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+};
 
 size_t
 b64_encoded_len(size_t len)
@@ -71,14 +69,20 @@ b64_check(const char *text, size_t text_len, size_t *out_len)
         return 0;
     if (text_len > 0 && text[text_len - 1] == '=')
         pad = (text_len >= 2 && text[text_len - 2] == '=') ? 2 : 1;
-    for (size_t i = 0; i < text_len - pad; i++) {
-        if (!is_b64_letter((unsigned char)text[i]))
+    {
+        const unsigned char *p = (const unsigned char *)text;
+        unsigned bad = 0;
+
+        /* Or-ed over the whole text, one test at the end: no branch per character. */
+        for (size_t i = 0; i < text_len - pad; i++)
+            bad |= b64_value[p[i]];
+        if ((bad & B64_NOT_LETTER) != 0)
             return 0;
     }
     /* The letter before the padding carries bits past the last byte: they must be zero, or two
      * texts would decode to the same bytes ("dHJ1ZQ==" and "dHJ1ZR==" are both "true"). */
     if (pad > 0 &&
-        (b64_letter_value((unsigned char)text[text_len - pad - 1]) & (pad == 2 ? 0x0f : 0x03)) != 0)
+        (b64_value[(unsigned char)text[text_len - pad - 1]] & (pad == 2 ? 0x0f : 0x03)) != 0)
         return 0;
     if (out_len != NULL)
         *out_len = text_len / 4 * 3 - pad;
