@@ -16,6 +16,15 @@
 #  4. A supervisor that does not exit after "k" (stopped or traced by its user; here a proxy in
 #     front of the real rxjob-shim that forwards its end message and then sleeps) is killed by
 #     the daemon after a while: it does not hold the daemon's pidfd for ever (20 of them here).
+#  5. The supervisor looks the program up in PATH before "go" and the task runs what
+#     posix_spawnp would have run: the first PATH entry that holds it (not a later one), past
+#     entries that do not exist or are not directories, past a file that is not executable and
+#     a directory of that name; the current directory for an empty entry; the supervisor's PATH
+#     (the daemon's), not the job's; a name with "{}" after it took the argument; a name with a
+#     '/' not searched; a script without "#!" fails as posix_spawnp fails it (Exec format
+#     error, not a later entry's), as does a file found only without execute permission
+#     (Permission denied) or nowhere (command not found); with PATH unset, the C library's
+#     default is searched.
 #
 # Usage: bash tests/check_shim.sh BUILD_DIR
 set -euo pipefail
@@ -425,5 +434,75 @@ fi
 for pid in $(pgrep -f "$tmp/proxy.py" || true); do
     kill -KILL "$pid" 2>/dev/null || true
 done
+
+# --- 5. the program is looked up in PATH as posix_spawnp does ------------------------------------
+rx_stop "$daemon_pid"
+daemon_pid=""
+pd="$tmp/pathdirs"
+mkdir -p "$pd/p1/sub" "$pd/p2" "$pd/p3" "$pd/p4" "$pd/wd/sub" "$pd/p1/rxdir"
+touch "$pd/afile"
+# mkprog FILE WORDS: a script that prints WORDS (executable unless MODE says otherwise)
+mkprog() { printf '#!/bin/sh\necho %s\n' "$2" >"$1" && chmod "${3:-755}" "$1"; }
+mkprog "$pd/p2/rxprog" p2
+mkprog "$pd/p4/rxprog" p4
+mkprog "$pd/p1/rxboth" p1-noexec 644
+mkprog "$pd/p2/rxboth" p2-both
+mkprog "$pd/p2/rxdir" p2-dir
+mkprog "$pd/wd/rxwhere" cwd
+mkprog "$pd/p2/rxwhere" p2-where
+mkprog "$pd/p1/rxarg{}" raw
+mkprog "$pd/p2/rxarg1" one
+mkprog "$pd/p1/sub/rxslash" p1-sub
+mkprog "$pd/wd/sub/rxslash" cwd-sub
+mkprog "$pd/p3/rxclient" client
+mkprog "$pd/p1/rxnox" p1-noexec 644
+printf 'echo noshebang\n' >"$pd/p1/rxnoshebang"
+chmod 755 "$pd/p1/rxnoshebang"
+mkprog "$pd/p2/rxnoshebang" p2-noshebang
+PATH="$pd/nodir:$pd/afile:$pd/p1::$pd/p2:$pd/p4:$PATH" rx_start_daemon --slots 2
+# path_job WHAT WANT_STATE WANT ARGS...: a job of ARGS submitted from $pd/wd with PATH $pd/p3
+# first (the job's PATH, not the supervisor's); WANT is its output (FINISHED) or its error.
+path_job() {
+    local what=$1 want_state=$2 want=$3 id st got
+    shift 3
+    id=$(cd "$pd/wd" && PATH="$pd/p3:$PATH" rx exec --no-auto-cleanup "$@")
+    st=$(rx wait "$id" --timeout 60 2>/dev/null || true)
+    if [ "$want_state" = FINISHED ]; then
+        got=$(cat "$state/spool/$id/t0.out" 2>/dev/null || true)
+    else
+        got=$(rx results --json "$id" 2>/dev/null | sed -n 's/^ *"error": "\(.*\)",$/\1/p' || true)
+    fi
+    if [ "$st" = "$want_state" ] && [ "$got" = "$want" ]; then
+        ok "$what: $want"
+    else
+        bad "$what: job $st, '$got' (wanted $want_state, '$want')"
+    fi
+}
+path_job "a program in a later PATH entry, past missing ones and a file" FINISHED p2 -- rxprog
+path_job "no such program" FAILED "command not found: 'rxnope'" -- rxnope
+path_job "not executable in p1, executable in p2" FINISHED p2-both -- rxboth
+path_job "a directory of that name in p1, the program in p2" FINISHED p2-dir -- rxdir
+path_job "an empty PATH entry is the job's directory" FINISHED cwd -- rxwhere
+path_job "\"{}\" in the program's name takes the argument first" FINISHED one --elem 1 -- 'rxarg{}'
+path_job "a name with a '/' is not searched" FINISHED cwd-sub -- sub/rxslash
+path_job "an absolute name runs as it is" FINISHED p4 -- "$pd/p4/rxprog"
+path_job "the supervisor's PATH is searched, not the job's" FAILED \
+    "command not found: 'rxclient'" -- rxclient
+path_job "a script without #! fails (the later entry is not tried)" FAILED \
+    "cannot start 'rxnoshebang': Exec format error" -- rxnoshebang
+path_job "found without execute permission only" FAILED \
+    "cannot start 'rxnox': Permission denied" -- rxnox
+rx_stop "$daemon_pid"
+daemon_pid=""
+# PATH unset: the C library's default (glibc /bin:/usr/bin; musl /usr/local/bin:/bin:/usr/bin).
+env -u PATH "$rxjobd" --foreground --socket "$sock" --state-dir "$state" --slots 2 \
+    >>"$tmp/rxjobd.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 400); do
+    rx jobs >/dev/null 2>&1 && break
+    sleep 0.05
+done
+path_job "PATH unset: true is found where the C library looks" FINISHED "" -- true
+path_job "PATH unset: nothing of ours is searched" FAILED "command not found: 'rxprog'" -- rxprog
 
 rx_test_end
