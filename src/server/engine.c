@@ -1587,10 +1587,13 @@ engine_results_end(engine_results *res, int delivered)
     if (res->cleanup && delivered && !j->detached && !j->delete_pending && e->slurm == NULL &&
         e->sched_started && !e->stopping) {
         /* Hidden already: its delete goes into the engine's next transaction (sched.h). */
+        if (e->d_head == NULL) {
+            e->d_due_ms = rx__now_ms() + ENGINE_DELETE_DELAY_MS;
+            sched_wake(e); /* to poll until d_due_ms at most */
+        }
         j->delete_pending = 1;
         j->d_next = e->d_head;
         e->d_head = j;
-        sched_wake(e);
     } else if (res->cleanup && delivered && !j->detached && !j->delete_pending) {
         err = store_begin(e->st);
         if (err == RX_OK)

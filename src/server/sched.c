@@ -822,7 +822,7 @@ start_task(engine *e, ejob *j, uint64_t idx, uint64_t count)
 static int
 has_work(engine *e)
 {
-    if (e->d_head != NULL)
+    if (e->d_head != NULL && rx__now_ms() >= e->d_due_ms)
         return 1;
     if (!e->hold && e->n_runs < e->slots) {
         for (ejob *j = e->a_head; j != NULL; j = j->a_next) {
@@ -1222,6 +1222,13 @@ sched_main(void *arg)
             pfds[n].events = POLLIN;
             pfds[n].revents = 0;
             owner[n++] = i * 3 + WATCH_REAP;
+        }
+        if (e->d_head != NULL) {
+            int64_t left = e->d_due_ms - rx__now_ms();
+
+            left = left < 0 ? 0 : left;
+            if (timeout < 0 || left < timeout)
+                timeout = (int)left;
         }
         pthread_mutex_unlock(&e->mu);
 

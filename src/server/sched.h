@@ -151,7 +151,8 @@ struct engine {
     size_t cap_jobs;
     ejob *a_head, *a_tail; /* the active list */
     ejob *t_head;          /* jobs touched by the current transaction */
-    ejob *d_head; /* collected with cleanup, hidden: deleted by the next transaction (below) */
+    ejob *d_head;     /* collected with cleanup, hidden: deleted by the next transaction (below) */
+    int64_t d_due_ms; /* rx__now_ms() by which the scheduler deletes d_head on its own */
 
     erun *runs;
     size_t n_runs;
@@ -276,15 +277,19 @@ void engine_abort_touched(engine *e);
 /*
  * Jobs collected with cleanup (engine_results_end) are deleted by the next transaction of the
  * engine, not by one of their own in the collecting connection's thread: the scheduler's next
- * turn (woken for it, so at once when it is idle), or a submission's that starts its job at once
- * (commit_batch), whichever comes first; with the Slurm executor (another scheduler loop) at
- * once, as before. The job is hidden from the end of the collection (claimed), so no caller can
- * tell; the connection is free for its next request without waiting for an fsync.
+ * turn, or a submission's that starts its job at once (commit_batch), whichever comes first, and
+ * ENGINE_DELETE_DELAY_MS after the first of them at the latest (the scheduler's own turn then);
+ * with the Slurm executor (another scheduler loop) at once, as before. The job is hidden from
+ * the end of the collection (claimed), so no caller can tell; the connection is free for its
+ * next request without waiting for an fsync, and in a submit -> wait -> collect loop the next
+ * submission's commit carries the delete (a scheduler woken at once would take the mutex for
+ * its own commit just as that submission comes).
  * engine_deletes_write: the deletes of the list, in the open transaction.
  * engine_deletes_done: after that transaction committed: the jobs leave memory (their spools
  * are queued for removal); the list is empty. On a failure the list stays for the next one.
  * Caller holds mu.
  */
+#define ENGINE_DELETE_DELAY_MS 5
 rx_err engine_deletes_write(engine *e);
 void engine_deletes_done(engine *e);
 
