@@ -2618,6 +2618,37 @@ test_engine_collected_job_deleted(void **state)
     fixture_free(f);
 }
 
+/* A submission to an idle daemon whose transaction cannot even begin (the store locked by
+ * another process) fails alone: the tasks already running are not touched, and end as
+ * usual. */
+static void
+test_engine_start_at_once_begin_fails(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv_sleep[] = {"sleep", "1", NULL};
+    char *argv_true[] = {"true", NULL};
+    engine_spec slow = cmd_spec(argv_sleep), quick = cmd_spec(argv_true);
+    char path[PATH_MAX], why[256] = "";
+    sqlite3 *db = NULL;
+    engine_job job;
+    int64_t id;
+
+    (void)state;
+    wait_spares(2);
+    id = submit(f, &slow);
+    (void)wait_running(f, 1000, id);
+    wait_spares(2);
+    scratch(f, "jobs.db", path, sizeof(path));
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(engine_submit(f->e, &quick, &job, why, sizeof(why)), RX_ESTORE);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(engine_wait(f->e, 1000, id, 10000, &job), RX_OK);
+    assert_int_equal(job.status, RX_JOB_FINISHED);
+    fixture_free(f);
+}
+
 /* engine_close drains the remover's queue: directories handed to it are gone after the close. */
 static void
 test_engine_close_drains_removals(void **state)
@@ -2792,6 +2823,7 @@ main(void)
         cmocka_unit_test(test_engine_submit_starts_at_once),
         cmocka_unit_test(test_engine_collected_job_deleted),
         cmocka_unit_test(test_engine_start_at_once_failures),
+        cmocka_unit_test(test_engine_start_at_once_begin_fails),
         cmocka_unit_test(test_engine_close_drains_removals),
         cmocka_unit_test(test_engine_submit_latency),
     };

@@ -633,6 +633,7 @@ commit_batch(engine *e, esub *batch)
     pthread_mutex_lock(&e->mu);
     err = jobs_reserve(e, n);
     at_once = err == RX_OK && sched_can_start_new(e);
+    first_fresh = e->n_runs; /* the runs this batch starts, if any, are those from here on */
     if (!at_once)
         pthread_mutex_unlock(&e->mu);
     if (err == RX_OK)
@@ -669,7 +670,6 @@ commit_batch(engine *e, esub *batch)
         return;
     }
     if (err == RX_OK && at_once) {
-        first_fresh = e->n_runs;
         started = sched_start_new(e, fresh, n_fresh) == RX_OK && e->t_head != NULL;
         /* Collections with cleanup since the last transaction: their deletes ride along. */
         if (e->d_head != NULL && store_savepoint(e->st) == RX_OK) {
