@@ -330,8 +330,14 @@ gone_push(engine *e, int64_t id, int renamed)
     pthread_mutex_unlock(&e->rm_mu);
 }
 
-void
-engine_queue_gone(engine *e, int64_t id)
+/* Rename spool/<id> to <id>.gone and queue it for the remover. When the rename fails (the
+ * .gone name is taken: a removal a crash cut short), the directory is removed in place: later
+ * by the remover, or, with now, here and at once (orphan directories found at start, whose id
+ * may be given to the next job: a submission that starts at once makes its directory before its
+ * commit, so an id a crash left uncommitted comes again, and a removal in place later could take
+ * that job's files). */
+static void
+gone_rename(engine *e, int64_t id, int now)
 {
     char dir[PATH_MAX], to[PATH_MAX];
     struct engine_gone g = {.id = id, .renamed = 1};
@@ -347,9 +353,18 @@ engine_queue_gone(engine *e, int64_t id)
     }
     if (errno == ENOENT)
         return; /* nothing was written for this job (or it is already renamed) */
-    rx__log(RX_LOG_WARN, "engine: rename '%s' to '%s' failed: %s; removing it in place", dir, to,
-            strerror(errno));
-    gone_push(e, id, 0);
+    rx__log(RX_LOG_WARN, "engine: rename '%s' to '%s' failed: %s; removing it in place%s", dir, to,
+            strerror(errno), now ? " now" : "");
+    if (!now)
+        gone_push(e, id, 0);
+    else if (spool_remove_dir(dir) != RX_OK)
+        rx__log(RX_LOG_WARN, "engine: remove '%s' failed: %s", dir, strerror(errno));
+}
+
+void
+engine_queue_gone(engine *e, int64_t id)
+{
+    gone_rename(e, id, 0);
 }
 
 static int
@@ -1000,36 +1015,10 @@ load_running(const store_task_row *row, void *user)
     return RX_OK;
 }
 
-/* A directory without a job, at start: renamed to <id>.gone and removed in the background, or,
- * when that name is taken (a removal not finished before a crash), removed here and now. Its id
- * may be given to the next job: a submission that starts at once makes its directory before the
- * commit (commit_batch), and an id a crash left uncommitted comes again. The remover's removal
- * in place, later, could take that job's files. */
-static void
-orphan_remove(engine *e, int64_t id)
-{
-    char dir[PATH_MAX], to[PATH_MAX];
-    struct engine_gone g = {.id = id, .renamed = 1};
-
-    if (spool_job_dir(e->state_dir, id, dir, sizeof(dir)) != 0 ||
-        gone_path(e, &g, to, sizeof(to)) != 0)
-        return;
-    if (rename(dir, to) == 0) {
-        gone_push(e, id, 1);
-        return;
-    }
-    if (errno == ENOENT)
-        return;
-    rx__log(RX_LOG_WARN, "engine: rename '%s' to '%s' failed: %s; removing it now", dir, to,
-            strerror(errno));
-    if (spool_remove_dir(dir) != RX_OK)
-        rx__log(RX_LOG_WARN, "engine: remove '%s' failed: %s", dir, strerror(errno));
-}
-
 /* Spool directories whose job is gone (removal interrupted by a crash, or still queued) are
  * removed: <id> without a job, and every <id>.gone. Committed ids are never reused
  * (AUTOINCREMENT), and this runs before any submission, so neither can be a live job's; an id a
- * crash left uncommitted can be given again, so its directory is out of the way (orphan_remove)
+ * crash left uncommitted can be given again, so its directory is out of the way (gone_rename)
  * before this returns. */
 static void
 queue_orphan_spools(engine *e)
@@ -1062,7 +1051,7 @@ queue_orphan_spools(engine *e)
         if (rx__parse_i64(ent->d_name, 1, INT64_MAX, &id) != RX_OK)
             continue;
         if (engine_find(e, id) == NULL)
-            orphan_remove(e, id);
+            gone_rename(e, id, 1);
     }
     closedir(d);
 }

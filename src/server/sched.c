@@ -142,6 +142,18 @@ untouch(ejob *j, int undo)
     j->touched = 0;
 }
 
+/* Undo every job the current transaction touched (it did not commit). */
+static void
+untouch_all(engine *e)
+{
+    while (e->t_head != NULL) {
+        ejob *j = e->t_head;
+
+        e->t_head = j->t_next;
+        untouch(j, 1);
+    }
+}
+
 int
 engine_job_settle(ejob *j)
 {
@@ -198,12 +210,7 @@ engine_commit_touched(engine *e)
     if (err != RX_OK) {
         rx__log(RX_LOG_ERROR, "%s", store_errmsg(e->st));
         store_rollback(e->st);
-        while (e->t_head != NULL) {
-            ejob *j = e->t_head;
-
-            e->t_head = j->t_next;
-            untouch(j, 1);
-        }
+        untouch_all(e);
         return err;
     }
     return RX_OK;
@@ -256,12 +263,7 @@ void
 engine_abort_touched(engine *e)
 {
     store_rollback(e->st);
-    while (e->t_head != NULL) {
-        ejob *j = e->t_head;
-
-        e->t_head = j->t_next;
-        untouch(j, 1);
-    }
+    untouch_all(e);
 }
 
 rx_err
@@ -933,12 +935,7 @@ sched_start_new(engine *e, ejob *const *jobs, size_t n)
     rx__log(RX_LOG_WARN, "engine: starting new jobs at once failed (%s): the scheduler will",
             rx_strerror(err));
     store_savepoint_rollback(e->st);
-    while (e->t_head != NULL) {
-        ejob *j = e->t_head;
-
-        e->t_head = j->t_next;
-        untouch(j, 1);
-    }
+    untouch_all(e);
     sched_fresh_abandon(e, first_fresh);
     return err;
 }
@@ -1047,12 +1044,7 @@ sched_step(engine *e)
 fail:
     rx__log(RX_LOG_ERROR, "engine: scheduling failed: %s", rx_strerror(err));
     store_rollback(e->st);
-    while (e->t_head != NULL) {
-        ejob *j = e->t_head;
-
-        e->t_head = j->t_next;
-        untouch(j, 1);
-    }
+    untouch_all(e);
     sched_fresh_abandon(e, first_fresh);
     return err;
 }
