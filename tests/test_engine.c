@@ -247,38 +247,78 @@ read_long_file(const char *path)
     return -1;
 }
 
+/* State, parent and process group of process pid (a /proc entry's name): 0, or -1 if it is
+ * gone. */
+static int
+proc_stat(const char *pid, char *state, int *ppid, int *pgrp)
+{
+    char path[300], buf[1024];
+    FILE *fp;
+    char *p;
+
+    (void)snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    p = fgets(buf, sizeof(buf), fp);
+    fclose(fp);
+    if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+        return -1;
+    return sscanf(p + 1, " %c %d %d", state, ppid, pgrp) == 3 ? 0 : -1;
+}
+
+/* 1 if process pid's argv[1] is arg. */
+static int
+proc_arg1_is(const char *pid, const char *arg)
+{
+    char path[300], buf[1024];
+    FILE *fp;
+    size_t len;
+    char *p;
+
+    (void)snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    len = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[len] = '\0';
+    p = memchr(buf, '\0', len);
+    return p != NULL && (size_t)(p - buf) + 1 < len && strcmp(p + 1, arg) == 0;
+}
+
+/* Processes now that are: in group pgid and alive (pgid > 0); or this process's children,
+ * zombies (arg1 NULL) or alive with argv[1] arg1. */
+static int
+count_procs(pid_t pgid, const char *arg1)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *ent;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((ent = readdir(d)) != NULL) {
+        char st;
+        int ppid, pgrp;
+
+        if (ent->d_name[0] < '1' || ent->d_name[0] > '9' ||
+            proc_stat(ent->d_name, &st, &ppid, &pgrp) != 0)
+            continue;
+        if (pgid > 0)
+            n += pgrp == pgid && st != 'Z';
+        else if (ppid == (int)getpid())
+            n += arg1 == NULL ? st == 'Z' : st != 'Z' && proc_arg1_is(ent->d_name, arg1);
+    }
+    closedir(d);
+    return n;
+}
+
 /* 1 if a live (not zombie) process is in group pgid, after up to 2 s for it to go. */
 static int
 group_alive(pid_t pgid)
 {
     for (int tries = 0; tries < 200; tries++) {
-        DIR *d = opendir("/proc");
-        struct dirent *ent;
-        int alive = 0;
-
-        assert_non_null(d);
-        while ((ent = readdir(d)) != NULL && !alive) {
-            char path[300], buf[1024];
-            FILE *fp;
-            char *p;
-            char st;
-            int ppid, pgrp;
-
-            if (ent->d_name[0] < '1' || ent->d_name[0] > '9')
-                continue;
-            (void)snprintf(path, sizeof(path), "/proc/%s/stat", ent->d_name);
-            fp = fopen(path, "r");
-            if (fp == NULL)
-                continue;
-            p = fgets(buf, sizeof(buf), fp);
-            fclose(fp);
-            if (p == NULL || (p = strrchr(buf, ')')) == NULL)
-                continue;
-            if (sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 && pgrp == pgid && st != 'Z')
-                alive = 1;
-        }
-        closedir(d);
-        if (!alive)
+        if (count_procs(pgid, NULL) == 0)
             return 0;
         sleep_ms(10);
     }
@@ -289,54 +329,18 @@ group_alive(pid_t pgid)
 static pid_t
 parent_of(pid_t pid)
 {
-    char path[64], buf[1024];
-    FILE *fp;
-    char *p;
-    char st;
-    int ppid = -1;
+    char name[32], st;
+    int ppid = -1, pgrp;
 
-    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fp = fopen(path, "r");
-    assert_non_null(fp);
-    p = fgets(buf, sizeof(buf), fp);
-    fclose(fp);
-    assert_non_null(p);
-    p = strrchr(buf, ')');
-    assert_non_null(p);
-    assert_int_equal(sscanf(p + 1, " %c %d", &st, &ppid), 2);
+    (void)snprintf(name, sizeof(name), "%d", (int)pid);
+    assert_int_equal(proc_stat(name, &st, &ppid, &pgrp), 0);
     return (pid_t)ppid;
 }
 
 static int
 count_zombie_children(void)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *ent;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((ent = readdir(d)) != NULL) {
-        char path[300], buf[1024];
-        FILE *fp;
-        char *p;
-        char st;
-        int ppid;
-
-        if (ent->d_name[0] < '1' || ent->d_name[0] > '9')
-            continue;
-        (void)snprintf(path, sizeof(path), "/proc/%s/stat", ent->d_name);
-        fp = fopen(path, "r");
-        if (fp == NULL)
-            continue;
-        p = fgets(buf, sizeof(buf), fp);
-        fclose(fp);
-        if (p == NULL || (p = strrchr(buf, ')')) == NULL)
-            continue;
-        if (sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == (int)getpid() && st == 'Z')
-            n++;
-    }
-    closedir(d);
-    return n;
+    return count_procs(0, NULL);
 }
 
 static int
@@ -2411,44 +2415,7 @@ test_engine_orphan_id_taken_again(void **state)
 static int
 count_spares(void)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *ent;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((ent = readdir(d)) != NULL) {
-        char path[300], buf[1024];
-        FILE *fp;
-        char *p;
-        char st;
-        int ppid;
-        size_t len;
-
-        if (ent->d_name[0] < '1' || ent->d_name[0] > '9')
-            continue;
-        (void)snprintf(path, sizeof(path), "/proc/%s/stat", ent->d_name);
-        fp = fopen(path, "r");
-        if (fp == NULL)
-            continue;
-        p = fgets(buf, sizeof(buf), fp);
-        fclose(fp);
-        if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
-            sscanf(p + 1, " %c %d", &st, &ppid) != 2 || ppid != (int)getpid() || st == 'Z')
-            continue;
-        (void)snprintf(path, sizeof(path), "/proc/%s/cmdline", ent->d_name);
-        fp = fopen(path, "r");
-        if (fp == NULL)
-            continue;
-        len = fread(buf, 1, sizeof(buf) - 1, fp);
-        fclose(fp);
-        buf[len] = '\0';
-        /* argv[0], then "--blank" while no task was given to it */
-        p = memchr(buf, '\0', len);
-        if (p != NULL && (size_t)(p - buf) + 1 < len && strcmp(p + 1, "--blank") == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
+    return count_procs(0, "--blank");
 }
 
 /* Wait (10 s at most) until the scheduler has n spare supervisors ready. */
