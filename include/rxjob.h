@@ -196,7 +196,8 @@ typedef struct rx_work {
     const char *const *env;  /* NULL-terminated "NAME=value" entries added to (and overriding)
                                 the caller's environment; NULL = none */
     const char *cwd;         /* working directory of the task (must exist at submit);
-                                NULL = the caller's */
+                                NULL = the caller's (a server context refuses a caller's
+                                directory that was removed: RX_EINVAL) */
     const void *stdin_data;  /* bytes every task reads on its standard input; NULL = /dev/null */
     size_t stdin_len;        /* length of stdin_data in bytes */
 } rx_work;
@@ -336,8 +337,10 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
  * Run work as a job of tasks on ctx (revoscalepy rx_exec). A context that waits (local ones
  * always; a server context with rx_context_set_wait(ctx, 1)) runs the job to its end and hands
  * back its results: one slot per task, in task order. A context that does not wait (a server
- * context, by default) hands back a job at once, durably queued, as revoscalepy returns an
- * RxRemoteJob on a context with wait=False.
+ * context, by default) hands back a job at once, durably recorded, as revoscalepy returns an
+ * RxRemoteJob on a context with wait=False: QUEUED, or already RUNNING when an idle daemon
+ * started its first tasks in the same commit (a task that then cannot start, such as a
+ * program not found, ends FAILED from RUNNING, as under Slurm).
  *
  * Task count (DESIGN.md section 2): with elem_args, one task per element, and times_to_run must
  * be -1 or equal to n_elem_args; without, times_to_run tasks; with neither, 1 task on a local
@@ -352,14 +355,15 @@ RX_API void rx_exec_opts_init(rx_exec_opts *opts);
  *                     rx_results_free. Required there; ignored (may be NULL) otherwise.
  * @param out_job      Non-waiting context: on RX_OK, the new job; free with rx_job_free.
  *                     Required there; ignored (may be NULL) otherwise.
- * @return RX_OK: every task succeeded (job FINISHED), or the job was queued (non-waiting).
+ * @return RX_OK: every task succeeded (job FINISHED), or the job was recorded (non-waiting).
  *         RX_EJOBFAILED: the job ran and at least one task failed (job FAILED); *out_results is
  *           set all the same, with each failed slot's error (revoscalepy's warning on collect).
  *         RX_EINVAL: NULL ctx or work, or the out parameter the context needs; a function work
  *           without a function (or, on a server context, not registered with RX_FUNCTION); a
  *           command with an empty argv; times_to_run < -1 or 0, over RX_MAX_TASKS; a negative,
  *           NaN or too large execution_timeout_s; a tristate out of range; a struct_size smaller
- *           than the first release's; a cwd that is not a directory; elem_args given with
+ *           than the first release's; a cwd that is not a directory (server context: or no
+ *           cwd while the caller's current directory was removed); elem_args given with
  *           n_elem_args 0 (a job with no task), or NULL with n_elem_args > 0; for a command, an
  *           argument with a NUL byte, or an env entry that is not NAME=value, sets an RXJOB_*
  *           name, or repeats a name. Nothing runs.

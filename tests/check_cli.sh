@@ -167,6 +167,18 @@ expect_out "output after results is empty" ""
 rj results "$id"
 expect_rc "results again (gone)" 5
 
+# Submitted from a directory that was removed: refused (the task would have run in the
+# daemon's directory instead), and no job is made.
+gone_dir=$(mktemp -d)
+jobs_before=$("$rxjob" --url "unix:$sock" jobs | wc -l)
+(cd "$gone_dir" && rmdir "$gone_dir" && rj exec -- sh -c 'pwd; ls'; echo "$rc $err" >"$gone_dir.rc")
+read -r rc err <"$gone_dir.rc" || true
+rm -f "$gone_dir.rc"
+[[ $rc == 2 ]] && pass || fail "exec from a removed directory: exit status $rc, want 2"
+expect_match "exec from a removed directory: message" 'current directory .*removed' "$err"
+[[ $("$rxjob" --url "unix:$sock" jobs | wc -l) == "$jobs_before" ]] && pass ||
+    fail "exec from a removed directory made a job"
+
 # A never-used id.
 rj status 987654321
 expect_rc "status of an unknown id" 5

@@ -557,9 +557,16 @@ build_submit(rx_context *ctx, const rx__exec_call *call, char **out_text, size_t
             goto fail;
         }
     } else if (getcwd(dir, sizeof(dir)) == NULL) {
-        dir[0] = '\0'; /* a deleted or unreachable directory: the daemon's, then */
+        /* Removed, or too long to name: the task would run somewhere else (the daemon's
+         * directory), which for a command like `rm -r *` is not a detail. */
+        set_errmsg(ctx,
+                   "rx_exec: the current directory cannot be the job's working directory (%s%s): "
+                   "change to an existing directory, or give the work a cwd",
+                   strerror(errno), errno == ENOENT ? ": it was removed" : "");
+        err = RX_EINVAL;
+        goto fail;
     }
-    if (dir[0] != '\0' && set_b64(work, "cwd_b64", dir, strlen(dir)) != 0)
+    if (set_b64(work, "cwd_b64", dir, strlen(dir)) != 0)
         goto fail;
 
     if (opts->elem_args != NULL) {
