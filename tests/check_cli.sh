@@ -479,6 +479,7 @@ if rx_alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else
 wait "$daemon_pid" 2>/dev/null
 rj status 1
 expect_rc "status once the daemon is stopped" 3
+expect_match "status once the daemon is stopped: what to do" "rxjob daemon start" "$err"
 
 # ---------------------------------------------------------------------------------------------
 # The embedded default: the library starts the per-user daemon; daemon stop stops it.

@@ -27,7 +27,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --wait               wait for the job, print its results, exit as it ended\n"
-    "  --times N            run N tasks (without task arguments)\n"
+    "  --times N            run N tasks (with task arguments: N must be their number)\n"
     "  --elem ARG           add a task with argument ARG (repeatable)\n"
     "  --elems-from FILE    add a task per line of FILE ('-': standard input)\n"
     "  --num-tasks N        run at most N tasks of this job at once\n"

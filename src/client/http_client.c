@@ -675,8 +675,13 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
     if (code == CURLE_COULDNT_CONNECT) {
         (void)curl->easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         conn_errno = os_errno != 0 ? (int)os_errno : ECONNREFUSED;
-        (void)snprintf(errbuf, errlen, "connect to rxjobd at '%s' failed: %s", rx__http_where(http),
-                       strerror(conn_errno));
+        /* What to do about it: no daemon there (ENOENT, ECONNREFUSED) is the usual case. */
+        (void)snprintf(errbuf, errlen, "connect to rxjobd at '%s' failed: %s%s",
+                       rx__http_where(http), strerror(conn_errno),
+                       conn_errno != ENOENT && conn_errno != ECONNREFUSED ? ""
+                       : http->base_url != NULL ? " (is rxjobd listening there?)"
+                                                : " (is rxjobd running? 'rxjob daemon start' "
+                                                  "starts one for this socket)");
     } else if (http->base_url != NULL &&
                (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CONNECT_ERROR ||
                 code == CURLE_SSL_CACERT_BADFILE || code == CURLE_SSL_CERTPROBLEM)) {
