@@ -2616,6 +2616,48 @@ test_engine_start_at_once_begin_fails(void **state)
     fixture_free(f);
 }
 
+/* A commit that fails after a job's directory was made for a start at once removes that
+ * directory before the submission returns, even when its <id>.gone name is taken (the removal
+ * of an earlier failed attempt at the same id, queued behind a slow one): the id is given
+ * again to the next job, whose directory a removal in place, later, would take. */
+static void
+test_engine_start_at_once_gone_taken(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    char *argv[] = {"sh", "-c", "sleep 0.3; printf ok > $RXJOB_RESULT", NULL};
+    engine_spec s = cmd_spec(argv);
+    char dir[PATH_MAX + 32], gone[PATH_MAX + 64], why[256] = "";
+    engine_results *res;
+    engine_job job;
+    int64_t id;
+    FILE *fp;
+
+    (void)state;
+    id = submit(f, &s);
+    assert_int_equal(wait_done(f, 1000, id).status, RX_JOB_FINISHED);
+    (void)snprintf(dir, sizeof(dir), "%s/spool/%" PRId64, f->dir, id + 1);
+    (void)snprintf(gone, sizeof(gone), "%s.gone", dir);
+    assert_int_equal(mkdir(gone, 0700), 0);
+    (void)snprintf(gone, sizeof(gone), "%s.gone/left", dir);
+    fp = fopen(gone, "w");
+    assert_non_null(fp);
+    fclose(fp);
+
+    wait_spares(2);
+    db_exec(f, "CREATE TRIGGER no_update BEFORE UPDATE ON jobs "
+               "BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    assert_int_equal(engine_submit(f->e, &s, &job, why, sizeof(why)), RX_ESTORE);
+    assert_false(path_exists(dir));
+    db_exec(f, "DROP TRIGGER no_update");
+    wait_spares(2);
+    assert_int_equal(submit(f, &s), id + 1);
+    assert_int_equal(wait_done(f, 1000, id + 1).status, RX_JOB_FINISHED);
+    res = results(f, 1000, id + 1, 1);
+    assert_string_equal(res->slots[0].value, "ok");
+    assert_int_equal(engine_results_end(res, 1), RX_OK);
+    fixture_free(f);
+}
+
 /* engine_close drains the remover's queue: directories handed to it are gone after the close. */
 static void
 test_engine_close_drains_removals(void **state)
@@ -2791,6 +2833,7 @@ main(void)
         cmocka_unit_test(test_engine_collected_job_deleted),
         cmocka_unit_test(test_engine_start_at_once_failures),
         cmocka_unit_test(test_engine_start_at_once_begin_fails),
+        cmocka_unit_test(test_engine_start_at_once_gone_taken),
         cmocka_unit_test(test_engine_close_drains_removals),
         cmocka_unit_test(test_engine_submit_latency),
     };

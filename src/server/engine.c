@@ -709,12 +709,16 @@ commit_batch(engine *e, esub *batch)
             store_rollback(e->st); /* engine_commit_touched rolled back and undid its own */
         if (at_once) {
             /* Nothing was committed: the supervisors claimed get end-of-file instead of "go",
-             * and the directories made for the jobs go (their ids may be given again). */
+             * and the directories made for the jobs go before the next job can take one of
+             * their ids (given again): renamed away, or removed now if the <id>.gone name is
+             * taken (an earlier attempt's, not yet removed), never left to a removal in place
+             * that would come after that job made its directory (breaker). */
             sched_fresh_abandon(e, first_fresh);
             for (size_t i = 0; i < n_fresh; i++)
-                if (fresh[i]->prepared)
-                    engine_queue_gone(e, fresh[i]->id);
+                gone_rename(e, fresh[i]->id, 1); /* prepared or not: mkdir may be all it did */
             pthread_mutex_unlock(&e->mu);
+            if (!e->hold)
+                sched_wake(e); /* to replace the spares claimed */
         }
         return;
     }

@@ -115,9 +115,11 @@ typedef struct engine_results {
  * End a collection and free res (NULL-safe). delivered: the whole body reached the client.
  * Until this call the job's spool is kept (the values stay readable even if the job is cleaned
  * up meanwhile) and, with cleanup, the job is hidden from everyone else. With cleanup and
- * delivered, the job is deleted now; without delivery it is visible again and nothing is
- * deleted (protocol.md: a failed call deletes nothing). RX_OK; RX_ESTORE (the deletion failed:
- * the job is kept, visible again).
+ * delivered, the job stays hidden and is deleted by the engine's next transaction, 5 ms later
+ * at most (sched.h, engine_deletes_write; with the Slurm executor, or while the engine stops,
+ * here and now); without delivery it is visible again and nothing is deleted (protocol.md: a
+ * failed call deletes nothing). RX_OK; RX_ESTORE (a deletion here and now failed: the job is
+ * kept, visible again; a later one that fails is tried again, the job hidden meanwhile).
  */
 rx_err engine_results_end(engine_results *res, int delivered);
 
