@@ -879,7 +879,14 @@ done:
  * puts them back in the queue (as the local pool does, src/exec/pool.c).
  * ------------------------------------------------------------------------------------------- */
 
-#define CHUNK_LINE_MAX 128
+#define CHUNK_LINE_MAX   128
+/* Without a time limit, the chunk pipe is read every CHUNK_DRAIN_MS, not at each message: what
+ * the program says is only needed when it ends (which task ran last: all is read then), for a
+ * deadline (none) and to find a protocol error (found a few ms later). A wake-up per task was a
+ * good part of a short task's time. CHUNK_PIPE_BYTES of pipe hold far more than a program says
+ * in that time (a message is 20-40 bytes). */
+#define CHUNK_DRAIN_MS   10
+#define CHUNK_PIPE_BYTES (1 << 20)
 
 enum { STOP_PROTOCOL = STOP_CANCEL + 1 };
 
@@ -1099,10 +1106,18 @@ chunk_watch_program(shim *sh, rx__proc *proc, chunk_watch *w)
             pfd[n].fd = proc->pidfd;
             pfd[n++].events = POLLIN;
         }
-        if (w->fd >= 0) {
+        if (w->fd >= 0 && sh->timeout_ms > 0) {
             i_pipe = (int)n;
             pfd[n].fd = w->fd;
             pfd[n++].events = POLLIN;
+        } else if (w->fd >= 0) {
+            /* No deadline to keep: read it from time to time (CHUNK_DRAIN_MS). */
+            if (chunk_pump(sh, w, proc->pid) != 0 && stop == STOP_NONE) {
+                stop = STOP_PROTOCOL;
+                (void)rx__proc_signal_group(proc, SIGKILL);
+            }
+            if (timeout < 0 || timeout > CHUNK_DRAIN_MS)
+                timeout = CHUNK_DRAIN_MS;
         }
         rc = poll(pfd, n, timeout);
         if (rc < 0 && errno != EINTR)
@@ -1216,6 +1231,8 @@ run_chunk(shim *sh)
     }
     (void)fcntl(ctl[0], F_SETFL, O_NONBLOCK);
     (void)fcntl(ctl[1], F_SETFD, 0); /* the program's: it says its steps there */
+    if (sh->timeout_ms == 0)
+        (void)fcntl(ctl[0], F_SETPIPE_SZ, CHUNK_PIPE_BYTES); /* best effort: read less often */
     extra[n_extra++] = rx__env_entry("RXJOB_TASK_INDEX", "%" PRIu64, sh->idx);
     extra[n_extra++] = rx__env_entry("RXJOB_TASK_COUNT", "%" PRIu64, sh->n_tasks);
     extra[n_extra++] = rx__env_entry("RXJOB_FUNCTION", "%s", sh->work.function);
