@@ -343,6 +343,27 @@ RX_FUNCTION(chunk_step)
     }
     if (strcmp(action, "hang") == 0)
         sleep_ms(60000);
+    if (strcmp(action, "garble") == 0) {
+        /* A line the chunk protocol does not have on the supervisor's pipe, then a hang: the
+         * supervisor must find it while the program lives, and stop it. */
+        int pipe_fd = -1;
+
+        /* rx_init took RXJOB_CHUNK_FD out of the environment: the pipe is the one fd that is a
+         * pipe open for writing. */
+        for (int k = 3; k < 64 && pipe_fd < 0; k++) {
+            char fdp[32], target[64];
+            ssize_t tl;
+
+            (void)snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", k);
+            tl = readlink(fdp, target, sizeof(target) - 1);
+            if (tl > 5 && strncmp(target, "pipe:", 5) == 0 &&
+                (fcntl(k, F_GETFL) & O_ACCMODE) == O_WRONLY)
+                pipe_fd = k;
+        }
+        if (pipe_fd < 0 || write(pipe_fd, "zz 1\n", 5) != 5)
+            return rx_task_fail(task, "cannot find or write the supervisor's pipe");
+        sleep_ms(60000);
+    }
     if (strcmp(action, "atexit") == 0)
         (void)atexit(hang_at_exit); /* the program hangs after its last task */
     if (strcmp(action, "bye") == 0)
@@ -437,6 +458,50 @@ static const char *
 act_crash(size_t i)
 {
     return i == 3 ? "segv" : i == 12 ? "abort" : "ok";
+}
+
+static const char *
+act_garble(size_t i)
+{
+    return i == 2 ? "garble" : "ok";
+}
+
+/* A program that breaks the protocol and then hangs is found out and stopped while it runs
+ * (the supervisor reads the pipe every few ms when there is no time limit, not at each message):
+ * the task it was on fails saying so, the ones before keep their ends, the ones after run
+ * again, each once. */
+static void
+test_chunk_protocol_broken(void **state)
+{
+    chunk_case c;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    chunk_case_init(&c, "garble", 6, act_garble, 6);
+    ctx = context();
+    job = submit(ctx, &c.opts);
+    assert_int_equal(rx_wait_for_job(job, 30), RX_OK);
+    res = wait_results(job, 30);
+    assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+    read_log(c.log, runs, pids);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(runs[i], 1);
+        if (i == 2) {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_ERROR);
+            if (strstr(rx_results_error(res, i), "broke the chunk protocol") == NULL)
+                fail_msg("task 2: %s", rx_results_error(res, i));
+        } else {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        }
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
 }
 
 static const char *
@@ -1118,6 +1183,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunk_fail_continue),
         cmocka_unit_test(test_chunk_fail_stop),
         cmocka_unit_test(test_chunk_crash),
+        cmocka_unit_test(test_chunk_protocol_broken),
         cmocka_unit_test(test_chunk_quiet_tasks),
         cmocka_unit_test(test_chunk_task_moves_fds),
         cmocka_unit_test(test_chunk_killed_after_output),
