@@ -948,10 +948,9 @@ chunk_task_done(shim *sh, chunk_watch *w, uint64_t idx, int64_t status, const ui
 {
     memset(&sh->rec, 0, sizeof(sh->rec));
     sh->rec.exit_status = (int)status;
-    if (chunk_task_paths(sh, idx) != 0) {
-        sh->rec.state = RX_TASK_ERROR;
-        (void)set_error(sh, "supervisor: spool path is too long");
-    } else if (status == 0 && at != NULL) {
+    /* The common case first, without the task's paths (two snprintfs a task: a tenth of this
+     * supervisor's time in a run of short tasks): its result is in the run's results file. */
+    if (status == 0 && at != NULL) {
         sh->rec.state = RX_TASK_OK;
         if (at[1] > sh->result_bytes) {
             sh->rec.state = RX_TASK_ERROR;
@@ -964,6 +963,9 @@ chunk_task_done(shim *sh, chunk_watch *w, uint64_t idx, int64_t status, const ui
             sh->rec.result_off = at[0];
             sh->rec.result_len = at[1];
         }
+    } else if (chunk_task_paths(sh, idx) != 0) {
+        sh->rec.state = RX_TASK_ERROR;
+        (void)set_error(sh, "supervisor: spool path is too long");
     } else if (status == 0) {
         sh->rec.state = RX_TASK_OK;
         check_result(sh);
