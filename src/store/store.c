@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -208,7 +209,16 @@ lock_state_dir(const char *state_dir, char *errbuf, size_t errlen, rx_err *out_e
         *out_err = RX_ESTORE;
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    /* A predecessor killed a moment ago may still have a child between its fork and its exec,
+     * holding the lock's descriptor until the exec closes it: a restart right after a kill -9
+     * waits STORE_LOCK_WAIT_MS for that, not for a live engine, which keeps it. */
+    for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+
+        if (errno == EWOULDBLOCK && i < STORE_LOCK_WAIT_MS / 50) {
+            (void)nanosleep(&ts, NULL);
+            continue;
+        }
         (void)snprintf(errbuf, errlen,
                        "store: '%s' is locked: another rxjobd uses this state "
                        "directory",

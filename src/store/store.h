@@ -82,6 +82,9 @@ typedef struct store_task_totals {
  * zeros as empty. */
 #define STORE_WAL_PREFILL_BYTES (4608u * 1024u)
 
+/* How long opening a store waits for its lock held by another process (store.c lock_dir). */
+#define STORE_LOCK_WAIT_MS 1000
+
 /* Open (creating) STATE_DIR/jobs.db, lock the state directory, write its log ahead of use
  * (STORE_WAL_PREFILL_BYTES; a failure there only logs), migrate the schema. RX_OK; RX_ESTORE
  * with why in errbuf (RX_EINVAL when another daemon holds the lock). */
