@@ -97,10 +97,13 @@ trap cleanup EXIT
 
 passed=0
 failed=0
+failures=()
 pass() { passed=$((passed + 1)); }
 fail() {
     failed=$((failed + 1))
     printf 'FAIL: %s\n' "$*"
+    local msg="$*"
+    failures+=("${msg:0:400}")
 }
 
 out_file=$tmp/out
@@ -454,6 +457,10 @@ expect_out "forgotten, no exit records" FAILED
 rj --json results "$gone_id"
 expect_match "its slots say why" '^LOST .*no longer knows' "$(slots | head -n 1)"
 
+if ((failed > 0)); then
+    echo "check_slurm: the failed checks again (CI shows a log's head and tail only):"
+    printf '  FAIL: %s\n' "${failures[@]}"
+fi
 echo "check_slurm: $passed passed, $failed failed in $(($(date +%s) - started_s)) s"
 if ((failed > 0)); then
     echo "check_slurm: rxjobd's log:"

@@ -25,7 +25,8 @@
 #       rxjobd --foreground --socket "$sock" --state-dir "$state" ARGS..., its stdout and
 #       stderr appended to $tmp/rxjobd.log; daemon_pid is set; returns once `rx jobs` answers,
 #       or prints the log and returns 1 if the daemon exited or did not answer within 20 s
-#   rx_test_end          print "NAME: N passed, M failed"; fails (status 1) if any failed
+#   rx_test_end          print each failure again (CI shows a log's head and tail only), then
+#                        "NAME: N passed, M failed"; fails (status 1) if any failed
 #
 # The closing line is the plain "N passed, M failed" that CI reads.
 
@@ -42,6 +43,7 @@ rx_test_init() {
     rx_pids=()
     passed=0
     failed=0
+    rx_failures=()
     trap rx_test_exit EXIT
 }
 
@@ -89,6 +91,8 @@ ok() {
 bad() {
     failed=$((failed + 1))
     echo "FAILED: $*"
+    local msg="$*"
+    rx_failures+=("${msg:0:400}")
     if declare -F rx_test_on_fail >/dev/null; then
         rx_test_on_fail || true
     fi
@@ -143,6 +147,13 @@ rx_start_daemon() {
 }
 
 rx_test_end() {
+    local f
+    if [ "$failed" -gt 0 ]; then
+        echo "$rx_test_name: the failed checks again:"
+        for f in "${rx_failures[@]}"; do
+            echo "  FAILED: $f"
+        done
+    fi
     echo "$rx_test_name: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
