@@ -6,7 +6,9 @@
 # job's life as docs/rxjob.1 describes it:
 #   - exec prints an id; status right after is QUEUED or RUNNING; wait says FINISHED; output
 #     reads the same twice; results gives the value; the job is then UNDETERMINED (exit 5) and
-#     its output empty;
+#     its output empty with exit 5; status, wait and output of an unknown, collected or
+#     cleaned-up job say "no such job" in one line on stderr (status and wait keep stdout the
+#     status alone; --json adds nothing on stderr); a canceled job's empty output exits 0;
 #   - --no-auto-cleanup: results twice, listed by jobs (and filtered by --state, --since),
 #     cleanup keeps it with a warning naming --force and results (exit 0), cleanup --force
 #     removes it;
@@ -47,6 +49,8 @@ rx_test_on_fail() {
 out_file=$tmp/out
 err_file=$tmp/err
 nl=$'\n'
+# What status, wait and output say on stderr of a job that is unknown or gone (exit 5).
+no_such_job='no such job: collected \(with auto-cleanup\), cleaned up, or never submitted \(UNDETERMINED\)$'
 
 # run CMD...: run CMD (at most 120 s) with stdout in $out_file and stderr in $err_file; sets rc,
 # out and err (without trailing newlines).
@@ -161,8 +165,11 @@ rj status "$id"
 expect_rc "status after results" 5
 expect_out "status after results" UNDETERMINED
 
+# rx_get_job_output gives a gone job's output as empty (revoscalepy); the CLI says why, exit 5.
 rj output "$id"
+expect_rc "output after results (collected: no such job)" 5
 expect_out "output after results is empty" ""
+expect_match "output after results: why, in one line" "^rxjob: output $id: $no_such_job" "$err"
 
 rj results "$id"
 expect_rc "results again (gone)" 5
@@ -179,13 +186,37 @@ expect_match "exec from a removed directory: message" 'current directory .*remov
 [[ $("$rxjob" --url "unix:$sock" jobs | wc -l) == "$jobs_before" ]] && pass ||
     fail "exec from a removed directory made a job"
 
-# A never-used id.
+# A never-used id: stdout is the status alone, as scripts read it; stderr says why, in one line.
 rj status 987654321
 expect_rc "status of an unknown id" 5
 expect_out "status of an unknown id" UNDETERMINED
+expect_match "status of an unknown id: why, on stderr" "^rxjob: status 987654321: $no_such_job" "$err"
 rj wait 987654321
 expect_rc "wait on an unknown id" 5
 expect_out "wait on an unknown id" UNDETERMINED
+expect_match "wait on an unknown id: why, on stderr" "^rxjob: wait 987654321: $no_such_job" "$err"
+rj wait --timeout 1 987654321
+expect_rc "wait --timeout on an unknown id" 5
+expect_match "wait --timeout on an unknown id: why, on stderr" "^rxjob: wait 987654321: $no_such_job" "$err"
+rj output 987654321
+expect_rc "output of an unknown id" 5
+expect_out "output of an unknown id prints nothing on stdout" ""
+expect_match "output of an unknown id: why, in one line" "^rxjob: output 987654321: $no_such_job" "$err"
+rj --json output 987654321
+expect_rc "--json output of an unknown id" 5
+expect_out "--json output of an unknown id: no JSON (as results)" ""
+expect_match "--json output of an unknown id: why" "^rxjob: output 987654321: $no_such_job" "$err"
+rj output --follow 987654321
+expect_rc "output --follow of an unknown id" 5
+expect_match "output --follow of an unknown id: why" "^rxjob: output 987654321: $no_such_job" "$err"
+# With --json the document is the answer: stderr stays empty.
+rj --json status 987654321
+expect_rc "--json status of an unknown id" 5
+expect_match "--json status of an unknown id" '^UNDETERMINED$' "$(json_get 'd["status"]')"
+[[ -z $err ]] && pass || fail "--json status of an unknown id wrote on stderr: '$err'"
+rj --json wait 987654321
+expect_rc "--json wait on an unknown id" 5
+[[ -z $err ]] && pass || fail "--json wait on an unknown id wrote on stderr: '$err'"
 
 # ---------------------------------------------------------------------------------------------
 # --no-auto-cleanup: results twice, jobs lists it, cleanup warns and keeps, --force removes.
@@ -231,6 +262,9 @@ expect_rc "cleanup --force" 0
 rj status "$kid"
 expect_rc "cleanup --force removes the job" 5
 expect_out "cleanup --force removes the job" UNDETERMINED
+rj output "$kid"
+expect_rc "output of a cleaned-up job" 5
+expect_match "output of a cleaned-up job: why" "^rxjob: output $kid: $no_such_job" "$err"
 
 # ---------------------------------------------------------------------------------------------
 # A running job: results at once with exit 7, nothing deleted; wait --timeout; cancel.
@@ -269,6 +303,11 @@ fi
 rj status "$rid"
 expect_rc "status of a canceled job" 4
 expect_out "status of a canceled job" CANCELED
+[[ -z $err ]] && pass || fail "status of a canceled job wrote on stderr: '$err'"
+# A canceled job's output is removed: empty, but the job is known (CANCELED), so no error.
+rj output "$rid"
+expect_rc "output of a canceled job (empty, yet known)" 0
+[[ -z $err ]] && pass || fail "output of a canceled job wrote on stderr: '$err'"
 rj results "$rid"
 expect_rc "results of a canceled job" 4
 rj cancel "$rid"

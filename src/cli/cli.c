@@ -423,6 +423,15 @@ cli_fail(cli *c, const char *what, rx_err err)
 }
 
 int
+cli_no_such_job(const char *what)
+{
+    cli_error("%s: no such job: collected (with auto-cleanup), cleaned up, or never submitted "
+              "(UNDETERMINED)",
+              what);
+    return CLI_EXIT_UNDETERMINED;
+}
+
+int
 cli_stderr_is_tty(void)
 {
     return isatty(STDERR_FILENO);

@@ -129,6 +129,14 @@ int cli_exit_for_status(rx_job_status status);
  */
 int cli_fail(cli *c, const char *what, rx_err err);
 
+/*
+ * Say on stderr why a job reads UNDETERMINED: "rxjob: WHAT: no such job: collected (with
+ * auto-cleanup), cleaned up, or never submitted (UNDETERMINED)". The same line for a job of
+ * another user's (in system mode the daemon answers for it as for an unknown id). Returns
+ * CLI_EXIT_UNDETERMINED.
+ */
+int cli_no_such_job(const char *what);
+
 /* Report an error that is not the library's: "rxjob: <printf message>" on stderr. The message
  * goes through cli_fputs_display (it may quote a task's error text or a daemon's reason). */
 void cli_error(const char *fmt, ...) RX_PRINTF(1, 2);

@@ -1,7 +1,10 @@
 /*
  * cmd_output.c - rxjob output ID [--follow]: the console output (stdout and stderr) of every
  * task, in task order, each after a line "==> task N <==" (rx_get_job_output). Partial while the
- * job runs, empty once its artifacts are gone; reading it never consumes it.
+ * job runs; reading it never consumes it. rx_get_job_output gives an unknown or gone job's output
+ * as empty, not as an error (revoscalepy's rule); so when the output is empty, and only then,
+ * the CLI asks for the job's status, and an UNDETERMINED job is said on stderr and exits 5, as
+ * status, results and cancel do.
  *
  * --follow goes on until the job is over, as tail -f does. The public API has no streaming
  * variant, so the CLI asks for the whole output about once a second and prints what is new. The
@@ -12,17 +15,21 @@
  * printed again before its new bytes, as tail -f does when it switches files. (A streaming
 rx_get_job_output, over the protocol's follow=1, would spare the polling.)
  */
+#define _GNU_SOURCE /* fopencookie: count the bytes rx_get_job_output streams to stdout */
+
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 static const char usage[] =
     "Usage: rxjob output [--follow] [--json] ID\n"
     "\n"
     "Print the console output (stdout and stderr) of every task of job ID, in task\n"
-    "order, each after a line \"==> task N <==\". Partial while the job runs; empty once\n"
-    "the job has been cleaned up. Does not consume the output.\n"
+    "order, each after a line \"==> task N <==\". Partial while the job runs. A job that\n"
+    "is unknown or gone (collected, cleaned up) exits 5 with a message. Does not consume\n"
+    "the output.\n"
     "\n"
     "Options:\n"
     "  --follow           print new output as it comes, until the job is over\n"
@@ -61,6 +68,53 @@ fetch_output(rx_job *job, char **out_buf, size_t *out_len)
     *out_buf = buf;
     *out_len = len;
     return RX_OK;
+}
+
+/* rx_get_job_output streams to stdout through this writer, which counts the bytes: an empty
+ * output is the one case where the job's status must be asked (empty is also what an unknown
+ * job gives, rxjob.h), and the output itself need never be held whole in memory. */
+static ssize_t
+count_write(void *cookie, const char *data, size_t len)
+{
+    size_t *total = cookie;
+
+    if (len > 0 && fwrite(data, 1, len, stdout) != len)
+        return -1;
+    *total += len;
+    return (ssize_t)len;
+}
+
+/* Write the job's output to stdout as it comes; *out_len: how many bytes were written. */
+static rx_err
+stream_output(rx_job *job, size_t *out_len)
+{
+    cookie_io_functions_t io = {.write = count_write};
+    size_t total = 0;
+    FILE *f = fopencookie(&total, "w", io);
+    rx_err err;
+
+    if (f == NULL)
+        return RX_ENOMEM;
+    err = rx_get_job_output(job, f);
+    if (fclose(f) != 0 && err == RX_OK)
+        err = RX_EIO;
+    *out_len = total;
+    return err;
+}
+
+/* The output was empty: is that because the job is unknown or gone (exit 5, with a message)?
+ * One status query, only in that case. Returns the exit status. */
+static int
+empty_output(cli *c, const char *what, rx_job *job)
+{
+    rx_job_status status = RX_JOB_UNDETERMINED;
+    rx_err err = cli_job_poll(job, &status, NULL);
+
+    if (err != RX_OK)
+        return cli_fail(c, what, err);
+    if (status == RX_JOB_UNDETERMINED)
+        return cli_no_such_job(what);
+    return CLI_EXIT_OK;
 }
 
 /* What --follow has printed of each task's section. */
@@ -184,6 +238,12 @@ follow_output(cli *c, const char *what, rx_job *job)
             break;
         }
         free(buf);
+        /* Nothing printed, and the job reads UNDETERMINED: there is no such job (a job that
+         * is collected while followed has had its output printed). */
+        if (status == RX_JOB_UNDETERMINED && len == 0 && st.last == SIZE_MAX) {
+            rc = cli_no_such_job(what);
+            break;
+        }
         if (ferror(stdout) || rx_job_status_is_terminal(status))
             break;
         err = rx_wait_for_job(job, FOLLOW_INTERVAL_S);
@@ -244,9 +304,11 @@ cmd_output(cli *c, int argc, char **argv)
         size_t len = 0;
 
         err = fetch_output(job, &buf, &len);
-        if (err != RX_OK) {
+        if (err != RX_OK)
             rc = cli_fail(c, what, err);
-        } else {
+        else if (len == 0)
+            rc = empty_output(c, what, job); /* no such job: no JSON, as with results */
+        if (err == RX_OK && rc == CLI_EXIT_OK) {
             json_t *obj = json_object();
 
             if (obj != NULL &&
@@ -256,12 +318,16 @@ cmd_output(cli *c, int argc, char **argv)
                 obj = NULL;
             }
             rc = cli_json_print(obj);
-            free(buf);
         }
+        free(buf);
     } else {
-        err = rx_get_job_output(job, stdout);
+        size_t len = 0;
+
+        err = stream_output(job, &len);
         if (err != RX_OK)
             rc = cli_fail(c, what, err);
+        else if (len == 0)
+            rc = empty_output(c, what, job);
     }
     rx_job_free(job);
     return rc;

@@ -1,7 +1,8 @@
 /*
  * cmd_status.c - rxjob status ID: print the job's status name alone (QUEUED, RUNNING, FINISHED,
  * FAILED, CANCELED, UNDETERMINED), as rx_get_job_status gives it, and exit as the status says
- * (FAILED 1, CANCELED 4, UNDETERMINED 5, else 0).
+ * (FAILED 1, CANCELED 4, UNDETERMINED 5, else 0). An UNDETERMINED job is also explained on stderr
+ * (no such job: collected, cleaned up, or never submitted), except with --json.
  *
  * It asks through rx_job_get_progress rather than rx_get_job_status: both read UNDETERMINED for
  * a job that is gone, but only the former tells an unknown job (exit 5) from a daemon that does
@@ -15,7 +16,8 @@ static const char usage[] =
     "Usage: rxjob status [--json] ID\n"
     "\n"
     "Print the status of job ID: QUEUED, RUNNING, FINISHED, FAILED,\n"
-    "CANCELED or UNDETERMINED (unknown, or cleaned up).\n"
+    "CANCELED or UNDETERMINED (unknown, or cleaned up: exit status 5, and a line\n"
+    "on stderr says so).\n"
     "\n"
     "Options:\n"
     "  --url URL          the daemon to ask (unix:/path or https://HOST:PORT)\n"
@@ -53,6 +55,10 @@ cmd_status(cli *c, int argc, char **argv)
             (void)printf("%s\n", rx_job_status_name(status));
         if (rc == CLI_EXIT_OK)
             rc = cli_exit_for_status(status);
+        /* stdout stays the status alone (scripts read it); stderr says why. With --json the
+         * document is the whole answer. */
+        if (status == RX_JOB_UNDETERMINED && !c->json)
+            (void)cli_no_such_job(what);
     }
     rx_job_free(job);
     return rc;

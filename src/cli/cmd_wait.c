@@ -1,7 +1,8 @@
 /*
  * cmd_wait.c - rxjob wait ID [--timeout SECONDS]: block until the job is over (rx_wait_for_job),
  * then print its final status and exit as it says (FINISHED 0, FAILED 1, CANCELED 4,
- * UNDETERMINED 5). A wait that times out prints the status of the moment and exits 6.
+ * UNDETERMINED 5, explained on stderr as rxjob status does). A wait that times out prints the
+ * status of the moment and exits 6.
  *
  * When stderr is a terminal a progress line, "job ID: DONE/TOTAL tasks done (STATUS)", is
  * redrawn there about once a second and erased at the end; elsewhere (a pipe, a log file) there
@@ -92,6 +93,9 @@ cmd_wait(cli *c, int argc, char **argv)
     } else if (rc == CLI_EXIT_OK) {
         rc = cli_exit_for_status(status);
     }
+    /* As rxjob status: stdout stays the status alone, stderr says why (not with --json). */
+    if (err == RX_OK && status == RX_JOB_UNDETERMINED && !c->json)
+        (void)cli_no_such_job(what);
 
 done:
     rx_job_free(job);
