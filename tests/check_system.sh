@@ -15,10 +15,10 @@
 #     leading zeros) and through raw HTTP on every endpoint of docs/protocol.md (GET, POST,
 #     DELETE forms, query variants, a percent-encoded and a zero-padded id, a wrong method):
 #     each answer (exit status and output, or HTTP status and body) is byte for byte the answer
-#     for an unknown id, the id aside; B's listing (CLI and HTTP) holds none of A's jobs; B cannot
-#     stop the daemon; a cwd B cannot reach is refused as a missing one (no probing of
-#     root's directories); B holding 1100 idle connections locks out neither A nor root (B's own past
-#     64 are refused with 503);
+#     for an unknown id, the id aside (rxjob output: exit 5, "no such job"); B's listing (CLI
+#     and HTTP) holds none of A's jobs; B cannot stop the daemon; a cwd B cannot reach is
+#     refused as a missing one (no probing of root's directories); B holding 1100 idle
+#     connections locks out neither A nor root (B's own past 64 are refused with 503);
 #   - after all that A's jobs are unaffected: the FINISHED one still FINISHED with its results,
 #     the RUNNING one still RUNNING until A cancels it;
 #   - root sees both users' jobs;
@@ -315,6 +315,20 @@ for id in "$ida" "$idrun"; do
             fi
         done
     done
+done
+
+# The answer the comparisons above found equal, for output: an unknown id's, which is exit 5 and
+# one line "no such job" on stderr (rx_get_job_output gives an empty output; the CLI asks the
+# status), and nothing on stdout, for the FINISHED job and the RUNNING one alike.
+for id in "$ida" "$idrun"; do
+    rx rxtest_b output "$id" >"$tmp/bo.out" 2>"$tmp/bo.err"
+    rc=$?
+    if [ "$rc" = 5 ] && [ ! -s "$tmp/bo.out" ] && [ "$(wc -l <"$tmp/bo.err")" = 1 ] &&
+        grep -q "^rxjob: output $id: no such job: .*(UNDETERMINED)$" "$tmp/bo.err"; then
+        ok "B: rxjob output $id: exit 5, no such job"
+    else
+        fail "B: rxjob output $id: exit $rc, out '$(head -c 100 "$tmp/bo.out")' err '$(cat "$tmp/bo.err")'"
+    fi
 done
 
 # Listings: B sees its own job and none of A's.
