@@ -429,6 +429,65 @@ expect_rc "no command" 2
 run "$rxjob" --url nonsense status 1
 expect_rc "a malformed --url" 2
 
+# A malformed url is said once, in one line that names where it came from and the forms it
+# takes (the library's own log line is not printed besides).
+url_forms='; --url takes unix:/path/to/socket or https://HOST:PORT$'
+# Each case: the name the message gives the command, then its arguments.
+for tc in "status|status 1" "exec|exec -- true" "jobs|jobs" "daemon status|daemon status" \
+    "daemon stop|daemon stop" "daemon start|daemon start"; do
+    args=${tc#*|}
+    # shellcheck disable=SC2086 # split on purpose
+    run "$rxjob" --url /tmp/x $args
+    expect_rc "--url /tmp/x $args" 2
+    expect_match "--url /tmp/x $args: one line, the fix and the forms" \
+        "^rxjob: ${tc%%|*}: --url '/tmp/x': a socket path needs the unix: scheme \\(--url unix:/tmp/x\\)$url_forms" "$err"
+done
+run env RXJOB_URL=/tmp/x "$rxjob" status 1
+expect_rc "RXJOB_URL=/tmp/x" 2
+expect_match "RXJOB_URL=/tmp/x: named as such, in one line" \
+    "^rxjob: status: RXJOB_URL '/tmp/x': a socket path needs the unix: scheme \\(RXJOB_URL=unix:/tmp/x\\); RXJOB_URL takes " "$err"
+run "$rxjob" --url unix: status 1
+expect_rc "--url unix:" 2
+expect_match "--url unix: says what is missing, in one line" "^rxjob: status: --url 'unix:': no socket path after unix:$url_forms" "$err"
+run "$rxjob" --url https://127.0.0.1 status 1
+expect_rc "--url https:// without a port" 2
+expect_match "--url https:// without a port, in one line" "^rxjob: status: --url 'https://127.0.0.1': not https://HOST:PORT \\(a port from 1 to 65535[^$nl]*\\)$url_forms" "$err"
+run "$rxjob" --url http://127.0.0.1:1 status 1
+expect_match "--url http://, in one line" "^rxjob: status: --url 'http://127.0.0.1:1': plain http:// is never used [^$nl]*$url_forms" "$err"
+run "$rxjob" --url nonsense status 1
+expect_match "--url nonsense, in one line" "^rxjob: status: --url 'nonsense': not a daemon address$url_forms" "$err"
+
+# A token file that cannot be used: one line naming where it came from (--token-file or
+# RXJOB_TOKEN_FILE) and what is wrong with it; exit 8. Checked before any connection, so the
+# https url needs no daemon.
+https_url=https://127.0.0.1:1
+: >"$tmp/tok-empty"
+printf 'not a token\n' >"$tmp/tok-junk"
+printf '\n%s\n' "$(printf 'x%.0s' $(seq 40))" >"$tmp/tok-blank-line"
+mkdir "$tmp/tok-dir"
+chmod 600 "$tmp/tok-empty" "$tmp/tok-junk" "$tmp/tok-blank-line"
+token_cases=(
+    "tok-empty|' is empty: its first line must be the token$"
+    "tok-junk|': its first line is not a token \\(11 characters\\): a token is 32 to 512 characters of "
+    "tok-blank-line|': its first line is not a token \\(it is empty\\)"
+    "tok-dir|' is a directory, not a file holding the token on its first line$"
+    "tok-missing|': cannot open it: No such file or directory$"
+)
+for tc in "${token_cases[@]}"; do
+    f=${tc%%|*}
+    run "$rxjob" --url "$https_url" --token-file "$tmp/$f" status 1
+    expect_rc "--token-file $f" 8
+    expect_match "--token-file $f: named as --token-file, what is wrong, one line" \
+        "^rxjob: status: --token-file '$tmp/$f${tc#*|}" "$err"
+done
+run env RXJOB_TOKEN_FILE="$tmp/tok-junk" "$rxjob" --url "$https_url" status 1
+expect_rc "RXJOB_TOKEN_FILE junk" 8
+expect_match "RXJOB_TOKEN_FILE junk: named as RXJOB_TOKEN_FILE, one line" \
+    "^rxjob: status: RXJOB_TOKEN_FILE '$tmp/tok-junk': its first line is not a token \\(11 characters\\)[^$nl]*$" "$err"
+run env RXJOB_TOKEN="$(printf 'x%.0s' $(seq 40))" "$rxjob" --url "$https_url" --token-file "$tmp/tok-empty" status 1
+expect_match "--token-file wins over RXJOB_TOKEN" "^rxjob: status: --token-file '$tmp/tok-empty' is empty" "$err"
+expect_usage "--token-file ''" --token-file '' status 1
+
 for args in "status 1" "wait 1" "results 1" "cancel 1" "jobs" "exec -- true" "cleanup 1"; do
     # shellcheck disable=SC2086 # split on purpose
     run "$rxjob" --url unix:/nonexistent $args

@@ -358,10 +358,11 @@ static const struct open_case open_cases[] = {
     {"unix:/tmp/x.sock", NULL, RX_OK, NULL}, /* no token needed on a socket */
     {"https://127.0.0.1:8443", NULL, RX_EPERM, "needs a token"},
     {"https://127.0.0.1:8443", "", RX_EPERM, "needs a token"},
-    {"https://127.0.0.1:8443", "short", RX_EPERM, "the token (RXJOB_TOKEN) is not"},
+    {"https://127.0.0.1:8443", "short", RX_EPERM, "RXJOB_TOKEN is not a token (5 characters)"},
     /* Nothing that could end the header line and start another. */
-    {"https://127.0.0.1:8443", TOKEN_A "\r\nX-Evil: 1", RX_EPERM, "the token (RXJOB_TOKEN)"},
-    {"https://127.0.0.1:8443", TOKEN_A " x", RX_EPERM, "the token (RXJOB_TOKEN)"},
+    {"https://127.0.0.1:8443", TOKEN_A "\r\nX-Evil: 1", RX_EPERM,
+     "RXJOB_TOKEN is not a token (a character that is not allowed there)"},
+    {"https://127.0.0.1:8443", TOKEN_A " x", RX_EPERM, "RXJOB_TOKEN is not a token"},
     {"http://127.0.0.1:8443", TOKEN_A, RX_EINVAL, "plain http:// is never used"},
     {"HTTPS://127.0.0.1:8443", TOKEN_A, RX_EINVAL, "not unix:"},
     {"tcp://127.0.0.1:8443", TOKEN_A, RX_EINVAL, "not unix:"},
@@ -444,7 +445,29 @@ test_http_open_token_file(void **state)
     http = NULL;
     assert_int_equal(unsetenv("RXJOB_TOKEN"), 0);
     assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EPERM);
-    assert_non_null(strstr(why, "the first line of RXJOB_TOKEN_FILE"));
+    assert_non_null(strstr(why, "RXJOB_TOKEN_FILE '"));
+    assert_non_null(strstr(why, path));
+    assert_non_null(strstr(why,
+                           "': its first line is not a token (11 characters): a token is 32 to 512 "
+                           "characters"));
+
+    /* Each malformed file says what is wrong with it, naming the file. */
+    write_file(path, "", 0600);
+    assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EPERM);
+    assert_non_null(strstr(why, "' is empty: its first line must be the token"));
+    write_file(path, "\n" TOKEN_B "\n", 0600);
+    assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EPERM);
+    assert_non_null(strstr(why, "its first line is not a token (it is empty)"));
+    write_file(path, "abc\n", 0600);
+    assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EPERM);
+    assert_non_null(strstr(why, "its first line is not a token (3 characters)"));
+    write_file(path, TOKEN_B " junk\n", 0600);
+    assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EPERM);
+    assert_non_null(strstr(why, "its first line is not a token (a character that is not allowed"));
+    assert_int_equal(setenv("RXJOB_TOKEN_FILE", tmp_dir, 1), 0);
+    assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EIO);
+    assert_non_null(strstr(why, "' is a directory, not a file holding the token"));
+    assert_int_equal(setenv("RXJOB_TOKEN_FILE", path, 1), 0);
 
     /* Open to group or others: refused, with the mode and the fix in the message. */
     write_file(path, TOKEN_B "\n", 0644);
@@ -458,7 +481,7 @@ test_http_open_token_file(void **state)
     /* Missing: RX_EIO, naming the file. */
     assert_int_equal(setenv("RXJOB_TOKEN_FILE", "/nonexistent/rxjob-token", 1), 0);
     assert_int_equal(rx__http_open("https://127.0.0.1:8443", &http, why, sizeof(why)), RX_EIO);
-    assert_non_null(strstr(why, "/nonexistent/rxjob-token"));
+    assert_non_null(strstr(why, "RXJOB_TOKEN_FILE '/nonexistent/rxjob-token': cannot open it: "));
     assert_null(http);
 }
 

@@ -127,6 +127,10 @@ cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
             continue;
         }
         if (o->id == GLOBAL_TOKEN_FILE) {
+            if (value[0] == '\0') { /* the library would read it as no token file at all */
+                (void)cli_usage_error(p->cmd, "option '--token-file' needs a file name");
+                return CLI_OPT_BAD;
+            }
             c->token_file = value;
             continue;
         }
@@ -315,30 +319,88 @@ cli_url(cli *c)
     return env != NULL && env[0] != '\0' ? env : NULL;
 }
 
-int
-cli_bad_url(cli *c, const char *cmd)
+void
+cli_capture_begin(cli *c, char *buf)
 {
-    const char *url = cli_url(c);
+    buf[0] = '\0';
+    c->captured = buf;
+    c->captured_len = CLI_CAPTURE_MAX;
+}
 
-    return cli_usage_error(cmd,
-                           "%s '%s': not a daemon address (unix:/path/to/socket or "
-                           "https://HOST:PORT)",
-                           c->url != NULL ? "--url" : "RXJOB_URL", url != NULL ? url : "");
+void
+cli_capture_end(cli *c)
+{
+    c->captured = NULL;
+    c->captured_len = 0;
+}
+
+/* The forms a daemon's address takes, for messages. */
+#define URL_FORMS "unix:/path/to/socket or https://HOST:PORT"
+
+int
+cli_open_failed(cli *c, const char *cmd, rx_err err, const char *why)
+{
+    static const char *const prefixes[] = {"server context: ", "daemon: "};
+    const char *env = getenv("RXJOB_URL");
+    const char *url = c->url != NULL ? c->url : env != NULL && env[0] != '\0' ? env : NULL;
+    const char *source = c->url != NULL ? "--url" : "RXJOB_URL";
+    char head[64];
+    int n;
+
+    /* The library's message names the call it came from; the CLI names the command instead. */
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(why, prefixes[i], strlen(prefixes[i])) == 0)
+            why += strlen(prefixes[i]);
+    }
+    if (err == RX_EINVAL && url != NULL) {
+        /* What is wrong, then the forms the url takes: one line. */
+        if (url[0] == '/' || url[0] == '.') {
+            cli_error("%s: %s '%s': a socket path needs the unix: scheme (%sunix:%s); %s "
+                      "takes " URL_FORMS,
+                      cmd, source, url, c->url != NULL ? "--url " : "RXJOB_URL=", url, source);
+        } else if (strncmp(url, "http://", 7) == 0) {
+            cli_error("%s: %s '%s': plain http:// is never used (a token would travel in clear); "
+                      "%s takes " URL_FORMS,
+                      cmd, source, url, source);
+        } else if (strncmp(url, "unix:", 5) == 0 || strncmp(url, "https://", 8) == 0) {
+            /* The library knows what is wrong within the scheme; its message starts with the
+             * url ("url 'URL': why"), which the CLI says itself. */
+            n = snprintf(head, sizeof(head), "url '%s': ", url);
+            if (n > 0 && (size_t)n < sizeof(head) && strncmp(why, head, (size_t)n) == 0)
+                why += n;
+            cli_error("%s: %s '%s': %s; %s takes " URL_FORMS, cmd, source, url,
+                      why[0] != '\0' ? why : "not a daemon address", source);
+        } else {
+            cli_error("%s: %s '%s': not a daemon address; %s takes " URL_FORMS, cmd, source, url,
+                      source);
+        }
+        return CLI_EXIT_USAGE;
+    }
+    /* The token file of --token-file reached the library as $RXJOB_TOKEN_FILE (cli_url). */
+    if (c->token_file != NULL && strncmp(why, "RXJOB_TOKEN_FILE ", 17) == 0)
+        cli_error("%s: --token-file %s", cmd, why + 17);
+    else if (why[0] != '\0')
+        cli_error("%s: %s", cmd, why);
+    else
+        cli_error("%s: %s", cmd, rx_strerror(err));
+    return cli_exit_for_err(err);
 }
 
 int
 cli_context(cli *c, const char *cmd, rx_context **out_ctx)
 {
+    char why[CLI_CAPTURE_MAX];
+    const char *url;
     rx_err err;
 
     if (c->ctx == NULL) {
-        err = rx_server_context(cli_url(c), &c->ctx);
-        if (err == RX_EINVAL)
-            return cli_bad_url(c, cmd);
-        if (err != RX_OK) {
-            cli_error("%s: %s", cmd, rx_strerror(err));
-            return cli_exit_for_err(err);
-        }
+        url = cli_url(c);
+        /* The library logs why it cannot open the url: said once, here, in the CLI's words. */
+        cli_capture_begin(c, why);
+        err = rx_server_context(url, &c->ctx);
+        cli_capture_end(c);
+        if (err != RX_OK)
+            return cli_open_failed(c, cmd, err, why);
     }
     *out_ctx = c->ctx;
     return CLI_EXIT_OK;

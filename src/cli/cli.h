@@ -41,6 +41,10 @@ typedef struct cli {
     int json;               /* --json: machine-readable output */
     rx_context *ctx;        /* opened by cli_context on first use; freed by main */
     int warned;             /* the library logged a warning (set by the log sink) */
+    char *captured;         /* non-NULL: the log sink keeps the library's first error message
+                               here (captured_len bytes) instead of printing it, so that the
+                               CLI can say it once, in its own words (cli_open_failed) */
+    size_t captured_len;
 } cli;
 
 /* One option a subcommand takes ("--name" or "--name VALUE"). Tables end with {NULL, 0, 0}. */
@@ -109,8 +113,23 @@ int cli_parse_seconds(const char *cmd, const char *what, const char *s, double m
  */
 const char *cli_url(cli *c);
 
-/* The message of a url the library refused as malformed; returns CLI_EXIT_USAGE. */
-int cli_bad_url(cli *c, const char *cmd);
+/* The longest library message cli_capture_begin keeps, in bytes with the NUL. */
+#define CLI_CAPTURE_MAX 1024
+
+/* Keep the library's next error message in buf (CLI_CAPTURE_MAX bytes) instead of printing it,
+ * until cli_capture_end. For the calls that open a url, whose failure has no context to hold
+ * its detail (rx_server_context, rx_daemon_get_info, rx_daemon_stop). */
+void cli_capture_begin(cli *c, char *buf);
+void cli_capture_end(cli *c);
+
+/*
+ * Report, in one line, that opening the daemon's url failed with err; why is the library's
+ * message kept by cli_capture_begin ("" if none). RX_EINVAL (the url is malformed): the url, where
+ * it came from (--url or RXJOB_URL), what is wrong and the forms it takes; exit CLI_EXIT_USAGE.
+ * Otherwise (a token that cannot be used, ...): the library's message, naming --token-file where
+ * the token file came from it; cli_exit_for_err(err).
+ */
+int cli_open_failed(cli *c, const char *cmd, rx_err err, const char *why);
 
 /* The server context of --url (opened once). On failure prints why and returns the exit status;
  * 0 on success. */

@@ -118,13 +118,16 @@ static int
 daemon_status(cli *c)
 {
     rx_daemon_info *info = NULL;
-    rx_err err = rx_daemon_get_info(cli_url(c), &info);
+    const char *url = cli_url(c);
+    char why[CLI_CAPTURE_MAX];
+    rx_err err;
     int rc;
 
-    if (err == RX_EINVAL)
-        return cli_bad_url(c, "daemon");
+    cli_capture_begin(c, why); /* the library's reason, said once by cli_open_failed */
+    err = rx_daemon_get_info(url, &info);
+    cli_capture_end(c);
     if (err != RX_OK)
-        return cli_fail(c, "daemon status", err);
+        return cli_open_failed(c, "daemon status", err, why);
     if (!info->running) {
         if (c->json) {
             json_t *obj = json_pack("{s:b, s:s, s:s}", "running", 0, "socket", info->socket, "why",
@@ -151,7 +154,7 @@ daemon_start(cli *c)
     rx_err err;
     int rc;
 
-    rc = cli_context(c, "daemon", &ctx);
+    rc = cli_context(c, "daemon start", &ctx);
     if (rc != CLI_EXIT_OK)
         return rc;
     /* A listing that matches nothing: cheap, and it starts the daemon if it must. */
@@ -170,16 +173,19 @@ static int
 daemon_stop(cli *c)
 {
     int was_running = 0;
-    rx_err err = rx_daemon_stop(cli_url(c), STOP_WAIT_S, &was_running);
+    const char *url = cli_url(c);
+    char why[CLI_CAPTURE_MAX];
+    rx_err err;
 
-    if (err == RX_EINVAL)
-        return cli_bad_url(c, "daemon");
+    cli_capture_begin(c, why); /* the library's reason, said once by cli_open_failed */
+    err = rx_daemon_stop(url, STOP_WAIT_S, &was_running);
+    cli_capture_end(c);
     if (err == RX_ETIMEDOUT) {
         cli_error("daemon stop: the daemon still runs after %g s", STOP_WAIT_S);
         return CLI_EXIT_TIMEOUT;
     }
     if (err != RX_OK)
-        return cli_fail(c, "daemon stop", err);
+        return cli_open_failed(c, "daemon stop", err, why);
     if (!was_running)
         cli_error("daemon stop: no daemon was running");
     if (c->json)

@@ -89,6 +89,11 @@ log_sink(rx_log_level level, const char *msg, void *user)
 
     if (level == RX_LOG_WARN)
         c->warned = 1;
+    if (level == RX_LOG_ERROR && c->captured != NULL) {
+        if (c->captured[0] == '\0')
+            (void)snprintf(c->captured, c->captured_len, "%s", msg);
+        return;
+    }
     if (level > RX_LOG_WARN && (debug == NULL || debug[0] == '\0'))
         return;
     (void)fflush(stdout);

@@ -198,14 +198,41 @@ rx__http_where(const rx__http *http)
 }
 
 /*
- * The token's first line, from the file at path, which must be the caller's and closed to group
- * and others (as ssh wants of a private key: a token is a password). RX_OK with *out_token
- * (rx__malloc'd); RX_EPERM (ownership or mode); RX_EIO (cannot be read); RX_ENOMEM.
+ * Why a token (of len bytes) is refused, for a message: "" if rx__token_ok takes it. The token
+ * itself is never quoted: it may be a real one with a typo, and messages end up in logs.
+ */
+static const char *
+token_problem(const char *token, size_t len, char *buf, size_t buf_len)
+{
+    if (rx__token_ok(token, len))
+        return "";
+    if (len == 0)
+        (void)snprintf(buf, buf_len, "it is empty");
+    else if (len > HTTP_TOKEN_MAX_LEN)
+        (void)snprintf(buf, buf_len, "more than %d characters", HTTP_TOKEN_MAX_LEN);
+    else if (len < HTTP_TOKEN_MIN_LEN)
+        (void)snprintf(buf, buf_len, "%zu characters", len);
+    else
+        (void)snprintf(buf, buf_len, "a character that is not allowed there");
+    return buf;
+}
+
+/* The end of every "not a token" message: what a token is (with the two bounds). */
+#define TOKEN_SHAPE "a token is %d to %d characters of A-Z a-z 0-9 - . _ ~ + / (then optional '=')"
+
+/*
+ * The token: the first line of the file at path ($RXJOB_TOKEN_FILE), which must be the caller's
+ * and closed to group and others (as ssh wants of a private key: a token is a password).
+ * RX_OK with *out_token (rx__malloc'd); RX_EPERM (ownership, mode, or a first line that is not a
+ * token); RX_EIO (cannot be read, not a file); RX_ENOMEM. Each message starts
+ * "RXJOB_TOKEN_FILE 'path'" and says what is wrong in one line (rxjob names its --token-file
+ * instead).
  */
 static rx_err
 read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
 {
     char buf[HTTP_TOKEN_MAX_LEN + 4];
+    char why[80];
     struct stat st;
     size_t len = 0;
     rx_err err = RX_OK;
@@ -213,17 +240,27 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        (void)snprintf(errbuf, errlen, "token file '%s': %s", path, strerror(errno));
+        (void)snprintf(errbuf, errlen, "RXJOB_TOKEN_FILE '%s': cannot open it: %s", path,
+                       strerror(errno));
         return RX_EIO;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        (void)snprintf(errbuf, errlen, "token file '%s' is not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        (void)snprintf(errbuf, errlen, "RXJOB_TOKEN_FILE '%s': cannot stat it: %s", path,
+                       strerror(errno));
+        err = RX_EIO;
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        (void)snprintf(errbuf, errlen,
+                       "RXJOB_TOKEN_FILE '%s' is %s, not a file holding the token on its first "
+                       "line",
+                       path, S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         err = RX_EIO;
         goto done;
     }
     if (st.st_uid != geteuid()) {
         (void)snprintf(errbuf, errlen,
-                       "token file '%s' belongs to uid %lu, not to this user "
+                       "RXJOB_TOKEN_FILE '%s' belongs to uid %lu, not to this user "
                        "(uid %lu): refusing to use it",
                        path, (unsigned long)st.st_uid, (unsigned long)geteuid());
         err = RX_EPERM;
@@ -231,7 +268,7 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
     }
     if ((st.st_mode & 077) != 0) {
         (void)snprintf(errbuf, errlen,
-                       "token file '%s' is open to group or others (mode "
+                       "RXJOB_TOKEN_FILE '%s' is open to group or others (mode "
                        "%04o): refusing to use it; chmod 600 it",
                        path, (unsigned)(st.st_mode & 07777));
         err = RX_EPERM;
@@ -241,7 +278,7 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
         long got = rx__read_full(fd, buf, sizeof(buf) - 1);
 
         if (got < 0) {
-            (void)snprintf(errbuf, errlen, "token file '%s': read failed: %s", path,
+            (void)snprintf(errbuf, errlen, "RXJOB_TOKEN_FILE '%s': read failed: %s", path,
                            strerror(errno));
             err = RX_EIO;
             goto done;
@@ -249,7 +286,22 @@ read_token_file(const char *path, char **out_token, char *errbuf, size_t errlen)
         len = (size_t)got;
     }
     buf[len] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0'; /* the first line */
+    if (len == 0) {
+        (void)snprintf(errbuf, errlen,
+                       "RXJOB_TOKEN_FILE '%s' is empty: its first line must be the token", path);
+        err = RX_EPERM;
+        goto done;
+    }
+    len = strcspn(buf, "\r\n"); /* the first line */
+    buf[len] = '\0';
+    if (!rx__token_ok(buf, len)) {
+        (void)snprintf(errbuf, errlen,
+                       "RXJOB_TOKEN_FILE '%s': its first line is not a token (%s): " TOKEN_SHAPE,
+                       path, token_problem(buf, len, why, sizeof(why)), HTTP_TOKEN_MIN_LEN,
+                       HTTP_TOKEN_MAX_LEN);
+        err = RX_EPERM;
+        goto done;
+    }
     *out_token = rx__strdup(buf);
     if (*out_token == NULL)
         err = RX_ENOMEM;
@@ -265,11 +317,17 @@ static rx_err
 load_token(const char *base_url, char **out_token, char *errbuf, size_t errlen)
 {
     const char *env = getenv("RXJOB_TOKEN");
-    const char *from = "RXJOB_TOKEN";
+    char why[80];
     char *token = NULL;
     rx_err err;
 
     if (env != NULL && env[0] != '\0') {
+        if (!rx__token_ok(env, strlen(env))) {
+            (void)snprintf(errbuf, errlen, "RXJOB_TOKEN is not a token (%s): " TOKEN_SHAPE,
+                           token_problem(env, strlen(env), why, sizeof(why)), HTTP_TOKEN_MIN_LEN,
+                           HTTP_TOKEN_MAX_LEN);
+            return RX_EPERM;
+        }
         token = rx__strdup(env);
         if (token == NULL)
             return RX_ENOMEM;
@@ -277,21 +335,11 @@ load_token(const char *base_url, char **out_token, char *errbuf, size_t errlen)
         err = read_token_file(env, &token, errbuf, errlen);
         if (err != RX_OK)
             return err;
-        from = "the first line of RXJOB_TOKEN_FILE";
     } else {
         (void)snprintf(errbuf, errlen,
                        "%s needs a token: set RXJOB_TOKEN, or RXJOB_TOKEN_FILE to a file (mode "
                        "0600) holding it (rxjob --token-file FILE)",
                        base_url);
-        return RX_EPERM;
-    }
-    if (!rx__token_ok(token, strlen(token))) {
-        (void)snprintf(errbuf, errlen,
-                       "the token (%s) is not %d to %d characters of A-Z a-z 0-9 - . _ ~ + / "
-                       "(then optional '=')",
-                       from, HTTP_TOKEN_MIN_LEN, HTTP_TOKEN_MAX_LEN);
-        explicit_bzero(token, strlen(token));
-        rx__free(token);
         return RX_EPERM;
     }
     *out_token = token;
