@@ -10,14 +10,19 @@
 #     cleaned-up job say "no such job" in one line on stderr (status and wait keep stdout the
 #     status alone; --json adds nothing on stderr); a canceled job's empty output exits 0;
 #   - --no-auto-cleanup: results twice, listed by jobs (and filtered by --state, --since),
-#     cleanup keeps it with a warning naming --force and results (exit 0), cleanup --force
+#     cleanup keeps it with a warning naming 'rxjob results ID' and 'rxjob cleanup --force ID'
+#     (exit 0; so does a RUNNING job, naming --force), cleanup --force
 #     removes it;
 #   - results of a running job exits 7 at once and deletes nothing; cancel of a running job
 #     prints CANCELED and leaves no task process; a canceled job reads CANCELED (exit 4);
 #   - --stop-on-failure with --elems-from FILE (tasks after the failure never run), and the
 #     default (every task runs) with --elems-from -; --elem with "{}"; --times; per-task
 #     --timeout; --console-output; output --follow; wait --timeout (exit 6);
-#   - usage errors exit 2 with a message; an unreachable daemon exits 3; every --json output
+#   - usage errors exit 2 with a message that names the options typed (--times, --elem,
+#     --elems-from, never the C API's times_to_run or elem_args); a malformed --url or
+#     RXJOB_URL exits 2 with one line naming it and the forms it takes; a token file that cannot
+#     be used (empty, junk, a directory, missing) exits 8 with one line naming --token-file or
+#     RXJOB_TOKEN_FILE and what is wrong; an unreachable daemon exits 3; every --json output
 #     parses as JSON;
 #   - rxjob does not link libcurl or libcrypto (readelf), --version never loads them, and a
 #     command that talks to rxjobd loads libcurl (LD_DEBUG);
@@ -183,6 +188,7 @@ read -r rc err <"$gone_dir.rc" || true
 rm -f "$gone_dir.rc"
 [[ $rc == 2 ]] && pass || fail "exec from a removed directory: exit status $rc, want 2"
 expect_match "exec from a removed directory: message" 'current directory .*removed' "$err"
+expect_no_match "exec from a removed directory: no C API advice" 'rx_exec|give the work a cwd' "$err"
 [[ $("$rxjob" --url "unix:$sock" jobs | wc -l) == "$jobs_before" ]] && pass ||
     fail "exec from a removed directory made a job"
 
@@ -253,6 +259,9 @@ expect_no_match "jobs --since the future leaves it out" "(^|$nl)$kid " "$out"
 rj cleanup "$kid"
 expect_rc "cleanup of a FINISHED job without --force" 0
 expect_match "cleanup warns" 'rxjob: warning: ' "$err"
+# In the CLI's words, with the commands to run (not the C API's force and rx_get_job_results).
+expect_match "cleanup warns in one line naming the commands" \
+    "^rxjob: warning: cleanup: job $kid kept: it is FINISHED, and cleaning it up would delete its results: 'rxjob results $kid' collects them, 'rxjob cleanup --force $kid' deletes them\$" "$err"
 expect_match "the warning names --force" '--force' "$err"
 expect_match "the warning names results" 'results' "$err"
 rj status "$kid"
@@ -292,6 +301,12 @@ expect_rc "wait --timeout on a running job" 6
 expect_out "wait --timeout prints the status of the moment" RUNNING
 
 if pgrep -f -- "$marker" >/dev/null; then pass; else fail "the task process is not running"; fi
+rj cleanup "$rid"
+expect_rc "cleanup of a RUNNING job without --force" 0
+expect_match "cleanup of a RUNNING job: one warning naming cleanup --force" \
+    "^rxjob: warning: cleanup: job $rid kept: it is RUNNING: 'rxjob cleanup --force $rid' cancels and removes it\$" "$err"
+rj status "$rid"
+expect_out "cleanup without --force keeps a RUNNING job" RUNNING
 rj cancel "$rid"
 expect_rc "cancel" 0
 expect_out "cancel" CANCELED
@@ -405,14 +420,20 @@ expect_usage "exec --times 0" exec --times 0 -- true
 expect_usage "exec --timeout -1" exec --timeout -1 -- true
 expect_usage "exec --elems-from a missing file" exec --elems-from "$tmp/no-such-file" -- true
 expect_usage "exec --elems-from an empty file" exec --elems-from /dev/null -- true
-expect_usage "exec --times 3 with 2 elems (refused by the library)" \
-    exec --times 3 --elem a --elem b -- echo
+expect_usage "exec --times 3 with 2 elems" exec --times 3 --elem a --elem b -- echo
+expect_match "exec --times 3 with 2 elems: the options named" \
+    '^rxjob: exec: --times 3 but 2 task arguments \(--elem, --elems-from\): ' "$err"
+expect_no_match "exec --times 3 with 2 elems: no C API field" 'times_to_run|elem_args' "$err"
 expect_usage "exec of an unknown option" exec --frobnicate -- true
 expect_usage "exec --times 2000000 (refused by the daemon: HTTP 413)" exec --times 2000000 -- true
 expect_match "the daemon's reason is printed" \
     'rxjob: exec: .*tasks_per_job limit exceeded: 2000000 > 1000000 tasks .*HTTP 413' "$err"
+expect_no_match "exec's refusal names no C function" 'rx_exec' "$err"
 printf 'a\0b\n' >"$tmp/nul-elems"
 expect_usage "exec --elems-from a line with a NUL byte" exec --elems-from "$tmp/nul-elems" -- echo
+expect_match "exec --elems-from a NUL byte: the file and line named" \
+    "^rxjob: exec: --elems-from '$tmp/nul-elems': line 1 holds a NUL byte" "$err"
+expect_no_match "exec --elems-from a NUL byte: no C API field" 'elem_args' "$err"
 expect_usage "status without an id" status
 expect_usage "status abc" status abc
 expect_usage "status 0" status 0

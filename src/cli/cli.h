@@ -45,6 +45,9 @@ typedef struct cli {
                                here (captured_len bytes) instead of printing it, so that the
                                CLI can say it once, in its own words (cli_open_failed) */
     size_t captured_len;
+    /* non-NULL: the log sink hands the library's warnings to it first; it returns 1 when it
+       has said the warning in the CLI's words, 0 to have it printed as it is */
+    int (*on_warning)(struct cli *c, const char *msg);
 } cli;
 
 /* One option a subcommand takes ("--name" or "--name VALUE"). Tables end with {NULL, 0, 0}. */

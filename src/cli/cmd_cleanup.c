@@ -2,9 +2,12 @@
  * cmd_cleanup.c - rxjob cleanup ID... [--force]: remove jobs and their artifacts
  * (rx_cleanup_jobs). FAILED and CANCELED jobs go; a FINISHED job (collected or not: cleaning it
  * up deletes its results) stays unless --force; a QUEUED or RUNNING job stays unless --force, which
- * cancels it first; unknown ids are a silent no-op. Kept jobs are named by the library's warnings,
- * which the log sink prints as "rxjob: warning: ..."; a last warning says how to collect or force
- * them away. Keeping a job is not an error: the exit status is 0.
+ * cancels it first; unknown ids are a silent no-op. Kept jobs are named by the library's warnings
+ * ("cleanup: job N kept: job N is STATUS: ..."), which advise the C API's force and
+ * rx_get_job_results: each is said again as "rxjob: warning: cleanup: job N kept: ...", naming
+ * rxjob results and cleanup --force with the job's id. A warning of another shape is printed as
+ * it is, then a last warning says how to collect or force the jobs away. Keeping a job is not an
+ * error: the exit status is 0.
  */
 #include "cli.h"
 
@@ -26,6 +29,41 @@ static const char usage[] =
     "  -h, --help         this help\n";
 
 enum { OPT_FORCE = 1 };
+
+/* A warning of the library's that kept_warning could not say in the CLI's words. */
+static int unexplained_warning;
+
+/* The library's "cleanup: job N kept: job N is STATUS: ..." in the CLI's words (cli.on_warning). */
+static int
+kept_warning(cli *c, const char *msg)
+{
+    char status[16] = "";
+    long long id = 0;
+    long long id2 = 0;
+    int end = 0;
+
+    (void)c;
+    if (sscanf(msg, "cleanup: job %lld kept: job %lld is %15[A-Z]:%n", &id, &id2, status, &end) !=
+            3 ||
+        end == 0 || id != id2) {
+        unexplained_warning = 1;
+        return 0;
+    }
+    if (strcmp(status, "FINISHED") == 0) {
+        cli_error("warning: cleanup: job %lld kept: it is FINISHED, and cleaning it up would "
+                  "delete its results: 'rxjob results %lld' collects them, 'rxjob cleanup "
+                  "--force %lld' deletes them",
+                  id, id, id);
+    } else if (strcmp(status, "QUEUED") == 0 || strcmp(status, "RUNNING") == 0) {
+        cli_error("warning: cleanup: job %lld kept: it is %s: 'rxjob cleanup --force %lld' "
+                  "cancels and removes it",
+                  id, status, id);
+    } else {
+        unexplained_warning = 1;
+        return 0;
+    }
+    return 1;
+}
 
 static const cli_opt cleanup_opts[] = {
     {"force", 0, OPT_FORCE},
@@ -86,12 +124,15 @@ cmd_cleanup(cli *c, int argc, char **argv)
     }
 
     c->warned = 0;
+    unexplained_warning = 0;
+    c->on_warning = kept_warning;
     err = rx_cleanup_jobs(jobs, n, force, &cleaned);
+    c->on_warning = NULL;
     if (err != RX_OK) {
         rc = cli_fail(c, p.cmd, err);
         goto done;
     }
-    if (c->warned && !force) {
+    if (unexplained_warning && !force) {
         cli_error("warning: jobs kept: 'rxjob results ID' collects a finished job's results; "
                   "'rxjob cleanup --force ID' removes any job");
     }

@@ -115,6 +115,7 @@ elems_read(elems *e, const char *path)
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
+    size_t line_no = 0;
     ssize_t len;
     int rc = CLI_EXIT_OK;
 
@@ -127,8 +128,17 @@ elems_read(elems *e, const char *path)
         len = getline(&line, &cap, f);
         if (len < 0)
             break;
+        line_no++;
         if (len > 0 && line[len - 1] == '\n')
             line[--len] = '\0';
+        /* Said here, with the line, rather than by rx_exec as "elem_args[i]" of the whole list. */
+        if (memchr(line, '\0', (size_t)len) != NULL) {
+            cli_error("exec: --elems-from '%s': line %zu holds a NUL byte, which a command's "
+                      "argument cannot hold",
+                      path, line_no);
+            rc = CLI_EXIT_USAGE;
+            break;
+        }
         if (elems_add(e, line, (size_t)len, line) != 0) {
             cli_error("exec: --elems-from '%s': %s", path, strerror(ENOMEM));
             rc = CLI_EXIT_ERROR;
@@ -192,6 +202,44 @@ announce_on_interrupt(rx_job *job)
     sa.sa_handler = on_interrupt;
     (void)sigaction(SIGINT, &sa, NULL);
     (void)sigaction(SIGTERM, &sa, NULL);
+}
+
+/*
+ * The tasks run in the current directory: one that was removed is refused before anything is
+ * submitted (rx_exec would refuse it too, but its advice, "give the work a cwd", is for C
+ * callers). Returns 0 or the exit status after printing.
+ */
+static int
+check_cwd(const char *cmd)
+{
+    char dir[4096];
+
+    if (getcwd(dir, sizeof(dir)) != NULL)
+        return CLI_EXIT_OK;
+    if (errno == ENOENT)
+        cli_error("%s: the current directory was removed, and the tasks would run in it: change "
+                  "to an existing directory",
+                  cmd);
+    else
+        cli_error("%s: the current directory cannot be the tasks' working directory (%s): change "
+                  "to another directory",
+                  cmd, strerror(errno));
+    return CLI_EXIT_USAGE;
+}
+
+/* The message of a refused rx_exec: the context's detail, without the "rx_exec: " it starts
+ * with (the command is named already). */
+static int
+exec_failed(cli *c, const char *cmd, rx_err err)
+{
+    const char *detail = c->ctx != NULL ? rx_context_errmsg(c->ctx) : "";
+
+    if (detail == NULL || detail[0] == '\0')
+        return cli_fail(c, cmd, err);
+    if (strncmp(detail, "rx_exec: ", 9) == 0)
+        detail += 9;
+    cli_error("%s: %s: %s", cmd, rx_strerror(err), detail);
+    return cli_exit_for_err(err);
 }
 
 /* --wait: wait for the end, then collect and print the results as rxjob results does. */
@@ -300,6 +348,24 @@ cmd_exec(cli *c, int argc, char **argv)
         rc = cli_usage_error(p.cmd, "--elems-from: no lines, so no tasks to run");
         goto done;
     }
+    /* What rx_exec would refuse naming its fields (times_to_run, elem_args), said in the
+     * options' names. */
+    if (have_elems && e.n > (size_t)RX_MAX_TASKS) {
+        rc = cli_usage_error(
+            p.cmd, "%zu task arguments (--elem, --elems-from): more than the limit of %lld tasks",
+            e.n, (long long)RX_MAX_TASKS);
+        goto done;
+    }
+    if (have_elems && opts.times_to_run > 0 && (size_t)opts.times_to_run != e.n) {
+        rc = cli_usage_error(p.cmd,
+                             "--times %lld but %zu task arguments (--elem, --elems-from): with "
+                             "task arguments, --times must be their number, or be left out",
+                             (long long)opts.times_to_run, e.n);
+        goto done;
+    }
+    rc = check_cwd(p.cmd);
+    if (rc != CLI_EXIT_OK)
+        goto done;
     if (have_elems) {
         opts.elem_args = e.bufs;
         opts.n_elem_args = e.n;
@@ -313,7 +379,7 @@ cmd_exec(cli *c, int argc, char **argv)
     work = rx_work_command((const char *const *)(argv + p.next));
     err = rx_exec(ctx, &work, &opts, NULL, &job);
     if (err != RX_OK) {
-        rc = cli_fail(c, p.cmd, err);
+        rc = exec_failed(c, p.cmd, err);
         goto done;
     }
     if (wait)

@@ -87,8 +87,11 @@ log_sink(rx_log_level level, const char *msg, void *user)
     static const char *const names[] = {"error", "warning", "info", "debug"};
     const char *debug = getenv("RXJOB_DEBUG");
 
-    if (level == RX_LOG_WARN)
+    if (level == RX_LOG_WARN) {
         c->warned = 1;
+        if (c->on_warning != NULL && c->on_warning(c, msg))
+            return;
+    }
     if (level == RX_LOG_ERROR && c->captured != NULL) {
         if (c->captured[0] == '\0')
             (void)snprintf(c->captured, c->captured_len, "%s", msg);
