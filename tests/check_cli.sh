@@ -219,10 +219,10 @@ expect_match "output --follow of an unknown id: why" "^rxjob: output 987654321: 
 rj --json status 987654321
 expect_rc "--json status of an unknown id" 5
 expect_match "--json status of an unknown id" '^UNDETERMINED$' "$(json_get 'd["status"]')"
-[[ -z $err ]] && pass || fail "--json status of an unknown id wrote on stderr: '$err'"
+if [[ -z $err ]]; then pass; else fail "--json status of an unknown id wrote on stderr: '$err'"; fi
 rj --json wait 987654321
 expect_rc "--json wait on an unknown id" 5
-[[ -z $err ]] && pass || fail "--json wait on an unknown id wrote on stderr: '$err'"
+if [[ -z $err ]]; then pass; else fail "--json wait on an unknown id wrote on stderr: '$err'"; fi
 
 # ---------------------------------------------------------------------------------------------
 # --no-auto-cleanup: results twice, jobs lists it, cleanup warns and keeps, --force removes.
@@ -318,11 +318,11 @@ fi
 rj status "$rid"
 expect_rc "status of a canceled job" 4
 expect_out "status of a canceled job" CANCELED
-[[ -z $err ]] && pass || fail "status of a canceled job wrote on stderr: '$err'"
+if [[ -z $err ]]; then pass; else fail "status of a canceled job wrote on stderr: '$err'"; fi
 # A canceled job's output is removed: empty, but the job is known (CANCELED), so no error.
 rj output "$rid"
 expect_rc "output of a canceled job (empty, yet known)" 0
-[[ -z $err ]] && pass || fail "output of a canceled job wrote on stderr: '$err'"
+if [[ -z $err ]]; then pass; else fail "output of a canceled job wrote on stderr: '$err'"; fi
 rj results "$rid"
 expect_rc "results of a canceled job" 4
 rj cancel "$rid"
