@@ -159,7 +159,8 @@ struct engine {
     size_t cap_runs;
     espare spares[SCHED_SPARES_MAX]; /* spawned ahead (local executor, not --system) */
     size_t n_spares;
-    exec_shim *reaps; /* told "k" after their end was committed: reaped when they exit */
+    int64_t spares_after_ms; /* rx__now_ms() before which no spare is spawned (one died) */
+    exec_shim *reaps;        /* told "k" after their end was committed: reaped when they exit */
     size_t n_reaps;
     size_t cap_reaps;
 
