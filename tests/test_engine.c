@@ -2495,29 +2495,30 @@ test_engine_dead_spare_reaped(void **state)
 {
     fixture *f = fixture_new(2, 0);
     pid_t pids[8];
-    int n, zombies = 1;
+    int n, left = 1;
     char *argv[] = {"true", NULL};
     engine_spec s = cmd_spec(argv);
 
     (void)state;
     wait_spares(2);
     n = spare_pids(pids, 8);
-    assert_int_equal(n, 2);
+    assert_true(n >= 2); /* (a third may be on its way out: spawned while one was taken) */
     for (int i = 0; i < n; i++)
         assert_int_equal(kill(pids[i], SIGKILL), 0);
-    for (int tries = 0; tries < 300 && zombies > 0; tries++) {
-        zombies = 0;
+    /* Gone from /proc: dead and reaped (a zombie is dead, not reaped). */
+    for (int tries = 0; tries < 300 && left > 0; tries++) {
+        left = 0;
         for (int i = 0; i < n; i++) {
             char name[32], st;
             int ppid, pgrp;
 
             (void)snprintf(name, sizeof(name), "%d", (int)pids[i]);
-            zombies += proc_stat(name, &st, &ppid, &pgrp) == 0 && st == 'Z';
+            left += proc_stat(name, &st, &ppid, &pgrp) == 0;
         }
-        if (zombies > 0)
+        if (left > 0)
             sleep_ms(10);
     }
-    assert_int_equal(zombies, 0);
+    assert_int_equal(left, 0);
     assert_int_equal(wait_done(f, 1000, submit(f, &s)).status, RX_JOB_FINISHED);
     wait_spares(2);
     fixture_free(f);
