@@ -478,10 +478,12 @@ engine_chunk_size(const engine *e, const ejob *j)
 {
     uint64_t units = e->slots, per;
 
-    if (j->kind != RX_WORK_FUNCTION || e->output_bytes > 0 || e->slurm != NULL)
+    if (e->output_bytes > 0 || e->slurm != NULL)
         return 1;
     if (j->task_chunk_size > 0)
         return j->task_chunk_size < ENGINE_CHUNK_MAX ? j->task_chunk_size : ENGINE_CHUNK_MAX;
+    if (j->kind != RX_WORK_FUNCTION)
+        return 1; /* commands run in chunks only when the job asks (shim.c run_command_chunk) */
     if (j->num_tasks > 0 && j->num_tasks < units)
         units = j->num_tasks;
     per = j->n_tasks / (units * 4);
@@ -748,8 +750,8 @@ spares_fill(engine *e)
     }
 }
 
-/* How many tasks the run starting at idx takes: a chunk of function work from next_task, or one
- * (commands, tasks put back). */
+/* How many tasks the run starting at idx takes: a chunk (engine_chunk_size) from next_task, or
+ * one (no chunks, tasks put back). */
 static uint64_t
 run_length(const engine *e, const ejob *j, uint64_t idx)
 {
