@@ -11,8 +11,9 @@
  *   w2 N            N times: one job of one `true` task, from before rx_exec to the return of
  *                   rx_wait_for_job (the job FINISHED): p50_ms, p99_ms (nearest rank)
  *   w3 N            N rx_get_job_status calls on one finished job: p50_ms
- *   w4cmd N         one job of N `true` tasks (times_to_run): tasks_per_s, from before rx_exec
- *                   to the return of rx_wait_for_job
+ *   w4cmd N [CHUNK] one job of N `true` tasks (times_to_run): tasks_per_s, from before rx_exec
+ *                   to the return of rx_wait_for_job; with CHUNK, task_chunk_size CHUNK (one
+ *                   supervisor runs CHUNK tasks in a row)
  *   w4fn N CHUNK    one job of N C-function tasks with task_chunk_size CHUNK: the daemon runs
  *                   this program again per chunk (rx_init), each task sets its result to its
  *                   index; tasks_per_s as w4cmd
@@ -314,8 +315,9 @@ count_arg(const char *what, const char *s, long max)
 static void
 usage(FILE *out)
 {
-    fprintf(out, "usage: bench_rxapi --url unix:/path MODE ARGS\n"
-                 "  modes: w1 N | w2 N | w3 N | w4cmd N | w4fn N CHUNK (see bench/README.md)\n");
+    fprintf(out,
+            "usage: bench_rxapi --url unix:/path MODE ARGS\n"
+            "  modes: w1 N | w2 N | w3 N | w4cmd N [CHUNK] | w4fn N CHUNK (see bench/README.md)\n");
 }
 
 int
@@ -341,7 +343,7 @@ main(int argc, char **argv)
     n = count_arg("count", argv[4], MAX_COUNT);
     if (n == 0)
         return 2;
-    if (strcmp(mode, "w4fn") == 0) {
+    if (strcmp(mode, "w4fn") == 0 || (strcmp(mode, "w4cmd") == 0 && argc == 6)) {
         if (argc != 6 || (chunk = count_arg("chunk", argv[5], MAX_CHUNK)) == 0) {
             usage(stderr);
             return 2;
@@ -373,7 +375,7 @@ main(int argc, char **argv)
     } else if (strcmp(mode, "w3") == 0) {
         rc = mode_w3(ctx, (size_t)n);
     } else if (strcmp(mode, "w4cmd") == 0) {
-        rc = mode_w4(ctx, (size_t)n, 0, 0);
+        rc = mode_w4(ctx, (size_t)n, 0, (unsigned)chunk);
     } else {
         rc = mode_w4(ctx, (size_t)n, 1, (unsigned)chunk);
     }

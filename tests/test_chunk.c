@@ -1148,6 +1148,229 @@ test_chunk_kill9_vanished(void **state)
     rx_context_free(ctx);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Command tasks in chunks (task_chunk_size on command work, shim.c run_command_chunk): one
+ * supervisor runs its chunk's commands one after the other, each its own process with its own
+ * output, result, exit status and time limit.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The command of every task: its argument "ACTION LOG" comes last. It appends "<index> <its
+ * supervisor's pid>" to LOG, says a line on stdout and stderr, does ACTION (ok, fail: exit 3,
+ * slow: 0.4 s, hang: 60 s), and sets its result to "r<index> <supervisor pid>". */
+static const char cmd_script[] =
+    "set -- $1; echo \"$RXJOB_TASK_INDEX $PPID\" >>\"$2\"; echo \"out $RXJOB_TASK_INDEX\"; "
+    "echo \"err $RXJOB_TASK_INDEX\" >&2; case $1 in fail) exit 3;; slow) sleep 0.4;; "
+    "hang) sleep 60;; esac; printf \"r%s %s\" \"$RXJOB_TASK_INDEX\" \"$PPID\" >\"$RXJOB_RESULT\"";
+
+static rx_job *
+submit_cmd(rx_context *ctx, const rx_exec_opts *opts)
+{
+    static const char *const argv[] = {"sh", "-c", cmd_script, "sh", NULL};
+    rx_work work = rx_work_command(argv);
+    rx_job *job = NULL;
+    rx_err err = rx_exec(ctx, &work, opts, NULL, &job);
+
+    if (err != RX_OK)
+        fail_msg("rx_exec: %s: %s", rx_errname(err), rx_context_errmsg(ctx));
+    assert_non_null(job);
+    return job;
+}
+
+/* 40 command tasks in chunks of 8: five supervisors, eight tasks each, in index order; every
+ * task ran once, with its own output and result. */
+static void
+test_cmdchunk_results(void **state)
+{
+    chunk_case c;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+    char *out;
+
+    (void)state;
+    skip_without_daemon();
+    chunk_case_init(&c, "cmd_order", 40, act_ok, 8);
+    ctx = context();
+    job = submit_cmd(ctx, &c.opts);
+    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
+    out = job_output(job);
+    for (size_t i = 0; i < 40; i++) {
+        char want[64];
+
+        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n", i, i, i);
+        if (strstr(out, want) == NULL)
+            fail_msg("task %zu's output is not its own: %s", i, out);
+    }
+    free(out);
+    assert_int_equal(rx_get_job_results(job, RX_FALSE, RX_TRUE, &res), RX_OK);
+    assert_int_equal(rx_results_count(res), 40);
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    read_log(c.log, runs, pids);
+    for (size_t i = 0; i < 40; i++) {
+        assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        assert_int_equal(rx_results_exit_status(res, i), 0);
+        assert_int_equal(runs[i], 1);
+        assert_int_equal(result_pid(res, i), pids[i]);
+        /* One supervisor per chunk: the tasks of a chunk share it, the chunks do not. */
+        assert_int_equal(pids[i], pids[i - i % 8]);
+        if (i % 8 == 0 && i > 0)
+            assert_int_not_equal(pids[i], pids[i - 8]);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* A command that fails mid-chunk: with continue_on_failure on, the chunk goes on (the same
+ * supervisor runs the rest); off (num_tasks 1), nothing after it starts. */
+static void
+test_cmdchunk_fail(void **state)
+{
+    for (int stop = 0; stop <= 1; stop++) {
+        chunk_case c;
+        rx_context *ctx;
+        rx_job *job;
+        rx_results *res;
+        int runs[MAX_TASKS];
+        long pids[MAX_TASKS];
+
+        (void)state;
+        skip_without_daemon();
+        chunk_case_init(&c, stop ? "cmd_fails" : "cmd_failc", 20, act_fail5, 10);
+        if (stop) {
+            c.opts.num_tasks = 1;
+            c.opts.continue_on_failure = RX_FALSE;
+        }
+        ctx = context();
+        job = submit_cmd(ctx, &c.opts);
+        res = wait_results(job, 120);
+        assert_int_equal(rx_results_status(res), RX_JOB_FAILED);
+        read_log(c.log, runs, pids);
+        for (size_t i = 0; i < 20; i++) {
+            if (i == 5) {
+                assert_int_equal(rx_results_state(res, i), RX_TASK_EXIT);
+                assert_int_equal(rx_results_exit_status(res, i), 3);
+            } else if (stop && i > 5) {
+                assert_int_equal(rx_results_state(res, i), RX_TASK_NOT_RUN);
+            } else {
+                assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+            }
+            assert_int_equal(runs[i], stop && i > 5 ? 0 : 1);
+            if (runs[i] > 0)
+                assert_int_equal(pids[i], pids[i - i % 10]);
+        }
+        rx_results_free(res);
+        rx_job_free(job);
+        rx_context_free(ctx);
+    }
+}
+
+/* The time limit is each command's: three of 0.4 s pass a 1 s limit together under one
+ * supervisor; the fourth, which hangs, ends TIMEOUT; the rest of the chunk runs after it. */
+static void
+test_cmdchunk_timeout(void **state)
+{
+    chunk_case c;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    chunk_case_init(&c, "cmd_timeout", 8, act_timeout, 8);
+    c.opts.execution_timeout_s = 1.0;
+    ctx = context();
+    job = submit_cmd(ctx, &c.opts);
+    res = wait_results(job, 120);
+    read_log(c.log, runs, pids);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(runs[i], 1);
+        if (i == 3) {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_TIMEOUT);
+            assert_non_null(strstr(rx_results_error(res, i), "time limit of 1 s exceeded"));
+        } else {
+            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        }
+        assert_int_equal(pids[i], pids[0]);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* Cancel mid-chunk: the command running is stopped, the rest never start, the supervisor is
+ * gone; nothing ran twice. */
+static void
+test_cmdchunk_cancel(void **state)
+{
+    chunk_case c;
+    rx_context *ctx;
+    rx_job *job;
+    int runs[MAX_TASKS], canceled = 0, n;
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    chunk_case_init(&c, "cmd_cancel", 10, act_slow, 10);
+    ctx = context();
+    job = submit_cmd(ctx, &c.opts);
+    await_log(c.log, 2);
+    assert_int_equal(rx_cancel_job(job, &canceled), RX_OK);
+    assert_true(canceled);
+    assert_int_equal(rx_wait_for_job(job, 60), RX_OK);
+    assert_int_equal(rx_get_job_status(job), RX_JOB_CANCELED);
+    n = log_lines(c.log);
+    sleep_ms(1000);
+    assert_int_equal(log_lines(c.log), n); /* nothing more started */
+    assert_true(n < 10);
+    read_log(c.log, runs, pids);
+    for (size_t i = 0; i < 10; i++)
+        assert_true(runs[i] <= 1);
+    assert_false(process_alive((pid_t)pids[0])); /* the supervisor */
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
+/* kill -9 of rxjobd mid-chunk, then a new rxjobd: it adopts the chunk's supervisor, which went
+ * on meanwhile; every command ends OK, each ran once. */
+static void
+test_cmdchunk_kill9_adopt(void **state)
+{
+    chunk_case c;
+    rx_context *ctx;
+    rx_job *job;
+    rx_results *res;
+    int runs[MAX_TASKS];
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    chunk_case_init(&c, "cmd_adopt", 20, act_slow, 10);
+    c.opts.num_tasks = 1;
+    ctx = context();
+    job = submit_cmd(ctx, &c.opts);
+    await_log(c.log, 3);
+    stop_daemon(daemon_pid, SIGKILL);
+    daemon_pid = -1;
+    sleep_ms(1500); /* the chunk goes on without a daemon */
+    daemon_pid = start_daemon();
+    assert_true(daemon_pid > 0);
+    res = wait_results(job, 120);
+    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
+    read_log(c.log, runs, pids);
+    for (size_t i = 0; i < 20; i++) {
+        assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
+        assert_int_equal(runs[i], 1);
+    }
+    rx_results_free(res);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 static void
 find_daemon(void)
 {
@@ -1192,6 +1415,11 @@ main(int argc, char **argv)
         cmocka_unit_test(test_chunk_cancel),
         cmocka_unit_test(test_chunk_kill9_adopt),
         cmocka_unit_test(test_chunk_kill9_vanished),
+        cmocka_unit_test(test_cmdchunk_results),
+        cmocka_unit_test(test_cmdchunk_fail),
+        cmocka_unit_test(test_cmdchunk_timeout),
+        cmocka_unit_test(test_cmdchunk_cancel),
+        cmocka_unit_test(test_cmdchunk_kill9_adopt),
         /* keep one per line */
     };
     char tmpl[] = "/tmp/rxjob-chunk-test-XXXXXX";

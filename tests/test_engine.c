@@ -2469,6 +2469,61 @@ wait_spares(int n)
     assert_true(count_spares() >= n);
 }
 
+/* The live blank spares among this process's children: how many, into pids (at most max). */
+static int
+spare_pids(pid_t *pids, int max)
+{
+    pid_t kids[MAX_CHILDREN];
+    int k = children_now(kids), n = 0;
+
+    for (int i = 0; i < k && n < max; i++) {
+        char name[32], st;
+        int ppid, pgrp;
+
+        (void)snprintf(name, sizeof(name), "%d", (int)kids[i]);
+        if (proc_stat(name, &st, &ppid, &pgrp) == 0 && st != 'Z' && proc_arg1_is(name, "--blank"))
+            pids[n++] = kids[i];
+    }
+    return n;
+}
+
+/* A blank spare that dies waiting (killed by its user, say) is reaped at once, not left a
+ * zombie until a task takes it (the bottom one of the stack never is); new ones are spawned
+ * after SPARE_RESPAWN_MS, and a job still runs meanwhile. */
+static void
+test_engine_dead_spare_reaped(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    pid_t pids[8];
+    int n, left = 1;
+    char *argv[] = {"true", NULL};
+    engine_spec s = cmd_spec(argv);
+
+    (void)state;
+    wait_spares(2);
+    n = spare_pids(pids, 8);
+    assert_true(n >= 2); /* (a third may be on its way out: spawned while one was taken) */
+    for (int i = 0; i < n; i++)
+        assert_int_equal(kill(pids[i], SIGKILL), 0);
+    /* Gone from /proc: dead and reaped (a zombie is dead, not reaped). */
+    for (int tries = 0; tries < 300 && left > 0; tries++) {
+        left = 0;
+        for (int i = 0; i < n; i++) {
+            char name[32], st;
+            int ppid, pgrp;
+
+            (void)snprintf(name, sizeof(name), "%d", (int)pids[i]);
+            left += proc_stat(name, &st, &ppid, &pgrp) == 0;
+        }
+        if (left > 0)
+            sleep_ms(10);
+    }
+    assert_int_equal(left, 0);
+    assert_int_equal(wait_done(f, 1000, submit(f, &s)).status, RX_JOB_FINISHED);
+    wait_spares(2);
+    fixture_free(f);
+}
+
 /* Run SQL on the fixture's store through a connection of the test's own. */
 static void
 db_exec(const fixture *f, const char *sql)
@@ -2872,6 +2927,7 @@ main(void)
         cmocka_unit_test(test_engine_orphan_spools_removed),
         cmocka_unit_test(test_engine_orphan_id_taken_again),
         cmocka_unit_test(test_engine_submit_starts_at_once),
+        cmocka_unit_test(test_engine_dead_spare_reaped),
         cmocka_unit_test(test_engine_collected_job_deleted),
         cmocka_unit_test(test_engine_start_at_once_failures),
         cmocka_unit_test(test_engine_start_at_once_begin_fails),

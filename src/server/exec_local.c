@@ -542,7 +542,7 @@ shim_args_fill(const exec_shim_req *req, shim_args *b)
     b->argv[8] = b->output_bytes;
     b->argv[9] = b->result_bytes;
     b->argv[10] = NULL;
-    if (req->count > 0) { /* a chunk of function tasks */
+    if (req->count > 0) { /* a chunk of tasks */
         (void)snprintf(b->count, sizeof(b->count), "%" PRIu64, req->count);
         b->argv[10] = b->count;
         b->argv[11] = req->stop_on_failure ? "1" : "0";

@@ -41,6 +41,10 @@
 /* A supervisor told "k" exits at once; one still there this long after (stopped or traced by
  * its user) is killed, so that it cannot hold a pidfd of the daemon for ever. */
 #define REAP_KILL_MS           10000
+/* After a blank spare died waiting, no spare is spawned for this long, milliseconds: one
+ * killed at each spawn (a user's loop, a broken supervisor) costs a spawn a second, not a
+ * spin. Tasks meanwhile spawn their own supervisors. */
+#define SPARE_RESPAWN_MS       1000
 
 double
 engine_now_s(void)
@@ -474,10 +478,12 @@ engine_chunk_size(const engine *e, const ejob *j)
 {
     uint64_t units = e->slots, per;
 
-    if (j->kind != RX_WORK_FUNCTION || e->output_bytes > 0 || e->slurm != NULL)
+    if (e->output_bytes > 0 || e->slurm != NULL)
         return 1;
     if (j->task_chunk_size > 0)
         return j->task_chunk_size < ENGINE_CHUNK_MAX ? j->task_chunk_size : ENGINE_CHUNK_MAX;
+    if (j->kind != RX_WORK_FUNCTION)
+        return 1; /* commands run in chunks only when the job asks (shim.c run_command_chunk) */
     if (j->num_tasks > 0 && j->num_tasks < units)
         units = j->num_tasks;
     per = j->n_tasks / (units * 4);
@@ -648,9 +654,10 @@ shim_req_fill(engine *e, const ejob *j, uint64_t idx, char *dir, size_t dir_len,
  * A blank spare is not in the store and is not counted anywhere. One that reads end-of-file
  * before its assignment (the daemon died, or discarded it) exits without writing anything, as
  * one that is assigned but never claimed would: a daemon that dies leaves no trace of its
- * spares, so nothing changes for recovery. One found dead when taken is reaped and another
- * taken or spawned. Not in system mode (a task's supervisor is forked as the job's user), nor
- * under --hold, nor with the Slurm executor.
+ * spares, so nothing changes for recovery. The scheduler watches their pidfds: one that dies
+ * waiting (killed by its user, say) is reaped at once, and the next is spawned SPARE_RESPAWN_MS
+ * later; one found dead when taken is reaped and another taken or spawned. Not in system mode (a
+ * task's supervisor is forked as the job's user), nor under --hold, nor with the Slurm executor.
  * ------------------------------------------------------------------------------------------- */
 
 static void
@@ -665,6 +672,25 @@ sched_spares_discard(engine *e)
 {
     while (e->n_spares > 0)
         spare_drop(e, e->n_spares - 1);
+}
+
+/* Reap the spares that died waiting (their pidfds readable), and spawn none for
+ * SPARE_RESPAWN_MS. Caller (the scheduler thread) holds mu. */
+static void
+spares_reap_dead(engine *e)
+{
+    for (size_t i = e->n_spares; i-- > 0;) {
+        struct pollfd pfd = {.fd = e->spares[i].shim.pidfd, .events = POLLIN, .revents = 0};
+
+        if (pfd.fd < 0 || poll(&pfd, 1, 0) == 0)
+            continue;
+        rx__log(RX_LOG_WARN,
+                "engine: spare supervisor %ld exited before it was given a task: reaped; the next "
+                "spawned in %d ms",
+                (long)e->spares[i].shim.pid, SPARE_RESPAWN_MS);
+        spare_drop(e, i);
+        e->spares_after_ms = rx__now_ms() + SPARE_RESPAWN_MS;
+    }
 }
 
 /* A spare given the task of req and claimed, into *out: 1; or 0 (none left alive). */
@@ -700,7 +726,8 @@ spares_fill(engine *e)
     size_t want = e->slots < SCHED_SPARES_MAX ? e->slots : SCHED_SPARES_MAX, n_new = 0;
     exec_shim fresh[SCHED_SPARES_MAX];
 
-    if (e->hold || e->stopping || e->system || e->slurm != NULL || e->n_spares >= want)
+    if (e->hold || e->stopping || e->system || e->slurm != NULL || e->n_spares >= want ||
+        rx__now_ms() < e->spares_after_ms)
         return;
     want -= e->n_spares;
     pthread_mutex_unlock(&e->mu);
@@ -723,8 +750,8 @@ spares_fill(engine *e)
     }
 }
 
-/* How many tasks the run starting at idx takes: a chunk of function work from next_task, or one
- * (commands, tasks put back). */
+/* How many tasks the run starting at idx takes: a chunk (engine_chunk_size) from next_task, or
+ * one (no chunks, tasks put back). */
 static uint64_t
 run_length(const engine *e, const ejob *j, uint64_t idx)
 {
@@ -1058,8 +1085,9 @@ sched_wake(engine *e)
         rx__log(RX_LOG_WARN, "engine: wake the scheduler failed: %s", strerror(errno));
 }
 
-/* What a poll entry of sched_main watches: owner[k] = index * 3 + one of these. */
-enum { WATCH_PIDFD = 0, WATCH_GO_FD = 1, WATCH_REAP = 2 };
+/* What a poll entry of sched_main watches: owner[k] = index * WATCH_KINDS + one of these (a
+ * spare's index is not used: others take spares while the scheduler polls). */
+enum { WATCH_PIDFD = 0, WATCH_GO_FD = 1, WATCH_REAP = 2, WATCH_SPARE = 3, WATCH_KINDS = 4 };
 
 /* Note which supervisors ended (said "e", or exited) and read their exit records; reap the ones
  * told "k" that exited. Caller holds mu. */
@@ -1067,15 +1095,20 @@ static void
 collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t n)
 {
     size_t n_reaped = 0;
+    int spare_died = 0;
 
     for (size_t k = 1; k < n; k++) {
         erun *r;
         char dir[PATH_MAX];
-        size_t i = owner[k] / 3;
-        int what = (int)(owner[k] % 3);
+        size_t i = owner[k] / WATCH_KINDS;
+        int what = (int)(owner[k] % WATCH_KINDS);
 
         if (pfds[k].revents == 0)
             continue;
+        if (what == WATCH_SPARE) {
+            spare_died = 1;
+            continue;
+        }
         if (what == WATCH_REAP) {
             exec_local_release(&e->reaps[i]);
             n_reaped++;
@@ -1103,6 +1136,8 @@ collect_exits(engine *e, const struct pollfd *pfds, const size_t *owner, size_t 
         else
             r->rec_err = spool_run_exit_read(dir, r->idx, r->count, &r->rec);
     }
+    if (spare_died)
+        spares_reap_dead(e);
     if (n_reaped > 0) {
         size_t k = 0;
 
@@ -1155,8 +1190,8 @@ sched_main(void *arg)
             timeout = RETRY_AFTER_FAILURE_MS;
         else
             spares_fill(e);
-        if (cap < 2 * e->n_runs + e->n_reaps + 1) {
-            size_t ncap = (2 * e->n_runs + e->n_reaps + 1) * 2;
+        if (cap < 2 * e->n_runs + e->n_reaps + SCHED_SPARES_MAX + 1) {
+            size_t ncap = (2 * e->n_runs + e->n_reaps + SCHED_SPARES_MAX + 1) * 2;
             struct pollfd *p = rx__realloc(pfds, ncap * sizeof(*p));
             size_t *o = p ? rx__realloc(owner, ncap * sizeof(*o)) : NULL;
 
@@ -1183,13 +1218,13 @@ sched_main(void *arg)
                 pfds[n].fd = r->shim.pidfd;
                 pfds[n].events = POLLIN;
                 pfds[n].revents = 0;
-                owner[n++] = i * 3 + WATCH_PIDFD;
+                owner[n++] = i * WATCH_KINDS + WATCH_PIDFD;
             }
             if (r->shim.go_fd >= 0 && n < cap) {
                 pfds[n].fd = r->shim.go_fd;
                 pfds[n].events = POLLIN;
                 pfds[n].revents = 0;
-                owner[n++] = i * 3 + WATCH_GO_FD;
+                owner[n++] = i * WATCH_KINDS + WATCH_GO_FD;
             }
         }
         for (size_t i = 0; i < e->n_reaps && n < cap; i++) {
@@ -1213,7 +1248,21 @@ sched_main(void *arg)
             pfds[n].fd = e->reaps[i].pidfd;
             pfds[n].events = POLLIN;
             pfds[n].revents = 0;
-            owner[n++] = i * 3 + WATCH_REAP;
+            owner[n++] = i * WATCH_KINDS + WATCH_REAP;
+        }
+        for (size_t i = 0; i < e->n_spares && n < cap; i++) {
+            if (e->spares[i].shim.pidfd < 0)
+                continue; /* found when taken */
+            pfds[n].fd = e->spares[i].shim.pidfd;
+            pfds[n].events = POLLIN;
+            pfds[n].revents = 0;
+            owner[n++] = i * WATCH_KINDS + WATCH_SPARE;
+        }
+        if (e->n_spares < SCHED_SPARES_MAX && e->spares_after_ms > 0) {
+            int64_t left = e->spares_after_ms - rx__now_ms();
+
+            if (left > 0 && (timeout < 0 || left < timeout))
+                timeout = (int)left;
         }
         if (e->d_head != NULL) {
             int64_t left = e->d_due_ms - rx__now_ms();

@@ -159,7 +159,8 @@ struct engine {
     size_t cap_runs;
     espare spares[SCHED_SPARES_MAX]; /* spawned ahead (local executor, not --system) */
     size_t n_spares;
-    exec_shim *reaps; /* told "k" after their end was committed: reaped when they exit */
+    int64_t spares_after_ms; /* rx__now_ms() before which no spare is spawned (one died) */
+    exec_shim *reaps;        /* told "k" after their end was committed: reaped when they exit */
     size_t n_reaps;
     size_t cap_reaps;
 
@@ -250,8 +251,10 @@ rx_err engine_task_ended(engine *e, ejob *j, uint64_t idx, const exec_shim *shim
 rx_err engine_run_ended(engine *e, ejob *j, uint64_t first, uint64_t count, const exec_shim *shim,
                         double started_s, const spool_run_exit *rec, rx_err rec_err);
 
-/* The tasks of function work one supervisor runs in a row for j (1: one each); the automatic
- * chunk spreads the job over its slots as the local pool does (exec/pool.c auto_chunk). */
+/* The tasks one supervisor runs in a row for j (1: one each): the job's task_chunk_size (at
+ * most ENGINE_CHUNK_MAX), for command work as for function work; without one, function work
+ * gets the automatic chunk, which spreads the job over its slots as the local pool does
+ * (exec/pool.c auto_chunk), and command work 1. Always 1 with an output cap or under Slurm. */
 uint64_t engine_chunk_size(const engine *e, const ejob *j);
 
 /* Make j's spool ready for its first task in this engine: the directory, `work`, `args`,

@@ -114,7 +114,7 @@ typedef struct shim {
     int loaded;      /* prepare_task succeeded */
     int went;        /* "go" came: the task's files are this supervisor's to remove */
     int sfd;
-    uint64_t count;      /* COUNT: a chunk of function tasks (run_chunk); 0 = one task */
+    uint64_t count;      /* COUNT: a chunk of tasks (run_chunk, run_command_chunk); 0 = one */
     int stop_on_failure; /* chunk: the job stops at a failure (continue_on_failure off) */
     spool_run_exit run;  /* chunk: the run's record */
     store_work work;
@@ -340,6 +340,32 @@ remove_stale_record(const shim *sh)
     }
 }
 
+/* Read task sh->idx's argument (if the job has arguments) into sh->arg; -1 with rec.error set
+ * on failure. */
+static int
+load_arg(shim *sh)
+{
+    char path[PATH_MAX];
+    rx_err err;
+    int fd;
+
+    rx__free(sh->arg);
+    sh->arg = NULL;
+    sh->arg_len = 0;
+    if (!sh->has_args)
+        return 0;
+    (void)snprintf(path, sizeof(path), "%s/args", sh->job_dir);
+    fd = spool_open_read(path, NULL);
+    if (fd < 0)
+        return set_error(sh, "supervisor: open '%s' failed: %s", path, strerror(errno));
+    err = store_args_read(fd, (size_t)sh->idx, &sh->arg, &sh->arg_len);
+    close(fd);
+    if (err != RX_OK)
+        return set_error(sh, "supervisor: read argument %" PRIu64 " from '%s' failed: %s", sh->idx,
+                         path, rx_strerror(err));
+    return 0;
+}
+
 /* Read the work and the argument; -1 with rec.error set on failure. */
 static int
 load_inputs(shim *sh)
@@ -367,20 +393,7 @@ load_inputs(shim *sh)
     }
     if (err != RX_OK)
         return set_error(sh, "supervisor: read '%s' failed: %s", path, rx_strerror(err));
-    if (sh->has_args) {
-        int fd;
-
-        (void)snprintf(path, sizeof(path), "%s/args", sh->job_dir);
-        fd = spool_open_read(path, NULL);
-        if (fd < 0)
-            return set_error(sh, "supervisor: open '%s' failed: %s", path, strerror(errno));
-        err = store_args_read(fd, (size_t)sh->idx, &sh->arg, &sh->arg_len);
-        close(fd);
-        if (err != RX_OK)
-            return set_error(sh, "supervisor: read argument %" PRIu64 " from '%s' failed: %s",
-                             sh->idx, path, rx_strerror(err));
-    }
-    return 0;
+    return load_arg(sh);
 }
 
 static int
@@ -1334,6 +1347,60 @@ done:
         rx__free(extra[i]);
 }
 
+/* Run a chunk of command tasks: each task as run_task runs one (its own process group, output
+ * file, time limit and exit status), one after the other, under this one supervisor; fills
+ * sh->run with an entry per task that ran. It stops after a task stopped by a cancel (the
+ * job's, or the daemon's after a failure), after a failure when the job stops at one, or at a
+ * cancel that comes between two tasks: the tasks after have no entry, and the daemon puts them
+ * back in the queue or, the job being over, never runs them (as for a chunk of function tasks).
+ * What saves per task is the daemon's side: one supervisor spawned, one start and one end
+ * recorded, for the whole chunk. */
+static void
+run_command_chunk(shim *sh)
+{
+    spool_run_exit *run = &sh->run;
+    uint64_t first = sh->idx;
+
+    spool_run_exit_free(run);
+    run->go = 1;
+    run->first = first;
+    run->count = sh->count;
+    run->idx = rx__calloc((size_t)sh->count, sizeof(*run->idx));
+    run->tasks = rx__calloc((size_t)sh->count, sizeof(*run->tasks));
+    if (run->idx == NULL || run->tasks == NULL) {
+        spool_run_exit_free(run);
+        memset(run, 0, sizeof(*run));
+        run_task(sh); /* the first alone: run_from_task records it, the daemon requeues the rest */
+        return;
+    }
+    for (uint64_t k = 0; k < sh->count; k++) {
+        int stop;
+
+        if (k > 0) {
+            sh->idx = first + k;
+            sh->rec.go = 1;
+            if (cancel_pending(sh))
+                break;
+            if (task_paths(sh) != 0 || load_arg(sh) != 0) {
+                sh->rec.state = RX_TASK_START_FAILED;
+                sh->rec.exit_status = -1;
+            } else {
+                run_task(sh);
+            }
+        } else {
+            run_task(sh);
+        }
+        stop = sh->rec.state == RX_TASK_STOPPED ||
+               (sh->stop_on_failure && sh->rec.state != RX_TASK_OK);
+        run->idx[run->n] = sh->idx;
+        run->tasks[run->n++] = sh->rec;
+        memset(&sh->rec, 0, sizeof(sh->rec));
+        if (stop)
+            break;
+    }
+    sh->idx = first;
+}
+
 /* The run's record from the task record of its first task (sh->rec): the run never started
  * (go 0: no entry), or its first task ended before the program could start. */
 static void
@@ -1571,6 +1638,8 @@ main(int argc, char **argv)
         remove_stale_record(&sh);
         if (sh.count > 0 && sh.loaded && sh.work.kind == RX_WORK_FUNCTION && sh.output_bytes == 0)
             run_chunk(&sh);
+        else if (sh.count > 1 && sh.loaded && sh.work.kind == RX_WORK_COMMAND)
+            run_command_chunk(&sh);
         else
             run_task(&sh);
     }
