@@ -303,12 +303,17 @@ typedef struct rx_exec_opts {
     size_t n_elem_args;              /* number of elements in elem_args */
     unsigned num_tasks;              /* the most tasks of this job at once (a cap: never more
                                         than the context's workers); 0 = the context's */
-    unsigned task_chunk_size;        /* function tasks one worker process runs in a row (local
-                                        parallel: a forked worker; a server: one exec of the
-                                        program, rx_init looping); 0 = chosen by the library or
-                                        the daemon. A server runs at most 10 000 in a row (more
-                                        is taken as 10 000) and records a chunk's task ends when
-                                        the chunk ends (docs/engine.md "Chunks") */
+    unsigned task_chunk_size;        /* tasks one worker runs in a row. Function work: local
+                                        parallel, a forked worker; a server, one exec of the
+                                        program, rx_init looping; 0 = chosen by the library or
+                                        the daemon. Command work on a server: one supervisor
+                                        spawns that many commands one after the other (each
+                                        still its own process, output, result, exit status and
+                                        time limit); 0 or 1 = a supervisor per task. A server
+                                        runs at most 10 000 in a row (more is taken as 10 000)
+                                        and records a chunk's task ends when the chunk ends
+                                        (docs/engine.md "Chunks"); ignored under an output cap
+                                        and by the Slurm executor */
     rx_tristate continue_on_failure; /* RX_INHERIT = true, as in revoscalepy */
     double execution_timeout_s;      /* time limit of each task, seconds; 0 = none */
     rx_tristate console_output;      /* RX_TRUE: write each task's output, with a header, to the

@@ -369,6 +369,22 @@ expect_out "continue on failure: every other task gave its value" "$want"
 expect_match "continue on failure: task 13's error" 'task 13: ERROR: .*exit status 1' "$err"
 expect_no_match "continue on failure: only task 13 failed" 'task (1[0-24-9]|[0-9]): ERROR' "$err"
 
+# --chunk-size: a supervisor per chunk of tasks, each task still its own process and result
+# (the local executor; the Slurm executor ignores it: an array task each).
+rj exec --wait --times 6 --chunk-size 3 -- sh -c 'printf "%s %s" "$RXJOB_TASK_INDEX" "$PPID" >"$RXJOB_RESULT"'
+expect_rc "--chunk-size 3: the job FINISHED" 0
+expect_match "--chunk-size 3: every task's own result, in order" \
+    '^0 [0-9]+.1 [0-9]+.2 [0-9]+.3 [0-9]+.4 [0-9]+.5 [0-9]+$' "$(printf '%s' "$out" | tr '\n' '|')"
+if [[ ${RXJOB_TEST_EXECUTOR:-local} == local ]]; then
+    n_sup=$(printf '%s\n' "$out" | awk '{print $2}' | sort -u | wc -l)
+    if [[ $n_sup == 2 ]]; then pass; else fail "--chunk-size 3: $n_sup supervisors for 6 tasks, want 2: '$out'"; fi
+fi
+for bad in 0 10001 x; do
+    rj exec --chunk-size "$bad" -- true
+    expect_rc "--chunk-size $bad is refused" 2
+    expect_match "--chunk-size $bad: says why" '--chunk-size' "$err"
+done
+
 rj exec -- false
 fid=$out
 rj wait "$fid"

@@ -31,6 +31,8 @@ static const char usage[] =
     "  --elem ARG           add a task with argument ARG (repeatable)\n"
     "  --elems-from FILE    add a task per line of FILE ('-': standard input)\n"
     "  --num-tasks N        run at most N tasks of this job at once\n"
+    "  --chunk-size N       run N tasks in a row under one supervisor (1-10000; for\n"
+    "                       many short tasks: fewer spawns and records per task)\n"
     "  --timeout SECONDS    time limit of each task (0: none)\n"
     "  --console-output     print the tasks' output when the results are collected\n"
     "  --no-auto-cleanup    keep the job after its results are collected\n"
@@ -48,7 +50,8 @@ enum {
     OPT_TIMEOUT,
     OPT_CONSOLE_OUTPUT,
     OPT_NO_AUTO_CLEANUP,
-    OPT_STOP_ON_FAILURE
+    OPT_STOP_ON_FAILURE,
+    OPT_CHUNK_SIZE
 };
 
 static const cli_opt exec_opts[] = {
@@ -61,11 +64,14 @@ static const cli_opt exec_opts[] = {
     {"console-output", 0, OPT_CONSOLE_OUTPUT},
     {"no-auto-cleanup", 0, OPT_NO_AUTO_CLEANUP},
     {"stop-on-failure", 0, OPT_STOP_ON_FAILURE},
+    {"chunk-size", 1, OPT_CHUNK_SIZE},
     {NULL, 0, 0},
 };
 
 /* The most tasks of one job at once the CLI accepts (the daemon caps it by its slots anyway). */
-#define NUM_TASKS_MAX 1000000
+#define NUM_TASKS_MAX  1000000
+/* The most tasks in a row under one supervisor: the daemon's ENGINE_CHUNK_MAX. */
+#define CHUNK_SIZE_MAX 10000
 
 /* Task arguments: borrowed from argv (--elem) or owned (lines of --elems-from). */
 typedef struct elems {
@@ -317,6 +323,11 @@ cmd_exec(cli *c, int argc, char **argv)
             if (cli_parse_i64(p.cmd, "--num-tasks", arg, 1, NUM_TASKS_MAX, &n) != 0)
                 goto usage;
             opts.num_tasks = (unsigned)n;
+            break;
+        case OPT_CHUNK_SIZE:
+            if (cli_parse_i64(p.cmd, "--chunk-size", arg, 1, CHUNK_SIZE_MAX, &n) != 0)
+                goto usage;
+            opts.task_chunk_size = (unsigned)n;
             break;
         case OPT_TIMEOUT:
             if (cli_parse_seconds(p.cmd, "--timeout", arg, 0, RX_MAX_TIMEOUT_S, &s) != 0)
