@@ -45,6 +45,8 @@ ROWS = [
     ("W3", "p50_ms", "rxjob", "tsp", "le", 1, "ms status query, p50 (tsp -s)"),
     ("W3", "p50_ms", "rxapi", None, "abs_le", 0.2, "ms status query, p50 (rx_get_job_status)"),
     ("W4", "tasks_per_s", "rxjob", "floor:spawn_per_s", "ge", 0.8, "command tasks/s, one job"),
+    ("W4", "chunk_tasks_per_s", "rxjob", "floor:spawn_per_s", "ge", 0.8,
+     "command tasks/s, one job, --chunk-size"),
     ("W4", "tasks_per_s", "rxjob", "slurm", None, None, "command tasks/s (Slurm: one array)"),
     ("W4", "fn_tasks_per_s", "rxapi", None, "abs_ge", 100000, "C-function tasks/s via rxjobd"),
     ("W5", "cancel_gone_ms", "rxjob", "tsp", None, None, "ms cancel -> process group gone"),
@@ -65,11 +67,12 @@ CHART = [
     ("W2 p50 ms", "W2", "p50_ms"),
     ("W3 p50 ms", "W3", "p50_ms"),
     ("W4 tasks/s", "W4", "tasks_per_s"),
+    ("W4 --chunk-size tasks/s", "W4", "chunk_tasks_per_s"),
     ("W4 C-function tasks/s", "W4", "fn_tasks_per_s"),
     ("W5 cancel ms", "W5", "cancel_gone_ms"),
 ]
 CHART_SYSTEMS = ["rxjob", "rxapi", "tsp", "nq", "slurm", "floor"]
-CHART_FLOORS = {("W4", "tasks_per_s"): "spawn_per_s"}  # the floor's bar, where there is one
+CHART_FLOORS = {("W4", "tasks_per_s"): "spawn_per_s", ("W4", "chunk_tasks_per_s"): "spawn_per_s"}  # the floor's bar, where there is one
 
 
 def fmt(v):
