@@ -67,8 +67,8 @@ CHART = [
     ("W2 p50 ms", "W2", "p50_ms"),
     ("W3 p50 ms", "W3", "p50_ms"),
     ("W4 tasks/s", "W4", "tasks_per_s"),
-    ("W4 --chunk-size tasks/s", "W4", "chunk_tasks_per_s"),
-    ("W4 C-function tasks/s", "W4", "fn_tasks_per_s"),
+    ("W4 chunked/s", "W4", "chunk_tasks_per_s"),
+    ("W4 fn tasks/s", "W4", "fn_tasks_per_s"),
     ("W5 cancel ms", "W5", "cancel_gone_ms"),
 ]
 CHART_SYSTEMS = ["rxjob", "rxapi", "tsp", "nq", "slurm", "floor"]
