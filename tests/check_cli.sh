@@ -178,6 +178,9 @@ expect_match "output after results: why, in one line" "^rxjob: output $id: $no_s
 
 rj results "$id"
 expect_rc "results again (gone)" 5
+expect_match "results again: why, in one line" "^rxjob: results $id: $no_such_job" "$err"
+expect_match "results again: one line only" '^[^
+]*$' "$err"
 
 # Submitted from a directory that was removed: refused (the task would have run in the
 # daemon's directory instead), and no job is made.

@@ -670,6 +670,8 @@ cli_print_results(cli *c, const char *what, rx_job *job, int keep)
     int rc = CLI_EXIT_OK;
 
     err = rx_get_job_results(job, console, keep ? RX_FALSE : RX_INHERIT, &res);
+    if (err == RX_ENORESULTS)
+        return cli_no_such_job(what); /* the line output, status and wait say */
     if (err != RX_OK && err != RX_EJOBFAILED)
         return cli_fail(c, what, err);
 
