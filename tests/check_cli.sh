@@ -617,7 +617,9 @@ if rx_alive "$daemon_pid"; then fail "rxjobd still runs after daemon stop"; else
 wait "$daemon_pid" 2>/dev/null
 rj status 1
 expect_rc "status once the daemon is stopped" 3
-expect_match "status once the daemon is stopped: what to do" "rxjob daemon start" "$err"
+# (a socket given by url: nothing starts a daemon for it, 'rxjob daemon start' included)
+expect_match "status once the daemon is stopped: what to do" "start one with 'rxjobd --socket PATH'" "$err"
+expect_no_match "status once the daemon is stopped: not 'rxjob daemon start'" "rxjob daemon start" "$err"
 
 # ---------------------------------------------------------------------------------------------
 # The embedded default: the library starts the per-user daemon; daemon stop stops it.
@@ -653,6 +655,9 @@ else
 fi
 emb daemon status
 expect_rc "embedded: daemon status once stopped" 3
+emb status "$eid"
+expect_rc "embedded: status once stopped (a status query starts nothing)" 3
+expect_match "embedded: status once stopped: what to do" "'rxjob daemon start' starts the per-user daemon" "$err"
 emb daemon stop
 expect_rc "embedded: daemon stop with none running" 0
 emb daemon start

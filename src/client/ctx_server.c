@@ -50,6 +50,7 @@ typedef struct server_impl {
     rx__http *http;
     char state_dir[PATH_MAX]; /* "" when none could be found (then starting fails) */
     int may_start;            /* the embedded default: start rxjobd when nothing answers */
+    int unix_url;             /* a unix: url given by the caller (never started by us) */
     pthread_mutex_t lock;     /* guards ctx->errmsg and starting the daemon */
 } server_impl;
 
@@ -151,6 +152,23 @@ b64_decode(const json_t *s, void **out_data, size_t *out_len)
  * Requests and their answers
  * ------------------------------------------------------------------------------------------- */
 
+/* What to do when no daemon answers on the context's Unix socket: who starts that one. */
+static const char *
+start_hint(const server_impl *impl)
+{
+    const char *sock = rx__http_socket(impl->http);
+
+    if (sock == NULL)
+        return ""; /* https: the transfer's message says it */
+    if (strncmp(sock, RX__SYSTEM_SOCKET_DIR, sizeof(RX__SYSTEM_SOCKET_DIR) - 1) == 0)
+        return "; the system daemon is root's to start: 'rxjobd --system', or 'systemctl "
+               "enable --now rxjobd.socket' (rxjobd(8))";
+    if (impl->unix_url)
+        return "; nothing starts a daemon for a socket given by url: start one with "
+               "'rxjobd --socket PATH' (rxjobd(8))";
+    return "; 'rxjob daemon start' starts the per-user daemon";
+}
+
 /*
  * One request. may_start: the call is one that may start the embedded default daemon. RX_OK when
  * an HTTP answer came (any status); RX_ECONTEXT (detail in ctx's errmsg) when the daemon could
@@ -193,7 +211,10 @@ request(rx_context *ctx, int may_start, const char *method, const char *path, co
                             &conn_errno, why, sizeof(why));
     }
     if (err != RX_OK)
-        set_errmsg(ctx, "%s", why);
+        set_errmsg(ctx, "%s%s", why,
+                   err == RX_ECONTEXT && (conn_errno == ENOENT || conn_errno == ECONNREFUSED)
+                       ? start_hint(impl)
+                       : "");
     return err;
 }
 
@@ -1178,6 +1199,7 @@ rx_server_context(const char *url, rx_context **out_ctx)
         rx__log(RX_LOG_ERROR, "server context: %s", why);
         goto fail;
     }
+    impl->unix_url = url != NULL && rx__http_socket(impl->http) != NULL;
     /* Only the per-user daemon is ever started by the library (never one behind a url). */
     if (url == NULL) {
         const char *sock = rx__http_socket(impl->http);

@@ -728,8 +728,7 @@ transfer_failed(rx__http *http, CURL *h, CURLcode code, const char *curl_err, in
                        rx__http_where(http), strerror(conn_errno),
                        conn_errno != ENOENT && conn_errno != ECONNREFUSED ? ""
                        : http->base_url != NULL ? " (is rxjobd listening there?)"
-                                                : " (is rxjobd running? 'rxjob daemon start' "
-                                                  "starts one for this socket)");
+                                                : " (is rxjobd running?)");
     } else if (http->base_url != NULL &&
                (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CONNECT_ERROR ||
                 code == CURLE_SSL_CACERT_BADFILE || code == CURLE_SSL_CERTPROBLEM)) {
