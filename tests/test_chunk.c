@@ -1156,11 +1156,13 @@ test_chunk_kill9_vanished(void **state)
 
 /* The command of every task: its argument "ACTION LOG" comes last. It appends "<index> <its
  * supervisor's pid>" to LOG, says a line on stdout and stderr, does ACTION (ok, fail: exit 3,
- * slow: 0.4 s, hang: 60 s), and sets its result to "r<index> <supervisor pid>". */
+ * slow: 0.4 s, hang: 60 s, stubborn: 60 s ignoring SIGTERM), and sets its result to
+ * "r<index> <supervisor pid>". */
 static const char cmd_script[] =
     "set -- $1; echo \"$RXJOB_TASK_INDEX $PPID\" >>\"$2\"; echo \"out $RXJOB_TASK_INDEX\"; "
     "echo \"err $RXJOB_TASK_INDEX\" >&2; case $1 in fail) exit 3;; slow) sleep 0.4;; "
-    "hang) sleep 60;; esac; printf \"r%s %s\" \"$RXJOB_TASK_INDEX\" \"$PPID\" >\"$RXJOB_RESULT\"";
+    "hang) sleep 60;; stubborn) trap '' TERM; sleep 60;; esac; "
+    "printf \"r%s %s\" \"$RXJOB_TASK_INDEX\" \"$PPID\" >\"$RXJOB_RESULT\"";
 
 static rx_job *
 submit_cmd(rx_context *ctx, const rx_exec_opts *opts)
@@ -1335,6 +1337,54 @@ test_cmdchunk_cancel(void **state)
     rx_context_free(ctx);
 }
 
+static const char *
+act_stubborn(size_t i)
+{
+    (void)i;
+    return "stubborn";
+}
+
+/* A cancel that comes while a command's time limit is stopping it (the grace period between
+ * SIGTERM, which it ignores, and SIGKILL) stops the chunk too: that command ends TIMEOUT, the
+ * ones after it never start, and the supervisor is gone. (The supervisor read that cancel and
+ * forgot it, its command being stopped already: the chunk went on with every command after,
+ * each to its own time limit, and the job read RUNNING all that time.) */
+static void
+test_cmdchunk_cancel_in_grace(void **state)
+{
+    chunk_case c;
+    rx_context *ctx;
+    rx_job *job;
+    int runs[MAX_TASKS], canceled = 0, n;
+    long pids[MAX_TASKS];
+
+    (void)state;
+    skip_without_daemon();
+    chunk_case_init(&c, "cmd_cancel_grace", 6, act_stubborn, 6);
+    c.opts.execution_timeout_s = 1.0;
+    ctx = context();
+    job = submit_cmd(ctx, &c.opts);
+    await_log(c.log, 1);
+    /* Past the 1 s limit, in the middle of the 1 s grace (rxjobd's default --grace-ms). Earlier
+     * or later (a slow machine), the cancel stops the command itself, or the next: the same
+     * outcome but for that one's state. */
+    sleep_ms(1500);
+    assert_int_equal(rx_cancel_job(job, &canceled), RX_OK);
+    assert_true(canceled);
+    assert_int_equal(rx_wait_for_job(job, 60), RX_OK);
+    assert_int_equal(rx_get_job_status(job), RX_JOB_CANCELED);
+    read_log(c.log, runs, pids);
+    assert_false(process_alive((pid_t)pids[0])); /* the supervisor */
+    n = log_lines(c.log);
+    sleep_ms(2500);
+    assert_int_equal(log_lines(c.log), n); /* nothing more started */
+    assert_true(n <= 2);
+    for (size_t i = 0; i < 6; i++)
+        assert_true(runs[i] <= 1);
+    rx_job_free(job);
+    rx_context_free(ctx);
+}
+
 /* kill -9 of rxjobd mid-chunk, then a new rxjobd: it adopts the chunk's supervisor, which went
  * on meanwhile; every command ends OK, each ran once. */
 static void
@@ -1419,6 +1469,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_cmdchunk_fail),
         cmocka_unit_test(test_cmdchunk_timeout),
         cmocka_unit_test(test_cmdchunk_cancel),
+        cmocka_unit_test(test_cmdchunk_cancel_in_grace),
         cmocka_unit_test(test_cmdchunk_kill9_adopt),
         /* keep one per line */
     };

@@ -116,6 +116,7 @@ typedef struct shim {
     int sfd;
     uint64_t count;      /* COUNT: a chunk of tasks (run_chunk, run_command_chunk); 0 = one */
     int stop_on_failure; /* chunk: the job stops at a failure (continue_on_failure off) */
+    int canceled;        /* a cancel signal came (watch_task): a chunk starts no more tasks */
     spool_run_exit run;  /* chunk: the run's record */
     store_work work;
     void *arg;
@@ -675,10 +676,15 @@ watch_task(shim *sh, rx__proc *proc, relay *out)
             (void)relay_pump(out);
         if (rc < 0 && errno != EINTR)
             break; /* cannot wait: reap (which kills the group) rather than spin */
-        if (rc > 0 && pfd[0].revents != 0 && cancel_pending(sh) && stop == STOP_NONE) {
-            stop = STOP_CANCEL;
-            (void)rx__proc_signal_group(proc, SIGTERM);
-            sigkill_at = rx__now_ms() + sh->grace_ms;
+        /* Read, the signal is gone: remembered even when the task is being stopped already
+         * (its time limit), so that a chunk does not go on with the next (run_command_chunk). */
+        if (rc > 0 && pfd[0].revents != 0 && cancel_pending(sh)) {
+            sh->canceled = 1;
+            if (stop == STOP_NONE) {
+                stop = STOP_CANCEL;
+                (void)rx__proc_signal_group(proc, SIGTERM);
+                sigkill_at = rx__now_ms() + sh->grace_ms;
+            }
         }
         if (proc->pidfd >= 0 ? (rc > 0 && pfd[1].revents != 0) : rx__proc_exited(proc))
             break;
@@ -1351,10 +1357,10 @@ done:
  * file, time limit and exit status), one after the other, under this one supervisor; fills
  * sh->run with an entry per task that ran. It stops after a task stopped by a cancel (the
  * job's, or the daemon's after a failure), after a failure when the job stops at one, or at a
- * cancel that comes between two tasks: the tasks after have no entry, and the daemon puts them
- * back in the queue or, the job being over, never runs them (as for a chunk of function tasks).
- * What saves per task is the daemon's side: one supervisor spawned, one start and one end
- * recorded, for the whole chunk. */
+ * cancel that comes between two tasks or while a task's time limit stops it: the tasks after have
+ * no entry, and the daemon puts them back in the queue or, the job being over, never runs them (as
+ * for a chunk of function tasks). What saves per task is the daemon's side: one supervisor spawned,
+ * one start and one end recorded, for the whole chunk. */
 static void
 run_command_chunk(shim *sh)
 {
@@ -1379,7 +1385,7 @@ run_command_chunk(shim *sh)
         if (k > 0) {
             sh->idx = first + k;
             sh->rec.go = 1;
-            if (cancel_pending(sh))
+            if (sh->canceled || cancel_pending(sh))
                 break;
             if (task_paths(sh) != 0 || load_arg(sh) != 0) {
                 sh->rec.state = RX_TASK_START_FAILED;
