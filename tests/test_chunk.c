@@ -1,10 +1,11 @@
 /*
  * test_chunk.c - function tasks run in chunks by rxjobd (docs/engine.md "Chunks"), against a
  * real daemon with 2 slots: one supervisor and one exec of this program run a whole chunk of
- * tasks; a failure, a crash, a time limit or a cancel inside a chunk ends that task, and the
- * tasks after it that never started are put back and run (or not, when the job stopped); a
- * daemon killed with SIGKILL mid-chunk and started again ends every task exactly once, or LOST,
- * and never runs one twice.
+ * tasks (and, test_cmdchunk_*, command tasks with task_chunk_size: one supervisor runs a chunk's
+ * commands one after the other, "Chunks of command tasks"); a failure, a crash, a time limit or a
+ * cancel inside a chunk ends that task, and the tasks after it that never started are put back and
+ * run (or not, when the job stopped); a daemon killed with SIGKILL mid-chunk and started again ends
+ * every task exactly once, or LOST, and never runs one twice.
  *
  * Each task appends "<index> <pid>" to a log file (its argument names it, with what to do) as
  * the first thing it does: proof of how many times, and in which process, each task ran.
@@ -398,6 +399,33 @@ submit(rx_context *ctx, const rx_exec_opts *opts)
     return job;
 }
 
+/* The command of every task: its argument "ACTION LOG" comes last. It appends "<index> <its
+ * supervisor's pid>" to LOG, says a line on stdout and stderr, does ACTION (ok, fail: exit 3,
+ * slow: 0.4 s, hang: 60 s, stubborn: 60 s ignoring SIGTERM), and sets its result to
+ * "r<index> <supervisor pid>". */
+static const char cmd_script[] =
+    "set -- $1; echo \"$RXJOB_TASK_INDEX $PPID\" >>\"$2\"; echo \"out $RXJOB_TASK_INDEX\"; "
+    "echo \"err $RXJOB_TASK_INDEX\" >&2; case $1 in fail) exit 3;; slow) sleep 0.4;; "
+    "hang) sleep 60;; stubborn) trap '' TERM; sleep 60;; esac; "
+    "printf \"r%s %s\" \"$RXJOB_TASK_INDEX\" \"$PPID\" >\"$RXJOB_RESULT\"";
+
+static rx_job *
+submit_cmd(rx_context *ctx, const rx_exec_opts *opts)
+{
+    static const char *const argv[] = {"sh", "-c", cmd_script, "sh", NULL};
+    rx_work work = rx_work_command(argv);
+    rx_job *job = NULL;
+    rx_err err = rx_exec(ctx, &work, opts, NULL, &job);
+
+    if (err != RX_OK)
+        fail_msg("rx_exec: %s: %s", rx_errname(err), rx_context_errmsg(ctx));
+    assert_non_null(job);
+    return job;
+}
+
+/* How a test submits its chunked job: submit (function tasks) or submit_cmd (commands). */
+typedef rx_job *submit_fn(rx_context *ctx, const rx_exec_opts *opts);
+
 /* The pid in task i's result "r<i> <pid>", or -1 when it is not that. */
 static long
 result_pid(const rx_results *res, size_t i)
@@ -623,10 +651,11 @@ parent_of(pid_t pid)
  * Tests
  * ------------------------------------------------------------------------------------------- */
 
-/* 40 tasks in chunks of 10: four program processes, ten tasks each; results in task order; each
- * task's output is its own. */
+/* 40 tasks in chunks of 10: four processes (the program for function tasks, the supervisor for
+ * commands: what the log names), ten tasks each; results in task order; each task's output is
+ * its own. */
 static void
-test_chunk_results_in_order(void **state)
+check_results_in_order(submit_fn *sub, const char *name)
 {
     chunk_case c;
     rx_context *ctx;
@@ -636,11 +665,10 @@ test_chunk_results_in_order(void **state)
     long pids[MAX_TASKS];
     char *out;
 
-    (void)state;
     skip_without_daemon();
-    chunk_case_init(&c, "order", 40, act_ok, 10);
+    chunk_case_init(&c, name, 40, act_ok, 10);
     ctx = context();
-    job = submit(ctx, &c.opts);
+    job = sub(ctx, &c.opts);
     assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
     out = job_output(job);
     for (size_t i = 0; i < 40; i++) {
@@ -667,6 +695,21 @@ test_chunk_results_in_order(void **state)
     rx_results_free(res);
     rx_job_free(job);
     rx_context_free(ctx);
+}
+
+static void
+test_chunk_results_in_order(void **state)
+{
+    (void)state;
+    check_results_in_order(submit, "order");
+}
+
+/* The same with commands (task_chunk_size on command work): one supervisor per chunk. */
+static void
+test_cmdchunk_results(void **state)
+{
+    (void)state;
+    check_results_in_order(submit_cmd, "cmd_order");
 }
 
 /* Large results of a chunk (the chunk's results file, one after another) come back whole and
@@ -827,7 +870,7 @@ test_chunk_crash(void **state)
 /* The time limit is per task inside a chunk: three tasks of 0.4 s each pass a 1 s limit
  * together; the fourth, which hangs, ends TIMEOUT; the rest run after it. */
 static void
-test_chunk_timeout(void **state)
+check_timeout(submit_fn *sub, const char *name)
 {
     chunk_case c;
     rx_context *ctx;
@@ -836,12 +879,11 @@ test_chunk_timeout(void **state)
     int runs[MAX_TASKS];
     long pids[MAX_TASKS];
 
-    (void)state;
     skip_without_daemon();
-    chunk_case_init(&c, "timeout", 8, act_timeout, 8);
+    chunk_case_init(&c, name, 8, act_timeout, 8);
     c.opts.execution_timeout_s = 1.0;
     ctx = context();
-    job = submit(ctx, &c.opts);
+    job = sub(ctx, &c.opts);
     res = wait_results(job, 120);
     read_log(c.log, runs, pids);
     for (size_t i = 0; i < 8; i++) {
@@ -857,6 +899,21 @@ test_chunk_timeout(void **state)
     rx_results_free(res);
     rx_job_free(job);
     rx_context_free(ctx);
+}
+
+static void
+test_chunk_timeout(void **state)
+{
+    (void)state;
+    check_timeout(submit, "timeout");
+}
+
+/* The same with commands: each command's own limit, under one supervisor. */
+static void
+test_cmdchunk_timeout(void **state)
+{
+    (void)state;
+    check_timeout(submit_cmd, "cmd_timeout");
 }
 
 /* A program that hangs after its last task (an atexit handler) is stopped by the time limit,
@@ -1019,7 +1076,7 @@ test_chunk_killed_after_output(void **state)
 /* Cancel mid-chunk: the task running is stopped, the rest never start; nothing runs twice and
  * the program is gone. */
 static void
-test_chunk_cancel(void **state)
+check_cancel(submit_fn *sub, const char *name)
 {
     chunk_case c;
     rx_context *ctx;
@@ -1027,11 +1084,10 @@ test_chunk_cancel(void **state)
     int runs[MAX_TASKS], canceled = 0, n;
     long pids[MAX_TASKS];
 
-    (void)state;
     skip_without_daemon();
-    chunk_case_init(&c, "cancel", 10, act_slow, 10);
+    chunk_case_init(&c, name, 10, act_slow, 10);
     ctx = context();
-    job = submit(ctx, &c.opts);
+    job = sub(ctx, &c.opts);
     await_log(c.log, 2);
     assert_int_equal(rx_cancel_job(job, &canceled), RX_OK);
     assert_true(canceled);
@@ -1049,10 +1105,25 @@ test_chunk_cancel(void **state)
     rx_context_free(ctx);
 }
 
+static void
+test_chunk_cancel(void **state)
+{
+    (void)state;
+    check_cancel(submit, "cancel");
+}
+
+/* The same with commands: the command running is stopped, its supervisor gone. */
+static void
+test_cmdchunk_cancel(void **state)
+{
+    (void)state;
+    check_cancel(submit_cmd, "cmd_cancel");
+}
+
 /* kill -9 of rxjobd mid-chunk, then a new rxjobd: it adopts the chunk's supervisor, which went
  * on meanwhile; every task ends OK, each ran once. */
 static void
-test_chunk_kill9_adopt(void **state)
+check_kill9_adopt(submit_fn *sub, const char *name)
 {
     chunk_case c;
     rx_context *ctx;
@@ -1061,12 +1132,11 @@ test_chunk_kill9_adopt(void **state)
     int runs[MAX_TASKS];
     long pids[MAX_TASKS];
 
-    (void)state;
     skip_without_daemon();
-    chunk_case_init(&c, "adopt", 20, act_slow, 10);
+    chunk_case_init(&c, name, 20, act_slow, 10);
     c.opts.num_tasks = 1;
     ctx = context();
-    job = submit(ctx, &c.opts);
+    job = sub(ctx, &c.opts);
     await_log(c.log, 3);
     stop_daemon(daemon_pid, SIGKILL);
     daemon_pid = -1;
@@ -1083,6 +1153,21 @@ test_chunk_kill9_adopt(void **state)
     rx_results_free(res);
     rx_job_free(job);
     rx_context_free(ctx);
+}
+
+static void
+test_chunk_kill9_adopt(void **state)
+{
+    (void)state;
+    check_kill9_adopt(submit, "adopt");
+}
+
+/* The same with commands. */
+static void
+test_cmdchunk_kill9_adopt(void **state)
+{
+    (void)state;
+    check_kill9_adopt(submit_cmd, "cmd_adopt");
 }
 
 /* kill -9 of rxjobd and of the chunk's supervisor mid-chunk: without its record nobody knows
@@ -1154,77 +1239,6 @@ test_chunk_kill9_vanished(void **state)
  * output, result, exit status and time limit.
  * ------------------------------------------------------------------------------------------- */
 
-/* The command of every task: its argument "ACTION LOG" comes last. It appends "<index> <its
- * supervisor's pid>" to LOG, says a line on stdout and stderr, does ACTION (ok, fail: exit 3,
- * slow: 0.4 s, hang: 60 s, stubborn: 60 s ignoring SIGTERM), and sets its result to
- * "r<index> <supervisor pid>". */
-static const char cmd_script[] =
-    "set -- $1; echo \"$RXJOB_TASK_INDEX $PPID\" >>\"$2\"; echo \"out $RXJOB_TASK_INDEX\"; "
-    "echo \"err $RXJOB_TASK_INDEX\" >&2; case $1 in fail) exit 3;; slow) sleep 0.4;; "
-    "hang) sleep 60;; stubborn) trap '' TERM; sleep 60;; esac; "
-    "printf \"r%s %s\" \"$RXJOB_TASK_INDEX\" \"$PPID\" >\"$RXJOB_RESULT\"";
-
-static rx_job *
-submit_cmd(rx_context *ctx, const rx_exec_opts *opts)
-{
-    static const char *const argv[] = {"sh", "-c", cmd_script, "sh", NULL};
-    rx_work work = rx_work_command(argv);
-    rx_job *job = NULL;
-    rx_err err = rx_exec(ctx, &work, opts, NULL, &job);
-
-    if (err != RX_OK)
-        fail_msg("rx_exec: %s: %s", rx_errname(err), rx_context_errmsg(ctx));
-    assert_non_null(job);
-    return job;
-}
-
-/* 40 command tasks in chunks of 8: five supervisors, eight tasks each, in index order; every
- * task ran once, with its own output and result. */
-static void
-test_cmdchunk_results(void **state)
-{
-    chunk_case c;
-    rx_context *ctx;
-    rx_job *job;
-    rx_results *res;
-    int runs[MAX_TASKS];
-    long pids[MAX_TASKS];
-    char *out;
-
-    (void)state;
-    skip_without_daemon();
-    chunk_case_init(&c, "cmd_order", 40, act_ok, 8);
-    ctx = context();
-    job = submit_cmd(ctx, &c.opts);
-    assert_int_equal(rx_wait_for_job(job, 120), RX_OK);
-    out = job_output(job);
-    for (size_t i = 0; i < 40; i++) {
-        char want[64];
-
-        (void)snprintf(want, sizeof(want), "==> task %zu <==\nout %zu\nerr %zu\n", i, i, i);
-        if (strstr(out, want) == NULL)
-            fail_msg("task %zu's output is not its own: %s", i, out);
-    }
-    free(out);
-    assert_int_equal(rx_get_job_results(job, RX_FALSE, RX_TRUE, &res), RX_OK);
-    assert_int_equal(rx_results_count(res), 40);
-    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
-    read_log(c.log, runs, pids);
-    for (size_t i = 0; i < 40; i++) {
-        assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
-        assert_int_equal(rx_results_exit_status(res, i), 0);
-        assert_int_equal(runs[i], 1);
-        assert_int_equal(result_pid(res, i), pids[i]);
-        /* One supervisor per chunk: the tasks of a chunk share it, the chunks do not. */
-        assert_int_equal(pids[i], pids[i - i % 8]);
-        if (i % 8 == 0 && i > 0)
-            assert_int_not_equal(pids[i], pids[i - 8]);
-    }
-    rx_results_free(res);
-    rx_job_free(job);
-    rx_context_free(ctx);
-}
-
 /* A command that fails mid-chunk: with continue_on_failure on, the chunk goes on (the same
  * supervisor runs the rest); off (num_tasks 1), nothing after it starts. */
 static void
@@ -1267,74 +1281,6 @@ test_cmdchunk_fail(void **state)
         rx_job_free(job);
         rx_context_free(ctx);
     }
-}
-
-/* The time limit is each command's: three of 0.4 s pass a 1 s limit together under one
- * supervisor; the fourth, which hangs, ends TIMEOUT; the rest of the chunk runs after it. */
-static void
-test_cmdchunk_timeout(void **state)
-{
-    chunk_case c;
-    rx_context *ctx;
-    rx_job *job;
-    rx_results *res;
-    int runs[MAX_TASKS];
-    long pids[MAX_TASKS];
-
-    (void)state;
-    skip_without_daemon();
-    chunk_case_init(&c, "cmd_timeout", 8, act_timeout, 8);
-    c.opts.execution_timeout_s = 1.0;
-    ctx = context();
-    job = submit_cmd(ctx, &c.opts);
-    res = wait_results(job, 120);
-    read_log(c.log, runs, pids);
-    for (size_t i = 0; i < 8; i++) {
-        assert_int_equal(runs[i], 1);
-        if (i == 3) {
-            assert_int_equal(rx_results_state(res, i), RX_TASK_TIMEOUT);
-            assert_non_null(strstr(rx_results_error(res, i), "time limit of 1 s exceeded"));
-        } else {
-            assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
-        }
-        assert_int_equal(pids[i], pids[0]);
-    }
-    rx_results_free(res);
-    rx_job_free(job);
-    rx_context_free(ctx);
-}
-
-/* Cancel mid-chunk: the command running is stopped, the rest never start, the supervisor is
- * gone; nothing ran twice. */
-static void
-test_cmdchunk_cancel(void **state)
-{
-    chunk_case c;
-    rx_context *ctx;
-    rx_job *job;
-    int runs[MAX_TASKS], canceled = 0, n;
-    long pids[MAX_TASKS];
-
-    (void)state;
-    skip_without_daemon();
-    chunk_case_init(&c, "cmd_cancel", 10, act_slow, 10);
-    ctx = context();
-    job = submit_cmd(ctx, &c.opts);
-    await_log(c.log, 2);
-    assert_int_equal(rx_cancel_job(job, &canceled), RX_OK);
-    assert_true(canceled);
-    assert_int_equal(rx_wait_for_job(job, 60), RX_OK);
-    assert_int_equal(rx_get_job_status(job), RX_JOB_CANCELED);
-    n = log_lines(c.log);
-    sleep_ms(1000);
-    assert_int_equal(log_lines(c.log), n); /* nothing more started */
-    assert_true(n < 10);
-    read_log(c.log, runs, pids);
-    for (size_t i = 0; i < 10; i++)
-        assert_true(runs[i] <= 1);
-    assert_false(process_alive((pid_t)pids[0])); /* the supervisor */
-    rx_job_free(job);
-    rx_context_free(ctx);
 }
 
 static const char *
@@ -1381,42 +1327,6 @@ test_cmdchunk_cancel_in_grace(void **state)
     assert_true(n <= 2);
     for (size_t i = 0; i < 6; i++)
         assert_true(runs[i] <= 1);
-    rx_job_free(job);
-    rx_context_free(ctx);
-}
-
-/* kill -9 of rxjobd mid-chunk, then a new rxjobd: it adopts the chunk's supervisor, which went
- * on meanwhile; every command ends OK, each ran once. */
-static void
-test_cmdchunk_kill9_adopt(void **state)
-{
-    chunk_case c;
-    rx_context *ctx;
-    rx_job *job;
-    rx_results *res;
-    int runs[MAX_TASKS];
-    long pids[MAX_TASKS];
-
-    (void)state;
-    skip_without_daemon();
-    chunk_case_init(&c, "cmd_adopt", 20, act_slow, 10);
-    c.opts.num_tasks = 1;
-    ctx = context();
-    job = submit_cmd(ctx, &c.opts);
-    await_log(c.log, 3);
-    stop_daemon(daemon_pid, SIGKILL);
-    daemon_pid = -1;
-    sleep_ms(1500); /* the chunk goes on without a daemon */
-    daemon_pid = start_daemon();
-    assert_true(daemon_pid > 0);
-    res = wait_results(job, 120);
-    assert_int_equal(rx_results_status(res), RX_JOB_FINISHED);
-    read_log(c.log, runs, pids);
-    for (size_t i = 0; i < 20; i++) {
-        assert_int_equal(rx_results_state(res, i), RX_TASK_OK);
-        assert_int_equal(runs[i], 1);
-    }
-    rx_results_free(res);
     rx_job_free(job);
     rx_context_free(ctx);
 }
