@@ -444,6 +444,16 @@ expect_match "exec --times 3 with 2 elems: the options named" \
     '^rxjob: exec: --times 3 but 2 task arguments \(--elem, --elems-from\): ' "$err"
 expect_no_match "exec --times 3 with 2 elems: no C API field" 'times_to_run|elem_args' "$err"
 expect_usage "exec of an unknown option" exec --frobnicate -- true
+expect_match "an unknown option far from any: no suggestion" "^rxjob: exec: unknown option '--frobnicate'\$" \
+    "$(head -n 1 "$err_file")"
+# A near miss names the option meant (as git does); Slurm's --time is our --timeout.
+for tc in "chunksize|chunk-size" "stop-on-falure|stop-on-failure" "wiat|wait" "jsno|json" \
+    "tokenfile|token-file" "time|timeout"; do
+    rj exec "--${tc%%|*}" 5 -- true
+    expect_rc "exec --${tc%%|*}" 2
+    expect_match "exec --${tc%%|*}: did you mean --${tc##*|}" \
+        "^rxjob: exec: unknown option '--${tc%%|*}'; did you mean '--${tc##*|}'\?" "$err"
+done
 expect_usage "exec --times 2000000 (refused by the daemon: HTTP 413)" exec --times 2000000 -- true
 expect_match "the daemon's reason is printed" \
     'rxjob: exec: .*tasks_per_job limit exceeded: 2000000 > 1000000 tasks .*HTTP 413' "$err"

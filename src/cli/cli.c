@@ -60,6 +60,68 @@ find_opt(const cli_opt *opts, const char *name, size_t name_len)
     return NULL;
 }
 
+/* Edits (insert, delete, substitute, swap two neighbours) from a[0..na) to b[0..nb), counted up
+ * to SUGGEST_MAX_EDITS + 1; names longer than SUGGEST_MAX_LEN count as far. */
+#define SUGGEST_MAX_EDITS 2
+#define SUGGEST_MAX_LEN   32
+
+static size_t
+edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t d[SUGGEST_MAX_LEN + 1][SUGGEST_MAX_LEN + 1];
+
+    if (na > SUGGEST_MAX_LEN || nb > SUGGEST_MAX_LEN)
+        return SUGGEST_MAX_EDITS + 1;
+    for (size_t i = 0; i <= na; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= nb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        for (size_t j = 1; j <= nb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[na][nb];
+}
+
+/* The option of opts or global_opts closest to name (as git suggests a command): at most
+ * SUGGEST_MAX_EDITS edits away, and fewer than half its length; NULL when none is. */
+static const char *
+suggest_opt(const cli_opt *opts, const char *name, size_t name_len)
+{
+    /* Peers' names for ours, before spelling: Slurm's --time is a time limit, not --times. */
+    static const char *const peer_names[][2] = {{"time", "timeout"}};
+    const cli_opt *lists[2] = {opts, global_opts};
+    const char *best = NULL;
+    size_t best_d = SUGGEST_MAX_EDITS + 1;
+
+    for (size_t k = 0; k < sizeof(peer_names) / sizeof(peer_names[0]); k++) {
+        if (strlen(peer_names[k][0]) == name_len && memcmp(peer_names[k][0], name, name_len) == 0 &&
+            find_opt(opts, peer_names[k][1], strlen(peer_names[k][1])) != NULL)
+            return peer_names[k][1];
+    }
+    for (size_t l = 0; l < 2; l++) {
+        for (const cli_opt *o = lists[l]; o != NULL && o->name != NULL; o++) {
+            size_t d = edit_distance(name, name_len, o->name, strlen(o->name));
+
+            if (d < best_d && 2 * d < strlen(o->name)) {
+                best = o->name;
+                best_d = d;
+            }
+        }
+    }
+    return best;
+}
+
 int
 cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
 {
@@ -102,7 +164,13 @@ cli_next_opt(cli_parser *p, cli *c, const cli_opt *opts, const char **out_arg)
         if (o == NULL)
             o = find_opt(global_opts, name, name_len);
         if (o == NULL) {
-            (void)cli_usage_error(p->cmd, "unknown option '--%.*s'", (int)name_len, name);
+            const char *near = suggest_opt(opts, name, name_len);
+
+            if (near != NULL)
+                (void)cli_usage_error(p->cmd, "unknown option '--%.*s'; did you mean '--%s'?",
+                                      (int)name_len, name, near);
+            else
+                (void)cli_usage_error(p->cmd, "unknown option '--%.*s'", (int)name_len, name);
             return CLI_OPT_BAD;
         }
         if (o->has_arg) {
