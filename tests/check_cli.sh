@@ -430,6 +430,13 @@ expect_match "output --follow has both lines" $'one\ntwo' "$out"
 expect_match "output --follow has the header once" '^==> task 0 <==' "$out"
 rj results "$foid"
 
+# A shell line given as the program (as tsp takes one): no shell runs it, and the error says
+# what to do.
+rj exec --wait "echo hi"
+expect_rc "exec of a shell line as the program: the job FAILED" 1
+expect_match "exec of a shell line: the error says to use sh -c" \
+    "task 0: ERROR: command not found: 'echo hi' \\(no shell runs a command: .*run sh -c 'LINE'\\)" "$err"
+
 # ---------------------------------------------------------------------------------------------
 # Usage errors (exit 2, with a message) and an unreachable daemon (exit 3).
 # ---------------------------------------------------------------------------------------------

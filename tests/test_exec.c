@@ -731,6 +731,7 @@ test_exec_command_failures(void **state)
 {
     rx_context *ctx = parallel(2);
     const char *nosuch[] = {"rxjob-no-such-command-xyz", NULL};
+    const char *shell_line[] = {"echo hi", NULL};
     const char *exit3[] = {"sh", "-c", "exit 3", NULL};
     const char *killed[] = {"sh", "-c", "kill -9 $$", NULL};
     rx_results *res = NULL;
@@ -741,6 +742,15 @@ test_exec_command_failures(void **state)
     assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EJOBFAILED);
     assert_int_equal(rx_results_state(res, 0), RX_TASK_START_FAILED);
     assert_string_equal(rx_results_error(res, 0), "command not found: 'rxjob-no-such-command-xyz'");
+    rx_results_free(res);
+
+    /* A shell line given as the program: no shell runs it, and the error says so. */
+    w = rx_work_command(shell_line);
+    assert_int_equal(rx_exec(ctx, &w, NULL, &res, NULL), RX_EJOBFAILED);
+    assert_int_equal(rx_results_state(res, 0), RX_TASK_START_FAILED);
+    assert_string_equal(rx_results_error(res, 0),
+                        "command not found: 'echo hi' (no shell runs a command: this whole string "
+                        "was taken as one program's name; for a shell line, run sh -c 'LINE')");
     rx_results_free(res);
 
     w = rx_work_command(exit3);

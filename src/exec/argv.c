@@ -163,3 +163,12 @@ rx__env_entry(const char *name, const char *fmt, ...)
     va_end(ap);
     return out;
 }
+
+const char *
+rx__not_found_hint(const char *prog)
+{
+    if (prog == NULL || strpbrk(prog, " \t;|&<>$`'\"()*") == NULL)
+        return "";
+    return " (no shell runs a command: this whole string was taken as one program's name; for a "
+           "shell line, run sh -c 'LINE')";
+}

@@ -25,6 +25,11 @@ rx_err rx__task_argv(const char *const *argv, const rx_buf *arg, char ***out_arg
 /* Replace every "{}" in s with arg_len bytes of arg. Owned copy; NULL on ENOMEM. */
 char *rx__argv_substitute(const char *s, const char *arg, size_t arg_len);
 
+/* What follows "command not found: 'PROG'" when PROG looks like a shell line (a blank or one of
+ * ;|&<>$`'"()* in it): no shell runs a command, so the whole string was taken as one program's
+ * name, and the hint says to run it with sh -c. "" otherwise. Static. */
+const char *rx__not_found_hint(const char *prog);
+
 /* Free the first n strings of v, then v. NULL-safe. */
 void rx__strv_free(char **v, size_t n);
 

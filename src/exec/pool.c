@@ -395,7 +395,8 @@ start_command(pool *p, unit *u, size_t task)
         else if (spawn_errno == ENOENT && strchr(argv[0], '/') != NULL)
             err = rx__slot_set_error(s, "no such program: '%s'", argv[0]);
         else if (spawn_errno == ENOENT)
-            err = rx__slot_set_error(s, "command not found: '%s'", argv[0]);
+            err = rx__slot_set_error(s, "command not found: '%s'%s", argv[0],
+                                     rx__not_found_hint(argv[0]));
         else
             err = rx__slot_set_error(s, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
         if (err == RX_OK)

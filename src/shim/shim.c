@@ -815,7 +815,7 @@ run_task(shim *sh)
     if (rx__spawn(&req, &proc, &spawn_errno) != RX_OK) {
         sh->rec.ended_s = sh->rec.started_s;
         if (spawn_errno == ENOENT)
-            (void)set_error(sh, "command not found: '%s'", argv[0]);
+            (void)set_error(sh, "command not found: '%s'%s", argv[0], rx__not_found_hint(argv[0]));
         else
             (void)set_error(sh, "cannot start '%s': %s", argv[0], strerror(spawn_errno));
         goto done;
