@@ -544,6 +544,13 @@ expect_match "RXJOB_TOKEN_FILE junk: named as RXJOB_TOKEN_FILE, one line" \
 run env RXJOB_TOKEN="$(printf 'x%.0s' $(seq 40))" "$rxjob" --url "$https_url" --token-file "$tmp/tok-empty" status 1
 expect_match "--token-file wins over RXJOB_TOKEN" "^rxjob: status: --token-file '$tmp/tok-empty' is empty" "$err"
 expect_usage "--token-file ''" --token-file '' status 1
+# On a Unix socket a token is never sent (the daemon knows its client by uid): said, not silent.
+printf '%s\n' "$(printf 'x%.0s' $(seq 40))" >"$tmp/tok-unused"
+chmod 600 "$tmp/tok-unused"
+rj --token-file "$tmp/tok-unused" jobs
+expect_rc "--token-file with a Unix socket: the command runs" 0
+expect_match "--token-file with a Unix socket: a warning says it is not used" \
+    "^rxjob: warning: --token-file is not used with a Unix socket" "$err"
 
 for args in "status 1" "wait 1" "results 1" "cancel 1" "jobs" "exec -- true" "cleanup 1"; do
     # shellcheck disable=SC2086 # split on purpose

@@ -373,7 +373,7 @@ bad:
 const char *
 cli_url(cli *c)
 {
-    const char *env;
+    const char *env, *url;
 
     /* The library reads the token from the environment (rxjob.h rx_server_context); the CLI is
      * built on the public API only, so --token-file is said there. */
@@ -381,10 +381,17 @@ cli_url(cli *c)
         if (setenv("RXJOB_TOKEN_FILE", c->token_file, 1) != 0 || unsetenv("RXJOB_TOKEN") != 0)
             cli_error("--token-file: setenv failed: %s", strerror(errno));
     }
-    if (c->url != NULL)
-        return c->url;
     env = getenv("RXJOB_URL");
-    return env != NULL && env[0] != '\0' ? env : NULL;
+    url = c->url != NULL ? c->url : env != NULL && env[0] != '\0' ? env : NULL;
+    /* A token is sent over https only: a Unix socket's daemon knows its client by uid. */
+    if (c->token_file != NULL && !c->token_said &&
+        (url == NULL || strncmp(url, "https:", 6) != 0)) {
+        c->token_said = 1;
+        (void)fprintf(stderr,
+                      "rxjob: warning: --token-file is not used with a Unix socket (the daemon "
+                      "there knows you by your uid); it is for an https:// --url\n");
+    }
+    return url;
 }
 
 void

@@ -38,6 +38,7 @@ typedef struct cli {
                         $RXJOB_SOCKET): read it with cli_url */
     const char *token_file; /* --token-file: the token for an https url; NULL = the library's
                                $RXJOB_TOKEN or $RXJOB_TOKEN_FILE */
+    int token_said;         /* the warning that --token-file is not used was printed */
     int json;               /* --json: machine-readable output */
     rx_context *ctx;        /* opened by cli_context on first use; freed by main */
     int warned;             /* the library logged a warning (set by the log sink) */
