@@ -384,8 +384,7 @@ cli_url(cli *c)
     env = getenv("RXJOB_URL");
     url = c->url != NULL ? c->url : env != NULL && env[0] != '\0' ? env : NULL;
     /* A token is sent over https only: a Unix socket's daemon knows its client by uid. */
-    if (c->token_file != NULL && !c->token_said &&
-        (url == NULL || strncmp(url, "https:", 6) != 0)) {
+    if (c->token_file != NULL && !c->token_said && (url == NULL || strncmp(url, "unix:", 5) == 0)) {
         c->token_said = 1;
         (void)fprintf(stderr,
                       "rxjob: warning: --token-file is not used with a Unix socket (the daemon "
