@@ -674,15 +674,22 @@ sched_spares_discard(engine *e)
         spare_drop(e, e->n_spares - 1);
 }
 
+/* 1 if the spare has exited (its pidfd is readable); 0 if not, or without a pidfd. */
+static int
+spare_exited(const espare *sp)
+{
+    struct pollfd pfd = {.fd = sp->shim.pidfd, .events = POLLIN, .revents = 0};
+
+    return pfd.fd >= 0 && poll(&pfd, 1, 0) != 0;
+}
+
 /* Reap the spares that died waiting (their pidfds readable), and spawn none for
  * SPARE_RESPAWN_MS. Caller (the scheduler thread) holds mu. */
 static void
 spares_reap_dead(engine *e)
 {
     for (size_t i = e->n_spares; i-- > 0;) {
-        struct pollfd pfd = {.fd = e->spares[i].shim.pidfd, .events = POLLIN, .revents = 0};
-
-        if (pfd.fd < 0 || poll(&pfd, 1, 0) == 0)
+        if (!spare_exited(&e->spares[i]))
             continue;
         rx__log(RX_LOG_WARN,
                 "engine: spare supervisor %ld exited before it was given a task: reaped; the next "
@@ -699,13 +706,9 @@ spare_take(engine *e, const exec_shim_req *req, exec_shim *out)
 {
     while (e->n_spares > 0) {
         espare *sp = &e->spares[e->n_spares - 1];
-        struct pollfd pfd;
 
-        pfd.fd = sp->shim.pidfd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
         /* Gone already (killed)? Then try the next, or spawn: it would read as LOST. */
-        if (sp->shim.pidfd < 0 || poll(&pfd, 1, 0) != 0 || exec_local_assign(&sp->shim, req) != 0) {
+        if (sp->shim.pidfd < 0 || spare_exited(sp) || exec_local_assign(&sp->shim, req) != 0) {
             spare_drop(e, e->n_spares - 1);
             continue;
         }
@@ -1089,6 +1092,26 @@ sched_wake(engine *e)
  * spare's index is not used: others take spares while the scheduler polls). */
 enum { WATCH_PIDFD = 0, WATCH_GO_FD = 1, WATCH_REAP = 2, WATCH_SPARE = 3, WATCH_KINDS = 4 };
 
+/* Add fd to sched_main's poll set, its owner tag index * WATCH_KINDS + what. */
+static void
+watch(struct pollfd *pfds, size_t *owner, size_t *n, int fd, size_t index, int what)
+{
+    pfds[*n].fd = fd;
+    pfds[*n].events = POLLIN;
+    pfds[*n].revents = 0;
+    owner[(*n)++] = index * WATCH_KINDS + (size_t)what;
+}
+
+/* Lower *timeout (ms, -1 = none) to left ms when that is sooner. */
+static void
+timeout_at_most(int *timeout, int64_t left)
+{
+    if (left < 0)
+        left = 0;
+    if (*timeout < 0 || left < *timeout)
+        *timeout = (int)left;
+}
+
 /* Note which supervisors ended (said "e", or exited) and read their exit records; reap the ones
  * told "k" that exited. Caller holds mu. */
 static void
@@ -1215,17 +1238,10 @@ sched_main(void *arg)
             if (r->shim.pidfd < 0 || n >= cap) {
                 timeout = POLL_NO_PIDFD_MS;
             } else {
-                pfds[n].fd = r->shim.pidfd;
-                pfds[n].events = POLLIN;
-                pfds[n].revents = 0;
-                owner[n++] = i * WATCH_KINDS + WATCH_PIDFD;
+                watch(pfds, owner, &n, r->shim.pidfd, i, WATCH_PIDFD);
             }
-            if (r->shim.go_fd >= 0 && n < cap) {
-                pfds[n].fd = r->shim.go_fd;
-                pfds[n].events = POLLIN;
-                pfds[n].revents = 0;
-                owner[n++] = i * WATCH_KINDS + WATCH_GO_FD;
-            }
+            if (r->shim.go_fd >= 0 && n < cap)
+                watch(pfds, owner, &n, r->shim.go_fd, i, WATCH_GO_FD);
         }
         for (size_t i = 0; i < e->n_reaps && n < cap; i++) {
             exec_shim *rp = &e->reaps[i];
@@ -1241,36 +1257,19 @@ sched_main(void *arg)
                             (long)rp->pid, REAP_KILL_MS / 1000);
                     (void)exec_local_signal(rp, SIGKILL);
                     rp->acked_ms = 0;
-                } else if (timeout < 0 || left < timeout) {
-                    timeout = (int)left;
+                } else {
+                    timeout_at_most(&timeout, left);
                 }
             }
-            pfds[n].fd = e->reaps[i].pidfd;
-            pfds[n].events = POLLIN;
-            pfds[n].revents = 0;
-            owner[n++] = i * WATCH_KINDS + WATCH_REAP;
+            watch(pfds, owner, &n, rp->pidfd, i, WATCH_REAP);
         }
-        for (size_t i = 0; i < e->n_spares && n < cap; i++) {
-            if (e->spares[i].shim.pidfd < 0)
-                continue; /* found when taken */
-            pfds[n].fd = e->spares[i].shim.pidfd;
-            pfds[n].events = POLLIN;
-            pfds[n].revents = 0;
-            owner[n++] = i * WATCH_KINDS + WATCH_SPARE;
-        }
-        if (e->n_spares < SCHED_SPARES_MAX && e->spares_after_ms > 0) {
-            int64_t left = e->spares_after_ms - rx__now_ms();
-
-            if (left > 0 && (timeout < 0 || left < timeout))
-                timeout = (int)left;
-        }
-        if (e->d_head != NULL) {
-            int64_t left = e->d_due_ms - rx__now_ms();
-
-            left = left < 0 ? 0 : left;
-            if (timeout < 0 || left < timeout)
-                timeout = (int)left;
-        }
+        for (size_t i = 0; i < e->n_spares && n < cap; i++)
+            if (e->spares[i].shim.pidfd >= 0) /* (without one: found when taken) */
+                watch(pfds, owner, &n, e->spares[i].shim.pidfd, i, WATCH_SPARE);
+        if (e->n_spares < SCHED_SPARES_MAX && e->spares_after_ms > rx__now_ms())
+            timeout_at_most(&timeout, e->spares_after_ms - rx__now_ms());
+        if (e->d_head != NULL)
+            timeout_at_most(&timeout, e->d_due_ms - rx__now_ms());
         pthread_mutex_unlock(&e->mu);
 
         if (poll(pfds, (nfds_t)n, n == 0 ? RETRY_AFTER_FAILURE_MS : timeout) < 0 && errno != EINTR)
